@@ -1,0 +1,233 @@
+"""Command line: nats-server's flags (Go `flag` syntax) -> Options -> logging -> trio.run(serve).
+
+Go's flag rules apply: one or two dashes, `-p 4222` or `-p=4222`, booleans as `-D` or
+`-D=false`, and parsing stops at the first argument that is not a flag. A flag that is not
+defined, or a bad value, prints the problem and the usage and exits 2, as nats-server does.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import attrs
+import trio
+
+from . import __version__, defaults
+from . import logging as tlog
+from .errors import ConfigError
+from .options import Options
+from .server import Server
+
+USAGE = """\
+Usage: trionats [options]
+
+Server Options:
+    -a, --addr, --net <host>         Bind to host address (default: 0.0.0.0)
+    -p, --port <port>                Use port for clients (default: 4222; -1 picks a random port)
+    -n, --name, --server_name <name> Server name (default: the server id)
+    -P, --pid <file>                 File to store the process id
+        --ports_file_dir <dir>       Write a ports file (trionats_<pid>.ports) in this directory
+        --client_advertise <string>  Client URL to advertise to other servers
+    -c, --config <file>              Configuration file (not supported yet)
+
+Logging Options:
+    -l, --log <file>                 File to redirect log output
+    -T, --logtime                    Timestamp log entries (default: true; -T=false to turn off)
+        --logtime_utc                Timestamps in UTC instead of the local time zone
+    -D, --debug                      Enable debugging output
+    -V, --trace                      Trace the raw protocol
+    -VV                              Verbose trace (same as -V here)
+    -DV                              Debug and trace
+    -DVV                             Debug and verbose trace
+
+Common Options:
+    -h, --help                       Show this message
+    -v, --version                    Show version
+"""
+
+# Flags nats-server has that later work will implement; refused clearly until then.
+NOT_YET = {
+    "user", "pass", "auth", "m", "http_port", "ms", "https_port", "t", "sl", "signal",
+    "log_size_limit", "s", "syslog", "r", "remote_syslog", "profile", "routes", "cluster",
+    "cluster_listen", "cluster_advertise", "no_advertise", "connect_retries", "cluster_name",
+    "help_tls", "tls", "tlsverify", "tlscert", "tlskey", "tlscacert", "max_traced_msg_len",
+    "js", "jetstream", "sd", "store_dir",
+}  # fmt: skip
+
+
+class UsageError(Exception):
+    pass
+
+
+def _parse_bool(text: str) -> bool:
+    """Go's strconv.ParseBool."""
+    if text in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if text in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    raise ValueError(text)
+
+
+def _parse_int(text: str) -> int:
+    return int(text, 0) if text.lower().startswith(("0x", "0o", "0b")) else int(text)
+
+
+class _Flags:
+    """The parsed command line: option overrides plus the few flags that act by themselves."""
+
+    def __init__(self) -> None:
+        self.overrides: dict[str, object] = {}
+        self.show_help = False
+        self.show_version = False
+        self.config_file = ""
+
+
+def _setter(field: str, convert: Callable[[str], object]) -> Callable[[_Flags, str], None]:
+    def apply(flags: _Flags, value: str) -> None:
+        flags.overrides[field] = convert(value)
+
+    return apply
+
+
+def _levels(debug: bool, trace: bool) -> Callable[[_Flags, str], None]:
+    def apply(flags: _Flags, value: str) -> None:
+        if _parse_bool(value):
+            if debug:
+                flags.overrides["debug"] = True
+            if trace:
+                flags.overrides["trace"] = True
+
+    return apply
+
+
+def _flag(attribute: str) -> Callable[[_Flags, str], None]:
+    def apply(flags: _Flags, value: str) -> None:
+        setattr(flags, attribute, _parse_bool(value))
+
+    return apply
+
+
+def _config(flags: _Flags, value: str) -> None:
+    flags.config_file = value
+
+
+# name -> (is boolean, how to apply the value)
+FLAGS: dict[str, tuple[bool, Callable[[_Flags, str], None]]] = {}
+for _names, _is_bool, _apply in [
+    (("a", "addr", "net"), False, _setter("host", str)),
+    (("p", "port"), False, _setter("port", _parse_int)),
+    (("n", "name", "server_name"), False, _setter("server_name", str)),
+    (("client_advertise",), False, _setter("client_advertise", str)),
+    (("P", "pid"), False, _setter("pid_file", str)),
+    (("ports_file_dir",), False, _setter("ports_file_dir", str)),
+    (("l", "log"), False, _setter("log_file", str)),
+    (("T", "logtime"), True, _setter("logtime", _parse_bool)),
+    (("logtime_utc",), True, _setter("logtime_utc", _parse_bool)),
+    (("D", "debug"), True, _levels(debug=True, trace=False)),
+    (("V", "trace", "VV"), True, _levels(debug=False, trace=True)),
+    (("DV", "DVV"), True, _levels(debug=True, trace=True)),
+    (("c", "config"), False, _config),
+    (("h", "help"), True, _flag("show_help")),
+    (("v", "version"), True, _flag("show_version")),
+]:
+    for _name in _names:
+        FLAGS[_name] = (_is_bool, _apply)
+
+
+def parse_args(argv: list[str]) -> _Flags:
+    """Parse argv (without the program name) the way Go's flag package does."""
+    flags = _Flags()
+    args = list(argv)
+    while args:
+        arg = args[0]
+        if len(arg) < 2 or arg[0] != "-":
+            break
+        if arg == "--":
+            args.pop(0)
+            break
+        name = arg[2:] if arg.startswith("--") else arg[1:]
+        if not name or name[0] in "-=":
+            raise UsageError(f"bad flag syntax: {arg}")
+        args.pop(0)
+        value: str | None = None
+        if "=" in name:
+            name, value = name.split("=", 1)
+        if name in NOT_YET:
+            raise UsageError(f"flag -{name} is not supported by trionats yet")
+        if name not in FLAGS:
+            raise UsageError(f"flag provided but not defined: -{name}")
+        is_bool, apply = FLAGS[name]
+        if value is None:
+            if is_bool:
+                value = "true"
+            elif args:
+                value = args.pop(0)
+            else:
+                raise UsageError(f"flag needs an argument: -{name}")
+        try:
+            apply(flags, value)
+        except ValueError:
+            raise UsageError(f'invalid value "{value}" for flag -{name}: parse error') from None
+    for extra in args:
+        if extra == "version":
+            flags.show_version = True
+        elif extra == "help":
+            flags.show_help = True
+        else:
+            raise UsageError(f'unrecognized command: "{extra}"')
+    return flags
+
+
+def build_options(flags: _Flags) -> Options:
+    if flags.config_file:
+        raise ConfigError(
+            f"configuration files are not supported by trionats yet: {flags.config_file}"
+        )
+    try:
+        return attrs.evolve(Options(), **flags.overrides)
+    except TypeError as exc:  # pragma: no cover - the flag table and Options agree
+        raise ConfigError(str(exc)) from exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        flags = parse_args(argv)
+    except UsageError as exc:
+        print(f"trionats: {exc}\n", file=sys.stderr)
+        print(USAGE, file=sys.stderr)
+        return 2
+    if flags.show_help:
+        print(USAGE)
+        return 0
+    if flags.show_version:
+        print(f"trionats: v{__version__} (nats-server v{defaults.COMPAT_VERSION} protocol)")
+        return 0
+    try:
+        options = build_options(flags)
+        options.check()
+    except ConfigError as exc:
+        print(f"trionats: {exc}", file=sys.stderr)
+        return 1
+    tlog.configure(
+        debug=options.debug,
+        trace=options.trace,
+        logtime=options.logtime,
+        logtime_utc=options.logtime_utc,
+        log_file=options.log_file,
+    )
+    try:
+        trio.run(_serve, options)
+    except OSError as exc:
+        tlog.get_logger().fatal(f"Error listening on port: {exc}")
+        return 1
+    return 0
+
+
+async def _serve(options: Options) -> None:
+    await Server(options).serve(handle_signals=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

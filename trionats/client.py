@@ -1,0 +1,418 @@
+"""A client session: INFO, CONNECT, SUB/UNSUB, PING/PONG, and delivering each PUB.
+
+The path of one PUB (`_on_pub`, all synchronous): count it, pedantic check, +OK if verbose,
+look up this publisher's delivery plan for the subject (encoded MSG heads per matching
+subscription, rebuilt when the sublist changes), append head + tail + payload to each
+subscriber's outbound queue and to one random member per queue group, then the 503
+no-responders reply if nothing was delivered. The writers of those connections are woken
+and send everything queued by this read in one `send_all` each.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING
+
+import trio
+
+from . import defaults, errors
+from .connection import Connection
+from .core.sublist import InvalidSubject, Subscription
+from .errors import ProtocolError, Reason
+from .protocol import encode
+from .protocol.connect import ConnectOptions, decode_connect
+from .protocol.events import Connect, Err, Info, Ping, Pong, Pub, Sub, Unsub
+from .protocol.parser import Parser
+from .protocol.subjects import is_valid_literal_subject
+
+if TYPE_CHECKING:
+    from .server import Server
+
+_random = random.random
+
+
+class _Plan:
+    """Where messages published to one subject go, with their MSG heads pre-encoded.
+
+    Each target is (subscription, outbound, msg_head, hmsg_head or None if the subscriber
+    cannot take headers). `queues` holds one tuple of targets per queue group.
+    """
+
+    __slots__ = ("plain", "queues")
+
+    def __init__(self, plain: tuple, queues: tuple) -> None:
+        self.plain = plain
+        self.queues = queues
+
+
+class ClientConnection(Connection):
+    id_label = "cid"
+    kind = "Client"
+
+    def __init__(self, server: Server, stream: trio.abc.Stream, cid: int, peer) -> None:
+        options = server.options
+        super().__init__(
+            stream,
+            cid,
+            peer=peer,
+            max_pending=options.max_pending,
+            write_deadline=options.write_deadline,
+            logger=server.log,
+        )
+        self.server = server
+        self.sublist = server.sublist
+        self.parser = Parser(
+            max_control_line=options.max_control_line, max_payload=options.max_payload
+        )
+        self.opts = ConnectOptions()
+        self.headers = False  # both sides agreed on headers
+        self.connected = False  # a CONNECT was accepted
+        self.first_pong_sent = False
+        self.subs: dict[bytes, Subscription] = {}
+        self.pings_out = 0
+        self.rtt = 0.0
+        self.rtt_start = 0.0
+        self.last_in = -float("inf")  # last time the client sent messages, subs or a PING
+        self.in_msgs = self.in_bytes = self.out_msgs = self.out_bytes = 0
+        self._plans: dict[bytes, _Plan] = {}
+        self._plans_generation = -1
+        self.next_ping = self.start_time + options.ping_interval
+
+    # --- greeting and limits --------------------------------------------------------------
+
+    def on_start(self) -> None:
+        self.outbound.write(encode.info(self.server.client_info(self)))
+
+    def refuse(self, text: str, reason: str) -> None:
+        """Send -ERR `text` and close (after the INFO already queued)."""
+        self.send_err(text)
+        self.close(reason)
+
+    def send_err(self, text: str) -> None:
+        if self.server.trace:
+            self.log.trace(f"->> [-ERR {text}]")
+        self.outbound.write(encode.err(text))
+
+    # --- reading --------------------------------------------------------------------------
+
+    def process(self, data: bytes) -> None:
+        in_msgs = self.in_msgs
+        interest = False
+        for event in self.parser.feed(data):
+            kind = type(event)
+            if kind is Pub:
+                self._on_pub(event)
+            elif kind is Sub:
+                self._on_sub(event)
+                interest = True
+            elif kind is Unsub:
+                self._on_unsub(event)
+                interest = True
+            elif kind is Ping:
+                self._on_ping()
+            elif kind is Pong:
+                self._on_pong()
+            elif kind is Connect:
+                self._on_connect(event)
+            elif kind is Err:
+                self.log.error(f"Client Error {event.text.decode(errors='replace')}")
+                self.close(Reason.PARSE_ERROR, flush=False)
+            elif kind is Info:
+                pass  # clients may send INFO; nats-server ignores it
+            if self.closed_reason is not None:
+                return
+        if interest or self.in_msgs != in_msgs:
+            self.last_in = self.last_activity = trio.current_time()
+
+    def on_protocol_error(self, error: ProtocolError) -> None:
+        if error.err is not None:
+            self.send_err(error.err)
+        if error.reason == Reason.MAX_PAYLOAD:
+            self.log.error(f"{error.err}")
+        elif error.reason == Reason.PARSE_ERROR:
+            self.log.error(f"Client parser ERROR: {error.err}")
+        elif error.detail:
+            self.log.debug(f"Client protocol error: {error.detail}")
+        self.close(error.reason, flush=error.err is not None)
+
+    # --- CONNECT --------------------------------------------------------------------------
+
+    def _on_connect(self, event: Connect) -> None:
+        server = self.server
+        if server.trace:
+            self.log.trace(f"<<- [CONNECT {event.raw.decode(errors='replace')}]")
+        try:
+            opts = decode_connect(event.raw, self.opts)
+        except ValueError as exc:
+            self.log.debug(f"Bad CONNECT: {exc}")
+            self.close(Reason.PROTOCOL_VIOLATION, flush=False)
+            return
+        now = trio.current_time()
+        if not self.connected:
+            self.rtt = max(now - self.start_time, 1e-9)
+        self.connected = True
+        self.opts = opts
+        self.headers = opts.headers and not server.options.no_header_support
+        self.parser.headers = self.headers
+        self._plans.clear()
+        if opts.account or opts.new_account:
+            self.send_err(errors.AUTH_VIOLATION)
+            self.close(Reason.AUTH_VIOLATION)
+            return
+        if opts.protocol < 0 or opts.protocol > defaults.CLIENT_PROTO:
+            self.send_err(errors.BAD_CLIENT_PROTOCOL)
+            self.close(Reason.BAD_CLIENT_PROTOCOL)
+            return
+        if opts.no_responders and not self.headers:
+            self.send_err(errors.NO_RESPONDERS_NEEDS_HEADERS)
+            self.close(Reason.NO_RESPONDERS_NEEDS_HEADERS)
+            return
+        if opts.verbose:
+            self.outbound.write(encode.OK)
+        interval = server.options.ping_interval
+        first = min(interval, defaults.FIRST_CLIENT_PING_INTERVAL)
+        self.reschedule_ping(now + first + random.uniform(0, first / 5))
+        self.log = self.log.bind(conn=self._conn_label())
+
+    def _conn_label(self) -> str:
+        """The log prefix, with the client's version/lang/name once known (as nats-server)."""
+        base = f"{self.peer_host}:{self.peer_port} - cid:{self.cid}"
+        opts = self.opts
+        parts = []
+        if opts.version:
+            parts.append(f"v{opts.version}")
+        if opts.lang:
+            parts.append(opts.lang)
+        if opts.name:
+            parts.append(opts.name)
+        if parts:
+            return f'{base} - "{":".join(parts)}"'
+        return base
+
+    # --- PING / PONG ----------------------------------------------------------------------
+
+    def _on_ping(self) -> None:
+        self.outbound.write(encode.PONG)
+        self.last_in = trio.current_time()
+        if self.connected and not self.first_pong_sent:
+            self.first_pong_sent = True
+            if self.opts.protocol >= 1:
+                fields = self.server.client_info(self)
+                fields["connect_info"] = True
+                fields["remote_account"] = "$G"
+                self.outbound.write(encode.info(fields))
+
+    def _on_pong(self) -> None:
+        self.pings_out = 0
+        if self.rtt_start:
+            self.rtt = max(trio.current_time() - self.rtt_start, 1e-9)
+
+    def on_ping_timer(self) -> None:
+        options = self.server.options
+        now = trio.current_time()
+        interval = options.ping_interval
+        if self.rtt and now - self.last_in < interval:
+            self.log.debug("Delaying PING due to remote client data or ping")
+        elif self.pings_out + 1 > options.ping_max:
+            self.log.debug("Stale Client Connection - Closing")
+            self.server.stats.stale_connections += 1
+            self.send_err(errors.STALE_CONNECTION)
+            self.close(Reason.STALE_CONNECTION)
+            return
+        else:
+            self.rtt_start = now
+            self.pings_out += 1
+            self.outbound.write(encode.PING)
+        self.reschedule_ping(now + interval)
+
+    # --- SUB / UNSUB ----------------------------------------------------------------------
+
+    def _on_sub(self, event: Sub) -> None:
+        subject, queue, sid = event
+        if self.server.trace:
+            self.log.trace(f"<<- [SUB {b' '.join(p for p in event if p).decode(errors='replace')}]")
+        limit = self.server.options.max_subscriptions
+        if limit > 0 and len(self.subs) >= limit:
+            self.log.error(errors.MAX_SUBSCRIPTIONS)
+            self.send_err(errors.MAX_SUBSCRIPTIONS)
+            return
+        if sid not in self.subs:
+            sub = Subscription(self, subject, queue, sid)
+            try:
+                self.sublist.insert(sub)
+            except InvalidSubject:
+                self.send_err(errors.INVALID_SUBJECT)
+                return
+            self.subs[sid] = sub
+        if self.opts.verbose:
+            self.outbound.write(encode.OK)
+
+    def _on_unsub(self, event: Unsub) -> None:
+        sid, max_msgs = event
+        if self.server.trace:
+            self.log.trace(f"<<- [UNSUB {sid.decode(errors='replace')}]")
+        sub = self.subs.get(sid)
+        if sub is not None:
+            if max_msgs > 0 and max_msgs > sub.delivered:
+                sub.max_msgs = max_msgs
+            else:
+                self.remove_sub(sub)
+        if self.opts.verbose:
+            self.outbound.write(encode.OK)
+
+    def remove_sub(self, sub: Subscription) -> None:
+        if sub.closed:
+            return
+        sub.closed = True
+        self.subs.pop(sub.sid, None)
+        self.sublist.remove(sub)
+
+    # --- PUB: the message path ------------------------------------------------------------
+
+    def _on_pub(self, event: Pub) -> None:
+        subject, reply, header_size, data = event
+        self.in_msgs += 1
+        size = len(data) - 2
+        self.in_bytes += size
+        opts = self.opts
+        if opts.pedantic and subject and not is_valid_literal_subject(subject):
+            self.send_err(errors.INVALID_PUBLISH_SUBJECT)
+        if opts.verbose:
+            self.outbound.write(encode.OK)
+
+        sublist = self.sublist
+        plans = self._plans
+        if self._plans_generation != sublist.generation:
+            plans.clear()
+            self._plans_generation = sublist.generation
+        plan = plans.get(subject)
+        if plan is None:
+            plan = self._build_plan(subject)
+        delivered = 0
+        if plan.plain or plan.queues:
+            if header_size > 0:
+                delivered = self._deliver_with_headers(plan, subject, reply, header_size, data)
+            else:
+                tail = encode.msg_tail(reply, size)
+                total = len(tail) + len(data)
+                for sub, outbound, head, _ in plan.plain:
+                    outbound.write_msg(head, tail, data, len(head) + total)
+                    client = sub.client
+                    client.out_msgs += 1
+                    client.out_bytes += size
+                    sub.delivered += 1
+                    if sub.max_msgs and sub.delivered >= sub.max_msgs:
+                        client.remove_sub(sub)
+                    delivered += 1
+                for group in plan.queues:
+                    target = _pick(group)
+                    if target is None:
+                        continue
+                    sub, outbound, head, _ = target
+                    outbound.write_msg(head, tail, data, len(head) + total)
+                    client = sub.client
+                    client.out_msgs += 1
+                    client.out_bytes += size
+                    sub.delivered += 1
+                    if sub.max_msgs and sub.delivered >= sub.max_msgs:
+                        client.remove_sub(sub)
+                    delivered += 1
+        stats = self.server.stats
+        stats.in_msgs += 1
+        stats.in_bytes += size
+        if delivered:
+            stats.out_msgs += delivered
+            stats.out_bytes += delivered * size
+        elif reply and opts.no_responders:
+            self._no_responders(subject, reply)
+
+    def _deliver_with_headers(
+        self, plan: _Plan, subject: bytes, reply: bytes, header_size: int, data: bytes
+    ) -> int:
+        """Deliver an HPUB: HMSG to subscribers with headers, the bare payload as MSG to others."""
+        size = len(data) - 2
+        htail = encode.hmsg_tail(reply, header_size, size)
+        body = data[header_size:]
+        mtail = encode.msg_tail(reply, size - header_size)
+        delivered = 0
+
+        def send(target) -> None:
+            sub, outbound, head, hhead = target
+            if hhead is not None:
+                outbound.write_msg(hhead, htail, data, len(hhead) + len(htail) + len(data))
+                sub.client.out_bytes += size
+            else:
+                outbound.write_msg(head, mtail, body, len(head) + len(mtail) + len(body))
+                sub.client.out_bytes += size - header_size
+            sub.client.out_msgs += 1
+            sub.delivered += 1
+            if sub.max_msgs and sub.delivered >= sub.max_msgs:
+                sub.client.remove_sub(sub)
+
+        for target in plan.plain:
+            send(target)
+            delivered += 1
+        for group in plan.queues:
+            target = _pick(group)
+            if target is not None:
+                send(target)
+                delivered += 1
+        return delivered
+
+    def _build_plan(self, subject: bytes) -> _Plan:
+        result = self.sublist.match(subject)
+        echo = self.opts.echo
+
+        def target(sub: Subscription):
+            client = sub.client
+            hhead = encode.hmsg_head(subject, sub.sid) if client.headers else None
+            return (sub, client.outbound, encode.msg_head(subject, sub.sid), hhead)
+
+        plain = tuple(target(sub) for sub in result.psubs if echo or sub.client is not self)
+        queues = []
+        for members in result.qsubs:
+            group = tuple(target(sub) for sub in members if echo or sub.client is not self)
+            if group:
+                queues.append(group)
+        plan = _Plan(plain, tuple(queues))
+        if len(self._plans) >= defaults.DELIVERY_CACHE_SIZE:
+            self._plans.clear()
+        self._plans[subject] = plan
+        return plan
+
+    def _no_responders(self, subject: bytes, reply: bytes) -> None:
+        """Nobody got a request: tell the requester with a 503 status on its reply subscription."""
+        for sub in self.sublist.match(reply).psubs:
+            if sub.client is self:
+                self.outbound.write(encode.no_responders(reply, sub.sid, subject))
+                return
+
+    # --- closing --------------------------------------------------------------------------
+
+    def _on_slow_consumer(self) -> None:
+        self.server.stats.slow_consumers += 1
+        self.log.info(f"Slow Consumer Detected: MaxPending of {self.outbound.max_pending} Exceeded")
+        self.close(Reason.SLOW_CONSUMER_PENDING, flush=False)
+
+    def on_write_timeout(self) -> None:
+        self.server.stats.slow_consumers += 1
+        self.log.info("Slow Consumer Detected: WriteDeadline exceeded")
+        self.close(Reason.SLOW_CONSUMER_WRITE, flush=False)
+
+    def on_close(self, reason: str) -> None:
+        for sub in list(self.subs.values()):
+            self.remove_sub(sub)
+        self._plans.clear()
+        self.server.forget(self)
+        self.log.debug(f"Client connection closed: {reason}")
+
+
+def _pick(group: tuple):
+    """One member of a queue group, at random; skips members unsubscribed meanwhile."""
+    count = len(group)
+    start = int(_random() * count) if count > 1 else 0
+    for i in range(count):
+        target = group[(start + i) % count]
+        if not target[0].closed:
+            return target
+    return None

@@ -1,0 +1,1 @@
+"""The message core: the subscription index (plain synchronous code, no I/O)."""

@@ -1,0 +1,86 @@
+"""Every default and limit of the server as a named constant, with the reason for its value.
+
+Values follow nats-server 2.15 (server/const.go) unless a comment says otherwise, so that a client
+or operator moving between the two servers sees the same limits.
+"""
+
+# --- identity -------------------------------------------------------------------------------
+
+#: The nats-server release whose wire behaviour trionats reproduces. Sent as INFO `version`:
+#: clients gate features (headers, no_responders, ...) on this semver, so it must be a 2.x
+#: version they know. trionats' own version is `trionats.__version__`.
+COMPAT_VERSION = "2.15.1"
+
+#: Protocol level announced to clients (1 = supports async INFO).
+CLIENT_PROTO = 1
+
+# --- listening ------------------------------------------------------------------------------
+
+DEFAULT_HOST = "0.0.0.0"
+DEFAULT_PORT = 4222
+#: A port value asking for a random free port (`-p -1`, `port: -1`).
+RANDOM_PORT = -1
+
+# --- limits ---------------------------------------------------------------------------------
+
+#: Largest message (headers + payload) a client may publish; advertised in INFO.
+#: Past it: -ERR 'Maximum Payload Violation' and the connection is closed.
+MAX_PAYLOAD = 1024 * 1024
+#: nats-server warns at startup when max_payload is configured above this.
+MAX_PAYLOAD_WARN = 8 * 1024 * 1024
+
+#: Longest argument text of one protocol line (after the op name).
+#: Past it: -ERR 'maximum control line exceeded' and the connection is closed.
+MAX_CONTROL_LINE = 4096
+
+#: Simultaneous client connections. Past it a new client gets INFO, then
+#: -ERR 'maximum connections exceeded' and is closed.
+MAX_CONNECTIONS = 64 * 1024
+
+#: Subscriptions per connection; 0 = unlimited. Past it: -ERR 'maximum subscriptions exceeded',
+#: the connection stays open.
+MAX_SUBSCRIPTIONS = 0
+
+#: Bytes queued for one connection that the peer has not read yet. Past it the connection is a
+#: slow consumer: closed at once without -ERR, counted and logged.
+MAX_PENDING = 64 * 1024 * 1024
+
+#: Seconds one socket write may take before the peer is a slow consumer (write deadline).
+WRITE_DEADLINE = 10.0
+
+#: Seconds between server PINGs on an idle connection.
+PING_INTERVAL = 120.0
+#: The first PING after CONNECT comes after at most this many seconds (plus up to 20% jitter),
+#: which gives an early RTT sample and detects dead peers quickly.
+FIRST_CLIENT_PING_INTERVAL = 2.0
+#: Unanswered PINGs tolerated; one more and the connection gets -ERR 'Stale Connection'.
+PING_MAX = 2
+
+#: Seconds a closing connection may spend flushing what is queued (an -ERR, the last MSGs)
+#: before its tasks are cancelled.
+CLOSE_FLUSH_TIMEOUT = 1.0
+
+#: Seconds a graceful shutdown waits for connections to flush before cancelling them.
+SHUTDOWN_GRACE = 5.0
+
+# --- internal tuning (not user options) -----------------------------------------------------
+
+#: Bytes asked of the socket per read. Large reads let the parser work through many messages
+#: per wake-up; nats-server grows its read buffer up to the same size.
+READ_SIZE = 64 * 1024
+
+#: Most bytes the writer joins into one send. Bounds the copy per write and the time one
+#: write holds the write deadline.
+MAX_WRITE_BATCH = 4 * 1024 * 1024
+
+#: Entries in the sublist's match cache before it sheds the older half (nats-server: 1024).
+SUBLIST_CACHE_SIZE = 1024
+
+#: Entries in a publisher's per-connection delivery cache (subject -> encoded targets).
+DELIVERY_CACHE_SIZE = 1024
+
+#: Entries in the parser's cache of decoded PUB control lines.
+PUB_LINE_CACHE_SIZE = 4096
+
+#: Seconds to back off after accept() fails for lack of file descriptors (Trio's own value).
+ACCEPT_BACKOFF = 0.1

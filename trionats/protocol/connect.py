@@ -1,0 +1,96 @@
+"""Decoding a client's CONNECT JSON with the rules of Go's encoding/json into nats-server's struct.
+
+Keys match field names case-insensitively, `null` leaves a field as it was, a value of the wrong
+JSON type is an error (nats-server then closes the connection without -ERR), and fields that
+were not sent keep their previous value: the pre-CONNECT defaults, or an earlier CONNECT's.
+"""
+
+from __future__ import annotations
+
+import json
+
+import attrs
+
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+@attrs.define(slots=True)
+class ConnectOptions:
+    """What a client said about itself in CONNECT (defaults are the pre-CONNECT ones)."""
+
+    verbose: bool = True
+    pedantic: bool = True
+    echo: bool = True
+    tls_required: bool = False
+    headers: bool = False
+    no_responders: bool = False
+    protocol: int = 0
+    user: str = ""
+    password: str = ""
+    auth_token: str = ""
+    nkey: str = ""
+    sig: str = ""
+    jwt: str = ""
+    name: str = ""
+    lang: str = ""
+    version: str = ""
+    account: str = ""
+    new_account: bool = False
+    remote_account: str = ""
+    proxy_sig: str = ""
+    import_: dict | None = None
+    export: dict | None = None
+
+
+# JSON key -> (attribute, expected type)
+_FIELDS: dict[str, tuple[str, type]] = {
+    "verbose": ("verbose", bool),
+    "pedantic": ("pedantic", bool),
+    "echo": ("echo", bool),
+    "tls_required": ("tls_required", bool),
+    "headers": ("headers", bool),
+    "no_responders": ("no_responders", bool),
+    "protocol": ("protocol", int),
+    "user": ("user", str),
+    "pass": ("password", str),
+    "auth_token": ("auth_token", str),
+    "nkey": ("nkey", str),
+    "sig": ("sig", str),
+    "jwt": ("jwt", str),
+    "name": ("name", str),
+    "lang": ("lang", str),
+    "version": ("version", str),
+    "account": ("account", str),
+    "new_account": ("new_account", bool),
+    "remote_account": ("remote_account", str),
+    "proxy_sig": ("proxy_sig", str),
+    "import": ("import_", dict),
+    "export": ("export", dict),
+}
+
+
+def _no_constants(name: str) -> None:
+    raise ValueError(f"invalid JSON literal {name}")
+
+
+def decode_connect(raw: bytes, previous: ConnectOptions) -> ConnectOptions:
+    """Apply the CONNECT JSON `raw` on top of `previous`; raise ValueError if Go would refuse it."""
+    document = json.loads(raw.decode("utf-8", "replace"), parse_constant=_no_constants)
+    if not isinstance(document, dict):
+        raise ValueError("CONNECT is not a JSON object")
+    result = attrs.evolve(previous)
+    for key, value in document.items():
+        field = _FIELDS.get(key) or _FIELDS.get(key.lower())
+        if field is None or value is None:
+            continue
+        attribute, kind = field
+        if kind is bool:
+            ok = isinstance(value, bool)
+        elif kind is int:
+            ok = type(value) is int and _INT64[0] <= value <= _INT64[1]
+        else:
+            ok = isinstance(value, kind)
+        if not ok:
+            raise ValueError(f"CONNECT field {key!r} has the wrong type")
+        setattr(result, attribute, value)
+    return result

@@ -1,0 +1,67 @@
+"""The events the parser produces: one small immutable value per protocol operation.
+
+Subjects, queues, sids and payloads stay `bytes` end to end: the server never decodes them on
+the message path. Events are NamedTuples so the parser can build them without running
+`__init__` (see `new_event` in parser.py) and handlers can unpack them like tuples.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Connect(NamedTuple):
+    """CONNECT: `raw` is the JSON text, decoded by `protocol.connect`."""
+
+    raw: bytes
+
+
+class Info(NamedTuple):
+    """INFO from the peer (ignored on client connections; routes act on it)."""
+
+    raw: bytes
+
+
+class Pub(NamedTuple):
+    """PUB or HPUB with its complete payload.
+
+    `data` is headers + payload + the trailing CRLF, ready to follow a MSG/HMSG line.
+    `header_size` is -1 for PUB, else the header block's length (0 = an empty block).
+    `reply` is b"" when absent.
+    """
+
+    subject: bytes
+    reply: bytes
+    header_size: int
+    data: bytes
+
+
+class Sub(NamedTuple):
+    subject: bytes
+    queue: bytes | None
+    sid: bytes
+
+
+class Unsub(NamedTuple):
+    """UNSUB; `max_msgs` is -1 when absent or unparsable (then the sub goes at once)."""
+
+    sid: bytes
+    max_msgs: int
+
+
+class Err(NamedTuple):
+    """-ERR received from the peer."""
+
+    text: bytes
+
+
+class Ping(NamedTuple):
+    pass
+
+
+class Pong(NamedTuple):
+    pass
+
+
+PING = Ping()
+PONG = Pong()

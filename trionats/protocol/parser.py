@@ -1,0 +1,382 @@
+"""Sans-I/O parser for the NATS client protocol: bytes in, events out, never a socket.
+
+How it works. `feed(data)` is a generator: it appends `data` to what was left over and yields
+one event per complete operation, so the caller can change the parser's settings (headers
+allowed, CONNECT still required) between two operations of the same read. A protocol
+violation raises `ProtocolError` carrying nats-server's exact -ERR text (or None for its silent
+closes); after that the parser is broken and must not be fed again.
+
+The grammar follows nats-server's byte state machine (server/parser.go), including its corners:
+op names are case-insensitive; an op with arguments needs one space or tab after its name;
+the first byte after the separators starts the argument text, whatever it is; the argument
+ends at the next `\n`, dropping one byte before it if a `\r` was seen; PING, PONG and +OK
+ignore the rest of their line. Payloads are length-prefixed and must end in `\r\n`.
+
+The hot path is PUB: one `find` for the line end, a cache of decoded control lines, one slice
+for payload plus CRLF. Split reads are handled by keeping the unparsed tail (bounded by
+max_control_line) or, for payloads, a list of chunks joined once when complete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from .. import defaults, errors
+from ..errors import ProtocolError, Reason
+from .events import PING, PONG, Connect, Err, Info, Pub, Sub, Unsub
+
+new_event = tuple.__new__  # builds a NamedTuple event without the cost of its __new__
+
+# Keyword table: upper-case name -> (op, how its arguments start).
+#   SEP:  one or more spaces/tabs required, then the argument text
+#   OPT:  optional spaces/tabs, then the argument text (CONNECT, INFO)
+#   LINE: the rest of the line is ignored (PING, PONG, +OK)
+SEP, OPT, LINE = 0, 1, 2
+
+OP_PUB, OP_HPUB, OP_HMSG, OP_SUB, OP_UNSUB = "PUB", "HPUB", "HMSG", "SUB", "UNSUB"
+OP_CONNECT, OP_INFO, OP_PING, OP_PONG, OP_OK, OP_ERR = (
+    "CONNECT",
+    "INFO",
+    "PING",
+    "PONG",
+    "+OK",
+    "-ERR",
+)
+
+CLIENT_KEYWORDS = {
+    b"PUB": (OP_PUB, SEP),
+    b"HPUB": (OP_HPUB, SEP),
+    # A client HMSG is accepted by nats-server as an empty message with no subject.
+    b"HMSG": (OP_HMSG, SEP),
+    b"SUB": (OP_SUB, SEP),
+    b"UNSUB": (OP_UNSUB, SEP),
+    b"CONNECT": (OP_CONNECT, OPT),
+    b"INFO": (OP_INFO, OPT),
+    b"PING": (OP_PING, LINE),
+    b"PONG": (OP_PONG, LINE),
+    b"+OK": (OP_OK, LINE),
+    b"-ERR": (OP_ERR, SEP),
+}
+
+_SPACE, _TAB, _CR, _LF = 32, 9, 13, 10
+_NEED = None  # walker result: more bytes are needed to decide
+
+
+def _build_trie(keywords: dict[bytes, tuple[str, int]]) -> dict:
+    root: dict = {}
+    for word, action in keywords.items():
+        node = root
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[None] = action
+    return root
+
+
+def _parse_size(text: bytes) -> int:
+    """nats-server's parseSize: 1 to 9 ASCII digits, else -1."""
+    if 0 < len(text) <= 9 and text.isdigit():
+        return int(text)
+    return -1
+
+
+def _split_blanks(arg: bytes) -> list[bytes]:
+    """Split on spaces and tabs only, as nats-server does for PUB and HPUB arguments."""
+    if b"\t" in arg:
+        arg = arg.replace(b"\t", b" ")
+    return [part for part in arg.split(b" ") if part]
+
+
+def _split_args(arg: bytes) -> list[bytes]:
+    """nats-server's splitArg (SUB, UNSUB): spaces, tabs, CR and LF separate."""
+    for sep in (b"\t", b"\r", b"\n"):
+        if sep in arg:
+            arg = arg.replace(sep, b" ")
+    return [part for part in arg.split(b" ") if part]
+
+
+def _silent(detail: str) -> ProtocolError:
+    return ProtocolError(None, Reason.PROTOCOL_VIOLATION, detail)
+
+
+def _unknown_op() -> ProtocolError:
+    return ProtocolError(errors.UNKNOWN_PROTOCOL, Reason.PARSE_ERROR)
+
+
+class Parser:
+    """Parser of what a client sends to the server.
+
+    Settings the connection may change between events: `max_payload`, `max_control_line`
+    (call `set_limits`), `headers` (HPUB allowed) and `require_connect` (auth configured and
+    CONNECT not yet accepted: any other op is an Authorization Violation).
+    """
+
+    keywords = CLIENT_KEYWORDS
+
+    def __init__(
+        self,
+        *,
+        max_control_line: int = defaults.MAX_CONTROL_LINE,
+        max_payload: int = defaults.MAX_PAYLOAD,
+        headers: bool = False,
+        require_connect: bool = False,
+    ) -> None:
+        self._trie = _build_trie(self.keywords)
+        self.max_control_line = max_control_line
+        self.max_payload = max_payload
+        self.headers = headers
+        self.require_connect = require_connect
+        self._tail = b""  # unparsed bytes: a partial control line
+        self._line_op: str | None = None  # PING/PONG/+OK seen, discarding to end of line
+        self._waiting: tuple | None = None  # (subject, reply, header_size, size) of a payload
+        self._chunks: list[bytes] = []  # payload bytes received so far
+        self._have = 0
+        self._pub_lines: dict[bytes, tuple[bytes, bytes, int]] = {}
+
+    def set_limits(self, *, max_control_line: int, max_payload: int) -> None:
+        self.max_control_line = max_control_line
+        self.max_payload = max_payload
+        self._pub_lines.clear()
+
+    # --- the main loop --------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> Iterator[object]:
+        """Yield every complete event in what has been received, `data` included."""
+        if self._waiting is not None:
+            data = self._continue_payload(data)
+            if data is None:
+                return
+            yield self._finish_waiting(data)
+            data = data[self._consumed :]
+        if self._line_op is not None:
+            nl = data.find(b"\n")
+            if nl < 0:
+                return
+            op, self._line_op = self._line_op, None
+            if op is OP_PING:
+                yield PING
+            elif op is OP_PONG:
+                yield PONG
+            data = data[nl + 1 :]
+        buf = self._tail + data if self._tail else data
+        self._tail = b""
+        pos = 0
+        end = len(buf)
+        pub_lines = self._pub_lines
+        while pos < end:
+            nl = buf.find(b"\n", pos)
+            if nl < 0:
+                self._keep_partial(buf, pos, end)
+                return
+            if buf.startswith(b"PUB ", pos) and not self.require_connect and buf[pos + 4] > _SPACE:
+                # Fast path: the common shape of PUB, cached by its argument bytes.
+                arg_start = pos + 4
+                key = buf[arg_start:nl]
+                args = pub_lines.get(key)
+                if args is None:
+                    args = self._decode_pub(self._arg_text(buf, arg_start, nl))
+                    if len(pub_lines) >= defaults.PUB_LINE_CACHE_SIZE:
+                        pub_lines.clear()
+                    pub_lines[key] = args
+                subject, reply, size = args
+                if size > self.max_payload:
+                    raise ProtocolError(errors.MAX_PAYLOAD, Reason.MAX_PAYLOAD)
+                start = nl + 1
+                stop = start + size + 2
+                if stop <= end:
+                    if buf[stop - 2] != _CR or buf[stop - 1] != _LF:
+                        raise _unknown_op()
+                    yield new_event(Pub, (subject, reply, -1, buf[start:stop]))
+                    pos = stop
+                    continue
+                self._wait_payload(buf, start, end, (subject, reply, -1, size))
+                return
+            op, arg_start = self._walk(buf, pos, nl + 1)
+            if arg_start < 0:  # PING, PONG, +OK: the line is done
+                pos = nl + 1
+                if op is OP_PING:
+                    yield PING
+                elif op is OP_PONG:
+                    yield PONG
+                continue
+            if arg_start == nl:
+                # The separator was followed by LF itself: nats-server takes that byte as the
+                # first of the argument, which then runs to the next LF.
+                nl = buf.find(b"\n", arg_start + 1)
+                if nl < 0:
+                    self._keep_partial(buf, pos, end)
+                    return
+            arg = self._arg_text(buf, arg_start, nl)
+            pos = nl + 1
+            if op is OP_PUB or op is OP_HPUB or op is OP_HMSG:
+                if op is OP_PUB:
+                    subject, reply, size = self._decode_pub(arg)
+                    header_size = -1
+                elif op is OP_HPUB:
+                    subject, reply, header_size, size = self._decode_hpub(arg)
+                else:
+                    subject, reply, header_size, size = b"", b"", 0, 0
+                if size > self.max_payload and op is not OP_HMSG:
+                    raise ProtocolError(errors.MAX_PAYLOAD, Reason.MAX_PAYLOAD)
+                stop = pos + size + 2
+                if stop <= end:
+                    if buf[stop - 2] != _CR or buf[stop - 1] != _LF:
+                        raise _unknown_op()
+                    yield new_event(Pub, (subject, reply, header_size, buf[pos:stop]))
+                    pos = stop
+                    continue
+                self._wait_payload(buf, pos, end, (subject, reply, header_size, size))
+                return
+            yield self._decode_other(op, arg)
+
+    # --- pieces of the loop ---------------------------------------------------------------
+
+    def _walk(self, buf: bytes, pos: int, limit: int) -> tuple[str, int]:
+        """Match the op name at `pos`; return (op, index where its argument starts).
+
+        The index is -1 for ops without arguments; `_NEED` is returned as op when `limit`
+        came before the op could be decided.
+        """
+        if self.require_connect and buf[pos] not in b"Cc":
+            raise ProtocolError(errors.AUTH_VIOLATION, Reason.AUTH_VIOLATION)
+        node = self._trie
+        i = pos
+        while True:
+            if i >= limit:
+                return _NEED, -1
+            ch = buf[i]
+            if 97 <= ch <= 122:
+                ch -= 32
+            nxt = node.get(ch)
+            if nxt is None:
+                action = node.get(None)
+                if action is None:
+                    raise _unknown_op()
+                break
+            node = nxt
+            i += 1
+        op, mode = action
+        if mode == LINE:
+            return op, -1
+        if mode == SEP:
+            if buf[i] not in (_SPACE, _TAB):
+                raise _unknown_op()
+            i += 1
+        while i < limit and buf[i] in (_SPACE, _TAB):
+            i += 1
+        if i >= limit:
+            return _NEED, -1
+        return op, i
+
+    def _arg_text(self, buf: bytes, arg_start: int, nl: int) -> bytes:
+        """The argument bytes between `arg_start` and the LF at `nl`, limit-checked."""
+        stop = nl
+        # nats-server drops the byte before LF once a CR was seen after the first byte.
+        if nl - 1 > arg_start and (buf[nl - 1] == _CR or _CR in buf[arg_start + 1 : nl]):
+            stop = nl - 1
+        if stop - arg_start > self.max_control_line:
+            raise ProtocolError(errors.MAX_CONTROL_LINE, Reason.MAX_CONTROL_LINE)
+        return buf[arg_start:stop]
+
+    def _keep_partial(self, buf: bytes, pos: int, end: int) -> None:
+        """No LF yet: check what we have so far, then keep it for the next read."""
+        op, arg_start = self._walk(buf, pos, end)
+        if op is _NEED:
+            # A partial op name, maybe followed by separators: keep the name and one
+            # separator (more would be skipped anyway), so a stream of blanks costs nothing.
+            kept = buf[pos:end].rstrip(b" \t")
+            self._tail = kept + buf[end - 1 : end] if len(kept) < end - pos else kept
+            return
+        if arg_start < 0:  # PING/PONG/+OK without LF yet: drop until it comes
+            self._line_op = op
+            return
+        seen = end - arg_start
+        if seen > 1 and _CR in buf[arg_start + 1 : end]:
+            seen -= 1
+        if seen > self.max_control_line:
+            raise ProtocolError(errors.MAX_CONTROL_LINE, Reason.MAX_CONTROL_LINE)
+        self._tail = buf[pos:]
+
+    def _wait_payload(self, buf: bytes, start: int, end: int, pending: tuple) -> None:
+        self._waiting = pending
+        part = buf[start:end]
+        self._chunks = [part] if part else []
+        self._have = end - start
+        if self._have >= pending[3] + 1 and buf[start + pending[3]] != _CR:
+            raise _unknown_op()
+
+    def _continue_payload(self, data: bytes) -> bytes | None:
+        """Add `data` to a waited-for payload; return all bytes once it is complete."""
+        need = self._waiting[3] + 2
+        self._chunks.append(data)
+        self._have += len(data)
+        if self._have < need:
+            if self._have == need - 1 and data and data[-1] != _CR:
+                raise _unknown_op()
+            return None
+        joined = b"".join(self._chunks)
+        self._chunks = []
+        self._consumed = need
+        return joined
+
+    def _finish_waiting(self, joined: bytes) -> Pub:
+        subject, reply, header_size, size = self._waiting
+        self._waiting = None
+        if joined[size] != _CR or joined[size + 1] != _LF:
+            raise _unknown_op()
+        return new_event(Pub, (subject, reply, header_size, joined[: size + 2]))
+
+    # --- argument decoding ----------------------------------------------------------------
+
+    def _decode_pub(self, arg: bytes) -> tuple[bytes, bytes, int]:
+        args = arg.split(b" ")
+        if b"" in args or b"\t" in arg:
+            args = _split_blanks(arg)
+        if len(args) == 2:
+            subject, reply, size_text = args[0], b"", args[1]
+        elif len(args) == 3:
+            subject, reply, size_text = args
+        else:
+            raise _silent(f"PUB arguments: {arg!r}")
+        size = _parse_size(size_text)
+        if size < 0:
+            raise _silent(f"PUB size: {arg!r}")
+        return subject, reply, size
+
+    def _decode_hpub(self, arg: bytes) -> tuple[bytes, bytes, int, int]:
+        if not self.headers:
+            raise _silent("HPUB without headers support")
+        args = _split_blanks(arg)
+        if len(args) == 3:
+            subject, reply, header_text, size_text = args[0], b"", args[1], args[2]
+        elif len(args) == 4:
+            subject, reply, header_text, size_text = args
+        else:
+            raise _silent(f"HPUB arguments: {arg!r}")
+        header_size = _parse_size(header_text)
+        size = _parse_size(size_text)
+        if header_size < 0 or size < 0 or header_size > size:
+            raise _silent(f"HPUB sizes: {arg!r}")
+        return subject, reply, header_size, size
+
+    def _decode_other(self, op: str, arg: bytes) -> object:
+        if op is OP_SUB:
+            args = _split_args(arg)
+            if len(args) == 2:
+                return new_event(Sub, (args[0], None, args[1]))
+            if len(args) == 3:
+                return new_event(Sub, (args[0], args[1], args[2]))
+            raise _silent(f"SUB arguments: {arg!r}")
+        if op is OP_UNSUB:
+            args = _split_args(arg)
+            if len(args) == 1:
+                return new_event(Unsub, (args[0], -1))
+            if len(args) == 2:
+                return new_event(Unsub, (args[0], _parse_size(args[1])))
+            raise _silent(f"UNSUB arguments: {arg!r}")
+        if op is OP_CONNECT:
+            return Connect(arg)
+        if op is OP_INFO:
+            return Info(arg)
+        if op is OP_ERR:
+            return Err(arg)
+        raise AssertionError(op)  # pragma: no cover - every keyword is handled above

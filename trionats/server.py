@@ -1,0 +1,264 @@
+"""The server's task tree: listeners, the connections nursery, and graceful shutdown.
+
+    Server.serve()                      server nursery
+      ├── _serve_connections            connections nursery (one task per connection)
+      │     └── ClientConnection.run    that connection's nursery: reader, writer, pinger
+      ├── _accept_loop (per listener)   inside the accept scope, cancelled first on shutdown
+      └── _watch_signals (optional)     SIGINT/SIGTERM -> shutdown()
+
+Shutdown is a deadline, as in Hypercorn: stop accepting, close every client (each flushes
+what is queued), then give the connections nursery `SHUTDOWN_GRACE` seconds before Trio
+cancels what is left.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import platform
+import signal
+import socket
+from pathlib import Path
+
+import trio
+
+from . import __version__, defaults, errors, ids
+from .client import ClientConnection
+from .core.sublist import Sublist
+from .errors import Reason
+from .logging import LEVELS, get_logger
+from .options import Options
+
+_ACCEPT_RETRY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+
+
+class Stats:
+    """Server-wide counters (the /varz totals)."""
+
+    __slots__ = (
+        "in_msgs",
+        "in_bytes",
+        "out_msgs",
+        "out_bytes",
+        "slow_consumers",
+        "stale_connections",
+        "total_connections",
+    )
+
+    def __init__(self) -> None:
+        for name in self.__slots__:
+            setattr(self, name, 0)
+
+
+class Server:
+    def __init__(self, options: Options | None = None) -> None:
+        self.options = options = options or Options()
+        options.check()
+        self.server_id = ids.new_server_id()
+        self.name = options.server_name or self.server_id
+        self.log = get_logger()
+        self.sublist = Sublist(0 if options.disable_sublist_cache else defaults.SUBLIST_CACHE_SIZE)
+        self.stats = Stats()
+        self.clients: dict[int, ClientConnection] = {}
+        self.port = 0  # the bound client port, once listening
+        self.addresses: list[tuple[str, int]] = []
+        self.ready = False
+        self._last_cid = 0
+        self._front_scope: trio.CancelScope | None = None
+        self._connections: trio.Nursery | None = None
+        self._stop = trio.Event()
+        self._stopped = trio.Event()
+        self._ports_file: Path | None = None
+
+    @property
+    def trace(self) -> bool:
+        return LEVELS.trace
+
+    # --- the task tree --------------------------------------------------------------------
+
+    async def serve(self, *, handle_signals: bool = False, task_status=trio.TASK_STATUS_IGNORED):
+        """Run until `shutdown()`; reports the Server through `task_status` once listening."""
+        options = self.options
+        self._log_banner()
+        port = 0 if options.port == defaults.RANDOM_PORT else options.port
+        listeners = await trio.open_tcp_listeners(port, host=options.host or None)
+        try:
+            sockname = listeners[0].socket.getsockname()
+            self.port = sockname[1]
+            self.addresses = [ls.socket.getsockname()[:2] for ls in listeners]
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self._serve_connections)
+                await nursery.start(self._serve_front, listeners, handle_signals)
+                self._write_files()
+                self.log.info(
+                    f"Listening for client connections on {_hostport(options.host, self.port)}"
+                )
+                self.log.info("Server is ready")
+                self.ready = True
+                task_status.started(self)
+                await self._stop.wait()
+                self._begin_shutdown(nursery)
+        finally:
+            self.ready = False
+            for listener in listeners:
+                with trio.CancelScope(shield=True):
+                    await listener.aclose()
+            self._remove_files()
+            self.log.info("Server Exiting..")
+            self._stopped.set()
+
+    async def _serve_connections(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as connections:
+            self._connections = connections
+            task_status.started()
+            await self._stop.wait()
+
+    async def _serve_front(
+        self, listeners, handle_signals: bool, task_status=trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """What stops first on shutdown: the accept loops and the signal watcher."""
+        async with trio.open_nursery() as front:
+            self._front_scope = front.cancel_scope
+            for listener in listeners:
+                front.start_soon(self._accept_loop, listener)
+            if handle_signals:
+                front.start_soon(self._watch_signals)
+            task_status.started()
+
+    async def _accept_loop(self, listener: trio.SocketListener) -> None:
+        """Accept clients until shutdown, as Trio's serve_listeners does (EMFILE backoff)."""
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as exc:
+                if exc.errno not in _ACCEPT_RETRY_ERRNOS:
+                    raise
+                self.log.error(f"Error accepting client connection: {exc}")
+                await trio.sleep(defaults.ACCEPT_BACKOFF)
+                continue
+            self._connections.start_soon(self._handle_client, stream)
+
+    async def _handle_client(self, stream: trio.SocketStream) -> None:
+        try:
+            peer = stream.socket.getpeername()[:2]
+        except OSError:
+            await stream.aclose()
+            return
+        self._last_cid += 1
+        client = ClientConnection(self, stream, self._last_cid, peer)
+        self.stats.total_connections += 1
+        over_limit = len(self.clients) >= self.options.max_connections
+        if over_limit:
+            self.log.error(errors.MAX_CONNECTIONS)
+            client.refuse(errors.MAX_CONNECTIONS, Reason.MAX_CONNECTIONS)
+        else:
+            self.clients[client.cid] = client
+            client.log.debug("Client connection created")
+        await client.run()
+
+    async def _watch_signals(self) -> None:
+        names = {signal.SIGINT: "interrupt", signal.SIGTERM: "terminated"}
+        with trio.open_signal_receiver(*names) as signals:
+            async for signum in signals:
+                self.log.info(f'Trapped "{names[signum]}" signal')
+                self.shutdown()
+
+    # --- shutdown -------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Ask the server to stop: it stops accepting, flushes and closes clients, and exits."""
+        self._stop.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    def _begin_shutdown(self, nursery: trio.Nursery) -> None:
+        self.log.info("Initiating Shutdown...")
+        if self._front_scope is not None:
+            self._front_scope.cancel()
+        for client in list(self.clients.values()):
+            client.close(Reason.SERVER_SHUTDOWN)
+        deadline = trio.current_time() + defaults.SHUTDOWN_GRACE
+        self._connections.cancel_scope.deadline = deadline
+        nursery.cancel_scope.deadline = deadline + 1
+
+    def forget(self, client: ClientConnection) -> None:
+        self.clients.pop(client.cid, None)
+
+    # --- what clients are told ------------------------------------------------------------
+
+    def client_info(self, client: ClientConnection) -> dict:
+        """The INFO fields for `client`, in nats-server's order."""
+        options = self.options
+        info = {
+            "server_id": self.server_id,
+            "server_name": self.name,
+            "version": defaults.COMPAT_VERSION,
+            "proto": defaults.CLIENT_PROTO,
+            "go": f"python{platform.python_version()}",
+            "host": options.host,
+            "port": self.port,
+            "headers": not options.no_header_support,
+            "max_payload": options.max_payload,
+            "client_id": client.cid,
+            "client_ip": client.peer_host,
+        }
+        return info
+
+    # --- files and banner -----------------------------------------------------------------
+
+    def _log_banner(self) -> None:
+        log = self.log
+        log.info("Starting trionats")
+        log.info(f"  Version:  {__version__} (nats-server {defaults.COMPAT_VERSION} protocol)")
+        log.debug(f"  Python:   {platform.python_version()}, trio {trio.__version__}")
+        log.info(f"  Name:     {self.name}")
+        log.info(f"  ID:       {self.server_id}")
+        if self.options.config_file:
+            log.info(f"Using configuration file: {self.options.config_file}")
+
+    def client_urls(self) -> list[str]:
+        host = self.options.host
+        if host in ("", "0.0.0.0", "::"):
+            host = _first_non_loopback_ip() or "127.0.0.1"
+        return [f"nats://{_hostport(host, self.port)}"]
+
+    def _write_files(self) -> None:
+        options = self.options
+        if options.pid_file:
+            Path(options.pid_file).write_text(str(os.getpid()))
+        if options.ports_file_dir:
+            name = f"trionats_{os.getpid()}.ports"
+            self._ports_file = Path(options.ports_file_dir) / name
+            self._ports_file.write_text(json.dumps({"nats": self.client_urls()}))
+
+    def _remove_files(self) -> None:
+        if self._ports_file is not None:
+            self._ports_file.unlink(missing_ok=True)
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _first_non_loopback_ip() -> str | None:
+    """An IPv4 address of a local interface other than loopback (for 0.0.0.0 listeners)."""
+    try:
+        import fcntl
+        import struct
+
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    except (ImportError, OSError):
+        return None
+    with probe:
+        for _, name in socket.if_nameindex():
+            try:
+                request = struct.pack("256s", name[:15].encode())
+                reply = fcntl.ioctl(probe.fileno(), 0x8915, request)  # SIOCGIFADDR
+            except OSError:
+                continue
+            address = socket.inet_ntoa(reply[20:24])
+            if not address.startswith("127."):
+                return address
+    return None
