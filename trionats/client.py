@@ -20,8 +20,8 @@ from .connection import Connection
 from .core.sublist import InvalidSubject, Subscription
 from .errors import ProtocolError, Reason
 from .protocol import encode
-from .protocol.connect import ConnectOptions, decode_connect
-from .protocol.events import Connect, Err, Info, Ping, Pong, Pub, Sub, Unsub
+from .protocol.connect import ConnectOptions, decode_connect, is_json_object
+from .protocol.events import Connect, Err, Info, Ping, Pong, Pub, PubRun, Sub, Unsub
 from .protocol.parser import Parser
 from .protocol.subjects import is_valid_literal_subject
 
@@ -62,7 +62,9 @@ class ClientConnection(Connection):
         self.server = server
         self.sublist = server.sublist
         self.parser = Parser(
-            max_control_line=options.max_control_line, max_payload=options.max_payload
+            max_control_line=options.max_control_line,
+            max_payload=options.max_payload,
+            batch=True,
         )
         self.opts = ConnectOptions()
         self.headers = False  # both sides agreed on headers
@@ -102,6 +104,8 @@ class ClientConnection(Connection):
             kind = type(event)
             if kind is Pub:
                 self._on_pub(event)
+            elif kind is PubRun:
+                self._on_pub_run(event)
             elif kind is Sub:
                 self._on_sub(event)
                 interest = True
@@ -116,9 +120,11 @@ class ClientConnection(Connection):
                 self._on_connect(event)
             elif kind is Err:
                 self.log.error(f"Client Error {event.text.decode(errors='replace')}")
-                self.close(Reason.PARSE_ERROR, flush=False)
+                self.close(Reason.PARSE_ERROR)  # what was queued before still goes out
             elif kind is Info:
-                pass  # clients may send INFO; nats-server ignores it
+                # Ignored, but like nats-server it must decode as a JSON object (or null).
+                if not is_json_object(event.raw):
+                    self.close(Reason.PROTOCOL_VIOLATION)
             if self.closed_reason is not None:
                 return
         if interest or self.in_msgs != in_msgs:
@@ -133,7 +139,8 @@ class ClientConnection(Connection):
             self.log.error(f"Client parser ERROR: {error.err}")
         elif error.detail:
             self.log.debug(f"Client protocol error: {error.detail}")
-        self.close(error.reason, flush=error.err is not None)
+        # nats-server flushes what was queued before the error (+OK, MSGs) even on silent closes.
+        self.close(error.reason)
 
     # --- CONNECT --------------------------------------------------------------------------
 
@@ -145,7 +152,7 @@ class ClientConnection(Connection):
             opts = decode_connect(event.raw, self.opts)
         except ValueError as exc:
             self.log.debug(f"Bad CONNECT: {exc}")
-            self.close(Reason.PROTOCOL_VIOLATION, flush=False)
+            self.close(Reason.PROTOCOL_VIOLATION)
             return
         now = trio.current_time()
         if not self.connected:
@@ -325,6 +332,83 @@ class ClientConnection(Connection):
             stats.out_bytes += delivered * size
         elif reply and opts.no_responders:
             self._no_responders(subject, reply)
+
+    def _on_pub_run(self, run: PubRun) -> None:
+        """Many PUBs with one control line: deliver them with one join per subscriber.
+
+        Equivalent to `_on_pub` for each message; falls back to exactly that whenever
+        per-message interleaving matters (verbose or pedantic replies, auto-unsubscribe
+        limits, no-responders replies).
+        """
+        subject, reply, parts = run
+        opts = self.opts
+        sublist = self.sublist
+        if self._plans_generation != sublist.generation:
+            self._plans.clear()
+            self._plans_generation = sublist.generation
+        plan = self._plans.get(subject) or self._build_plan(subject)
+        if (
+            opts.verbose
+            or (opts.pedantic and not is_valid_literal_subject(subject))
+            or (reply and opts.no_responders and not (plan.plain or plan.queues))
+            or any(target[0].max_msgs for target in plan.plain)
+            or any(target[0].max_msgs for group in plan.queues for target in group)
+        ):
+            for event in run.expand():
+                self._on_pub(event)
+                if self.closed_reason is not None:
+                    return
+            return
+        count = len(parts)
+        size = len(parts[0]) - 2
+        self.in_msgs += count
+        self.in_bytes += count * size
+        delivered = 0
+        if plan.plain or plan.queues:
+            tail = encode.msg_tail(reply, size)
+            for sub, outbound, head, _ in plan.plain:
+                prefix = head + tail
+                outbound.write(prefix + prefix.join(parts))
+                client = sub.client
+                client.out_msgs += count
+                client.out_bytes += count * size
+                sub.delivered += count
+            delivered = count * len(plan.plain)
+            for group in plan.queues:
+                delivered += self._deliver_run_to_group(group, tail, parts, size)
+        stats = self.server.stats
+        stats.in_msgs += count
+        stats.in_bytes += count * size
+        stats.out_msgs += delivered
+        stats.out_bytes += delivered * size
+
+    def _deliver_run_to_group(self, group: tuple, tail: bytes, parts: list, size: int) -> int:
+        """Each message of a run to one random member; each member gets its share in order."""
+        shares: dict[int, list[bytes]] = {}
+        chosen: dict[int, tuple] = {}
+        for part in parts:
+            target = _pick(group)
+            if target is None:
+                break
+            key = id(target)
+            share = shares.get(key)
+            if share is None:
+                share = shares[key] = []
+                chosen[key] = target
+            share.append(part)
+        self._flush_shares(shares, chosen, tail, size)
+        return sum(len(share) for share in shares.values())
+
+    @staticmethod
+    def _flush_shares(shares: dict, chosen: dict, tail: bytes, size: int) -> None:
+        for key, assigned in shares.items():
+            sub, outbound, head, _ = chosen[key]
+            prefix = head + tail
+            outbound.write(prefix + prefix.join(assigned))
+            count = len(assigned)
+            sub.client.out_msgs += count
+            sub.client.out_bytes += count * size
+            sub.delivered += count
 
     def _deliver_with_headers(
         self, plan: _Plan, subject: bytes, reply: bytes, header_size: int, data: bytes

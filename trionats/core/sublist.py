@@ -235,10 +235,13 @@ class Sublist:
             return result
         entry = self._literals.get(subject)
         if self._wildcards:
-            entries = [entry] if entry is not None else []
+            entries = []
             tokens = subject.split(b".")
             if b"" not in tokens:
-                _collect(self._root, tokens, 0, entries)
+                # The literal entry goes where nats-server's trie walk would find it.
+                _collect(self._root, tokens, 0, entries, entry)
+            elif entry is not None:
+                entries.append(entry)
             result = _result_of(entries)
         elif entry is None:
             result = EMPTY_RESULT
@@ -266,12 +269,25 @@ class Sublist:
         return found
 
 
-def _collect(level: _Level | None, tokens: list[bytes], start: int, out: list[_Entry]) -> None:
-    """Add to `out` the entries of every trie pattern matching tokens[start:]."""
+def _collect(
+    level: _Level | None,
+    tokens: list[bytes],
+    start: int,
+    out: list[_Entry],
+    literal: _Entry | None = None,
+) -> None:
+    """Add to `out` the entries of every trie pattern matching tokens[start:].
+
+    The order is nats-server's (matchLevel): per level `>` first, then the `*` branch, and at
+    the end the literal node, then the last level's `*`. Literal subjects live outside the
+    trie, so the top-level call passes their `literal` entry to be placed there.
+    """
     node = None
     pwc = None
     for i in range(start, len(tokens)):
         if level is None:
+            if literal is not None:
+                out.append(literal)
             return
         if level.fwc is not None and level.fwc.entry is not None:
             out.append(level.fwc.entry)
@@ -282,6 +298,8 @@ def _collect(level: _Level | None, tokens: list[bytes], start: int, out: list[_E
         level = node.next if node is not None else None
     if node is not None and node.entry is not None:
         out.append(node.entry)
+    if literal is not None:
+        out.append(literal)
     if pwc is not None and pwc.entry is not None:
         out.append(pwc.entry)
 

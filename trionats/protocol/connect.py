@@ -76,6 +76,8 @@ def _no_constants(name: str) -> None:
 def decode_connect(raw: bytes, previous: ConnectOptions) -> ConnectOptions:
     """Apply the CONNECT JSON `raw` on top of `previous`; raise ValueError if Go would refuse it."""
     document = json.loads(raw.decode("utf-8", "replace"), parse_constant=_no_constants)
+    if document is None:  # Go: unmarshalling `null` into a struct is a no-op
+        return attrs.evolve(previous)
     if not isinstance(document, dict):
         raise ValueError("CONNECT is not a JSON object")
     result = attrs.evolve(previous)
@@ -94,3 +96,12 @@ def decode_connect(raw: bytes, previous: ConnectOptions) -> ConnectOptions:
             raise ValueError(f"CONNECT field {key!r} has the wrong type")
         setattr(result, attribute, value)
     return result
+
+
+def is_json_object(raw: bytes) -> bool:
+    """True if `raw` is a JSON object or `null`: what Go accepts when decoding into a struct."""
+    try:
+        document = json.loads(raw.decode("utf-8", "replace"), parse_constant=_no_constants)
+    except ValueError:
+        return False
+    return document is None or isinstance(document, dict)

@@ -36,6 +36,21 @@ class Pub(NamedTuple):
     data: bytes
 
 
+class PubRun(NamedTuple):
+    """Two or more consecutive PUBs with the same control line (same subject, reply and size).
+
+    Only produced by a parser created with `batch=True`. `parts` holds each message's
+    payload + CRLF, in order; `expand()` gives the equivalent Pub events.
+    """
+
+    subject: bytes
+    reply: bytes
+    parts: list[bytes]
+
+    def expand(self) -> list[Pub]:
+        return [Pub(self.subject, self.reply, -1, part) for part in self.parts]
+
+
 class Sub(NamedTuple):
     subject: bytes
     queue: bytes | None
