@@ -78,17 +78,18 @@ class ClientConnection(Connection):
         self.in_msgs = self.in_bytes = self.out_msgs = self.out_bytes = 0
         self._plans: dict[bytes, _Plan] = {}
         self._plans_generation = -1
+        #: (-ERR text, close reason) when the server turns this client away after its INFO.
+        self.refusal: tuple[str, str] | None = None
         self.next_ping = self.start_time + options.ping_interval
 
     # --- greeting and limits --------------------------------------------------------------
 
     def on_start(self) -> None:
         self.outbound.write(encode.info(self.server.client_info(self)))
-
-    def refuse(self, text: str, reason: str) -> None:
-        """Send -ERR `text` and close (after the INFO already queued)."""
-        self.send_err(text)
-        self.close(reason)
+        if self.refusal is not None:
+            text, reason = self.refusal
+            self.send_err(text)
+            self.close(reason)
 
     def send_err(self, text: str) -> None:
         if self.server.trace:

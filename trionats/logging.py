@@ -104,7 +104,8 @@ def configure(
     log_file: str = "",
 ) -> None:
     """Set up logging for the process; may be called again (reload) to change it."""
-    global _log_file
+    global _log_file, _configured
+    _configured = True
     LEVELS.debug = debug
     LEVELS.trace = trace
     if _log_file is not None:
@@ -122,5 +123,11 @@ def configure(
     )
 
 
+_configured = False
+
+
 def get_logger(**bound: Any) -> NatsLogger:
+    """A logger with nats-server's levels; sets up the defaults if nobody configured logging."""
+    if not _configured:
+        configure()
     return structlog.get_logger(**bound)

@@ -148,10 +148,10 @@ class Server:
         self._last_cid += 1
         client = ClientConnection(self, stream, self._last_cid, peer)
         self.stats.total_connections += 1
-        over_limit = len(self.clients) >= self.options.max_connections
-        if over_limit:
+        if len(self.clients) >= self.options.max_connections:
             self.log.error(errors.MAX_CONNECTIONS)
-            client.refuse(errors.MAX_CONNECTIONS, Reason.MAX_CONNECTIONS)
+            # nats-server still sends its INFO first, then the -ERR, then closes.
+            client.refusal = (errors.MAX_CONNECTIONS, Reason.MAX_CONNECTIONS)
         else:
             self.clients[client.cid] = client
             client.log.debug("Client connection created")
