@@ -15,14 +15,18 @@ $(BIN)/trionats: pyproject.toml
 run: $(BIN)/trionats
 	$(BIN)/trionats $(ARGS)
 
-test: $(BIN)/trionats
+# nats.js for the JavaScript client tests, when node is available.
+tests/js/node_modules: tests/js/package.json tests/js/package-lock.json
+	@if command -v npm >/dev/null; then cd tests/js && npm ci --no-audit --no-fund --silent; fi
+
+test: $(BIN)/trionats tests/js/node_modules
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: $(BIN)/trionats
+test-fast: $(BIN)/trionats tests/js/node_modules
 	$(BIN)/python -m pytest -m 'not slow' $(PYTEST_ARGS)
 
 bench: $(BIN)/trionats
 	$(BIN)/python benchmarks/bench.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info tests/js/node_modules

@@ -99,7 +99,8 @@ def _silent(detail: str) -> ProtocolError:
 
 
 def _unknown_op() -> ProtocolError:
-    return ProtocolError(errors.UNKNOWN_PROTOCOL, Reason.PARSE_ERROR)
+    # nats-server closes these as "Protocol Violation" (its "Parse Error" is for a client -ERR).
+    return ProtocolError(errors.UNKNOWN_PROTOCOL, Reason.PROTOCOL_VIOLATION)
 
 
 class Parser:
@@ -167,45 +168,45 @@ class Parser:
         self._tail = b""
         pos = 0
         end = len(buf)
+        find = buf.find
+        startswith = buf.startswith
         pub_lines = self._pub_lines
+        # Settings only change in the handlers of events other than PUB (the consumer runs
+        # between two yields and nothing else can), so they are re-read after those only.
+        fast = not self.require_connect
+        batch = self.batch
         while pos < end:
-            nl = buf.find(b"\n", pos)
+            nl = find(b"\n", pos)
             if nl < 0:
                 self._keep_partial(buf, pos, end)
                 return
-            if buf.startswith(b"PUB ", pos) and not self.require_connect and buf[pos + 4] > _SPACE:
-                # Fast path: the common shape of PUB, cached by its argument bytes.
-                arg_start = pos + 4
-                key = buf[arg_start:nl]
+            if fast and startswith(b"PUB ", pos) and buf[pos + 4] > _SPACE:
+                # Fast path: the common shape of PUB. Its argument bytes key a cache of lines
+                # already decoded and checked against the limits (set_limits clears it).
+                key = buf[pos + 4 : nl]
                 args = pub_lines.get(key)
                 if args is None:
-                    args = self._decode_pub(self._arg_text(buf, arg_start, nl))
-                    if len(pub_lines) >= defaults.PUB_LINE_CACHE_SIZE:
-                        pub_lines.clear()
-                    pub_lines[key] = args
+                    args = self._cache_pub_line(buf, pos + 4, nl, key)
                 subject, reply, size = args
-                if size > self.max_payload:
-                    raise ProtocolError(errors.MAX_PAYLOAD, Reason.MAX_PAYLOAD)
-                start = nl + 1
-                stop = start + size + 2
+                stop = nl + 3 + size
                 if stop <= end:
-                    if buf[stop - 2] != _CR or buf[stop - 1] != _LF:
+                    if not startswith(b"\r\n", stop - 2):
                         raise _unknown_op()
                     if (
-                        self.batch
-                        and buf.startswith(b"PUB ", stop)
-                        and buf.startswith(key, stop + 4)
-                        and (end - pos) // (stop - pos) > 1
+                        batch
+                        and startswith(key, stop + 4)
+                        and startswith(b"PUB ", stop)
+                        and stop + stop - pos <= end
                     ):
                         parts = self._run(buf, pos, nl + 1, stop - pos, end)
                         if parts is not None:
                             yield new_event(PubRun, (subject, reply, parts))
                             pos += len(parts) * (stop - pos)
                             continue
-                    yield new_event(Pub, (subject, reply, -1, buf[start:stop]))
+                    yield new_event(Pub, (subject, reply, -1, buf[nl + 1 : stop]))
                     pos = stop
                     continue
-                self._wait_payload(buf, start, end, (subject, reply, -1, size))
+                self._wait_payload(buf, nl + 1, end, (subject, reply, -1, size))
                 return
             op, arg_start = self._walk(buf, pos, nl + 1)
             if arg_start < 0:  # PING, PONG, +OK: the line is done
@@ -248,6 +249,8 @@ class Parser:
                 self._wait_payload(buf, pos, end, (subject, reply, header_size, size))
                 return
             yield self._decode_other(op, arg)
+            fast = not self.require_connect
+            batch = self.batch
 
     # --- pieces of the loop ---------------------------------------------------------------
 
@@ -379,6 +382,17 @@ class Parser:
         return new_event(Pub, (subject, reply, header_size, joined[: size + 2]))
 
     # --- argument decoding ----------------------------------------------------------------
+
+    def _cache_pub_line(self, buf: bytes, arg_start: int, nl: int, key: bytes) -> tuple:
+        """Decode and limit-check a PUB line seen for the first time, and remember it."""
+        args = self._decode_pub(self._arg_text(buf, arg_start, nl))
+        if args[2] > self.max_payload:
+            raise ProtocolError(errors.MAX_PAYLOAD, Reason.MAX_PAYLOAD)
+        pub_lines = self._pub_lines
+        if len(pub_lines) >= defaults.PUB_LINE_CACHE_SIZE:
+            pub_lines.clear()
+        pub_lines[key] = args
+        return args
 
     def _decode_pub(self, arg: bytes) -> tuple[bytes, bytes, int]:
         args = arg.split(b" ")
