@@ -60,6 +60,10 @@ class UsageError(Exception):
     pass
 
 
+class CommandError(UsageError):
+    """An unknown command word (not a flag): nats-server prints only the message and exits 1."""
+
+
 def _parse_bool(text: str) -> bool:
     """Go's strconv.ParseBool."""
     if text in ("1", "t", "T", "TRUE", "true", "True"):
@@ -169,13 +173,14 @@ def parse_args(argv: list[str]) -> _Flags:
             apply(flags, value)
         except ValueError:
             raise UsageError(f'invalid value "{value}" for flag -{name}: parse error') from None
-    for extra in args:
-        if extra == "version":
+    if args:  # as nats-server: only the first non-flag argument counts, in any case
+        command = args[0].lower()
+        if command == "version":
             flags.show_version = True
-        elif extra == "help":
+        elif command == "help":
             flags.show_help = True
         else:
-            raise UsageError(f'unrecognized command: "{extra}"')
+            raise CommandError(f'unrecognized command: "{args[0]}"')
     return flags
 
 
@@ -194,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         flags = parse_args(argv)
+    except CommandError as exc:
+        print(f"trionats: {exc}", file=sys.stderr)
+        return 1
     except UsageError as exc:
         print(f"trionats: {exc}\n", file=sys.stderr)
         print(USAGE, file=sys.stderr)

@@ -136,7 +136,7 @@ class ClientConnection(Connection):
             self.send_err(error.err)
         if error.reason == Reason.MAX_PAYLOAD:
             self.log.error(f"{error.err}")
-        elif error.reason == Reason.PARSE_ERROR:
+        elif error.err == errors.UNKNOWN_PROTOCOL:
             self.log.error(f"Client parser ERROR: {error.err}")
         elif error.detail:
             self.log.debug(f"Client protocol error: {error.detail}")
@@ -219,7 +219,14 @@ class ClientConnection(Connection):
         options = self.server.options
         now = trio.current_time()
         interval = options.ping_interval
-        if self.rtt and now - self.last_in < interval:
+        # As nats-server: skip the PING after recent client activity, unless an RTT sample is
+        # due (no PING sent yet, or the last one is older than the measurement interval).
+        need_rtt = (
+            not self.rtt
+            or not self.rtt_start
+            or now - self.rtt_start > defaults.RTT_MEASUREMENT_INTERVAL
+        )
+        if not need_rtt and now - self.last_in < interval:
             self.log.debug("Delaying PING due to remote client data or ping")
         elif self.pings_out + 1 > options.ping_max:
             self.log.debug("Stale Client Connection - Closing")

@@ -53,6 +53,8 @@ PING_INTERVAL = 120.0
 #: The first PING after CONNECT comes after at most this many seconds (plus up to 20% jitter),
 #: which gives an early RTT sample and detects dead peers quickly.
 FIRST_CLIENT_PING_INTERVAL = 2.0
+#: A PING is sent even after recent client activity when the last RTT sample is older than this.
+RTT_MEASUREMENT_INTERVAL = 3600.0
 #: Unanswered PINGs tolerated; one more and the connection gets -ERR 'Stale Connection'.
 PING_MAX = 2
 

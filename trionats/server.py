@@ -122,8 +122,8 @@ class Server:
             self._front_scope = front.cancel_scope
             for listener in listeners:
                 front.start_soon(self._accept_loop, listener)
-            if handle_signals:
-                front.start_soon(self._watch_signals)
+            if handle_signals:  # trapping before "Server is ready" is logged
+                await front.start(self._watch_signals)
             task_status.started()
 
     async def _accept_loop(self, listener: trio.SocketListener) -> None:
@@ -157,9 +157,10 @@ class Server:
             client.log.debug("Client connection created")
         await client.run()
 
-    async def _watch_signals(self) -> None:
+    async def _watch_signals(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
         names = {signal.SIGINT: "interrupt", signal.SIGTERM: "terminated"}
         with trio.open_signal_receiver(*names) as signals:
+            task_status.started()
             async for signum in signals:
                 self.log.info(f'Trapped "{names[signum]}" signal')
                 self.shutdown()

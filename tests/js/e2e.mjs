@@ -76,7 +76,12 @@ const other = await connect({ servers: url });
   for (let i = 0; i < 300; i++) other.publish("js.q", sc.encode(String(i)));
   await other.flush();
   await nc.flush();
-  const total = counts.reduce((a, b) => a + b, 0);
+  // The subscriptions' async loops may still be working through delivered messages.
+  const sum = () => counts.reduce((a, b) => a + b, 0);
+  for (let waited = 0; sum() < 300 && waited < 5000; waited += 10) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  const total = sum();
   check(total === 300, `queue total ${total}`);
   check(counts.filter((c) => c > 0).length >= 2, "queue spread");
   subs.forEach((s) => s.unsubscribe());

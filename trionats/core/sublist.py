@@ -134,7 +134,7 @@ class Sublist:
             entry.qsubs.setdefault(sub.queue, {})[sub] = None
         self.count += 1
         self.inserts += 1
-        self._changed(subject)
+        self._changed(subject, sub)
 
     def remove(self, sub: Subscription) -> bool:
         """Remove `sub`; return False if it was not in the index."""
@@ -164,16 +164,26 @@ class Sublist:
         self._changed(subject)
         return True
 
-    def _changed(self, subject: bytes) -> None:
+    def _changed(self, subject: bytes, added: Subscription | None = None) -> None:
+        """Update the match cache after a change to `subject`.
+
+        As in nats-server, a removal drops the cached results it matches, while an added
+        subscription is appended to them: delivery order then depends on the cache's history
+        exactly as it does there (a fresh match would put it in trie order instead).
+        """
         self.generation += 1
         cache = self._cache
         if not cache:
             return
         if has_wildcard(subject):
-            for key in [key for key in cache if subject_matches(subject, key)]:
-                del cache[key]
+            keys = [key for key in cache if subject_matches(subject, key)]
         else:
-            cache.pop(subject, None)
+            keys = [subject] if subject in cache else []
+        for key in keys:
+            if added is None or b"" in key.split(b"."):
+                del cache[key]  # nats-server never caches subjects with empty tokens
+            else:
+                cache[key] = _with_sub(cache[key], added)
 
     def _trie_entry(self, subject: bytes, *, create: bool) -> _Entry | None:
         level = self._root
@@ -302,6 +312,20 @@ def _collect(
         out.append(literal)
     if pwc is not None and pwc.entry is not None:
         out.append(pwc.entry)
+
+
+def _with_sub(result: SublistResult, sub: Subscription) -> SublistResult:
+    """A copy of `result` with `sub` last among the plain subs or in its queue group."""
+    if sub.queue is None:
+        return SublistResult(result.psubs + (sub,), result.qsubs)
+    qsubs = list(result.qsubs)
+    for i, members in enumerate(qsubs):
+        if members[0].queue == sub.queue:
+            qsubs[i] = members + (sub,)
+            break
+    else:
+        qsubs.append((sub,))
+    return SublistResult(result.psubs, tuple(qsubs))
 
 
 def _result_of(entries) -> SublistResult:

@@ -73,19 +73,38 @@ def _no_constants(name: str) -> None:
     raise ValueError(f"invalid JSON literal {name}")
 
 
+class _Members(dict):
+    """A decoded JSON object that also keeps its members in order, duplicate keys included."""
+
+    __slots__ = ("members",)
+
+    def __init__(self, pairs: list) -> None:
+        super().__init__(pairs)
+        self.members = pairs
+
+
 def decode_connect(raw: bytes, previous: ConnectOptions) -> ConnectOptions:
     """Apply the CONNECT JSON `raw` on top of `previous`; raise ValueError if Go would refuse it."""
-    document = json.loads(raw.decode("utf-8", "replace"), parse_constant=_no_constants)
+    document = json.loads(
+        raw.decode("utf-8", "replace"), parse_constant=_no_constants, object_pairs_hook=_Members
+    )
     if document is None:  # Go: unmarshalling `null` into a struct is a no-op
         return attrs.evolve(previous)
     if not isinstance(document, dict):
         raise ValueError("CONNECT is not a JSON object")
     result = attrs.evolve(previous)
-    for key, value in document.items():
-        field = _FIELDS.get(key) or _FIELDS.get(key.lower())
-        if field is None or value is None:
+    # Every member in order, duplicates too: Go applies each in turn (a later null keeps the
+    # earlier value; a wrong type anywhere is an error).
+    for key, value in document.members:
+        # Go's EqualFold: ASCII case, plus the long s (and the Kelvin sign, which lower() does).
+        field = _FIELDS.get(key) or _FIELDS.get(key.lower().replace("\u017f", "s"))
+        if field is None:
             continue
         attribute, kind = field
+        if value is None:
+            if kind is dict:  # import/export are pointers in nats-server: null sets nil
+                setattr(result, attribute, None)
+            continue
         if kind is bool:
             ok = isinstance(value, bool)
         elif kind is int:

@@ -1,0 +1,89 @@
+"""What the server writes: INFO in Go's JSON style, MSG/HMSG lines, -ERR, the 503 status."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trionats.protocol import encode
+
+
+def test_constant_lines():
+    assert (encode.OK, encode.PING, encode.PONG) == (b"+OK\r\n", b"PING\r\n", b"PONG\r\n")
+
+
+def test_info_has_a_space_before_crlf_and_compact_json():
+    # nats-server: `INFO {"server_id":...} \r\n` (verified), no blanks inside the JSON.
+    line = encode.info({"server_id": "NABC", "proto": 1, "headers": True, "max_payload": 1048576})
+    assert line == b'INFO {"server_id":"NABC","proto":1,"headers":true,"max_payload":1048576} \r\n'
+
+
+def test_info_keeps_field_order():
+    assert encode.info({"b": 1, "a": 2}) == b'INFO {"b":1,"a":2} \r\n'
+
+
+# The escapes were checked on nats-server 2.15.1's INFO, with a server name holding
+# "x\b\f\x01\x7f<é\u2028": it wrote "x\\b\\f\\u0001\x7f\\u003cé\\u2028".
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ("<>&", '"\\u003c\\u003e\\u0026"'),  # Go's HTML-safe escaping
+        ("\u2028\u2029", '"\\u2028\\u2029"'),
+        ("é日本", '"é日本"'),  # non-ASCII is written as UTF-8, not \u escapes
+        ('"\\', '"\\"\\\\"'),
+        ("\n\r\t", '"\\n\\r\\t"'),
+        ("\x01\x1f", '"\\u0001\\u001f"'),
+        ("\b\f", '"\\b\\f"'),  # short escapes, as Go writes them
+        ("\x7f", '"\x7f"'),  # DEL is not escaped
+        (["a", 1, None, False], '["a",1,null,false]'),
+        ({"connect_urls": ["127.0.0.1:4222"]}, '{"connect_urls":["127.0.0.1:4222"]}'),
+    ],
+)
+def test_go_json(value, text):
+    assert encode.go_json(value) == text
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), st.text(max_size=20) | st.integers() | st.booleans()))
+def test_info_json_decodes_back(fields):
+    line = encode.info(fields)
+    assert line.startswith(b"INFO ") and line.endswith(b" \r\n")
+    body = line[5:-3]
+    assert b"\n" not in body and b"\r" not in body  # one line, whatever the values
+    assert json.loads(body) == fields
+
+
+def test_err_wraps_the_text_in_single_quotes():
+    assert encode.err("Unknown Protocol Operation") == b"-ERR 'Unknown Protocol Operation'\r\n"
+    assert encode.err('Permissions Violation for Publish to "x"') == (
+        b"-ERR 'Permissions Violation for Publish to \"x\"'\r\n"
+    )
+
+
+def test_msg_lines():
+    assert encode.msg_head(b"foo", b"1") + encode.msg_tail(b"", 5) == b"MSG foo 1 5\r\n"
+    line = encode.msg_head(b"foo", b"1") + encode.msg_tail(b"_INBOX.x", 0)
+    assert line == b"MSG foo 1 _INBOX.x 0\r\n"
+
+
+def test_hmsg_lines():
+    line = encode.hmsg_head(b"foo", b"22") + encode.hmsg_tail(b"", 12, 14)
+    assert line == b"HMSG foo 22 12 14\r\n"
+    assert encode.hmsg_head(b"foo", b"22") + encode.hmsg_tail(b"bar", 12, 14) == (
+        b"HMSG foo 22 bar 12 14\r\n"
+    )
+
+
+def test_no_responders_message():
+    # Verified on nats-server 2.15.1; the header block is 32 + len(subject) bytes.
+    assert encode.no_responders(b"_INBOX.abc", b"1", b"nobody") == (
+        b"HMSG _INBOX.abc 1 38 38\r\nNATS/1.0 503\r\nNats-Subject: nobody\r\n\r\n\r\n"
+    )
+    for subject in (b"a", b"foo.bar.baz"):
+        line, _, rest = encode.no_responders(b"r", b"9", subject).partition(b"\r\n")
+        size = 32 + len(subject)
+        assert line == b"HMSG r 9 %d %d" % (size, size)
+        assert len(rest) == size + 2 and rest.endswith(b"\r\n\r\n\r\n")
