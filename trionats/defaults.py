@@ -86,3 +86,30 @@ PUB_LINE_CACHE_SIZE = 4096
 
 #: Seconds to back off after accept() fails for lack of file descriptors (Trio's own value).
 ACCEPT_BACKOFF = 0.1
+
+# --- later subsystems (options exist already; see options.py) -------------------------------
+
+#: Closed connections remembered for monitoring (/connz?state=closed).
+MAX_CLOSED_CLIENTS = 10000
+
+#: Seconds lame-duck mode spreads client closes over; nats-server refuses less than 30 s.
+LAME_DUCK_DURATION = 120.0
+#: Seconds lame-duck mode waits before it starts closing clients.
+LAME_DUCK_GRACE_PERIOD = 10.0
+
+#: Route dial errors are logged on the first attempt and then every this many attempts.
+CONNECT_ERROR_REPORTS = 3600
+#: The same, for re-dials after a connection existed.
+RECONNECT_ERROR_REPORTS = 1
+
+#: Connections per remote server that nats-server opens by default (trionats uses one).
+ROUTE_POOL_SIZE = 3
+
+#: TLS handshake timeout in seconds.
+TLS_TIMEOUT = 2.0
+#: Seconds to wait for CONNECT when authentication is required.
+AUTH_TIMEOUT = 2.0
+
+#: allow_responses defaults: one reply per received request, within two minutes.
+ALLOW_RESPONSES_MAX_MSGS = 1
+ALLOW_RESPONSES_EXPIRES = 120.0

@@ -1,7 +1,9 @@
-"""The server's settings: one frozen options object, built from flags (and, later, a config file).
+"""The server's settings: one frozen options tree, from flags and/or a configuration file.
 
-Field names follow nats-server's configuration keys; durations are float seconds and sizes are
-bytes. Derived state (the bound port, the server id) lives on the Server, not here.
+Field names follow nats-server's configuration keys (the canonical spelling; aliases are
+resolved by `config/load.py`); durations are float seconds and sizes are bytes. Blocks
+(`authorization`, `tls`, `cluster`, `websocket`) are None when not configured. Derived state
+(the bound port, the server id) lives on the Server, not here.
 """
 
 from __future__ import annotations
@@ -12,6 +14,131 @@ from . import defaults
 from .errors import ConfigError
 
 
+def _strings(value) -> tuple[str, ...]:
+    return tuple(value)
+
+
+@attrs.frozen(kw_only=True)
+class SubjectPermission:
+    """allow/deny subject lists; `allow` None means "everything not denied"."""
+
+    allow: tuple[str, ...] | None = attrs.field(default=None)
+    deny: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+
+
+@attrs.frozen(kw_only=True)
+class ResponsePermission:
+    """allow_responses: publish to reply subjects received, `max_msgs` times within `expires`."""
+
+    max_msgs: int = defaults.ALLOW_RESPONSES_MAX_MSGS
+    expires: float = defaults.ALLOW_RESPONSES_EXPIRES
+
+
+@attrs.frozen(kw_only=True)
+class Permissions:
+    publish: SubjectPermission | None = None
+    subscribe: SubjectPermission | None = None
+    allow_responses: ResponsePermission | None = None
+
+
+@attrs.frozen(kw_only=True)
+class User:
+    user: str = ""
+    password: str = attrs.field(default="", repr=False)
+    nkey: str = ""
+    permissions: Permissions | None = None
+    allowed_connection_types: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+
+
+@attrs.frozen(kw_only=True)
+class Authorization:
+    """The top-level `authorization {}` block (also websocket's own override)."""
+
+    user: str = ""
+    password: str = attrs.field(default="", repr=False)
+    token: str = attrs.field(default="", repr=False)
+    #: Seconds to wait for CONNECT; None = the default (2 s, or TLS timeout + 1 s with TLS).
+    timeout: float | None = None
+    users: tuple[User, ...] = attrs.field(default=(), converter=tuple)
+    default_permissions: Permissions | None = None
+
+
+@attrs.frozen(kw_only=True)
+class RouteAuthorization:
+    """`cluster.authorization`: one route credential (no users list, no token)."""
+
+    user: str = ""
+    password: str = attrs.field(default="", repr=False)
+    timeout: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class TLSOptions:
+    cert_file: str = ""
+    key_file: str = ""
+    ca_file: str = ""
+    verify: bool = False
+    verify_and_map: bool = False
+    verify_cert_and_check_known_urls: bool = False
+    insecure: bool = False
+    timeout: float = defaults.TLS_TIMEOUT
+    cipher_suites: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    curve_preferences: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    min_version: str = "1.2"
+    #: False, True, or a fallback delay in seconds ("auto" = 0.05 s).
+    handshake_first: bool | float = False
+    pinned_certs: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+
+
+@attrs.frozen(kw_only=True)
+class ClusterPermissions:
+    import_: SubjectPermission | None = None
+    export: SubjectPermission | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ClusterOptions:
+    name: str = ""
+    host: str = defaults.DEFAULT_HOST
+    port: int = 0
+    advertise: str = ""
+    no_advertise: bool = False
+    routes: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    authorization: RouteAuthorization | None = None
+    permissions: ClusterPermissions | None = None
+    tls: TLSOptions | None = None
+    connect_retries: int = 0
+    connect_backoff: bool = False
+    pool_size: int = defaults.ROUTE_POOL_SIZE
+    accounts: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    compression: str = "accept"
+    #: 0 = use the server-wide value.
+    ping_interval: float = 0.0
+    ping_max: int = 0
+    write_deadline: float = 0.0
+    write_timeout: str = "default"
+
+
+@attrs.frozen(kw_only=True)
+class WebsocketOptions:
+    host: str = defaults.DEFAULT_HOST
+    port: int = 0
+    advertise: str = ""
+    no_tls: bool = False
+    tls: TLSOptions | None = None
+    same_origin: bool = False
+    allowed_origins: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    compression: bool = False
+    handshake_timeout: float = 0.0
+    authorization: Authorization | None = None
+    no_auth_user: str = ""
+    jwt_cookie: str = ""
+    user_cookie: str = ""
+    pass_cookie: str = ""
+    token_cookie: str = ""
+    ping_interval: float = 0.0
+
+
 @attrs.frozen(kw_only=True)
 class Options:
     # listening and identity
@@ -19,25 +146,60 @@ class Options:
     port: int = defaults.DEFAULT_PORT
     server_name: str = ""
     client_advertise: str = ""
+    server_tags: tuple[str, ...] = attrs.field(default=(), converter=_strings)
 
     # limits
     max_payload: int = defaults.MAX_PAYLOAD
     max_control_line: int = defaults.MAX_CONTROL_LINE
     max_connections: int = defaults.MAX_CONNECTIONS
     max_subscriptions: int = defaults.MAX_SUBSCRIPTIONS
+    max_sub_tokens: int = 0
     max_pending: int = defaults.MAX_PENDING
     write_deadline: float = defaults.WRITE_DEADLINE
+    write_timeout: str = "default"
     ping_interval: float = defaults.PING_INTERVAL
     ping_max: int = defaults.PING_MAX
     no_header_support: bool = False
     disable_sublist_cache: bool = False
+    no_fast_producer_stall: bool = False
+    max_closed_clients: int = defaults.MAX_CLOSED_CLIENTS
+    lame_duck_duration: float = defaults.LAME_DUCK_DURATION
+    lame_duck_grace_period: float = defaults.LAME_DUCK_GRACE_PERIOD
+    connect_error_reports: int = defaults.CONNECT_ERROR_REPORTS
+    reconnect_error_reports: int = defaults.RECONNECT_ERROR_REPORTS
 
     # logging
     debug: bool = False
     trace: bool = False
+    trace_verbose: bool = False
     logtime: bool = True
     logtime_utc: bool = False
     log_file: str = ""
+    log_size_limit: int = 0
+    log_max_num: int = 0
+    max_traced_msg_len: int = 0
+    syslog: bool = False
+    remote_syslog: str = ""
+
+    # monitoring
+    http_host: str = defaults.DEFAULT_HOST
+    http_port: int = 0
+    https_port: int = 0
+    http_base_path: str = ""
+
+    # security
+    authorization: Authorization | None = None
+    no_auth_user: str = ""
+    tls: TLSOptions | None = None
+    allow_non_tls: bool = False
+
+    # other listeners
+    cluster: ClusterOptions | None = None
+    websocket: WebsocketOptions | None = None
+
+    # accounts (only the names nats-server reserves)
+    system_account: str = "$SYS"
+    no_system_account: bool = False
 
     # files
     pid_file: str = ""
