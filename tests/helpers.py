@@ -8,7 +8,6 @@ subprocesses, for tests that drive them with nats-py or compare their replies.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
@@ -132,15 +131,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 10.0) -> None:
+def _wait_until_ready(log_path: Path, process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Wait for the server's "Server is ready" log line (both servers print it).
+
+    Probing the port instead would open a client connection, which counts against the
+    server's max_connections until the server notices it closed.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            raise RuntimeError(f"server exited with {process.returncode}: {log_path.read_text()}")
+        if "Server is ready" in log_path.read_text(errors="replace"):
             return
         time.sleep(0.02)
-    raise TimeoutError(f"nothing listening on {port}")
+    raise TimeoutError(f"server not ready after {timeout} s: {log_path.read_text()}")
 
 
 class _Process:
@@ -153,7 +157,7 @@ class _Process:
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT)
         try:
-            _wait_for_port(port, self.process)
+            _wait_until_ready(self.log_path, self.process)
         except Exception:
             self.stop()
             raise

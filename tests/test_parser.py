@@ -34,7 +34,7 @@ def typed(events) -> list[tuple]:
     is expanded into the Pubs it stands for."""
     out = []
     for event in events:
-        if type(event).__name__ == "PubRun":
+        if type(event).__name__ in ("PubRun", "PubBatch"):
             out.extend(("Pub", tuple(pub)) for pub in event.expand())
         else:
             out.append((type(event).__name__, tuple(event)))

@@ -21,7 +21,7 @@ from .core.sublist import InvalidSubject, Subscription
 from .errors import ProtocolError, Reason
 from .protocol import encode
 from .protocol.connect import ConnectOptions, decode_connect, is_json_object
-from .protocol.events import Connect, Err, Info, Ping, Pong, Pub, PubRun, Sub, Unsub
+from .protocol.events import Connect, Err, Info, Ping, Pong, Pub, PubBatch, PubRun, Sub, Unsub
 from .protocol.parser import Parser
 from .protocol.subjects import is_valid_literal_subject
 
@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from .server import Server
 
 _random = random.random
+
+#: Encoded `<size>\r\n` MSG line tails by payload size (messages without a reply subject).
+_MSG_TAILS: dict[int, bytes] = {}
+_MSG_TAILS_SIZE = 4096
 
 
 class _Plan:
@@ -103,7 +107,9 @@ class ClientConnection(Connection):
         interest = False
         for event in self.parser.feed(data):
             kind = type(event)
-            if kind is Pub:
+            if kind is PubBatch:
+                self._on_pub_batch(event)
+            elif kind is Pub:
                 self._on_pub(event)
             elif kind is PubRun:
                 self._on_pub_run(event)
@@ -340,6 +346,76 @@ class ClientConnection(Connection):
             stats.out_bytes += delivered * size
         elif reply and opts.no_responders:
             self._no_responders(subject, reply)
+
+    def _on_pub_batch(self, batch: PubBatch) -> None:
+        """Consecutive PUBs: `_on_pub` for each, with the connection's state held in locals.
+
+        Verbose and pedantic connections take `_on_pub` itself (their replies interleave).
+        """
+        opts = self.opts
+        if opts.verbose or opts.pedantic:
+            for event in batch.expand():
+                self._on_pub(event)
+                if self.closed_reason is not None:
+                    return
+            return
+        sublist = self.sublist
+        plans = self._plans
+        tails = _MSG_TAILS
+        count = in_bytes = delivered_msgs = delivered_bytes = 0
+        for subject, reply, data in batch.pubs:
+            count += 1
+            size = len(data) - 2
+            in_bytes += size
+            if self._plans_generation != sublist.generation:
+                plans.clear()
+                self._plans_generation = sublist.generation
+            plan = plans.get(subject) or self._build_plan(subject)
+            plain = plan.plain
+            queues = plan.queues
+            if not plain and not queues:
+                if reply and opts.no_responders:
+                    self._no_responders(subject, reply)
+                continue
+            tail = None if reply else tails.get(size)
+            if tail is None:
+                tail = encode.msg_tail(reply, size)
+                if not reply and len(tails) < _MSG_TAILS_SIZE:
+                    tails[size] = tail
+            total = len(tail) + len(data)
+            for sub, outbound, head, _ in plain:
+                outbound.write_msg(head, tail, data, len(head) + total)
+                client = sub.client
+                client.out_msgs += 1
+                client.out_bytes += size
+                sub.delivered += 1
+                if sub.max_msgs and sub.delivered >= sub.max_msgs:
+                    client.remove_sub(sub)
+            delivered = len(plain)
+            for group in queues:
+                target = _pick(group)
+                if target is None:
+                    continue
+                sub, outbound, head, _ = target
+                outbound.write_msg(head, tail, data, len(head) + total)
+                client = sub.client
+                client.out_msgs += 1
+                client.out_bytes += size
+                sub.delivered += 1
+                if sub.max_msgs and sub.delivered >= sub.max_msgs:
+                    client.remove_sub(sub)
+                delivered += 1
+            delivered_msgs += delivered
+            delivered_bytes += delivered * size
+            if self.closed_reason is not None:
+                break
+        self.in_msgs += count
+        self.in_bytes += in_bytes
+        stats = self.server.stats
+        stats.in_msgs += count
+        stats.in_bytes += in_bytes
+        stats.out_msgs += delivered_msgs
+        stats.out_bytes += delivered_bytes
 
     def _on_pub_run(self, run: PubRun) -> None:
         """Many PUBs with one control line: deliver them with one join per subscriber.

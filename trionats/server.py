@@ -137,25 +137,31 @@ class Server:
                 self.log.error(f"Error accepting client connection: {exc}")
                 await trio.sleep(defaults.ACCEPT_BACKOFF)
                 continue
-            self._connections.start_soon(self._handle_client, stream)
+            client = self._admit(stream)
+            if client is None:
+                await stream.aclose()
+            else:
+                self._connections.start_soon(client.run)
 
-    async def _handle_client(self, stream: trio.SocketStream) -> None:
+    def _admit(self, stream: trio.SocketStream) -> ClientConnection | None:
+        """Register a new client in accept order (cids and the connection limit follow it).
+
+        A client over max_connections still gets its INFO, then the -ERR, then the close.
+        """
         try:
             peer = stream.socket.getpeername()[:2]
         except OSError:
-            await stream.aclose()
-            return
+            return None
         self._last_cid += 1
         client = ClientConnection(self, stream, self._last_cid, peer)
         self.stats.total_connections += 1
         if len(self.clients) >= self.options.max_connections:
             self.log.error(errors.MAX_CONNECTIONS)
-            # nats-server still sends its INFO first, then the -ERR, then closes.
             client.refusal = (errors.MAX_CONNECTIONS, Reason.MAX_CONNECTIONS)
         else:
             self.clients[client.cid] = client
             client.log.debug("Client connection created")
-        await client.run()
+        return client
 
     async def _watch_signals(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
         names = {signal.SIGINT: "interrupt", signal.SIGTERM: "terminated"}

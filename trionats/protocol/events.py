@@ -51,6 +51,19 @@ class PubRun(NamedTuple):
         return [Pub(self.subject, self.reply, -1, part) for part in self.parts]
 
 
+class PubBatch(NamedTuple):
+    """Consecutive PUBs (each with its own control line), handled in one loop by the consumer.
+
+    Only produced by a parser created with `batch=True`. Each item is (subject, reply, data)
+    as in Pub, with no headers; `expand()` gives the equivalent Pub events.
+    """
+
+    pubs: list[tuple[bytes, bytes, bytes]]
+
+    def expand(self) -> list[Pub]:
+        return [Pub(subject, reply, -1, data) for subject, reply, data in self.pubs]
+
+
 class Sub(NamedTuple):
     subject: bytes
     queue: bytes | None

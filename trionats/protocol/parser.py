@@ -23,7 +23,7 @@ from collections.abc import Iterator
 
 from .. import defaults, errors
 from ..errors import ProtocolError, Reason
-from .events import PING, PONG, Connect, Err, Info, Pub, PubRun, Sub, Unsub
+from .events import PING, PONG, Connect, Err, Info, Pub, PubBatch, PubRun, Sub, Unsub
 
 new_event = tuple.__new__  # builds a NamedTuple event without the cost of its __new__
 
@@ -112,7 +112,8 @@ class Parser:
 
     With `batch=True`, consecutive PUBs that share one control line and are all in the
     buffer come out as a single `PubRun` (checked with a few C-level passes over the bytes
-    instead of one Python loop turn per message); `PubRun.expand()` gives the same Pubs.
+    instead of one Python loop turn per message), and other consecutive PUBs as one
+    `PubBatch`; their `expand()` gives the same Pubs.
     """
 
     keywords = CLIENT_KEYWORDS
@@ -175,82 +176,105 @@ class Parser:
         # between two yields and nothing else can), so they are re-read after those only.
         fast = not self.require_connect
         batch = self.batch
-        while pos < end:
-            nl = find(b"\n", pos)
-            if nl < 0:
-                self._keep_partial(buf, pos, end)
-                return
-            if fast and startswith(b"PUB ", pos) and buf[pos + 4] > _SPACE:
-                # Fast path: the common shape of PUB. Its argument bytes key a cache of lines
-                # already decoded and checked against the limits (set_limits clears it).
-                key = buf[pos + 4 : nl]
-                args = pub_lines.get(key)
-                if args is None:
-                    args = self._cache_pub_line(buf, pos + 4, nl, key)
-                subject, reply, size = args
-                stop = nl + 3 + size
-                if stop <= end:
-                    if not startswith(b"\r\n", stop - 2):
-                        raise _unknown_op()
-                    if (
-                        batch
-                        and startswith(key, stop + 4)
-                        and startswith(b"PUB ", stop)
-                        and stop + stop - pos <= end
-                    ):
-                        parts = self._run(buf, pos, nl + 1, stop - pos, end)
-                        if parts is not None:
-                            yield new_event(PubRun, (subject, reply, parts))
-                            pos += len(parts) * (stop - pos)
-                            continue
-                    yield new_event(Pub, (subject, reply, -1, buf[nl + 1 : stop]))
-                    pos = stop
-                    continue
-                self._wait_payload(buf, nl + 1, end, (subject, reply, -1, size))
-                return
-            op, arg_start = self._walk(buf, pos, nl + 1)
-            if arg_start < 0:  # PING, PONG, +OK: the line is done
-                pos = nl + 1
-                if op is OP_PING:
-                    yield PING
-                elif op is OP_PONG:
-                    yield PONG
-                continue
-            if arg_start == nl:
-                # The separator was followed by LF itself: nats-server takes that byte as the
-                # first of the argument, which then runs to the next LF.
-                nl = buf.find(b"\n", arg_start + 1)
+        pending: list[tuple[bytes, bytes, bytes]] = []  # batch mode: PUBs not yet yielded
+        try:
+            while pos < end:
+                nl = find(b"\n", pos)
                 if nl < 0:
+                    if pending:
+                        yield new_event(PubBatch, (pending,))
+                        pending = []
                     self._keep_partial(buf, pos, end)
                     return
-            arg = self._arg_text(buf, arg_start, nl)
-            pos = nl + 1
-            if op is OP_PUB or op is OP_HPUB or op is OP_HMSG:
-                if op is OP_PUB:
-                    subject, reply, size = self._decode_pub(arg)
-                    header_size = -1
-                elif op is OP_HPUB:
-                    subject, reply, header_size, size = self._decode_hpub(arg)
-                else:
-                    subject, reply, header_size, size = b"", b"", 0, 0
-                if size > self.max_payload and op is not OP_HMSG:
-                    raise ProtocolError(errors.MAX_PAYLOAD, Reason.MAX_PAYLOAD)
-                stop = pos + size + 2
-                if stop <= end:
-                    if buf[stop - 2] != _CR or buf[stop - 1] != _LF:
-                        raise _unknown_op()
-                    yield new_event(Pub, (subject, reply, header_size, buf[pos:stop]))
-                    pos = stop
+                if fast and startswith(b"PUB ", pos) and buf[pos + 4] > _SPACE:
+                    # Fast path: the common shape of PUB. Its argument bytes key a cache of lines
+                    # already decoded and checked against the limits (set_limits clears it).
+                    key = buf[pos + 4 : nl]
+                    args = pub_lines.get(key)
+                    if args is None:
+                        args = self._cache_pub_line(buf, pos + 4, nl, key)
+                    subject, reply, size = args
+                    stop = nl + 3 + size
+                    if stop <= end:
+                        if not startswith(b"\r\n", stop - 2):
+                            raise _unknown_op()
+                        if (
+                            batch
+                            and startswith(key, stop + 4)
+                            and startswith(b"PUB ", stop)
+                            and stop + stop - pos <= end
+                        ):
+                            parts = self._run(buf, pos, nl + 1, stop - pos, end)
+                            if parts is not None:
+                                if pending:
+                                    yield new_event(PubBatch, (pending,))
+                                    pending = []
+                                yield new_event(PubRun, (subject, reply, parts))
+                                pos += len(parts) * (stop - pos)
+                                continue
+                        if batch:
+                            pending.append((subject, reply, buf[nl + 1 : stop]))
+                        else:
+                            yield new_event(Pub, (subject, reply, -1, buf[nl + 1 : stop]))
+                        pos = stop
+                        continue
+                    if pending:
+                        yield new_event(PubBatch, (pending,))
+                        pending = []
+                    self._wait_payload(buf, nl + 1, end, (subject, reply, -1, size))
+                    return
+                if pending:
+                    yield new_event(PubBatch, (pending,))
+                    pending = []
+                op, arg_start = self._walk(buf, pos, nl + 1)
+                if arg_start < 0:  # PING, PONG, +OK: the line is done
+                    pos = nl + 1
+                    if op is OP_PING:
+                        yield PING
+                    elif op is OP_PONG:
+                        yield PONG
                     continue
-                if op is OP_HMSG:
-                    # nats-server cannot hold a client HMSG across reads: its CRLF must come
-                    # in the same read as the line, else 'Unknown Protocol Operation'.
-                    raise _unknown_op()
-                self._wait_payload(buf, pos, end, (subject, reply, header_size, size))
-                return
-            yield self._decode_other(op, arg)
-            fast = not self.require_connect
-            batch = self.batch
+                if arg_start == nl:
+                    # The separator was followed by LF itself: nats-server takes that byte as the
+                    # first of the argument, which then runs to the next LF.
+                    nl = buf.find(b"\n", arg_start + 1)
+                    if nl < 0:
+                        self._keep_partial(buf, pos, end)
+                        return
+                arg = self._arg_text(buf, arg_start, nl)
+                pos = nl + 1
+                if op is OP_PUB or op is OP_HPUB or op is OP_HMSG:
+                    if op is OP_PUB:
+                        subject, reply, size = self._decode_pub(arg)
+                        header_size = -1
+                    elif op is OP_HPUB:
+                        subject, reply, header_size, size = self._decode_hpub(arg)
+                    else:
+                        subject, reply, header_size, size = b"", b"", 0, 0
+                    if size > self.max_payload and op is not OP_HMSG:
+                        raise ProtocolError(errors.MAX_PAYLOAD, Reason.MAX_PAYLOAD)
+                    stop = pos + size + 2
+                    if stop <= end:
+                        if buf[stop - 2] != _CR or buf[stop - 1] != _LF:
+                            raise _unknown_op()
+                        yield new_event(Pub, (subject, reply, header_size, buf[pos:stop]))
+                        pos = stop
+                        continue
+                    if op is OP_HMSG:
+                        # nats-server cannot hold a client HMSG across reads: its CRLF must come
+                        # in the same read as the line, else 'Unknown Protocol Operation'.
+                        raise _unknown_op()
+                    self._wait_payload(buf, pos, end, (subject, reply, header_size, size))
+                    return
+                yield self._decode_other(op, arg)
+                fast = not self.require_connect
+                batch = self.batch
+        except ProtocolError:
+            if pending:  # what came before the error is handled first, as in nats-server
+                yield new_event(PubBatch, (pending,))
+            raise
+        if pending:
+            yield new_event(PubBatch, (pending,))
 
     # --- pieces of the loop ---------------------------------------------------------------
 
