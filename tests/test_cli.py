@@ -500,11 +500,6 @@ def test_debug_and_trace(running):
     assert proc.signal(signal.SIGTERM) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="trionats traces CONNECT, SUB, UNSUB and -ERR only; nats-server -V also traces "
-    "PUB/HPUB, MSG/HMSG, MSG_PAYLOAD, PING and PONG",
-)
 def test_trace_messages_and_pings(running):
     port = free_port()
     proc = running("-p", str(port), "-V")

@@ -10,6 +10,7 @@ and send everything queued by this read in one `send_all` each.
 
 from __future__ import annotations
 
+import json
 import random
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ from . import defaults, errors
 from .connection import Connection
 from .core.sublist import InvalidSubject, Subscription
 from .errors import ProtocolError, Reason
+from .logging import LEVELS
 from .protocol import encode
 from .protocol.connect import ConnectOptions, decode_connect, is_json_object
 from .protocol.events import Connect, Err, Info, Ping, Pong, Pub, PubBatch, PubRun, Sub, Unsub
@@ -103,6 +105,9 @@ class ClientConnection(Connection):
     # --- reading --------------------------------------------------------------------------
 
     def process(self, data: bytes) -> None:
+        if LEVELS.trace:
+            self._process_traced(data)
+            return
         in_msgs = self.in_msgs
         interest = False
         for event in self.parser.feed(data):
@@ -136,6 +141,43 @@ class ClientConnection(Connection):
                 return
         if interest or self.in_msgs != in_msgs:
             self.last_in = self.last_activity = trio.current_time()
+
+    def _process_traced(self, data: bytes) -> None:
+        """`process` with nats-server's protocol trace: every op in, every message out."""
+        for event in self.parser.feed(data):
+            kind = type(event)
+            events = event.expand() if kind is PubBatch or kind is PubRun else (event,)
+            for item in events:
+                kind = type(item)
+                if kind is Pub:
+                    subject, reply, header_size, payload = item
+                    size = len(payload) - 2
+                    args = [subject, reply] if reply else [subject]
+                    op = "PUB" if header_size < 0 else "HPUB"
+                    sizes = [b"%d" % size] if header_size < 0 else [b"%d" % header_size, b"%d" % size]
+                    self.log.trace(f"<<- [{op} {_text(b' '.join(args + sizes))}]")
+                    self.log.trace(f"<<- MSG_PAYLOAD: [{_quoted(payload[:-2])}]")
+                    self._on_pub(item)
+                elif kind is Ping:
+                    self.log.trace("<<- [PING]")
+                    self._on_ping()
+                elif kind is Pong:
+                    self.log.trace("<<- [PONG]")
+                    self._on_pong()
+                elif kind is Sub:
+                    self._on_sub(item)
+                elif kind is Unsub:
+                    self._on_unsub(item)
+                elif kind is Connect:
+                    self._on_connect(item)
+                elif kind is Err:
+                    self.log.error(f"Client Error {_text(item.text)}")
+                    self.close(Reason.PARSE_ERROR)
+                elif kind is Info and not is_json_object(item.raw):
+                    self.close(Reason.PROTOCOL_VIOLATION)
+                if self.closed_reason is not None:
+                    return
+        self.last_in = self.last_activity = trio.current_time()
 
     def on_protocol_error(self, error: ProtocolError) -> None:
         if error.err is not None:
@@ -206,6 +248,8 @@ class ClientConnection(Connection):
     # --- PING / PONG ----------------------------------------------------------------------
 
     def _on_ping(self) -> None:
+        if LEVELS.trace:
+            self.log.trace("->> [PONG]")
         self.outbound.write(encode.PONG)
         self.last_in = trio.current_time()
         if self.connected and not self.first_pong_sent:
@@ -311,6 +355,8 @@ class ClientConnection(Connection):
             plan = self._build_plan(subject)
         delivered = 0
         if plan.plain or plan.queues:
+            if LEVELS.trace:
+                self._trace_deliveries(plan, subject, reply, header_size, data)
             if header_size > 0:
                 delivered = self._deliver_with_headers(plan, subject, reply, header_size, data)
             else:
@@ -346,6 +392,22 @@ class ClientConnection(Connection):
             stats.out_bytes += delivered * size
         elif reply and opts.no_responders:
             self._no_responders(subject, reply)
+
+    @staticmethod
+    def _trace_deliveries(plan, subject: bytes, reply: bytes, header_size: int, data) -> None:
+        """Trace the MSG each plain subscriber gets (queue group deliveries are not traced)."""
+        payload = data[:-2]
+        for target in plan.plain:
+            sub = target[0]
+            args = [subject, sub.sid] + ([reply] if reply else [])
+            if header_size > 0 and target[3] is not None:
+                line = f"HMSG {_text(b' '.join(args))} {header_size} {len(payload)}"
+                body = payload
+            else:
+                body = payload[header_size:] if header_size > 0 else payload
+                line = f"MSG {_text(b' '.join(args))} {len(body)}"
+            sub.client.log.trace(f"->> [{line}]")
+            sub.client.log.trace(f"->> MSG_PAYLOAD: [{_quoted(body)}]")
 
     def _on_pub_batch(self, batch: PubBatch) -> None:
         """Consecutive PUBs: `_on_pub` for each, with the connection's state held in locals.
@@ -573,6 +635,15 @@ class ClientConnection(Connection):
         self._plans.clear()
         self.server.forget(self)
         self.log.debug(f"Client connection closed: {reason}")
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+def _quoted(payload: bytes) -> str:
+    """A payload as nats-server's trace shows it: a double-quoted, escaped string."""
+    return json.dumps(payload.decode("utf-8", "replace"), ensure_ascii=False)
 
 
 def _pick(group: tuple):
