@@ -1,0 +1,1 @@
+"""Configuration: the NATS configuration language (nats-server's `.conf` files)."""

@@ -1,0 +1,572 @@
+"""Configuration files -> the frozen Options tree: NATS conf (and JSON) or TOML, every problem at once.
+
+A table per block maps each key nats-server accepts (case-insensitive, with its aliases) to an
+Options field and a converter. Walking the parsed file converts every value, and collects a
+`Problem` with the file:line:column of every unknown key or bad value instead of stopping at
+the first. The converted plain dicts are then structured into the attrs classes by cattrs.
+Keys that name nats-server features trionats will not have (JetStream, leaf nodes, ...) get
+their own message, so nobody mistakes them for a typo.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+
+from .. import options as opts
+from ..errors import ConfigError
+from .natsconf import ConfigSyntaxError, ConfList, ConfMap, Position, parse_file
+
+
+@attrs.frozen
+class Problem:
+    position: Position | None
+    message: str
+
+    def __str__(self) -> str:
+        if self.position is None:
+            return self.message
+        p = self.position
+        return f"{p.file}:{p.line}:{p.column}: {self.message}"
+
+
+class _Bad(Exception):
+    """A value could not be converted; the walker adds the position."""
+
+
+# --- value converters: (value) -> converted, raising _Bad ---------------------------------------
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_DURATION_UNITS = {
+    "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
+}  # fmt: skip
+
+
+def parse_duration(text: str) -> float:
+    """Go's time.ParseDuration, in seconds: "1h30m", "500ms", "1.5s", "-2m", "0"."""
+    body = text
+    sign = 1.0
+    if body[:1] in "+-":
+        sign = -1.0 if body[0] == "-" else 1.0
+        body = body[1:]
+    if body == "0":
+        return 0.0
+    if not body:
+        raise ValueError(f"invalid duration {text!r}")
+    total = 0.0
+    pos = 0
+    while pos < len(body):
+        match = _DURATION_PART.match(body, pos)
+        if match is None:
+            raise ValueError(f"invalid duration {text!r}")
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        pos = match.end()
+    return sign * total
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Bad(f"expected a string, got {_kind(value)}")
+    return value
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Bad(f"expected an integer, got {_kind(value)}")
+    return value
+
+
+_size = _int  # the conf parser already turned 2MB, 1Gi, ... into integers
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Bad(f"expected a boolean, got {_kind(value)}")
+    return value
+
+
+def _duration(value: Any) -> float:
+    """A duration string ("2m"); a plain number is taken as seconds (nats-server warns)."""
+    if isinstance(value, str):
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise _Bad(str(exc)) from None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise _Bad(f"expected a duration, got {_kind(value)}")
+
+
+def _duration_string(value: Any) -> float:
+    """Durations nats-server only accepts as strings (lame_duck_*)."""
+    if not isinstance(value, str):
+        raise _Bad(f"expected a duration string like \"30s\", got {_kind(value)}")
+    return _duration(value)
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list):
+        return tuple(_str(item) for item in value)
+    raise _Bad(f"expected a string or a list of strings, got {_kind(value)}")
+
+
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        text = _str(value).lower()
+        if text not in choices:
+            raise _Bad(f"expected one of {', '.join(choices)}, got {value!r}")
+        return text
+
+    return convert
+
+
+def _handshake_first(value: Any) -> bool | float:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() == "auto":
+        return 0.05
+    return _duration(value)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a map"
+    return type(value).__name__
+
+
+# --- the schema -----------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Field:
+    name: str  # the attribute of the options class
+    convert: Callable[[Any], Any] | None = None  # None: a nested block, see `block`
+    block: Schema | None = None
+    #: Special keys that set several fields (`listen: host:port`).
+    setter: Callable[[Any, dict], None] | None = None
+
+
+@attrs.frozen
+class Schema:
+    cls: type
+    fields: dict[str, Field]  # lower-case key (every alias) -> field
+
+    @classmethod
+    def of(cls, target: type, entries: list[tuple[tuple[str, ...], Field]]) -> Schema:
+        table = {}
+        for names, field in entries:
+            for name in names:
+                table[name.lower()] = field
+        return cls(target, table)
+
+
+def _host_port(host_field: str, port_field: str) -> Callable[[Any, dict], None]:
+    """`listen: host:port`, `listen: port` or `listen: host` (nats-server's forms)."""
+
+    def apply(value: Any, out: dict) -> None:
+        if isinstance(value, int) and not isinstance(value, bool):
+            out[port_field] = value
+            return
+        text = _str(value)
+        host, sep, port = text.rpartition(":")
+        if not sep:
+            out[host_field] = text
+            return
+        if not re.fullmatch(r"-?\d+", port):
+            raise _Bad(f"could not parse port in {text!r}")
+        if host:
+            out[host_field] = host.strip("[]")
+        out[port_field] = int(port)
+
+    return apply
+
+
+def _permission_list(value: Any) -> dict:
+    """publish/subscribe: a string, a list (allow), or a map with allow and/or deny."""
+    if isinstance(value, str | list):
+        return {"allow": _strings(value)}
+    if isinstance(value, dict):
+        result: dict[str, Any] = {}
+        for key, item in value.items():
+            lowered = key.lower()
+            if lowered == "allow":
+                result["allow"] = _strings(item)
+            elif lowered == "deny":
+                result["deny"] = _strings(item)
+            else:
+                raise _Bad(f'unknown field "{key}" in a permission (allow, deny)')
+        return result
+    raise _Bad(f"expected a subject, a list or an allow/deny map, got {_kind(value)}")
+
+
+def _allow_responses(value: Any) -> dict | None:
+    if isinstance(value, bool):
+        return {} if value else None
+    if isinstance(value, dict):
+        result: dict[str, Any] = {}
+        for key, item in value.items():
+            lowered = key.lower()
+            if lowered == "max":
+                result["max_msgs"] = _int(item)
+            elif lowered in ("expires", "ttl"):
+                result["expires"] = _duration(item)
+            else:
+                raise _Bad(f'unknown field "{key}" in allow_responses (max, expires)')
+        return result
+    raise _Bad(f"expected a boolean or a map, got {_kind(value)}")
+
+
+PERMISSIONS = Schema.of(
+    opts.Permissions,
+    [
+        (("publish", "pub", "import"), Field("publish", _permission_list)),
+        (("subscribe", "sub", "export"), Field("subscribe", _permission_list)),
+        (("allow_responses", "publish_allow_responses"), Field("allow_responses", _allow_responses)),
+    ],
+)
+
+_CONNECTION_TYPES = ("STANDARD", "WEBSOCKET", "LEAFNODE", "MQTT", "IN_PROCESS")
+
+
+def _connection_types(value: Any) -> tuple[str, ...]:
+    types = tuple(item.upper() for item in _strings(value))
+    for item in types:
+        if item not in _CONNECTION_TYPES:
+            raise _Bad(f'unknown connection type "{item}"')
+    return types
+
+
+USER = Schema.of(
+    opts.User,
+    [
+        (("user", "username"), Field("user", _str)),
+        (("pass", "password"), Field("password", _str)),
+        (("nkey",), Field("nkey", _str)),
+        (("permissions", "permission", "authorization"), Field("permissions", block=PERMISSIONS)),
+        (
+            ("allowed_connection_types", "connection_types", "clients"),
+            Field("allowed_connection_types", _connection_types),
+        ),
+    ],
+)
+
+AUTHORIZATION = Schema.of(
+    opts.Authorization,
+    [
+        (("user", "username"), Field("user", _str)),
+        (("pass", "password"), Field("password", _str)),
+        (("token",), Field("token", _str)),
+        (("timeout",), Field("timeout", _duration)),
+        (("users",), Field("users", block=USER)),
+        (
+            ("default_permissions", "default_permission", "permissions"),
+            Field("default_permissions", block=PERMISSIONS),
+        ),
+    ],
+)
+
+ROUTE_AUTHORIZATION = Schema.of(
+    opts.RouteAuthorization,
+    [
+        (("user", "username"), Field("user", _str)),
+        (("pass", "password"), Field("password", _str)),
+        (("timeout",), Field("timeout", _duration)),
+    ],
+)
+
+TLS = Schema.of(
+    opts.TLSOptions,
+    [
+        (("cert_file",), Field("cert_file", _str)),
+        (("key_file",), Field("key_file", _str)),
+        (("ca_file",), Field("ca_file", _str)),
+        (("verify",), Field("verify", _bool)),
+        (("verify_and_map",), Field("verify_and_map", _bool)),
+        (("verify_cert_and_check_known_urls",), Field("verify_cert_and_check_known_urls", _bool)),
+        (("insecure",), Field("insecure", _bool)),
+        (("timeout",), Field("timeout", _duration)),
+        (("cipher_suites",), Field("cipher_suites", _strings)),
+        (("curve_preferences",), Field("curve_preferences", _strings)),
+        (("min_version",), Field("min_version", _choice("1.2", "1.3"))),
+        (("handshake_first", "first", "immediate"), Field("handshake_first", _handshake_first)),
+        (("pinned_certs",), Field("pinned_certs", _strings)),
+    ],
+)
+
+CLUSTER_PERMISSIONS = Schema.of(
+    opts.ClusterPermissions,
+    [
+        (("import",), Field("import_", _permission_list)),
+        (("export",), Field("export", _permission_list)),
+    ],
+)
+
+CLUSTER = Schema.of(
+    opts.ClusterOptions,
+    [
+        (("name",), Field("name", _str)),
+        (("listen",), Field("", setter=_host_port("host", "port"))),
+        (("host", "net"), Field("host", _str)),
+        (("port",), Field("port", _int)),
+        (("advertise", "cluster_advertise"), Field("advertise", _str)),
+        (("no_advertise",), Field("no_advertise", _bool)),
+        (("routes",), Field("routes", _strings)),
+        (("authorization",), Field("authorization", block=ROUTE_AUTHORIZATION)),
+        (("permissions",), Field("permissions", block=CLUSTER_PERMISSIONS)),
+        (("tls",), Field("tls", block=TLS)),
+        (("connect_retries",), Field("connect_retries", _int)),
+        (("connect_backoff",), Field("connect_backoff", _bool)),
+        (("pool_size",), Field("pool_size", _int)),
+        (("accounts",), Field("accounts", _strings)),
+        (("compression",), Field("compression", lambda v: str(v).lower())),
+        (("ping_interval",), Field("ping_interval", _duration)),
+        (("ping_max",), Field("ping_max", _int)),
+        (("write_deadline",), Field("write_deadline", _duration)),
+        (("write_timeout",), Field("write_timeout", _choice("default", "close", "retry"))),
+    ],
+)
+
+WEBSOCKET = Schema.of(
+    opts.WebsocketOptions,
+    [
+        (("listen",), Field("", setter=_host_port("host", "port"))),
+        (("host", "net"), Field("host", _str)),
+        (("port",), Field("port", _int)),
+        (("advertise",), Field("advertise", _str)),
+        (("no_tls",), Field("no_tls", _bool)),
+        (("tls",), Field("tls", block=TLS)),
+        (("same_origin",), Field("same_origin", _bool)),
+        (
+            ("allowed_origins", "allowed_origin", "allow_origins", "allow_origin", "origins", "origin"),
+            Field("allowed_origins", _strings),
+        ),
+        (("compression", "compress"), Field("compression", _bool)),
+        (("handshake_timeout",), Field("handshake_timeout", _duration)),
+        (("authorization", "authentication"), Field("authorization", block=AUTHORIZATION)),
+        (("no_auth_user",), Field("no_auth_user", _str)),
+        (("jwt_cookie",), Field("jwt_cookie", _str)),
+        (("user_cookie",), Field("user_cookie", _str)),
+        (("pass_cookie",), Field("pass_cookie", _str)),
+        (("token_cookie",), Field("token_cookie", _str)),
+        (("ping_interval",), Field("ping_interval", _duration)),
+    ],
+)
+
+OPTIONS = Schema.of(
+    opts.Options,
+    [
+        (("listen",), Field("", setter=_host_port("host", "port"))),
+        (("host", "net"), Field("host", _str)),
+        (("port",), Field("port", _int)),
+        (("server_name",), Field("server_name", _str)),
+        (("client_advertise",), Field("client_advertise", _str)),
+        (("server_tags",), Field("server_tags", _strings)),
+        (("max_payload",), Field("max_payload", _size)),
+        (("max_control_line",), Field("max_control_line", _size)),
+        (("max_connections", "max_conn"), Field("max_connections", _int)),
+        (("max_subscriptions", "max_subs"), Field("max_subscriptions", _int)),
+        (("max_sub_tokens", "max_subscription_tokens"), Field("max_sub_tokens", _int)),
+        (("max_pending",), Field("max_pending", _size)),
+        (("write_deadline",), Field("write_deadline", _duration)),
+        (("write_timeout",), Field("write_timeout", _choice("default", "close", "retry"))),
+        (("ping_interval",), Field("ping_interval", _duration)),
+        (("ping_max",), Field("ping_max", _int)),
+        (("no_header_support",), Field("no_header_support", _bool)),
+        (("disable_sublist_cache", "no_sublist_cache"), Field("disable_sublist_cache", _bool)),
+        (("no_fast_producer_stall",), Field("no_fast_producer_stall", _bool)),
+        (("max_closed_clients",), Field("max_closed_clients", _int)),
+        (("lame_duck_duration",), Field("lame_duck_duration", _duration_string)),
+        (("lame_duck_grace_period",), Field("lame_duck_grace_period", _duration_string)),
+        (("connect_error_reports",), Field("connect_error_reports", _int)),
+        (("reconnect_error_reports",), Field("reconnect_error_reports", _int)),
+        (("debug",), Field("debug", _bool)),
+        (("trace",), Field("trace", _bool)),
+        (("trace_verbose",), Field("trace_verbose", _bool)),
+        (("logtime",), Field("logtime", _bool)),
+        (("logtime_utc",), Field("logtime_utc", _bool)),
+        (("log_file", "logfile"), Field("log_file", _str)),
+        (("log_size_limit", "logfile_size_limit"), Field("log_size_limit", _size)),
+        (("log_max_num", "logfile_max_num"), Field("log_max_num", _int)),
+        (("max_traced_msg_len",), Field("max_traced_msg_len", _int)),
+        (("syslog",), Field("syslog", _bool)),
+        (("remote_syslog",), Field("remote_syslog", _str)),
+        (("http",), Field("", setter=_host_port("http_host", "http_port"))),
+        (("http_port", "monitor_port"), Field("http_port", _int)),
+        (("https",), Field("", setter=_host_port("http_host", "https_port"))),
+        (("https_port",), Field("https_port", _int)),
+        (("http_base_path",), Field("http_base_path", _str)),
+        (("authorization",), Field("authorization", block=AUTHORIZATION)),
+        (("no_auth_user",), Field("no_auth_user", _str)),
+        (("tls",), Field("tls", block=TLS)),
+        (("allow_non_tls",), Field("allow_non_tls", _bool)),
+        (("cluster",), Field("cluster", block=CLUSTER)),
+        (("websocket", "ws"), Field("websocket", block=WEBSOCKET)),
+        (("system_account", "system"), Field("system_account", _str)),
+        (("no_system_account", "no_system", "no_sys_acc"), Field("no_system_account", _bool)),
+        (("pid_file", "pidfile"), Field("pid_file", _str)),
+        (("ports_file_dir",), Field("ports_file_dir", _str)),
+    ],
+)
+
+#: nats-server features outside trionats' scope: named, so they are not mistaken for typos.
+OUT_OF_SCOPE = {
+    "jetstream", "leafnodes", "leaf", "gateway", "mqtt", "accounts", "operator", "operators",
+    "trusted", "trusted_keys", "resolver", "resolver_preload", "system_account_jwt",
+    "prof_port", "proxy_protocol", "proxies", "server_metadata", "trace_headers", "ocsp",
+    "ocsp_cache", "default_js_domain", "mappings",
+}  # fmt: skip
+
+#: Options trionats parses and validates but does not act on yet: refused, not ignored. Each
+#: later feature (auth, TLS, clustering, monitoring, WebSocket, ...) removes its keys here.
+NOT_YET = {
+    "authorization", "no_auth_user", "tls", "allow_non_tls", "cluster", "websocket", "ws",
+    "http", "http_port", "monitor_port", "https", "https_port", "http_base_path",
+    "syslog", "remote_syslog", "log_size_limit", "logfile_size_limit", "log_max_num",
+    "logfile_max_num", "max_traced_msg_len", "lame_duck_duration", "lame_duck_grace_period",
+    "write_timeout", "max_closed_clients", "system_account", "system", "no_system_account",
+    "no_system", "no_sys_acc", "connect_error_reports", "reconnect_error_reports",
+    "server_tags", "client_advertise",
+}  # fmt: skip
+
+_converter = cattrs.Converter()
+_converter.register_structure_hook(bool | float, lambda value, _: value)
+_converter.register_structure_hook(float | None, lambda value, _: value)
+
+
+# --- walking a parsed file ---------------------------------------------------------------------
+
+
+def _walk(schema: Schema, conf: dict, out: dict, problems: list[Problem], where: str) -> None:
+    positions = getattr(conf, "positions", {})
+    variables = getattr(conf, "variables", set())
+    for key, value in conf.items():
+        position = positions.get(key)
+        field = schema.fields.get(key.lower())
+        if field is None:
+            if key in variables:
+                continue  # defined to be referenced as $KEY, not an option
+            if schema is OPTIONS and key.lower() in OUT_OF_SCOPE:
+                problems.append(Problem(position, f'"{key}" is not supported by trionats'))
+            else:
+                problems.append(Problem(position, f'unknown field "{key}"{where}'))
+            continue
+        try:
+            if field.setter is not None:
+                field.setter(value, out)
+            elif field.block is not None:
+                out[field.name] = _convert_block(field.block, value, problems, key)
+            else:
+                out[field.name] = field.convert(value)
+        except _Bad as exc:
+            problems.append(Problem(position, f"{key}: {exc}"))
+
+
+def _convert_block(schema: Schema, value: Any, problems: list[Problem], key: str):
+    """A nested block (a map), or for `users` a list of maps."""
+    if schema is USER:
+        if not isinstance(value, list):
+            raise _Bad(f"expected a list of users, got {_kind(value)}")
+        users = []
+        for item in value:
+            if not isinstance(item, dict):
+                raise _Bad(f"expected a map for each user, got {_kind(item)}")
+            block: dict = {}
+            _walk(USER, item, block, problems, f" in {key}")
+            users.append(block)
+        return users
+    if not isinstance(value, dict):
+        raise _Bad(f"expected a map, got {_kind(value)}")
+    block = {}
+    _walk(schema, value, block, problems, f" in {key}")
+    return block
+
+
+def _check_rules(conf_out: dict, problems: list[Problem], positions: dict) -> None:
+    """Cross-field rules nats-server enforces when loading."""
+    auth = conf_out.get("authorization")
+    where = positions.get("authorization")
+    if isinstance(auth, dict):
+        single = auth.get("user") or auth.get("password")
+        if single and auth.get("token"):
+            problems.append(Problem(where, "Cannot have a user/pass and token"))
+        if single and auth.get("users"):
+            problems.append(Problem(where, "Can not have a single user/pass and a users array"))
+        if auth.get("token") and auth.get("users"):
+            problems.append(Problem(where, "Can not have a token and a users array"))
+        seen = set()
+        for user in auth.get("users", []):
+            name = user.get("user") or user.get("nkey")
+            if name in seen:
+                problems.append(Problem(where, f'Duplicate user "{name}" detected'))
+            seen.add(name)
+    name = conf_out.get("server_name", "")
+    if " " in name:
+        problems.append(Problem(positions.get("server_name"), "server name cannot contain spaces"))
+    cluster = conf_out.get("cluster")
+    if isinstance(cluster, dict) and " " in cluster.get("name", ""):
+        problems.append(Problem(positions.get("cluster"), "cluster name cannot contain spaces"))
+
+
+def _problem_order(problem: Problem) -> tuple:
+    p = problem.position
+    return (p.file, p.line, p.column) if p is not None else ("", 0, 0)
+
+
+def options_from_conf(conf: ConfMap, base: opts.Options | None = None) -> opts.Options:
+    """Build Options from a parsed configuration; ConfigError lists every problem."""
+    problems: list[Problem] = []
+    out: dict = {}
+    _walk(OPTIONS, conf, out, problems, "")
+    positions = {
+        field.name or key: conf.positions.get(key)
+        for key in conf
+        if (field := OPTIONS.fields.get(key.lower())) is not None
+    }
+    _check_rules(out, problems, positions)
+    for key in conf:
+        if key.lower() in NOT_YET:
+            problems.append(Problem(conf.positions.get(key), f'"{key}" is not supported by trionats yet'))
+    if problems:
+        problems.sort(key=_problem_order)
+        raise ConfigError("\n".join(str(p) for p in problems))
+    merged = attrs.asdict(base or opts.Options(), recurse=False)
+    merged.update(out)
+    try:
+        return _converter.structure(merged, opts.Options)
+    except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{conf.positions and next(iter(conf.positions.values())).file}: {exc}")
+
+
+def load(path: str | Path) -> opts.Options:
+    """Read a configuration file (NATS conf or JSON; TOML when it ends in .toml)."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".toml":
+            from .toml import read_toml
+
+            conf = read_toml(path)
+        else:
+            conf = parse_file(path)
+    except ConfigSyntaxError as exc:
+        raise ConfigError(str(exc)) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror or exc}") from None
+    return attrs.evolve(options_from_conf(conf), config_file=str(path))
+
+
+__all__ = ["ConfList", "ConfMap", "Problem", "load", "options_from_conf", "parse_duration"]
