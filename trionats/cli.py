@@ -12,6 +12,8 @@ applied over it, as nats-server does; `-t` checks the file and exits 0 or 1 with
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +38,8 @@ Server Options:
         --ports_file_dir <dir>       Write a ports file (trionats_<pid>.ports) in this directory
         --client_advertise <string>  Client URL to advertise to other servers
     -c, --config <file>              Configuration file (NATS conf, JSON, or TOML if *.toml)
+    -sl, --signal <cmd>[=<pid>]      Send a signal to a running trionats (pid or pid file) and exit:
+                                     reload (SIGHUP), term (SIGTERM), quit (SIGINT), stop (SIGKILL)
     -t                               Test the configuration file and exit (0 valid, 1 invalid)
 
 Logging Options:
@@ -55,7 +59,7 @@ Common Options:
 
 # Flags nats-server has that later work will implement; refused clearly until then.
 NOT_YET = {
-    "user", "pass", "auth", "m", "http_port", "ms", "https_port", "sl", "signal",
+    "user", "pass", "auth", "m", "http_port", "ms", "https_port",
     "log_size_limit", "s", "syslog", "r", "remote_syslog", "profile", "routes", "cluster",
     "cluster_listen", "cluster_advertise", "no_advertise", "connect_retries", "cluster_name",
     "help_tls", "tls", "tlsverify", "tlscert", "tlskey", "tlscacert", "max_traced_msg_len",
@@ -92,6 +96,7 @@ class _Flags:
         self.show_help = False
         self.show_version = False
         self.check_config = False
+        self.signal = ""
         self.config_file = ""
 
 
@@ -143,6 +148,7 @@ for _names, _is_bool, _apply in [
     (("h", "help"), True, _flag("show_help")),
     (("v", "version"), True, _flag("show_version")),
     (("t",), True, _flag("check_config")),
+    (("sl", "signal"), False, lambda flags, value: setattr(flags, "signal", value)),
 ]:
     for _name in _names:
         FLAGS[_name] = (_is_bool, _apply)
@@ -223,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     if flags.show_version:
         print(f"trionats: v{__version__} (nats-server v{defaults.COMPAT_VERSION} protocol)")
         return 0
+    if flags.signal:
+        return send_signal(flags.signal)
     if flags.check_config and not flags.config_file:
         print("trionats: -t needs a configuration file (-c <file>)", file=sys.stderr)
         return 1
@@ -244,15 +252,74 @@ def main(argv: list[str] | None = None) -> int:
         log_file=options.log_file,
     )
     try:
-        trio.run(_serve, options)
+        trio.run(_serve, options, flags.overrides)
     except OSError as exc:
         tlog.get_logger().fatal(f"Error listening on port: {exc}")
         return 1
     return 0
 
 
-async def _serve(options: Options) -> None:
-    await Server(options).serve(handle_signals=True)
+SIGNALS = {
+    "reload": signal.SIGHUP,
+    "term": signal.SIGTERM,
+    "quit": signal.SIGINT,
+    "stop": signal.SIGKILL,
+}
+SIGNALS_NOT_YET = ("ldm", "reopen")
+
+
+def send_signal(spec: str) -> int:
+    """`--signal <cmd>[=<pid or pid file>]`: signal a running trionats, as nats-server does."""
+    command, _, target = spec.partition("=")
+    if command in SIGNALS_NOT_YET:
+        print(f'trionats: signal "{command}" is not supported by trionats yet', file=sys.stderr)
+        return 1
+    if command not in SIGNALS:
+        print(f'trionats: unknown signal "{command}"', file=sys.stderr)
+        return 1
+    if target:
+        path = Path(target)
+        text = path.read_text().strip() if path.is_file() else target
+        try:
+            pids = [int(text)]
+        except ValueError:
+            print(f'trionats: invalid pid "{text}"', file=sys.stderr)
+            return 1
+    else:
+        pids = running_servers()
+        if not pids:
+            print("trionats: no trionats processes running", file=sys.stderr)
+            return 1
+        if len(pids) > 1:
+            listing = "\n".join(str(pid) for pid in pids)
+            print(f"trionats: multiple trionats processes running:\n{listing}", file=sys.stderr)
+            return 1
+    try:
+        os.kill(pids[0], SIGNALS[command])
+    except OSError as exc:
+        print(f"trionats: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def running_servers() -> list[int]:
+    """PIDs of other processes running trionats (`trionats ...` or `python -m trionats ...`)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        words = [Path(arg.decode(errors="replace")).name for arg in argv[:3]]
+        if "trionats" in words and "--signal" not in argv and "-sl" not in argv:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+async def _serve(options: Options, overrides: dict) -> None:
+    await Server(options, flag_overrides=overrides).serve(handle_signals=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -94,7 +94,6 @@ class Connection:
     async def _write_loop(self) -> None:
         outbound = self.outbound
         stream = self.stream
-        deadline = self.write_deadline
         while True:
             if not outbound.chunks:
                 if self.closed_reason is not None:
@@ -103,7 +102,7 @@ class Connection:
                 continue
             batch = outbound.take(defaults.MAX_WRITE_BATCH)
             try:
-                with trio.move_on_after(deadline) as scope:
+                with trio.move_on_after(self.write_deadline) as scope:
                     await stream.send_all(batch)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 self.close(Reason.WRITE_ERROR, flush=False)

@@ -4,7 +4,7 @@
       ├── _serve_connections            connections nursery (one task per connection)
       │     └── ClientConnection.run    that connection's nursery: reader, writer, pinger
       ├── _accept_loop (per listener)   inside the accept scope, cancelled first on shutdown
-      └── _watch_signals (optional)     SIGINT/SIGTERM -> shutdown()
+      └── _watch_signals (optional)     SIGINT/SIGTERM -> shutdown(), SIGHUP -> reload()
 
 Shutdown is a deadline, as in Hypercorn: stop accepting, close every client (each flushes
 what is queued), then give the connections nursery `SHUTDOWN_GRACE` seconds before Trio
@@ -14,20 +14,26 @@ cancels what is left.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import platform
+import random
 import signal
 import socket
 from pathlib import Path
 
+import attrs
 import trio
 
 from . import __version__, defaults, errors, ids
 from .client import ClientConnection
 from .core.sublist import Sublist
-from .errors import Reason
+from .config.load import load as load_config
+from .config.reload import diff as reload_diff
+from .errors import ConfigError, Reason
 from .logging import LEVELS, get_logger
+from .logging import configure as configure_logging
 from .options import Options
 
 _ACCEPT_RETRY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
@@ -52,9 +58,11 @@ class Stats:
 
 
 class Server:
-    def __init__(self, options: Options | None = None) -> None:
+    def __init__(self, options: Options | None = None, *, flag_overrides: dict | None = None) -> None:
         self.options = options = options or Options()
         options.check()
+        #: Options given on the command line: re-applied over the file on every reload.
+        self.flag_overrides = dict(flag_overrides or {})
         self.server_id = ids.new_server_id()
         self.name = options.server_name or self.server_id
         self.log = get_logger()
@@ -164,12 +172,68 @@ class Server:
         return client
 
     async def _watch_signals(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        names = {signal.SIGINT: "interrupt", signal.SIGTERM: "terminated"}
+        names = {signal.SIGINT: "interrupt", signal.SIGTERM: "terminated", signal.SIGHUP: "hangup"}
         with trio.open_signal_receiver(*names) as signals:
             task_status.started()
             async for signum in signals:
                 self.log.info(f'Trapped "{names[signum]}" signal')
-                self.shutdown()
+                if signum == signal.SIGHUP:
+                    self.reload()
+                else:
+                    self.shutdown()
+
+    # --- reload ---------------------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Re-read the configuration file and apply what may change live (SIGHUP).
+
+        Flags given on the command line still win. On any problem the reload is refused as a
+        whole, the reason is logged, and the server keeps running on its current options.
+        """
+        path = self.options.config_file
+        if not path:
+            self.log.error("Failed to reload server configuration: no configuration file")
+            return False
+        try:
+            new = attrs.evolve(load_config(path), **self.flag_overrides)
+            new.check()
+            changes = reload_diff(self.options, new)
+        except ConfigError as exc:
+            self.log.error(f"Failed to reload server configuration: {exc}")
+            return False
+        self.options = new
+        self._apply_reload(changes)
+        for name, value in changes.items():
+            shown = str(value).lower() if isinstance(value, bool) else value
+            self.log.info(f"Reloaded: {name} = {shown}")
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        self.log.info(f"Reloaded server configuration (sha256:{digest})")
+        return True
+
+    def _apply_reload(self, changes: dict) -> None:
+        options = self.options
+        if changes.keys() & {"debug", "trace", "trace_verbose", "logtime", "logtime_utc", "log_file"}:
+            configure_logging(
+                debug=options.debug,
+                trace=options.trace or options.trace_verbose,
+                logtime=options.logtime,
+                logtime_utc=options.logtime_utc,
+                log_file=options.log_file,
+            )
+        for client in list(self.clients.values()):
+            if "max_payload" in changes or "max_control_line" in changes:
+                client.parser.set_limits(
+                    max_control_line=options.max_control_line, max_payload=options.max_payload
+                )
+            client.write_deadline = options.write_deadline
+        excess = len(self.clients) - options.max_connections
+        if excess > 0:
+            for client in random.sample(list(self.clients.values()), excess):
+                client.send_err(errors.MAX_CONNECTIONS)
+                client.close(Reason.MAX_CONNECTIONS)
+        if "pid_file" in changes or "ports_file_dir" in changes:
+            self._remove_files()
+            self._write_files()
 
     # --- shutdown -------------------------------------------------------------------------
 
