@@ -125,10 +125,19 @@ async def start_trionats(nursery: trio.Nursery, **overrides) -> Server:
     return await nursery.start(Server(options).serve)
 
 
+_ports_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port never handed out before in this session: a client left over from an
+    earlier test may still be reconnecting to an old port, and must not find a new server."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _ports_handed_out:
+            _ports_handed_out.add(port)
+            return port
 
 
 def _wait_until_ready(log_path: Path, process: subprocess.Popen, timeout: float = 10.0) -> None:
