@@ -17,7 +17,7 @@ import trio
 
 from . import defaults
 from .errors import ProtocolError, Reason
-from .outbound import Outbound
+from .outbound import Outbound, collect_writes
 
 
 class Connection:
@@ -41,6 +41,9 @@ class Connection:
         self.peer_host, self.peer_port = peer[0], peer[1]
         self.write_deadline = write_deadline
         self.outbound = Outbound(max_pending, self._on_slow_consumer)
+        if isinstance(stream, trio.SocketStream):
+            # The OS socket behind Trio's, for non-blocking direct sends (see outbound.py).
+            self.outbound.sock = getattr(stream.socket, "_sock", None)
         self.log = logger.bind(conn=f"{self.peer_host}:{self.peer_port} - {self.id_label}:{cid}")
         self.closed_reason: str | None = None
         self.next_ping = math.inf
@@ -83,11 +86,12 @@ class Connection:
                 if not data:
                     self.close(Reason.CLIENT_CLOSED, flush=False)
                     return
-                try:
-                    self.process(data)
-                except ProtocolError as error:
-                    self.on_protocol_error(error)
-                    return
+                with collect_writes():
+                    try:
+                        self.process(data)
+                    except ProtocolError as error:
+                        self.on_protocol_error(error)
+                        return
                 if self.closed_reason is not None:
                     return
 
