@@ -53,7 +53,6 @@ TIMESTAMP = r"\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}\.\d{6}"
         (["--ports_file_dir", "/tmp/ports"], {"ports_file_dir": "/tmp/ports"}),
         (["-l", "/tmp/t.log"], {"log_file": "/tmp/t.log"}),
         (["--log=/tmp/u.log"], {"log_file": "/tmp/u.log"}),
-        (["--client_advertise", "example.com:4222"], {"client_advertise": "example.com:4222"}),
         (["-D"], {"debug": True}),
         (["--debug"], {"debug": True}),
         (["-D=false"], {}),

@@ -217,7 +217,7 @@ class Options:
             problems.append("max_payload must be positive")
         if self.max_payload > self.max_pending:
             problems.append(
-                f"max_payload ({self.max_payload}) can not be higher than max_pending "
+                f"max_payload ({self.max_payload}) cannot be higher than max_pending "
                 f"({self.max_pending})"
             )
         if self.max_control_line <= 0:

@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 import cattrs
 
+from .. import defaults
 from .. import options as opts
 from ..errors import ConfigError
 from .natsconf import ConfigSyntaxError, ConfList, ConfMap, Position, parse_file
@@ -27,6 +28,8 @@ from .natsconf import ConfigSyntaxError, ConfList, ConfMap, Position, parse_file
 class Problem:
     position: Position | None
     message: str
+    #: A warning: nats-server starts anyway but `nats-server -t` fails on it.
+    warning: bool = False
 
     def __str__(self) -> str:
         if self.position is None:
@@ -83,6 +86,25 @@ def _int(value: Any) -> int:
 
 _size = _int  # the conf parser already turned 2MB, 1Gi, ... into integers
 
+_INT32_MAX = 2**31 - 1
+
+
+def _size32(value: Any) -> int:
+    """max_payload, max_control_line: nats-server keeps them in an int32."""
+    size = _size(value)
+    if size > _INT32_MAX:
+        raise _Bad("value is too big")
+    return size
+
+
+def _sub_tokens(value: Any) -> int:
+    tokens = _int(value)
+    if tokens > 255:
+        raise _Bad("value is too big")
+    if tokens <= 0:
+        raise _Bad("value can not be negative")  # nats-server's words, for 0 too
+    return tokens
+
 
 def _bool(value: Any) -> bool:
     if not isinstance(value, bool):
@@ -90,16 +112,32 @@ def _bool(value: Any) -> bool:
     return value
 
 
+class _Warn(Exception):
+    """The value is accepted (`value`) but nats-server warns about it: `-t` fails on it."""
+
+    def __init__(self, value: Any, message: str) -> None:
+        super().__init__(message)
+        self.value = value
+
+
 def _duration(value: Any) -> float:
-    """A duration string ("2m"); a plain number is taken as seconds (nats-server warns)."""
+    """A duration string ("2m"); a plain integer is taken as seconds, with nats-server's
+    warning. A float is an error, as in nats-server."""
     if isinstance(value, str):
         try:
             return parse_duration(value)
         except ValueError as exc:
             raise _Bad(str(exc)) from None
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise _Warn(float(value), "should be converted to a duration")
+    raise _Bad(f"expected a duration, got {_kind(value)}")
+
+
+def _seconds(value: Any) -> float:
+    """Timeouts (authorization, tls): seconds as an integer or float, or a duration string."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
-    raise _Bad(f"expected a duration, got {_kind(value)}")
+    return _duration(value)
 
 
 def _duration_string(value: Any) -> float:
@@ -107,6 +145,20 @@ def _duration_string(value: Any) -> float:
     if not isinstance(value, str):
         raise _Bad(f"expected a duration string like \"30s\", got {_kind(value)}")
     return _duration(value)
+
+
+def _lame_duck_duration(value: Any) -> float:
+    seconds = _duration_string(value)
+    if seconds < 30:
+        raise _Bad(f"invalid lame_duck_duration of {value}, minimum is 30 seconds")
+    return seconds
+
+
+def _lame_duck_grace_period(value: Any) -> float:
+    seconds = _duration_string(value)
+    if seconds < 0:
+        raise _Bad("invalid lame_duck_grace_period, needs to be positive")
+    return seconds
 
 
 def _strings(value: Any) -> tuple[str, ...]:
@@ -118,8 +170,10 @@ def _strings(value: Any) -> tuple[str, ...]:
 
 
 def _choice(*choices: str) -> Callable[[Any], str]:
+    """One of a few words, case-sensitive as in nats-server (`CLOSE` is refused)."""
+
     def convert(value: Any) -> str:
-        text = _str(value).lower()
+        text = _str(value)
         if text not in choices:
             raise _Bad(f"expected one of {', '.join(choices)}, got {value!r}")
         return text
@@ -128,9 +182,13 @@ def _choice(*choices: str) -> Callable[[Any], str]:
 
 
 def _handshake_first(value: Any) -> bool | float:
+    """A boolean, or a string: true/on, false/off, auto/auto_fallback, or a fallback delay."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.lower() == "auto":
+    word = _str(value).lower()
+    if word in ("true", "on", "false", "off"):
+        return word in ("true", "on")
+    if word in ("auto", "auto_fallback"):
         return 0.05
     return _duration(value)
 
@@ -175,22 +233,39 @@ class Schema:
         return cls(target, table)
 
 
+def _split_host_port(text: str) -> tuple[str, str]:
+    """Go's net.SplitHostPort: `host:port`, `[v6]:port`, `:port`; ValueError otherwise."""
+    if text.startswith("["):
+        close = text.find("]")
+        if close < 0 or text[close + 1 : close + 2] != ":":
+            raise ValueError(text)
+        host, port = text[1:close], text[close + 2 :]
+    else:
+        host, sep, port = text.rpartition(":")
+        if not sep or ":" in host:
+            raise ValueError(text)
+    if "[" in host or "]" in host or "[" in port or "]" in port:
+        raise ValueError(text)
+    return host, port
+
+
 def _host_port(host_field: str, port_field: str) -> Callable[[Any, dict], None]:
-    """`listen: host:port`, `listen: port` or `listen: host` (nats-server's forms)."""
+    """`listen: host:port` or `listen: port` (nats-server's parseListen; a string needs the
+    port, and `:port` sets the host to "", all interfaces)."""
 
     def apply(value: Any, out: dict) -> None:
         if isinstance(value, int) and not isinstance(value, bool):
             out[port_field] = value
             return
-        text = _str(value)
-        host, sep, port = text.rpartition(":")
-        if not sep:
-            out[host_field] = text
-            return
-        if not re.fullmatch(r"-?\d+", port):
-            raise _Bad(f"could not parse port in {text!r}")
-        if host:
-            out[host_field] = host.strip("[]")
+        if not isinstance(value, str):
+            raise _Bad(f"expected port or host:port, got {_kind(value)}")
+        try:
+            host, port = _split_host_port(value)
+        except ValueError:
+            raise _Bad(f"could not parse address string \"{value}\"") from None
+        if not re.fullmatch(r"[+-]?\d+", port):
+            raise _Bad(f"could not parse port \"{port}\"")
+        out[host_field] = host or defaults.DEFAULT_HOST  # nats-server's baseline
         out[port_field] = int(port)
 
     return apply
@@ -221,14 +296,33 @@ def _allow_responses(value: Any) -> dict | None:
         result: dict[str, Any] = {}
         for key, item in value.items():
             lowered = key.lower()
-            if lowered == "max":
+            if lowered in ("max", "max_msgs", "max_messages", "max_responses"):
                 result["max_msgs"] = _int(item)
-            elif lowered in ("expires", "ttl"):
-                result["expires"] = _duration(item)
+            elif lowered in ("expires", "expiration", "ttl"):
+                result["expires"] = _duration_string(item)
             else:
                 raise _Bad(f'unknown field "{key}" in allow_responses (max, expires)')
         return result
     raise _Bad(f"expected a boolean or a map, got {_kind(value)}")
+
+
+_COMPRESSION_MODES = (
+    "off", "disabled", "accept", "on", "enabled", "s2_auto", "s2_uncompressed", "s2_fast",
+    "s2_better", "s2_best",
+)  # fmt: skip
+
+
+def _compression(value: Any) -> str:
+    """cluster.compression: a boolean (true = s2_fast), a mode, or a map with `mode`."""
+    if isinstance(value, bool):
+        return "s2_fast" if value else "off"
+    if isinstance(value, dict):
+        modes = [item for key, item in value.items() if key.lower() == "mode"]
+        value = modes[-1] if modes else "accept"
+    mode = _str(value).lower()
+    if mode not in _COMPRESSION_MODES:
+        raise _Bad(f"unknown compression mode {value!r}")
+    return mode
 
 
 PERMISSIONS = Schema.of(
@@ -271,7 +365,7 @@ AUTHORIZATION = Schema.of(
         (("user", "username"), Field("user", _str)),
         (("pass", "password"), Field("password", _str)),
         (("token",), Field("token", _str)),
-        (("timeout",), Field("timeout", _duration)),
+        (("timeout",), Field("timeout", _seconds)),
         (("users",), Field("users", block=USER)),
         (
             ("default_permissions", "default_permission", "permissions"),
@@ -285,7 +379,7 @@ ROUTE_AUTHORIZATION = Schema.of(
     [
         (("user", "username"), Field("user", _str)),
         (("pass", "password"), Field("password", _str)),
-        (("timeout",), Field("timeout", _duration)),
+        (("timeout",), Field("timeout", _seconds)),
     ],
 )
 
@@ -299,7 +393,7 @@ TLS = Schema.of(
         (("verify_and_map",), Field("verify_and_map", _bool)),
         (("verify_cert_and_check_known_urls",), Field("verify_cert_and_check_known_urls", _bool)),
         (("insecure",), Field("insecure", _bool)),
-        (("timeout",), Field("timeout", _duration)),
+        (("timeout",), Field("timeout", _seconds)),
         (("cipher_suites",), Field("cipher_suites", _strings)),
         (("curve_preferences",), Field("curve_preferences", _strings)),
         (("min_version",), Field("min_version", _choice("1.2", "1.3"))),
@@ -333,7 +427,7 @@ CLUSTER = Schema.of(
         (("connect_backoff",), Field("connect_backoff", _bool)),
         (("pool_size",), Field("pool_size", _int)),
         (("accounts",), Field("accounts", _strings)),
-        (("compression",), Field("compression", lambda v: str(v).lower())),
+        (("compression",), Field("compression", _compression)),
         (("ping_interval",), Field("ping_interval", _duration)),
         (("ping_max",), Field("ping_max", _int)),
         (("write_deadline",), Field("write_deadline", _duration)),
@@ -356,7 +450,7 @@ WEBSOCKET = Schema.of(
             Field("allowed_origins", _strings),
         ),
         (("compression", "compress"), Field("compression", _bool)),
-        (("handshake_timeout",), Field("handshake_timeout", _duration)),
+        (("handshake_timeout",), Field("handshake_timeout", _seconds)),
         (("authorization", "authentication"), Field("authorization", block=AUTHORIZATION)),
         (("no_auth_user",), Field("no_auth_user", _str)),
         (("jwt_cookie",), Field("jwt_cookie", _str)),
@@ -367,6 +461,12 @@ WEBSOCKET = Schema.of(
     ],
 )
 
+
+def _trace_verbose(value: Any, out: dict) -> None:
+    """trace_verbose sets trace too, as in nats-server."""
+    out["trace_verbose"] = out["trace"] = _bool(value)
+
+
 OPTIONS = Schema.of(
     opts.Options,
     [
@@ -376,11 +476,11 @@ OPTIONS = Schema.of(
         (("server_name",), Field("server_name", _str)),
         (("client_advertise",), Field("client_advertise", _str)),
         (("server_tags",), Field("server_tags", _strings)),
-        (("max_payload",), Field("max_payload", _size)),
-        (("max_control_line",), Field("max_control_line", _size)),
+        (("max_payload",), Field("max_payload", _size32)),
+        (("max_control_line",), Field("max_control_line", _size32)),
         (("max_connections", "max_conn"), Field("max_connections", _int)),
         (("max_subscriptions", "max_subs"), Field("max_subscriptions", _int)),
-        (("max_sub_tokens", "max_subscription_tokens"), Field("max_sub_tokens", _int)),
+        (("max_sub_tokens", "max_subscription_tokens"), Field("max_sub_tokens", _sub_tokens)),
         (("max_pending",), Field("max_pending", _size)),
         (("write_deadline",), Field("write_deadline", _duration)),
         (("write_timeout",), Field("write_timeout", _choice("default", "close", "retry"))),
@@ -390,13 +490,13 @@ OPTIONS = Schema.of(
         (("disable_sublist_cache", "no_sublist_cache"), Field("disable_sublist_cache", _bool)),
         (("no_fast_producer_stall",), Field("no_fast_producer_stall", _bool)),
         (("max_closed_clients",), Field("max_closed_clients", _int)),
-        (("lame_duck_duration",), Field("lame_duck_duration", _duration_string)),
-        (("lame_duck_grace_period",), Field("lame_duck_grace_period", _duration_string)),
+        (("lame_duck_duration",), Field("lame_duck_duration", _lame_duck_duration)),
+        (("lame_duck_grace_period",), Field("lame_duck_grace_period", _lame_duck_grace_period)),
         (("connect_error_reports",), Field("connect_error_reports", _int)),
         (("reconnect_error_reports",), Field("reconnect_error_reports", _int)),
         (("debug",), Field("debug", _bool)),
         (("trace",), Field("trace", _bool)),
-        (("trace_verbose",), Field("trace_verbose", _bool)),
+        (("trace_verbose",), Field("", setter=_trace_verbose)),
         (("logtime",), Field("logtime", _bool)),
         (("logtime_utc",), Field("logtime_utc", _bool)),
         (("log_file", "logfile"), Field("log_file", _str)),
@@ -428,7 +528,10 @@ OUT_OF_SCOPE = {
     "jetstream", "leafnodes", "leaf", "gateway", "mqtt", "accounts", "operator", "operators",
     "trusted", "trusted_keys", "resolver", "resolver_preload", "system_account_jwt",
     "prof_port", "proxy_protocol", "proxies", "server_metadata", "trace_headers", "ocsp",
-    "ocsp_cache", "default_js_domain", "mappings",
+    "ocsp_cache", "default_js_domain", "mappings", "maps", "store_dir", "storedir",
+    "roots", "root", "root_operators", "root_operator", "account_resolver", "accounts_resolver",
+    "resolver_tls", "resolver_pinned_accounts", "default_sentinel", "feature_flags",
+    "prof_block_rate",
 }  # fmt: skip
 
 #: Options trionats parses and validates but does not act on yet: refused, not ignored. Each
@@ -440,7 +543,7 @@ NOT_YET = {
     "logfile_max_num", "max_traced_msg_len", "lame_duck_duration", "lame_duck_grace_period",
     "write_timeout", "max_closed_clients", "system_account", "system", "no_system_account",
     "no_system", "no_sys_acc", "connect_error_reports", "reconnect_error_reports",
-    "server_tags", "client_advertise",
+    "server_tags", "client_advertise", "max_sub_tokens", "max_subscription_tokens",
 }  # fmt: skip
 
 _converter = cattrs.Converter()
@@ -472,6 +575,10 @@ def _walk(schema: Schema, conf: dict, out: dict, problems: list[Problem], where:
                 out[field.name] = _convert_block(field.block, value, problems, key)
             else:
                 out[field.name] = field.convert(value)
+        except _Warn as warning:
+            out[field.name] = warning.value
+            message = f'invalid use of field "{key}": {key} {warning}'
+            problems.append(Problem(position, message, warning=True))
         except _Bad as exc:
             problems.append(Problem(position, f"{key}: {exc}"))
 
@@ -482,11 +589,17 @@ def _convert_block(schema: Schema, value: Any, problems: list[Problem], key: str
         if not isinstance(value, list):
             raise _Bad(f"expected a list of users, got {_kind(value)}")
         users = []
-        for item in value:
+        positions = getattr(value, "positions", [])
+        for index, item in enumerate(value):
             if not isinstance(item, dict):
                 raise _Bad(f"expected a map for each user, got {_kind(item)}")
             block: dict = {}
             _walk(USER, item, block, problems, f" in {key}")
+            where = positions[index] if index < len(positions) else None
+            if not block.get("user") and not block.get("nkey"):
+                problems.append(Problem(where, "User entry requires a user"))
+            elif block.get("nkey") and (block.get("user") or block.get("password")):
+                problems.append(Problem(where, "Nkey users do not take usernames or passwords"))
             users.append(block)
         return users
     if not isinstance(value, dict):
@@ -510,10 +623,12 @@ def _check_rules(conf_out: dict, problems: list[Problem], positions: dict) -> No
             problems.append(Problem(where, "Can not have a token and a users array"))
         seen = set()
         for user in auth.get("users", []):
-            name = user.get("user") or user.get("nkey")
-            if name in seen:
-                problems.append(Problem(where, f'Duplicate user "{name}" detected'))
-            seen.add(name)
+            kind, name = ("nkey", user["nkey"]) if user.get("nkey") else ("user", user.get("user"))
+            if not name:
+                continue  # "User entry requires a user", reported with the entry
+            if (kind, name) in seen:
+                problems.append(Problem(where, f'Duplicate {kind} "{name}" detected'))
+            seen.add((kind, name))
     name = conf_out.get("server_name", "")
     if " " in name:
         problems.append(Problem(positions.get("server_name"), "server name cannot contain spaces"))
@@ -527,8 +642,14 @@ def _problem_order(problem: Problem) -> tuple:
     return (p.file, p.line, p.column) if p is not None else ("", 0, 0)
 
 
-def options_from_conf(conf: ConfMap, base: opts.Options | None = None) -> opts.Options:
-    """Build Options from a parsed configuration; ConfigError lists every problem."""
+def options_from_conf(
+    conf: ConfMap, base: opts.Options | None = None, *, warnings: list[Problem] | None = None
+) -> opts.Options:
+    """Build Options from a parsed configuration; ConfigError lists every problem.
+
+    Warnings (values nats-server accepts but warns about, like `ping_interval: 30` in plain
+    seconds) are appended to `warnings` when given; `-t` should fail on them, as
+    `nats-server -t` does."""
     problems: list[Problem] = []
     out: dict = {}
     _walk(OPTIONS, conf, out, problems, "")
@@ -541,8 +662,11 @@ def options_from_conf(conf: ConfMap, base: opts.Options | None = None) -> opts.O
     for key in conf:
         if key.lower() in NOT_YET:
             problems.append(Problem(conf.positions.get(key), f'"{key}" is not supported by trionats yet'))
+    problems.sort(key=_problem_order)
+    if warnings is not None:
+        warnings.extend(p for p in problems if p.warning)
+    problems = [p for p in problems if not p.warning]
     if problems:
-        problems.sort(key=_problem_order)
         raise ConfigError("\n".join(str(p) for p in problems))
     merged = attrs.asdict(base or opts.Options(), recurse=False)
     merged.update(out)
@@ -552,8 +676,10 @@ def options_from_conf(conf: ConfMap, base: opts.Options | None = None) -> opts.O
         raise ConfigError(f"{conf.positions and next(iter(conf.positions.values())).file}: {exc}")
 
 
-def load(path: str | Path) -> opts.Options:
-    """Read a configuration file (NATS conf or JSON; TOML when it ends in .toml)."""
+def load(path: str | Path, *, warnings: list[Problem] | None = None) -> opts.Options:
+    """Read a configuration file (NATS conf or JSON; TOML when it ends in .toml).
+
+    Warnings go to `warnings` when given (see options_from_conf)."""
     path = Path(path)
     try:
         if path.suffix.lower() == ".toml":
@@ -566,7 +692,10 @@ def load(path: str | Path) -> opts.Options:
         raise ConfigError(str(exc)) from None
     except OSError as exc:
         raise ConfigError(f"{path}: {exc.strerror or exc}") from None
-    return attrs.evolve(options_from_conf(conf), config_file=str(path))
+    if not conf and warnings is not None:
+        warnings.append(Problem(None, f"{path}: config has no values or is empty", warning=True))
+    options = options_from_conf(conf, warnings=warnings)
+    return attrs.evolve(options, config_file=str(path))
 
 
 __all__ = ["ConfList", "ConfMap", "Problem", "load", "options_from_conf", "parse_duration"]

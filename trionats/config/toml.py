@@ -2,7 +2,8 @@
 
 tomli gives values but no positions, so a light scan of the text finds the line of each key
 (the `[table]` headers it sits under and its `key =` line); that is enough for errors to name
-file:line as they do for NATS conf files. Sizes may be written as strings ("2MB").
+file:line as they do for NATS conf files. Sizes may be written as strings ("2MB") for the
+size options.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
 _ASSIGN = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_.-]+)\s*=""")
 _SIZE = re.compile(r"^\s*(\d+)\s*([KMGTPE]I?B?|[KMGTPE])\s*$", re.IGNORECASE)
 _SIZE_FACTORS = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15, "e": 10**18}
+#: The options whose values are sizes: only there is "2MB" a number (`server_name = "2m"` is
+#: a name).
+_SIZE_KEYS = frozenset(
+    {"max_payload", "max_control_line", "max_pending", "log_size_limit", "logfile_size_limit"}
+)
 
 
 def _size_text(text: str) -> int | None:
@@ -59,7 +65,7 @@ def _convert(value, path: tuple[str, ...], file: str, lines: dict) -> object:
         items = ConfList(_convert(item, path, file, lines) for item in value)
         items.positions = [Position(file, lines.get(path, 1), 1)] * len(items)
         return items
-    if isinstance(value, str):
+    if isinstance(value, str) and path and path[-1].lower() in _SIZE_KEYS:
         size = _size_text(value)
         if size is not None:
             return size
