@@ -92,6 +92,13 @@ ACCEPT_BACKOFF = 0.1
 #: Closed connections remembered for monitoring (/connz?state=closed).
 MAX_CLOSED_CLIENTS = 10000
 
+#: Monitoring HTTP: seconds a read (or a response write) may take; an idle keep-alive
+#: connection is closed after this long.
+HTTP_READ_TIMEOUT = 10.0
+#: Monitoring HTTP: largest request head (and body, read and ignored) in bytes; past it the
+#: request gets a 4xx and the connection is closed.
+HTTP_MAX_REQUEST_SIZE = 16 * 1024
+
 #: Seconds lame-duck mode spreads client closes over; nats-server refuses less than 30 s.
 LAME_DUCK_DURATION = 120.0
 #: Seconds lame-duck mode waits before it starts closing clients.
@@ -102,6 +109,9 @@ CONNECT_ERROR_REPORTS = 3600
 #: The same, for re-dials after a connection existed.
 RECONNECT_ERROR_REPORTS = 1
 
+#: A route's control line may be this many times max_control_line (nats-server's rule).
+ROUTE_CONTROL_LINE_FACTOR = 16
+
 #: Connections per remote server that nats-server opens by default (trionats uses one).
 ROUTE_POOL_SIZE = 3
 
@@ -109,6 +119,19 @@ ROUTE_POOL_SIZE = 3
 TLS_TIMEOUT = 2.0
 #: Seconds to wait for CONNECT when authentication is required.
 AUTH_TIMEOUT = 2.0
+#: bcrypt password checks running at once (worker threads). Each takes ~50-300 ms of CPU;
+#: more CONNECTs wait their turn in order, so a flood of logins cannot take more CPU than
+#: this many cores, and never the event loop's.
+AUTH_BCRYPT_THREADS = 2
+#: Authentication errors logged per window; the rest are counted in one line at the end of
+#: the window, so a flood of bad logins cannot flood the log.
+AUTH_FAILURE_LOG_BURST = 10
+AUTH_FAILURE_LOG_WINDOW = 10.0
+#: Per-connection cache of publish permission verdicts (subject -> allowed); cleared when full.
+PERMISSION_CACHE_SIZE = 1024
+#: Reply subjects one allow_responses connection may hold at once; past it expired ones go,
+#: then the oldest.
+MAX_RESPONSE_GRANTS = 10000
 
 #: allow_responses defaults: one reply per received request, within two minutes.
 ALLOW_RESPONSES_MAX_MSGS = 1

@@ -93,3 +93,81 @@ class Pong(NamedTuple):
 
 PING = Ping()
 PONG = Pong()
+
+
+# --- route protocol (server to server) ---------------------------------------------------------
+
+
+class RSub(NamedTuple):
+    """RS+: a remote server's interest; `weight` = its queue members (-1 when unparsable)."""
+
+    account: bytes
+    subject: bytes
+    queue: bytes | None
+    weight: int
+
+
+class RUnsub(NamedTuple):
+    """RS-: a remote server's interest is gone."""
+
+    account: bytes
+    subject: bytes
+    queue: bytes | None
+
+
+class RMsg(NamedTuple):
+    """RMSG or HMSG on a route: a message for our local subscribers.
+
+    `queues` names the queue groups this server should serve one member of; `header_size`
+    is -1 for RMSG; `data` is headers + payload + CRLF.
+    """
+
+    account: bytes
+    subject: bytes
+    reply: bytes
+    queues: tuple[bytes, ...]
+    header_size: int
+    data: bytes
+
+
+class LSub(NamedTuple):
+    """LS+: interest from a leaf node behind the remote server (`origin` = leaf cluster)."""
+
+    origin: bytes
+    account: bytes
+    subject: bytes
+    queue: bytes | None
+    weight: int
+
+
+class LUnsub(NamedTuple):
+    """LS-; `origin` is b"" unless the peer sends it (it does when we announce lnocu)."""
+
+    origin: bytes
+    account: bytes
+    subject: bytes
+    queue: bytes | None
+
+
+class LMsg(NamedTuple):
+    """LMSG: a routed message that came from a leaf node (always with a header size)."""
+
+    origin: bytes
+    account: bytes
+    subject: bytes
+    reply: bytes
+    queues: tuple[bytes, ...]
+    header_size: int
+    data: bytes
+
+
+class ASub(NamedTuple):
+    """A+: gateway account interest (accepted and ignored on routes)."""
+
+    account: bytes
+
+
+class AUnsub(NamedTuple):
+    """A-."""
+
+    account: bytes

@@ -23,7 +23,26 @@ from collections.abc import Iterator
 
 from .. import defaults, errors
 from ..errors import ProtocolError, Reason
-from .events import PING, PONG, Connect, Err, Info, Pub, PubBatch, PubRun, Sub, Unsub
+from .events import (
+    PING,
+    PONG,
+    ASub,
+    AUnsub,
+    Connect,
+    Err,
+    Info,
+    LMsg,
+    LSub,
+    LUnsub,
+    Pub,
+    PubBatch,
+    PubRun,
+    RMsg,
+    RSub,
+    RUnsub,
+    Sub,
+    Unsub,
+)
 
 new_event = tuple.__new__  # builds a NamedTuple event without the cost of its __new__
 
@@ -117,6 +136,8 @@ class Parser:
     """
 
     keywords = CLIENT_KEYWORDS
+    #: PUB has a dedicated fast path (clients only).
+    pub_fast_path = True
 
     def __init__(
         self,
@@ -135,7 +156,7 @@ class Parser:
         self.require_connect = require_connect
         self._tail = b""  # unparsed bytes: a partial control line
         self._line_op: str | None = None  # PING/PONG/+OK seen, discarding to end of line
-        self._waiting: tuple | None = None  # (subject, reply, header_size, size) of a payload
+        self._waiting: tuple | None = None  # (event type, fields, size) of a message in transit
         self._chunks: list[bytes] = []  # payload bytes received so far
         self._have = 0
         self._pub_lines: dict[bytes, tuple[bytes, bytes, int]] = {}
@@ -174,7 +195,7 @@ class Parser:
         pub_lines = self._pub_lines
         # Settings only change in the handlers of events other than PUB (the consumer runs
         # between two yields and nothing else can), so they are re-read after those only.
-        fast = not self.require_connect
+        fast = self.pub_fast_path and not self.require_connect
         batch = self.batch
         pending: list[tuple[bytes, bytes, bytes]] = []  # batch mode: PUBs not yet yielded
         try:
@@ -221,7 +242,7 @@ class Parser:
                     if pending:
                         yield new_event(PubBatch, (pending,))
                         pending = []
-                    self._wait_payload(buf, nl + 1, end, (subject, reply, -1, size))
+                    self._wait_payload(buf, nl + 1, end, Pub, (subject, reply, -1), size)
                     return
                 if pending:
                     yield new_event(PubBatch, (pending,))
@@ -243,31 +264,23 @@ class Parser:
                         return
                 arg = self._arg_text(buf, arg_start, nl)
                 pos = nl + 1
-                if op is OP_PUB or op is OP_HPUB or op is OP_HMSG:
-                    if op is OP_PUB:
-                        subject, reply, size = self._decode_pub(arg)
-                        header_size = -1
-                    elif op is OP_HPUB:
-                        subject, reply, header_size, size = self._decode_hpub(arg)
-                    else:
-                        subject, reply, header_size, size = b"", b"", 0, 0
-                    if size > self.max_payload and op is not OP_HMSG:
-                        raise ProtocolError(errors.MAX_PAYLOAD, Reason.MAX_PAYLOAD)
+                if op in self.message_ops:
+                    kind, fields, size = self._decode_message(op, arg)
                     stop = pos + size + 2
                     if stop <= end:
                         if buf[stop - 2] != _CR or buf[stop - 1] != _LF:
                             raise _unknown_op()
-                        yield new_event(Pub, (subject, reply, header_size, buf[pos:stop]))
+                        yield new_event(kind, fields + (buf[pos:stop],))
                         pos = stop
                         continue
-                    if op is OP_HMSG:
+                    if op is OP_HMSG and kind is Pub:
                         # nats-server cannot hold a client HMSG across reads: its CRLF must come
                         # in the same read as the line, else 'Unknown Protocol Operation'.
                         raise _unknown_op()
-                    self._wait_payload(buf, pos, end, (subject, reply, header_size, size))
+                    self._wait_payload(buf, pos, end, kind, fields, size)
                     return
                 yield self._decode_other(op, arg)
-                fast = not self.require_connect
+                fast = self.pub_fast_path and not self.require_connect
                 batch = self.batch
         except ProtocolError:
             if pending:  # what came before the error is handled first, as in nats-server
@@ -376,17 +389,20 @@ class Parser:
             raise ProtocolError(errors.MAX_CONTROL_LINE, Reason.MAX_CONTROL_LINE)
         self._tail = buf[pos:]
 
-    def _wait_payload(self, buf: bytes, start: int, end: int, pending: tuple) -> None:
-        self._waiting = pending
+    def _wait_payload(
+        self, buf: bytes, start: int, end: int, kind: type, fields: tuple, size: int
+    ) -> None:
+        """The payload of a message is not all here: keep its start and what it will be."""
+        self._waiting = (kind, fields, size)
         part = buf[start:end]
         self._chunks = [part] if part else []
         self._have = end - start
-        if self._have >= pending[3] + 1 and buf[start + pending[3]] != _CR:
+        if self._have >= size + 1 and buf[start + size] != _CR:
             raise _unknown_op()
 
     def _continue_payload(self, data: bytes) -> bytes | None:
         """Add `data` to a waited-for payload; return all bytes once it is complete."""
-        need = self._waiting[3] + 2
+        need = self._waiting[2] + 2
         self._chunks.append(data)
         self._have += len(data)
         if self._have < need:
@@ -398,12 +414,12 @@ class Parser:
         self._consumed = need
         return joined
 
-    def _finish_waiting(self, joined: bytes) -> Pub:
-        subject, reply, header_size, size = self._waiting
+    def _finish_waiting(self, joined: bytes) -> object:
+        kind, fields, size = self._waiting
         self._waiting = None
         if joined[size] != _CR or joined[size + 1] != _LF:
             raise _unknown_op()
-        return new_event(Pub, (subject, reply, header_size, joined[: size + 2]))
+        return new_event(kind, fields + (joined[: size + 2],))
 
     # --- argument decoding ----------------------------------------------------------------
 
@@ -417,6 +433,22 @@ class Parser:
             pub_lines.clear()
         pub_lines[key] = args
         return args
+
+    #: Ops followed by a payload; `_decode_message` reads their arguments.
+    message_ops = frozenset({OP_PUB, OP_HPUB, OP_HMSG})
+
+    def _decode_message(self, op: str, arg: bytes) -> tuple[type, tuple, int]:
+        """(event type, fields before the payload, payload size) of a message op's line."""
+        if op is OP_PUB:
+            subject, reply, size = self._decode_pub(arg)
+            header_size = -1
+        elif op is OP_HPUB:
+            subject, reply, header_size, size = self._decode_hpub(arg)
+        else:  # a client's HMSG: nats-server takes it as an empty message with no subject
+            return Pub, (b"", b"", 0), 0
+        if size > self.max_payload:
+            raise ProtocolError(errors.MAX_PAYLOAD, Reason.MAX_PAYLOAD)
+        return Pub, (subject, reply, header_size), size
 
     def _decode_pub(self, arg: bytes) -> tuple[bytes, bytes, int]:
         args = arg.split(b" ")
@@ -471,3 +503,154 @@ class Parser:
         if op is OP_ERR:
             return Err(arg)
         raise AssertionError(op)  # pragma: no cover - every keyword is handled above
+
+
+# --- the route role ---------------------------------------------------------------------------
+
+OP_RSUB, OP_RUNSUB, OP_RMSG, OP_LSUB, OP_LUNSUB, OP_LMSG, OP_ASUB, OP_AUNSUB = (
+    "RS+",
+    "RS-",
+    "RMSG",
+    "LS+",
+    "LS-",
+    "LMSG",
+    "A+",
+    "A-",
+)
+
+ROUTE_KEYWORDS = {
+    b"RS+": (OP_RSUB, SEP),
+    b"RS-": (OP_RUNSUB, SEP),
+    b"RMSG": (OP_RMSG, SEP),
+    b"HMSG": (OP_HMSG, SEP),
+    b"LS+": (OP_LSUB, SEP),
+    b"LS-": (OP_LUNSUB, SEP),
+    b"LMSG": (OP_LMSG, SEP),
+    b"A+": (OP_ASUB, SEP),
+    b"A-": (OP_AUNSUB, SEP),
+    b"CONNECT": (OP_CONNECT, OPT),
+    b"INFO": (OP_INFO, OPT),
+    b"PING": (OP_PING, LINE),
+    b"PONG": (OP_PONG, LINE),
+    b"+OK": (OP_OK, LINE),
+    b"-ERR": (OP_ERR, SEP),
+}
+
+
+def _indicated(args: list[bytes], first: int, sizes: int, arg: bytes) -> tuple[bytes, tuple]:
+    """reply and queue names of a routed message with 5+ fields: `+ reply q...` or `| q...`."""
+    indicator = args[first]
+    if indicator == b"+":
+        return args[first + 1], tuple(args[first + 2 : len(args) - sizes])
+    if indicator == b"|":
+        return b"", tuple(args[first + 1 : len(args) - sizes])
+    raise _silent(f"routed message reply indicator: {arg!r}")
+
+
+class RouteParser(Parser):
+    """Parser of what a route peer (another server) sends: RS+/RS-, RMSG/HMSG, LS+/LS-/LMSG.
+
+    Account names are always in the line (trionats opens no pinned-account routes). The
+    control line may be ROUTE_CONTROL_LINE_FACTOR times the client limit; routed messages
+    have no payload limit. A malformed line closes the route without -ERR, as in nats-server.
+    `origin_unsubs`: the peer sends LS- with the leaf origin (only if we announced `lnocu`).
+    """
+
+    keywords = ROUTE_KEYWORDS
+    pub_fast_path = False
+    message_ops = frozenset({OP_RMSG, OP_HMSG, OP_LMSG})
+
+    def __init__(
+        self,
+        *,
+        max_control_line: int = defaults.MAX_CONTROL_LINE,
+        origin_unsubs: bool = False,
+        require_connect: bool = False,
+    ) -> None:
+        super().__init__(
+            max_control_line=max_control_line * defaults.ROUTE_CONTROL_LINE_FACTOR,
+            max_payload=2**63,
+            require_connect=require_connect,
+        )
+        self.origin_unsubs = origin_unsubs
+
+    def set_limits(self, *, max_control_line: int, max_payload: int = 2**63) -> None:
+        super().set_limits(
+            max_control_line=max_control_line * defaults.ROUTE_CONTROL_LINE_FACTOR,
+            max_payload=max_payload,
+        )
+
+    def _decode_message(self, op: str, arg: bytes) -> tuple[type, tuple, int]:
+        args = _split_args(arg)
+        count = len(args)
+        if op is OP_RMSG:
+            if count < 3:
+                raise _silent(f"RMSG arguments: {arg!r}")
+            if count == 3:
+                reply, queues = b"", ()
+            elif count == 4:
+                reply, queues = args[2], ()
+            else:
+                reply, queues = _indicated(args, 2, 1, arg)
+            size = _parse_size(args[-1])
+            if size < 0:
+                raise _silent(f"RMSG size: {arg!r}")
+            return RMsg, (args[0], args[1], reply, queues, -1), size
+        if op is OP_HMSG:
+            if count < 4:
+                raise _silent(f"HMSG arguments: {arg!r}")
+            if count == 4:
+                reply, queues = b"", ()
+            elif count == 5:
+                reply, queues = args[2], ()
+            else:
+                reply, queues = _indicated(args, 2, 2, arg)
+            header_size, size = _parse_size(args[-2]), _parse_size(args[-1])
+            if header_size < 0 or size < 0 or header_size > size:
+                raise _silent(f"HMSG sizes: {arg!r}")
+            return RMsg, (args[0], args[1], reply, queues, header_size), size
+        # LMSG: origin account subject [reply | + reply q... | | q...] header_size size
+        if count < 5:
+            raise _silent(f"LMSG arguments: {arg!r}")
+        if count == 5:
+            reply, queues = b"", ()
+        elif count == 6:
+            reply, queues = args[3], ()
+        else:
+            reply, queues = _indicated(args, 3, 2, arg)
+        header_size, size = _parse_size(args[-2]), _parse_size(args[-1])
+        if header_size < 0 or size < 0 or header_size > size:
+            raise _silent(f"LMSG sizes: {arg!r}")
+        return LMsg, (args[0], args[1], args[2], reply, queues, header_size), size
+
+    def _decode_other(self, op: str, arg: bytes) -> object:
+        args = _split_args(arg)
+        count = len(args)
+        if op is OP_RSUB:
+            if count == 2:
+                return new_event(RSub, (args[0], args[1], None, 1))
+            if count == 4:
+                return new_event(RSub, (args[0], args[1], args[2], _parse_size(args[3])))
+            raise _silent(f"RS+ arguments: {arg!r}")
+        if op is OP_RUNSUB:
+            if count in (2, 3):
+                return new_event(RUnsub, (args[0], args[1], args[2] if count == 3 else None))
+            raise _silent(f"RS- arguments: {arg!r}")
+        if op is OP_LSUB:
+            if count == 3:
+                return new_event(LSub, (args[0], args[1], args[2], None, 1))
+            if count == 5:
+                return new_event(LSub, (args[0], args[1], args[2], args[3], _parse_size(args[4])))
+            raise _silent(f"LS+ arguments: {arg!r}")
+        if op is OP_LUNSUB:
+            first = 1 if self.origin_unsubs else 0
+            origin = args[0] if self.origin_unsubs and args else b""
+            if count - first in (2, 3):
+                queue = args[first + 2] if count - first == 3 else None
+                return new_event(LUnsub, (origin, args[first], args[first + 1], queue))
+            raise _silent(f"LS- arguments: {arg!r}")
+        if op is OP_ASUB or op is OP_AUNSUB:
+            if count != 1:
+                raise _silent(f"{op} arguments: {arg!r}")
+            return new_event(ASub if op is OP_ASUB else AUnsub, (args[0],))
+        return super()._decode_other(op, arg)
