@@ -59,3 +59,42 @@ def no_responders(reply: bytes, sid: bytes, subject: bytes) -> bytes:
     header = b"NATS/1.0 503\r\nNats-Subject: " + subject + b"\r\n\r\n"
     size = len(header)
     return b"HMSG %s %s %d %d\r\n%s\r\n" % (reply, sid, size, size, header)
+
+
+# --- route protocol -----------------------------------------------------------------------------
+
+
+def rs_plus(account: bytes, subject: bytes, queue: bytes | None = None, weight: int = 1) -> bytes:
+    """RS+: interest in `subject` (a queue group's line carries its member count)."""
+    if queue is None:
+        return b"RS+ %s %s\r\n" % (account, subject)
+    return b"RS+ %s %s %s %d\r\n" % (account, subject, queue, weight)
+
+
+def rs_minus(account: bytes, subject: bytes, queue: bytes | None = None) -> bytes:
+    if queue is None:
+        return b"RS- %s %s\r\n" % (account, subject)
+    return b"RS- %s %s %s\r\n" % (account, subject, queue)
+
+
+def rmsg_line(
+    account: bytes,
+    subject: bytes,
+    reply: bytes,
+    queues: tuple[bytes, ...] | list[bytes],
+    header_size: int,
+    size: int,
+) -> bytes:
+    """The control line of a routed message: RMSG (header_size < 0) or HMSG, in the
+    plain form, or with `+ reply q...` / `| q...` when queue groups are named."""
+    op = b"RMSG" if header_size < 0 else b"HMSG"
+    parts = [op, account, subject]
+    if queues:
+        parts += [b"+", reply] if reply else [b"|"]
+        parts += list(queues)
+    elif reply:
+        parts.append(reply)
+    if header_size >= 0:
+        parts.append(b"%d" % header_size)
+    parts.append(b"%d\r\n" % size)
+    return b" ".join(parts)
