@@ -67,6 +67,9 @@ TIMESTAMP = r"\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}\.\d{6}"
         (["-T"], {"logtime": True}),
         (["-T=F"], {"logtime": False}),
         (["--logtime_utc"], {"logtime_utc": True}),
+        (["-m", "8222"], {"http_port": 8222}),
+        (["--http_port=8222"], {"http_port": 8222}),
+        (["-m", "-1"], {"http_port": -1}),
         (
             ["-a", "127.0.0.1", "-p=5222", "-n", "x", "-DV", "-T=false"],
             {
@@ -129,10 +132,10 @@ def test_parse_args_stops_at_first_non_flag():
         (["-=1"], "bad flag syntax: -=1"),
         (["--routes", "nats://127.0.0.1:6222"], "-routes is not supported by trionats yet"),
         (["--cluster=nats://127.0.0.1:6222"], "-cluster is not supported by trionats yet"),
-        (["-m", "8222"], "-m is not supported by trionats yet"),
+        (["-m", "abc"], 'invalid value "abc" for flag -m: parse error'),
+        (["-ms", "8222"], "-ms is not supported by trionats yet"),
         (["--tls"], "-tls is not supported by trionats yet"),
         (["-js"], "-js is not supported by trionats yet"),
-        (["--user", "a", "--pass", "b"], "-user is not supported by trionats yet"),
     ],
 )
 def test_parse_args_usage_errors(argv, message):

@@ -24,7 +24,7 @@ import trio
 from . import __version__, defaults
 from . import logging as tlog
 from .errors import ConfigError
-from .options import Options
+from .options import Authorization, Options
 from .server import Server
 
 USAGE = """\
@@ -36,20 +36,30 @@ Server Options:
     -n, --name, --server_name <name> Server name (default: the server id)
     -P, --pid <file>                 File to store the process id
         --ports_file_dir <dir>       Write a ports file (trionats_<pid>.ports) in this directory
+    -m, --http_port <port>           Use port for http monitoring (-1 picks a random port)
     -c, --config <file>              Configuration file (NATS conf, JSON, or TOML if *.toml)
     -sl, --signal <cmd>[=<pid>]      Send a signal to a running trionats (pid or pid file) and exit:
-                                     reload (SIGHUP), term (SIGTERM), quit (SIGINT), stop (SIGKILL)
+                                     reload (SIGHUP), term (SIGTERM), quit (SIGINT), stop (SIGKILL),
+                                     reopen (SIGUSR1: reopen the log file)
     -t                               Test the configuration file and exit (0 valid, 1 invalid)
 
 Logging Options:
     -l, --log <file>                 File to redirect log output
     -T, --logtime                    Timestamp log entries (default: true; -T=false to turn off)
         --logtime_utc                Timestamps in UTC instead of the local time zone
+        --log_format <text|json>     text (nats-server's lines) or json (ECS, one object a line)
+        --log_size_limit <bytes>     Rotate the log file past this size (default: 0, no rotation)
+        --max_traced_msg_len <len>   Cut traced payloads past this length (default: 0, unlimited)
     -D, --debug                      Enable debugging output
     -V, --trace                      Trace the raw protocol
     -VV                              Verbose trace (same as -V here)
     -DV                              Debug and trace
     -DVV                             Debug and verbose trace
+
+Authorization Options:
+        --user <user>                User required for connections
+        --pass <password>            Password required for connections
+        --auth <token>               Authorization token required for connections
 
 Common Options:
     -h, --help                       Show this message
@@ -58,10 +68,10 @@ Common Options:
 
 # Flags nats-server has that later work will implement; refused clearly until then.
 NOT_YET = {
-    "user", "pass", "auth", "m", "http_port", "ms", "https_port", "client_advertise",
-    "log_size_limit", "s", "syslog", "r", "remote_syslog", "profile", "routes", "cluster",
+    "ms", "https_port", "client_advertise",
+    "s", "syslog", "r", "remote_syslog", "profile", "routes", "cluster",
     "cluster_listen", "cluster_advertise", "no_advertise", "connect_retries", "cluster_name",
-    "help_tls", "tls", "tlsverify", "tlscert", "tlskey", "tlscacert", "max_traced_msg_len",
+    "help_tls", "tls", "tlsverify", "tlscert", "tlskey", "tlscacert",
     "js", "jetstream", "sd", "store_dir",
 }  # fmt: skip
 
@@ -124,8 +134,20 @@ def _flag(attribute: str) -> Callable[[_Flags, str], None]:
     return apply
 
 
+def _log_format(text: str) -> str:
+    if text not in ("text", "json"):
+        raise ValueError(text)
+    return text
+
+
 def _config(flags: _Flags, value: str) -> None:
     flags.config_file = value
+
+
+def _auth_flag(flags: _Flags, **fields: str) -> None:
+    """--user/--pass (single user) and --auth (token): an authorization block over the file's."""
+    current = flags.overrides.get("authorization") or Authorization()
+    flags.overrides["authorization"] = attrs.evolve(current, **fields)
 
 
 # name -> (is boolean, how to apply the value)
@@ -136,9 +158,13 @@ for _names, _is_bool, _apply in [
     (("n", "name", "server_name"), False, _setter("server_name", str)),
     (("P", "pid"), False, _setter("pid_file", str)),
     (("ports_file_dir",), False, _setter("ports_file_dir", str)),
+    (("m", "http_port"), False, _setter("http_port", _parse_int)),
     (("l", "log"), False, _setter("log_file", str)),
     (("T", "logtime"), True, _setter("logtime", _parse_bool)),
     (("logtime_utc",), True, _setter("logtime_utc", _parse_bool)),
+    (("log_format",), False, _setter("log_format", _log_format)),
+    (("log_size_limit",), False, _setter("log_size_limit", _parse_int)),
+    (("max_traced_msg_len",), False, _setter("max_traced_msg_len", _parse_int)),
     (("D", "debug"), True, _levels(debug=True, trace=False)),
     (("V", "trace", "VV"), True, _levels(debug=False, trace=True)),
     (("DV", "DVV"), True, _levels(debug=True, trace=True)),
@@ -147,6 +173,9 @@ for _names, _is_bool, _apply in [
     (("v", "version"), True, _flag("show_version")),
     (("t",), True, _flag("check_config")),
     (("sl", "signal"), False, lambda flags, value: setattr(flags, "signal", value)),
+    (("user",), False, lambda flags, value: _auth_flag(flags, user=value)),
+    (("pass",), False, lambda flags, value: _auth_flag(flags, password=value)),
+    (("auth",), False, lambda flags, value: _auth_flag(flags, token=value)),
 ]:
     for _name in _names:
         FLAGS[_name] = (_is_bool, _apply)
@@ -250,13 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         digest = hashlib.sha256(Path(flags.config_file).read_bytes()).hexdigest()
         print(f"trionats: configuration file {flags.config_file} is valid (sha256:{digest})")
         return 0
-    tlog.configure(
-        debug=options.debug,
-        trace=options.trace,
-        logtime=options.logtime,
-        logtime_utc=options.logtime_utc,
-        log_file=options.log_file,
-    )
+    tlog.configure_from(options)
     for warning in warnings:
         tlog.get_logger().warning(str(warning))
     try:
@@ -272,8 +295,9 @@ SIGNALS = {
     "term": signal.SIGTERM,
     "quit": signal.SIGINT,
     "stop": signal.SIGKILL,
+    "reopen": signal.SIGUSR1,
 }
-SIGNALS_NOT_YET = ("ldm", "reopen")
+SIGNALS_NOT_YET = ("ldm",)
 
 
 def send_signal(spec: str) -> int:

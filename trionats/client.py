@@ -10,22 +10,25 @@ and send everything queued by this read in one `send_all` each.
 
 from __future__ import annotations
 
-import json
+import math
 import random
 from typing import TYPE_CHECKING
 
 import trio
 
 from . import defaults, errors
+from .auth import SYS_QUEUE, Failure, Identity, PendingPassword, PublishCheck
+from .auth.nkeys import new_nonce
+from .auth.permissions import GrantingOutbound
 from .connection import Connection
 from .core.sublist import InvalidSubject, Subscription
 from .errors import ProtocolError, Reason
-from .logging import LEVELS
+from .logging import LEVELS, quoted_payload, redact_connect
 from .protocol import encode
 from .protocol.connect import ConnectOptions, decode_connect, is_json_object
 from .protocol.events import Connect, Err, Info, Ping, Pong, Pub, PubBatch, PubRun, Sub, Unsub
 from .protocol.parser import Parser
-from .protocol.subjects import is_valid_literal_subject
+from .protocol.subjects import has_wildcard, is_valid_literal_subject
 
 if TYPE_CHECKING:
     from .server import Server
@@ -44,11 +47,12 @@ class _Plan:
     cannot take headers). `queues` holds one tuple of targets per queue group.
     """
 
-    __slots__ = ("plain", "queues")
+    __slots__ = ("plain", "queues", "granting")
 
     def __init__(self, plain: tuple, queues: tuple) -> None:
         self.plain = plain
         self.queues = queues
+        self.granting = False  # some target grants allow_responses (per-message delivery)
 
 
 class ClientConnection(Connection):
@@ -71,6 +75,7 @@ class ClientConnection(Connection):
             max_control_line=options.max_control_line,
             max_payload=options.max_payload,
             batch=True,
+            require_connect=server.auth.auth_required,
         )
         self.opts = ConnectOptions()
         self.headers = False  # both sides agreed on headers
@@ -87,6 +92,19 @@ class ClientConnection(Connection):
         #: (-ERR text, close reason) when the server turns this client away after its INFO.
         self.refusal: tuple[str, str] | None = None
         self.next_ping = self.start_time + options.ping_interval
+        # Authentication (trionats/auth): the user, its permissions, a paused read.
+        self.identity: Identity | None = None
+        self.pub_check: PublishCheck | None = None  # with publish permissions
+        self.delivery_deny = None  # CompiledPermissions, once a wildcard sub may overlap deny
+        self._pending_auth: PendingPassword | None = None
+        self._pending_ok = False
+        self._paused_events = None
+        self.auth_deadline = math.inf
+        #: INFO `nonce` for nkey users to sign (only when nkey users are configured).
+        self.nonce = new_nonce() if server.auth.nkeys else ""
+        if server.auth.enabled:
+            self.auth_deadline = self.start_time + server.auth.timeout
+            self.next_ping = min(self.next_ping, self.auth_deadline)
 
     # --- greeting and limits --------------------------------------------------------------
 
@@ -106,11 +124,29 @@ class ClientConnection(Connection):
 
     def process(self, data: bytes) -> None:
         if LEVELS.trace:
-            self._process_traced(data)
+            self._process_traced(self.parser.feed(data))
             return
+        self._dispatch(self.parser.feed(data))
+
+    def resume(self) -> None:
+        """The password check that paused this read is done: apply it, go on with the events."""
+        pending, self._pending_auth = self._pending_auth, None
+        events, self._paused_events = self._paused_events, None
+        if self._pending_ok:
+            self._accept_identity(pending.identity)
+        else:
+            self._refuse(pending.failure)
+        if self.closed_reason is not None:
+            return
+        if LEVELS.trace:
+            self._process_traced(events)
+        else:
+            self._dispatch(events)
+
+    def _dispatch(self, events) -> None:
         in_msgs = self.in_msgs
         interest = False
-        for event in self.parser.feed(data):
+        for event in events:
             kind = type(event)
             if kind is PubBatch:
                 self._on_pub_batch(event)
@@ -130,6 +166,9 @@ class ClientConnection(Connection):
                 self._on_pong()
             elif kind is Connect:
                 self._on_connect(event)
+                if self.awaiting is not None:  # a bcrypt check: stop here until its verdict
+                    self._paused_events = events
+                    return
             elif kind is Err:
                 self.log.error(f"Client Error {event.text.decode(errors='replace')}")
                 self.close(Reason.PARSE_ERROR)  # what was queued before still goes out
@@ -142,12 +181,12 @@ class ClientConnection(Connection):
         if interest or self.in_msgs != in_msgs:
             self.last_in = self.last_activity = trio.current_time()
 
-    def _process_traced(self, data: bytes) -> None:
+    def _process_traced(self, events) -> None:
         """`process` with nats-server's protocol trace: every op in, every message out."""
-        for event in self.parser.feed(data):
+        for event in events:
             kind = type(event)
-            events = event.expand() if kind is PubBatch or kind is PubRun else (event,)
-            for item in events:
+            items = event.expand() if kind is PubBatch or kind is PubRun else (event,)
+            for item in items:
                 kind = type(item)
                 if kind is Pub:
                     subject, reply, header_size, payload = item
@@ -170,6 +209,9 @@ class ClientConnection(Connection):
                     self._on_unsub(item)
                 elif kind is Connect:
                     self._on_connect(item)
+                    if self.awaiting is not None:
+                        self._paused_events = events
+                        return
                 elif kind is Err:
                     self.log.error(f"Client Error {_text(item.text)}")
                     self.close(Reason.PARSE_ERROR)
@@ -196,7 +238,7 @@ class ClientConnection(Connection):
     def _on_connect(self, event: Connect) -> None:
         server = self.server
         if server.trace:
-            self.log.trace(f"<<- [CONNECT {event.raw.decode(errors='replace')}]")
+            self.log.trace(f"<<- [CONNECT {redact_connect(event.raw.decode(errors='replace'))}]")
         try:
             opts = decode_connect(event.raw, self.opts)
         except ValueError as exc:
@@ -223,12 +265,72 @@ class ClientConnection(Connection):
             self.send_err(errors.NO_RESPONDERS_NEEDS_HEADERS)
             self.close(Reason.NO_RESPONDERS_NEEDS_HEADERS)
             return
+        if server.auth.enabled:
+            verdict = server.auth.check(
+                opts.user, opts.password, opts.auth_token, opts.nkey, opts.sig, self.nonce
+            )
+            if type(verdict) is PendingPassword:
+                self._pending_auth = verdict
+                self.awaiting = self._check_password
+                return
+            if type(verdict) is Failure:
+                self._refuse(verdict.text)
+                return
+            self._accept_identity(verdict)
+        else:
+            self._connect_accepted()
+
+    async def _check_password(self) -> None:
+        self._pending_ok = await self.server.auth.verify(self._pending_auth)
+
+    def _refuse(self, failure: str) -> None:
+        """Wrong credentials: nats-server's log line, -ERR and close."""
+        self.server.auth.log_failure(self.log, failure)
+        self.send_err(errors.AUTH_VIOLATION)
+        self.close(Reason.AUTH_VIOLATION)
+
+    def _accept_identity(self, identity: Identity) -> None:
+        self.identity = identity
+        self.auth_deadline = math.inf
+        self.parser.require_connect = False
+        perms = identity.permissions
+        # Publish checks replace the PUB handlers of this connection only: connections
+        # without permissions run the unchanged methods (no per-message flag).
+        if perms is not None and perms.has_publish:
+            if self.pub_check is None or self.pub_check.perms is not perms:
+                self.pub_check = PublishCheck(perms)
+            self._on_pub = self._checked_pub
+            self._on_pub_batch = self._checked_pub_batch
+            self._on_pub_run = self._checked_pub_run
+        else:
+            self.pub_check = None
+            self.__dict__.pop("_on_pub", None)
+            self.__dict__.pop("_on_pub_batch", None)
+            self.__dict__.pop("_on_pub_run", None)
+        self._plans.clear()
+        self._connect_accepted()
+
+    def _connect_accepted(self) -> None:
+        """The rest of CONNECT once the client is who it says: +OK, first PING, log label."""
+        server = self.server
+        opts = self.opts
+        now = trio.current_time()
         if opts.verbose:
             self.outbound.write(encode.OK)
         interval = server.options.ping_interval
         first = min(interval, defaults.FIRST_CLIENT_PING_INTERVAL)
         self.reschedule_ping(now + first + random.uniform(0, first / 5))
-        self.log = self.log.bind(conn=self._conn_label())
+        self.log = self.log.bind(
+            conn=self._conn_label(),
+            client_name=opts.name,
+            client_lang=opts.lang,
+            client_version=opts.version,
+        )
+
+    @property
+    def auth_user(self) -> str:
+        """The authenticated user name or nkey ("" when none), as /connz shows it."""
+        return self.identity.user if self.identity is not None else ""
 
     def _conn_label(self) -> str:
         """The log prefix, with the client's version/lang/name once known (as nats-server)."""
@@ -242,7 +344,9 @@ class ClientConnection(Connection):
         if opts.name:
             parts.append(opts.name)
         if parts:
-            return f'{base} - "{":".join(parts)}"'
+            base = f'{base} - "{":".join(parts)}"'
+        if self.identity is not None and self.identity.user:
+            base = f"{base} - {self.identity.label}"
         return base
 
     # --- PING / PONG ----------------------------------------------------------------------
@@ -268,6 +372,10 @@ class ClientConnection(Connection):
     def on_ping_timer(self) -> None:
         options = self.server.options
         now = trio.current_time()
+        if now >= self.auth_deadline:
+            self.send_err(errors.AUTH_TIMEOUT)
+            self.close(Reason.AUTH_TIMEOUT)
+            return
         interval = options.ping_interval
         # As nats-server: skip the PING after recent client activity, unless an RTT sample is
         # due (no PING sent yet, or the last one is older than the measurement interval).
@@ -288,7 +396,7 @@ class ClientConnection(Connection):
             self.rtt_start = now
             self.pings_out += 1
             self.outbound.write(encode.PING)
-        self.reschedule_ping(now + interval)
+        self.reschedule_ping(min(now + interval, self.auth_deadline))
 
     # --- SUB / UNSUB ----------------------------------------------------------------------
 
@@ -296,6 +404,13 @@ class ClientConnection(Connection):
         subject, queue, sid = event
         if self.server.trace:
             self.log.trace(f"<<- [SUB {b' '.join(p for p in event if p).decode(errors='replace')}]")
+        if queue == SYS_QUEUE or (
+            self.identity is not None
+            and self.identity.permissions is not None
+            and not self._may_subscribe(subject, queue)
+        ):
+            self._sub_violation(subject, queue, sid)
+            return
         limit = self.server.options.max_subscriptions
         if limit > 0 and len(self.subs) >= limit:
             self.log.error(errors.MAX_SUBSCRIPTIONS)
@@ -311,6 +426,22 @@ class ClientConnection(Connection):
             self.subs[sid] = sub
         if self.opts.verbose:
             self.outbound.write(encode.OK)
+
+    def _may_subscribe(self, subject: bytes, queue: bytes) -> bool:
+        perms = self.identity.permissions
+        if not perms.has_subscribe:
+            return True
+        if not perms.can_subscribe(subject, queue):
+            return False
+        if perms.delivery_deny and self.delivery_deny is None and has_wildcard(subject):
+            self.delivery_deny = perms  # messages matching deny skip this connection
+        return True
+
+    def _sub_violation(self, subject: bytes, queue: bytes, sid: bytes) -> None:
+        subj, q = _text(subject), _text(queue or b"")
+        where = f'Subject "{subj}", Queue: "{q}"' if queue else f'Subject "{subj}"'
+        self.log.error(f"Subscription Violation - {where}, SID {_text(sid)}")
+        self.send_err(errors.subscribe_violation(subj, q or None))
 
     def _on_unsub(self, event: Unsub) -> None:
         sid, max_msgs = event
@@ -495,6 +626,7 @@ class ClientConnection(Connection):
         plan = self._plans.get(subject) or self._build_plan(subject)
         if (
             opts.verbose
+            or plan.granting
             or (opts.pedantic and not is_valid_literal_subject(subject))
             or (reply and opts.no_responders and not (plan.plain or plan.queues))
             or any(target[0].max_msgs for target in plan.plain)
@@ -593,22 +725,75 @@ class ClientConnection(Connection):
         result = self.sublist.match(subject)
         echo = self.opts.echo
 
+        granting = False
+
         def target(sub: Subscription):
+            nonlocal granting
             client = sub.client
             hhead = encode.hmsg_head(subject, sub.sid) if client.headers else None
-            return (sub, client.outbound, encode.msg_head(subject, sub.sid), hhead)
+            outbound = client.outbound
+            check = client.pub_check
+            if check is not None and check.perms.responses is not None:
+                outbound = GrantingOutbound(outbound, check, trio.current_time)
+                granting = True
+            return (sub, outbound, encode.msg_head(subject, sub.sid), hhead)
 
-        plain = tuple(target(sub) for sub in result.psubs if echo or sub.client is not self)
+        def wanted(sub: Subscription) -> bool:
+            client = sub.client
+            if client is self and not echo:
+                return False
+            deny = client.delivery_deny
+            return deny is None or not deny.denies_delivery(subject)
+
+        plain = tuple(target(sub) for sub in result.psubs if wanted(sub))
         queues = []
         for members in result.qsubs:
-            group = tuple(target(sub) for sub in members if echo or sub.client is not self)
+            group = tuple(target(sub) for sub in members if wanted(sub))
             if group:
                 queues.append(group)
         plan = _Plan(plain, tuple(queues))
+        plan.granting = granting
         if len(self._plans) >= defaults.DELIVERY_CACHE_SIZE:
             self._plans.clear()
         self._plans[subject] = plan
         return plan
+
+    # --- PUB with publish permissions (installed per connection by _accept_identity) -------
+
+    def _checked_pub(self, event: Pub) -> None:
+        subject = event[0]
+        if self.pub_check.allowed(subject, trio.current_time()):
+            ClientConnection._on_pub(self, event)
+        else:
+            self._pub_violation(subject, len(event[3]) - 2)
+
+    def _checked_pub_batch(self, batch: PubBatch) -> None:
+        check = self.pub_check
+        now = trio.current_time()
+        if not check.replies and all(check.allowed(p[0], now) for p in batch.pubs):
+            ClientConnection._on_pub_batch(self, batch)
+            return
+        for event in batch.expand():
+            self._checked_pub(event)
+            if self.closed_reason is not None:
+                return
+
+    def _checked_pub_run(self, run: PubRun) -> None:
+        if not self.pub_check.replies and self.pub_check.allowed(run[0], trio.current_time()):
+            ClientConnection._on_pub_run(self, run)
+            return
+        for event in run.expand():
+            self._checked_pub(event)
+            if self.closed_reason is not None:
+                return
+
+    def _pub_violation(self, subject: bytes, size: int) -> None:
+        """Refused PUB: counted as received, dropped; -ERR (no +OK) and the connection stays."""
+        self.in_msgs += 1
+        self.in_bytes += size
+        subj = _text(subject)
+        self.log.error(f'Publish Violation - Subject "{subj}"')
+        self.send_err(errors.publish_violation(subj))
 
     def _no_responders(self, subject: bytes, reply: bytes) -> None:
         """Nobody got a request: tell the requester with a 503 status on its reply subscription."""
@@ -630,11 +815,12 @@ class ClientConnection(Connection):
         self.close(Reason.SLOW_CONSUMER_WRITE, flush=False)
 
     def on_close(self, reason: str) -> None:
+        self.server.record_closed(self, reason)  # for /connz?state=closed, subs included
         for sub in list(self.subs.values()):
             self.remove_sub(sub)
         self._plans.clear()
         self.server.forget(self)
-        self.log.debug(f"Client connection closed: {reason}")
+        self.log.debug(f"Client connection closed: {reason}", reason=reason)
 
 
 def _text(data: bytes) -> str:
@@ -642,8 +828,9 @@ def _text(data: bytes) -> str:
 
 
 def _quoted(payload: bytes) -> str:
-    """A payload as nats-server's trace shows it: a double-quoted, escaped string."""
-    return json.dumps(payload.decode("utf-8", "replace"), ensure_ascii=False)
+    """A payload as nats-server's trace shows it: a double-quoted, escaped string (cut past
+    max_traced_msg_len)."""
+    return quoted_payload(payload)
 
 
 def _pick(group: tuple):

@@ -17,6 +17,7 @@ import trio
 
 from . import defaults
 from .errors import ProtocolError, Reason
+from .logging import connection_fields
 from .outbound import Outbound, collect_writes
 
 
@@ -25,6 +26,8 @@ class Connection:
 
     #: Log label of the connection kind ("cid", "rid", ...)
     id_label = "cid"
+    #: Set by `process` to pause the rest of a read: the reader awaits it, then `resume()`s.
+    awaiting = None
 
     def __init__(
         self,
@@ -44,7 +47,8 @@ class Connection:
         if isinstance(stream, trio.SocketStream):
             # The OS socket behind Trio's, for non-blocking direct sends (see outbound.py).
             self.outbound.sock = getattr(stream.socket, "_sock", None)
-        self.log = logger.bind(conn=f"{self.peer_host}:{self.peer_port} - {self.id_label}:{cid}")
+        # `conn` is the text lines' prefix; the rest are JSON's fields (client.ip, nats.cid, ...).
+        self.log = logger.bind(**connection_fields(self.id_label, cid, *peer[:2]))
         self.closed_reason: str | None = None
         self.next_ping = math.inf
         self.start_time = trio.current_time()
@@ -92,6 +96,18 @@ class Connection:
                     except ProtocolError as error:
                         self.on_protocol_error(error)
                         return
+                while self.awaiting is not None and self.closed_reason is None:
+                    # An asynchronous check (a bcrypt password) paused the events of this read:
+                    # nothing after it is handled before its verdict, so order stays exact.
+                    check = self.awaiting
+                    self.awaiting = None
+                    await check()
+                    with collect_writes():
+                        try:
+                            self.resume()
+                        except ProtocolError as error:
+                            self.on_protocol_error(error)
+                            return
                 if self.closed_reason is not None:
                     return
 
@@ -167,6 +183,9 @@ class Connection:
 
     def on_protocol_error(self, error: ProtocolError) -> None:
         raise NotImplementedError
+
+    def resume(self) -> None:
+        """Continue the events `process` paused by setting `awaiting` (after awaiting it)."""
 
     def on_ping_timer(self) -> None:
         """`next_ping` was reached; send a PING or declare the peer stale."""

@@ -1,19 +1,39 @@
-"""structlog setup: nats-server's text log format, level switches, per-connection bound loggers.
+"""structlog setup: nats-server's text lines or ECS JSON, level switches, no secrets, rotation.
 
 Text lines look like nats-server's: `[<pid>] <date time> [INF] <prefix><message>`, where a
-connection's logger carries a `conn` prefix such as `127.0.0.1:5000 - cid:7 - `. Levels are
-switches as in nats-server (trace without debug is allowed), kept in `LEVELS` so a reload
-can flip them for every logger at once.
+connection's logger carries a `conn` prefix such as `127.0.0.1:5000 - cid:7 - `. With
+`log_format: json` each event is one ECS object per line (ecs-logging's structlog formatter),
+for Filebeat/Logstash -> Elasticsearch; the fields a connection binds (`peer_host`, `cid`,
+`kind`, ...) become ECS names (`client.ip`, `nats.cid`, ...) there, and `conn` is kept as
+`nats.conn`. Levels are switches as in nats-server (trace without debug is allowed), kept
+in `LEVELS` so a reload can flip them for every logger at once.
+
+How it fits together: structlog is configured once, with one processor (`_dispatch`) and one
+logger (`_SINK`) that read the current settings at each call. So loggers bound before a
+reload (every connection's) follow a new format, file or size limit at once. The sink owns
+the log file: size-based rotation (`log_size_limit`, `log_max_num`) and reopening after an
+external rename (SIGUSR1), as nats-server's file logger does.
+
+Secrets: `redact_connect` removes passwords, tokens and signatures from CONNECT traces with
+nats-server's patterns, and `redact_processor` is the safety net run on every event: values
+of keys named like secrets are replaced, and CONNECT text in a message is redacted again.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
+import json
 import os
+import re
 import sys
+import time
+from pathlib import Path
 from typing import Any, TextIO
 
 import structlog
+
+from . import __version__
 
 _LABELS = {
     "trace": "TRC",
@@ -24,12 +44,21 @@ _LABELS = {
     "fatal": "FTL",
 }
 
+#: The `log.level` values of JSON lines (the NatsLogger method names).
+JSON_LEVELS = frozenset(_LABELS)
+
+LOG_FORMATS = ("text", "json")
+
+REDACTED = "[REDACTED]"
+
 
 class Levels:
-    """Which optional levels are on (info and above always are)."""
+    """Which optional levels are on (info and above always are), and trace settings."""
 
     debug = False
     trace = False
+    #: Traced payloads longer than this are cut, with "..." (0 = no limit).
+    max_traced_msg_len = 0
 
 
 LEVELS = Levels()
@@ -59,6 +88,90 @@ class NatsLogger(structlog.BoundLoggerBase):
         self._proxy_to_logger("fatal", event, **kw)
 
 
+# --- secrets -----------------------------------------------------------------------------------
+
+# nats-server's removeSecretsFromTrace patterns (server/client.go): the value (group 1) of
+# `pass*` and `auth_token*` keys, then of the exact keys `proxy_sig`, `nkey` and `sig`.
+_PREFIX_AUTH = re.compile(r'"?\s*(?:auth_token\S*?|pass\S*?)"?\s*[:=]\s*"?([^",\r\n}]*)')
+_EXACT_AUTH = re.compile(
+    r'(?:^|[^A-Za-z0-9_])"?\s*(?:proxy_sig|nkey|sig)"?\s*[:=]\s*"?([^",\r\n}]*)'
+)
+
+
+def _redact(pattern: re.Pattern, text: str) -> str:
+    parts = []
+    last = 0
+    for match in pattern.finditer(text):
+        parts.append(text[last : match.start(1)])
+        parts.append(REDACTED)
+        last = match.end(1)
+    if not parts:
+        return text
+    parts.append(text[last:])
+    return "".join(parts)
+
+
+def redact_connect(text: str) -> str:
+    """A CONNECT's JSON with the values of pass, auth_token, sig, nkey, proxy_sig replaced by
+    `[REDACTED]`, exactly as nats-server traces it."""
+    return _redact(_EXACT_AUTH, _redact(_PREFIX_AUTH, text))
+
+
+#: Words that make a key a secret's (a key is split at `_`, `.` and `-`).
+_SECRET_WORDS = frozenset(
+    {"pass", "password", "passwd", "pwd", "token", "secret", "sig", "signature", "nkey",
+     "jwt", "credentials", "creds", "seed", "apikey", "bearer"}
+)  # fmt: skip
+_KEY_SPLIT = re.compile(r"[_.\-]")
+
+
+@functools.lru_cache(maxsize=1024)
+def is_secret_key(key: str) -> bool:
+    """True for keys named like passwords, tokens, signatures and keys (`auth_token`,
+    `password`, `proxy_sig`, `client.nkey`, ...)."""
+    return any(word in _SECRET_WORDS for word in _KEY_SPLIT.split(key.lower()))
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if is_secret_key(str(key)) else _redact_value(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_redact_value(item) for item in value]
+    return value
+
+
+def redact_processor(logger: Any, method: str, event_dict: dict) -> dict:
+    """The safety net: no secret-named key's value, and no CONNECT secret, reaches a line."""
+    for key, value in event_dict.items():
+        if is_secret_key(key):
+            event_dict[key] = REDACTED
+        elif isinstance(value, dict | list | tuple):
+            event_dict[key] = _redact_value(value)
+    event = event_dict.get("event")
+    if isinstance(event, str) and "CONNECT" in event:
+        event_dict["event"] = redact_connect(event)
+    return event_dict
+
+
+# --- traced payloads ---------------------------------------------------------------------------
+
+
+def quoted_payload(payload: bytes) -> str:
+    """A payload as nats-server traces it: a double-quoted, escaped string; past
+    `max_traced_msg_len` bytes it is cut, with "..." inside the quotes."""
+    limit = LEVELS.max_traced_msg_len
+    if 0 < limit < len(payload):
+        quoted = json.dumps(bytes(payload[:limit]).decode("utf-8", "replace"), ensure_ascii=False)
+        return f'"{quoted[1:-1]}..."'
+    return json.dumps(bytes(payload).decode("utf-8", "replace"), ensure_ascii=False)
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+
 class NatsTextRenderer:
     """Render an event as one nats-server style line."""
 
@@ -79,20 +192,232 @@ class NatsTextRenderer:
         return f"[{self.pid}] [{label}] {text}"
 
 
-class _LineWriter:
-    """The end of the chain: write a rendered line and flush (log lines must not be lost)."""
+#: Bound keys -> ECS field names in JSON lines (keys not listed go under `nats.`).
+ECS_NAMES = {
+    "peer_host": "client.ip",
+    "peer_port": "client.port",
+    "server_name": "service.node.name",
+    "server_id": "nats.server_id",
+    "conn": "nats.conn",
+    "kind": "nats.kind",
+    "reason": "nats.close_reason",
+    "client_name": "nats.client.name",
+    "client_lang": "nats.client.lang",
+    "client_version": "nats.client.version",
+}
 
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
+#: Connection id labels (the text prefix's `cid:7`) -> the connection kind in JSON.
+CONNECTION_KINDS = {
+    "cid": "Client",
+    "rid": "Router",
+    "gid": "Gateway",
+    "lid": "Leafnode",
+    "wid": "Websocket",
+    "mid": "MQTT",
+}
+
+
+def connection_fields(id_label: str, cid: int, host: str, port: int) -> dict[str, Any]:
+    """What a connection's logger binds: the text prefix and the structured fields."""
+    return {
+        "conn": f"{host}:{port} - {id_label}:{cid}",
+        "peer_host": host,
+        "peer_port": port,
+        "kind": CONNECTION_KINDS.get(id_label, id_label),
+        id_label: cid,
+    }
+
+
+class EcsFields:
+    """Map our bound keys to ECS names and add the fields every JSON line carries."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+
+    def __call__(self, logger: Any, method: str, event_dict: dict) -> dict:
+        out: dict[str, Any] = {
+            "@timestamp": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "service.name": "trionats",
+            "service.type": "nats",
+            "service.version": __version__,
+            "process.pid": self.pid,
+        }
+        for key, value in event_dict.items():
+            if key != "event" and (value is None or value == ""):
+                continue  # not known (yet): no empty fields in the index
+            if key == "event" or "." in key or key.startswith("@"):
+                out[key] = value
+            else:
+                out[ECS_NAMES.get(key, f"nats.{key}")] = value
+        return out
+
+
+# --- the sink: stderr or a file with rotation ----------------------------------------------------
+
+
+def _backup_name(path: str) -> str:
+    """`<file>.YYYY.MM.DD.HH.MM.SS.<9-digit nanoseconds>`, local time, as nats-server."""
+    now_ns = time.time_ns()
+    stamp = _dt.datetime.fromtimestamp(now_ns // 1_000_000_000)
+    return f"{path}.{stamp:%Y.%m.%d.%H.%M.%S}.{now_ns % 1_000_000_000:09d}"
+
+
+_BACKUP_SUFFIX = re.compile(r"\.\d{4}\.\d{2}\.\d{2}\.\d{2}\.\d{2}\.\d{2}\.\d{9}")
+
+
+class _Sink:
+    """The one structlog logger: writes each rendered line to stderr or the log file.
+
+    With a size limit, once the file grows past it the file is renamed to a timestamped
+    backup, a new file is opened whose first line says so, and with `max_num` the oldest
+    backups are deleted so that at most `max_num` files remain (current one included).
+    """
+
+    def __init__(self) -> None:
+        self.file: TextIO | None = None
+        self.path = ""
+        self.size = 0
+        self.limit = 0
+        self.max_num = 0
+
+    @property
+    def stream(self) -> TextIO:
+        """The log file, or the current sys.stderr (looked up at each write)."""
+        return self.file if self.file is not None else sys.stderr
+
+    def open(self, path: str) -> None:
+        """Log to `path` (appending), or to stderr if empty."""
+        self.close()
+        self.path = path
+        self.size = 0
+        if path:
+            self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open
+            self.size = self.file.tell()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
 
     def msg(self, message: str) -> None:
-        self._stream.write(message + "\n")
-        self._stream.flush()
+        line = message + "\n"
+        stream = self.stream
+        stream.write(line)
+        stream.flush()
+        if self.path:
+            self.size += len(line.encode("utf-8")) if not line.isascii() else len(line)
+            if 0 < self.limit < self.size:
+                self.rotate()
 
     trace = debug = info = warning = error = fatal = msg
 
+    def rotate(self) -> None:
+        path = self.path
+        backup = _backup_name(path)
+        self.close()
+        try:
+            os.rename(path, backup)
+        except OSError:
+            pass  # as nats-server: carry on in a new file all the same
+        self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open
+        self.size = self.file.tell()
+        self.limit, limit = 0, self.limit  # the next lines must not rotate again
+        try:
+            _direct("info", f"Rotated log, backup saved as {json.dumps(backup)}")
+            if self.max_num > 0:
+                self._purge()
+        finally:
+            self.limit = limit
 
-_log_file: TextIO | None = None
+    def _purge(self) -> None:
+        path = Path(self.path)
+        try:
+            names = sorted(
+                entry.name
+                for entry in path.parent.iterdir()
+                if entry.name.startswith(path.name + ".")
+                and _BACKUP_SUFFIX.fullmatch(entry.name[len(path.name) :])
+            )
+        except OSError as exc:
+            _direct("error", f"Unable to read directory {json.dumps(str(path.parent))} for log "
+                             f"purge ({exc}), will attempt next rotation")  # fmt: skip
+            return
+        for name in names[: max(0, len(names) - (self.max_num - 1))]:
+            try:
+                (path.parent / name).unlink()
+            except OSError as exc:
+                _direct("error", f"Unable to remove backup log file {json.dumps(name)} ({exc}), "
+                                 "will attempt next rotation")  # fmt: skip
+                return
+            _direct("info", f"Purged log file {json.dumps(name)}")
+
+
+_SINK = _Sink()
+
+
+class _Settings:
+    """What `_dispatch` renders with; replaced as a whole by `configure`."""
+
+    def __init__(self, processors: list) -> None:
+        self.processors = processors
+
+
+def _text_processors(logtime: bool, utc: bool) -> list:
+    return [redact_processor, NatsTextRenderer(logtime=logtime, utc=utc)]
+
+
+def _json_processors() -> list:
+    return [redact_processor, EcsFields(), _EcsFormatter()]
+
+
+class _EcsFormatter:
+    """ecs-logging's structlog formatter; an event it cannot shape (a key both a value and a
+    parent of others, say) still gives a valid ECS line, with the fields as a JSON string."""
+
+    def __init__(self) -> None:
+        import ecs_logging
+
+        self.formatter = ecs_logging.StructlogFormatter(ensure_ascii=False)
+
+    def __call__(self, logger: Any, method: str, event_dict: dict) -> str:
+        backup = dict(event_dict)
+        try:
+            return self.formatter(logger, method, event_dict)
+        except (TypeError, ValueError):
+            kept = ("@timestamp", "event", "service.", "process.")
+            fields = {key: backup.pop(key) for key in list(backup) if not key.startswith(kept)}
+            backup["nats.fields"] = json.dumps(fields, default=repr)
+            return self.formatter(logger, method, backup)
+
+
+_SETTINGS = _Settings(_text_processors(True, False))
+
+
+def _render(method: str, event_dict: dict) -> Any:
+    for processor in _SETTINGS.processors:
+        event_dict = processor(None, method, event_dict)
+    return event_dict
+
+
+def _dispatch(logger: Any, method: str, event_dict: dict) -> Any:
+    """structlog's only processor: the chain of the current configuration."""
+    return _render(method, event_dict)
+
+
+def _direct(method: str, message: str) -> None:
+    """Write a line bypassing the level switches (the sink's own messages)."""
+    _SINK.msg(_render(method, {"event": message}))
+
+
+# --- configuration -----------------------------------------------------------------------------
+
+_configured = False
+
+#: The Options fields that `configure_from` reads: a reload changing any reconfigures logging.
+LOGGING_OPTIONS = frozenset(
+    {"debug", "trace", "trace_verbose", "logtime", "logtime_utc", "log_file", "log_format",
+     "log_size_limit", "log_max_num", "max_traced_msg_len"}
+)  # fmt: skip
 
 
 def configure(
@@ -102,28 +427,61 @@ def configure(
     logtime: bool = True,
     logtime_utc: bool = False,
     log_file: str = "",
+    log_format: str = "text",
+    log_size_limit: int = 0,
+    log_max_num: int = 0,
+    max_traced_msg_len: int = 0,
 ) -> None:
     """Set up logging for the process; may be called again (reload) to change it."""
-    global _log_file, _configured
-    _configured = True
+    global _configured
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"log_format must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}")
     LEVELS.debug = debug
     LEVELS.trace = trace
-    if _log_file is not None:
-        _log_file.close()
-        _log_file = None
-    stream: TextIO = sys.stderr
-    if log_file:
-        _log_file = stream = open(log_file, "a", encoding="utf-8")  # noqa: SIM115 - kept open
-    writer = _LineWriter(stream)
-    structlog.configure(
-        processors=[NatsTextRenderer(logtime=logtime, utc=logtime_utc)],
-        wrapper_class=NatsLogger,
-        logger_factory=lambda *args: writer,
-        cache_logger_on_first_use=False,
+    LEVELS.max_traced_msg_len = max(0, max_traced_msg_len)
+    _SETTINGS.processors = (
+        _json_processors() if log_format == "json" else _text_processors(logtime, logtime_utc)
+    )
+    if not _configured:
+        structlog.configure(
+            processors=[_dispatch],
+            wrapper_class=NatsLogger,
+            logger_factory=lambda *args: _SINK,
+            cache_logger_on_first_use=False,
+        )
+        _configured = True
+    if log_file != _SINK.path or (log_file and _SINK.file is None):
+        _SINK.open(log_file)
+    _SINK.limit = max(0, log_size_limit) if log_file else 0
+    _SINK.max_num = max(0, log_max_num) if log_file else 0
+    if 0 < _SINK.limit < _SINK.size:
+        get_logger().info("Rotating logfile...")  # as nats-server: this line rotates it
+
+
+def configure_from(options: Any) -> None:
+    """`configure` with an Options tree's logging fields."""
+    configure(
+        debug=options.debug,
+        trace=options.trace or options.trace_verbose,
+        logtime=options.logtime,
+        logtime_utc=options.logtime_utc,
+        log_file=options.log_file,
+        log_format=options.log_format,
+        log_size_limit=options.log_size_limit,
+        log_max_num=options.log_max_num,
+        max_traced_msg_len=options.max_traced_msg_len,
     )
 
 
-_configured = False
+def reopen_log_file(log: Any) -> None:
+    """SIGUSR1: reopen the log file by name (after an external rotation), as nats-server."""
+    if not _SINK.path:
+        log.info("File log re-open ignored, not a file logger")
+        return
+    _SINK.open(_SINK.path)
+    if 0 < _SINK.limit < _SINK.size:
+        _SINK.rotate()
+    log.info("File log re-opened")
 
 
 def get_logger(**bound: Any) -> NatsLogger:

@@ -175,6 +175,8 @@ class Options:
     logtime: bool = True
     logtime_utc: bool = False
     log_file: str = ""
+    #: "text" (nats-server's lines) or "json" (one ECS object per line, for ELK).
+    log_format: str = "text"
     log_size_limit: int = 0
     log_max_num: int = 0
     max_traced_msg_len: int = 0
@@ -182,7 +184,7 @@ class Options:
     remote_syslog: str = ""
 
     # monitoring
-    http_host: str = defaults.DEFAULT_HOST
+    http_host: str = ""  # empty: the client listener's host, as nats-server
     http_port: int = 0
     https_port: int = 0
     http_base_path: str = ""
@@ -213,6 +215,8 @@ class Options:
             problems.append("server name cannot contain spaces")
         if not (0 <= self.port <= 65535 or self.port == defaults.RANDOM_PORT):
             problems.append(f"port {self.port} is out of range")
+        if not (0 <= self.http_port <= 65535 or self.http_port == defaults.RANDOM_PORT):
+            problems.append(f"http_port {self.http_port} is out of range")
         if self.max_payload <= 0:
             problems.append("max_payload must be positive")
         if self.max_payload > self.max_pending:
@@ -226,5 +230,7 @@ class Options:
             problems.append("ping_interval must be positive")
         if self.write_deadline <= 0:
             problems.append("write_deadline must be positive")
+        if self.log_format not in ("text", "json"):
+            problems.append(f'log_format must be "text" or "json", not "{self.log_format}"')
         if problems:
             raise ConfigError("\n".join(problems))

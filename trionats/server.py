@@ -1,10 +1,12 @@
 """The server's task tree: listeners, the connections nursery, and graceful shutdown.
 
     Server.serve()                      server nursery
+      ├── serve_monitor (with -m)       HTTP monitoring (monitor/http.py), cancelled on shutdown
       ├── _serve_connections            connections nursery (one task per connection)
       │     └── ClientConnection.run    that connection's nursery: reader, writer, pinger
       ├── _accept_loop (per listener)   inside the accept scope, cancelled first on shutdown
-      └── _watch_signals (optional)     SIGINT/SIGTERM -> shutdown(), SIGHUP -> reload()
+      └── _watch_signals (optional)     SIGINT/SIGTERM -> shutdown(), SIGHUP -> reload(),
+                                        SIGUSR1 -> reopen the log file
 
 Shutdown is a deadline, as in Hypercorn: stop accepting, close every client (each flushes
 what is queued), then give the connections nursery `SHUTDOWN_GRACE` seconds before Trio
@@ -21,19 +23,23 @@ import platform
 import random
 import signal
 import socket
+import time
+from collections import deque
 from pathlib import Path
 
 import attrs
 import trio
 
 from . import __version__, defaults, errors, ids
+from .auth import Authenticator
 from .client import ClientConnection
 from .core.sublist import Sublist
 from .config.load import load as load_config
 from .config.reload import diff as reload_diff
 from .errors import ConfigError, Reason
-from .logging import LEVELS, get_logger
-from .logging import configure as configure_logging
+from .logging import LEVELS, LOGGING_OPTIONS, configure_from, get_logger, reopen_log_file
+from .monitor.http import open_monitor_listeners, serve_monitor
+from .monitor.snapshots import Clock, conn_record
 from .options import Options
 
 _ACCEPT_RETRY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
@@ -65,8 +71,9 @@ class Server:
         self.flag_overrides = dict(flag_overrides or {})
         self.server_id = ids.new_server_id()
         self.name = options.server_name or self.server_id
-        self.log = get_logger()
+        self.log = get_logger(server_name=self.name, server_id=self.server_id)
         self.sublist = Sublist(0 if options.disable_sublist_cache else defaults.SUBLIST_CACHE_SIZE)
+        self.auth = Authenticator(options)
         self.stats = Stats()
         self.clients: dict[int, ClientConnection] = {}
         self.port = 0  # the bound client port, once listening
@@ -78,6 +85,10 @@ class Server:
         self._stop = trio.Event()
         self._stopped = trio.Event()
         self._ports_file: Path | None = None
+        #: Monitoring: wall-clock start, the HTTP monitor once up, closed-connection records.
+        self.start_ns = time.time_ns()
+        self.monitor = None
+        self.closed_clients: deque = deque(maxlen=max(options.max_closed_clients, 0))
 
     @property
     def trace(self) -> bool:
@@ -92,10 +103,14 @@ class Server:
         port = 0 if options.port == defaults.RANDOM_PORT else options.port
         listeners = await trio.open_tcp_listeners(port, host=options.host or None)
         try:
+            # Bind errors surface here as a plain OSError, like the client port's.
+            http_listeners = await open_monitor_listeners(options) if options.http_port else []
             sockname = listeners[0].socket.getsockname()
             self.port = sockname[1]
             self.addresses = [ls.socket.getsockname()[:2] for ls in listeners]
             async with trio.open_nursery() as nursery:
+                if http_listeners:
+                    self.monitor = await nursery.start(serve_monitor, self, http_listeners)
                 await nursery.start(self._serve_connections)
                 await nursery.start(self._serve_front, listeners, handle_signals)
                 self._write_files()
@@ -172,13 +187,16 @@ class Server:
         return client
 
     async def _watch_signals(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        names = {signal.SIGINT: "interrupt", signal.SIGTERM: "terminated", signal.SIGHUP: "hangup"}
+        names = {signal.SIGINT: "interrupt", signal.SIGTERM: "terminated", signal.SIGHUP: "hangup",
+                 signal.SIGUSR1: "user defined signal 1"}  # fmt: skip
         with trio.open_signal_receiver(*names) as signals:
             task_status.started()
             async for signum in signals:
                 self.log.info(f'Trapped "{names[signum]}" signal')
                 if signum == signal.SIGHUP:
                     self.reload()
+                elif signum == signal.SIGUSR1:
+                    reopen_log_file(self.log)
                 else:
                     self.shutdown()
 
@@ -212,14 +230,8 @@ class Server:
 
     def _apply_reload(self, changes: dict) -> None:
         options = self.options
-        if changes.keys() & {"debug", "trace", "trace_verbose", "logtime", "logtime_utc", "log_file"}:
-            configure_logging(
-                debug=options.debug,
-                trace=options.trace or options.trace_verbose,
-                logtime=options.logtime,
-                logtime_utc=options.logtime_utc,
-                log_file=options.log_file,
-            )
+        if changes.keys() & LOGGING_OPTIONS:
+            configure_from(options)
         for client in list(self.clients.values()):
             if "max_payload" in changes or "max_control_line" in changes:
                 client.parser.set_limits(
@@ -248,11 +260,19 @@ class Server:
         self.log.info("Initiating Shutdown...")
         if self._front_scope is not None:
             self._front_scope.cancel()
+        if self.monitor is not None:
+            self.monitor.close()
         for client in list(self.clients.values()):
             client.close(Reason.SERVER_SHUTDOWN)
         deadline = trio.current_time() + defaults.SHUTDOWN_GRACE
         self._connections.cancel_scope.deadline = deadline
         nursery.cancel_scope.deadline = deadline + 1
+
+    def record_closed(self, client: ClientConnection, reason: str) -> None:
+        """Keep a /connz snapshot of a closing client (the last max_closed_clients)."""
+        if self.closed_clients.maxlen:
+            clock = Clock(time.time_ns(), trio.current_time())
+            self.closed_clients.append(conn_record(client, clock, reason=reason))
 
     def forget(self, client: ClientConnection) -> None:
         self.clients.pop(client.cid, None)
@@ -271,10 +291,16 @@ class Server:
             "host": options.host,
             "port": self.port,
             "headers": not options.no_header_support,
+        }
+        if self.auth.auth_required:
+            info["auth_required"] = True
+        info |= {
             "max_payload": options.max_payload,
             "client_id": client.cid,
             "client_ip": client.peer_host,
         }
+        if client.nonce:
+            info["nonce"] = client.nonce
         return info
 
     # --- files and banner -----------------------------------------------------------------
@@ -286,6 +312,8 @@ class Server:
         log.debug(f"  Python:   {platform.python_version()}, trio {trio.__version__}")
         log.info(f"  Name:     {self.name}")
         log.info(f"  ID:       {self.server_id}")
+        if self.auth.plaintext:
+            log.warning("Plaintext passwords detected, use nkeys or bcrypt")
         if self.options.config_file:
             log.info(f"Using configuration file: {self.options.config_file}")
 
@@ -295,6 +323,12 @@ class Server:
             host = _first_non_loopback_ip() or "127.0.0.1"
         return [f"nats://{_hostport(host, self.port)}"]
 
+    def monitor_urls(self) -> list[str]:
+        host = self.options.http_host or self.options.host
+        if host in ("", "0.0.0.0", "::"):
+            host = _first_non_loopback_ip() or "127.0.0.1"
+        return self.monitor.urls(host)
+
     def _write_files(self) -> None:
         options = self.options
         if options.pid_file:
@@ -302,7 +336,10 @@ class Server:
         if options.ports_file_dir:
             name = f"trionats_{os.getpid()}.ports"
             self._ports_file = Path(options.ports_file_dir) / name
-            self._ports_file.write_text(json.dumps({"nats": self.client_urls()}))
+            ports = {"nats": self.client_urls()}
+            if self.monitor is not None:
+                ports["monitoring"] = self.monitor_urls()
+            self._ports_file.write_text(json.dumps(ports))
 
     def _remove_files(self) -> None:
         if self._ports_file is not None:

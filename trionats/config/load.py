@@ -500,6 +500,7 @@ OPTIONS = Schema.of(
         (("logtime",), Field("logtime", _bool)),
         (("logtime_utc",), Field("logtime_utc", _bool)),
         (("log_file", "logfile"), Field("log_file", _str)),
+        (("log_format",), Field("log_format", _choice("text", "json"))),
         (("log_size_limit", "logfile_size_limit"), Field("log_size_limit", _size)),
         (("log_max_num", "logfile_max_num"), Field("log_max_num", _int)),
         (("max_traced_msg_len",), Field("max_traced_msg_len", _int)),
@@ -537,11 +538,10 @@ OUT_OF_SCOPE = {
 #: Options trionats parses and validates but does not act on yet: refused, not ignored. Each
 #: later feature (auth, TLS, clustering, monitoring, WebSocket, ...) removes its keys here.
 NOT_YET = {
-    "authorization", "no_auth_user", "tls", "allow_non_tls", "cluster", "websocket", "ws",
-    "http", "http_port", "monitor_port", "https", "https_port", "http_base_path",
-    "syslog", "remote_syslog", "log_size_limit", "logfile_size_limit", "log_max_num",
-    "logfile_max_num", "max_traced_msg_len", "lame_duck_duration", "lame_duck_grace_period",
-    "write_timeout", "max_closed_clients", "system_account", "system", "no_system_account",
+    "tls", "allow_non_tls", "cluster", "websocket", "ws",
+    "https", "https_port",
+    "syslog", "remote_syslog", "lame_duck_duration", "lame_duck_grace_period",
+    "write_timeout", "system_account", "system", "no_system_account",
     "no_system", "no_sys_acc", "connect_error_reports", "reconnect_error_reports",
     "server_tags", "client_advertise", "max_sub_tokens", "max_subscription_tokens",
 }  # fmt: skip

@@ -24,6 +24,8 @@ RELOADABLE = frozenset(
         "logtime",
         "logtime_utc",
         "log_file",
+        "log_format",
+        "max_traced_msg_len",
         "max_payload",
         "max_control_line",
         "max_connections",

@@ -270,6 +270,13 @@ class Sublist:
     def cache_count(self) -> int:
         return len(self._cache)
 
+    def cache_fanout(self) -> tuple[int, float]:
+        """Largest and mean fan-out of the cached results (plain subs + queue groups)."""
+        if not self._cache:
+            return 0, 0
+        sizes = [len(r.psubs) + len(r.qsubs) for r in self._cache.values()]
+        return max(sizes), sum(sizes) / len(sizes)
+
     def subscriptions(self) -> list[Subscription]:
         """Every subscription in the index (for monitoring and interest dumps)."""
         found: list[Subscription] = []

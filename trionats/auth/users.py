@@ -1,0 +1,227 @@
+"""Who may connect: the credentials table built from the options, and the CONNECT checks.
+
+`Authenticator.check(connect)` decides synchronously for plain passwords and tokens
+(`hmac.compare_digest`) and returns a `PendingPassword` when a bcrypt hash must be verified;
+`verify()` runs that off the event loop (`trio.to_thread.run_sync`) behind a CapacityLimiter
+of `defaults.AUTH_BCRYPT_THREADS`, so a flood of logins cannot take more than those threads.
+
+Better than nats-server:
+* an unknown user costs one bcrypt check like a known one whenever bcrypt users exist (the
+  given password is checked against a configured hash and the result thrown away), so
+  response times do not reveal which user names exist;
+* failure log lines are rate limited (`AUTH_FAILURE_LOG_BURST` per
+  `AUTH_FAILURE_LOG_WINDOW` seconds, then one line saying how many were suppressed).
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import time
+
+import trio
+
+from .. import defaults
+from ..options import Options, Permissions
+from . import nkeys
+from .permissions import CompiledPermissions
+
+#: A configured password or token that is a bcrypt hash (nats-server's test).
+BCRYPT_PREFIX = re.compile(r"^\$2[abxy]\$\d{2}\$")
+
+
+def is_bcrypt(secret: str) -> bool:
+    return bool(BCRYPT_PREFIX.match(secret))
+
+
+def _equal(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+class Identity:
+    """An authenticated client: its log label (`"$G/user:<name>"`) and permissions."""
+
+    __slots__ = ("user", "permissions", "kind")
+
+    def __init__(
+        self, user: str, permissions: CompiledPermissions | None, kind: str = "user"
+    ) -> None:
+        self.user = user  # the user name, or the public key of an nkey user
+        self.permissions = permissions
+        self.kind = kind  # "user" or "nkey"
+
+    @property
+    def label(self) -> str:
+        return f'"$G/{self.kind}:{self.user}"' if self.user else ""
+
+
+class PendingPassword:
+    """A CONNECT whose verdict needs bcrypt: `identity` if `password` matches `hashed`."""
+
+    __slots__ = ("password", "hashed", "identity", "failure")
+
+    def __init__(self, password: str, hashed: str, identity: Identity | None, failure: str) -> None:
+        self.password = password
+        self.hashed = hashed
+        self.identity = identity  # None: the answer is "no" whatever bcrypt says
+        self.failure = failure
+
+
+class Failure:
+    """A refused CONNECT, with nats-server's log text."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _compile(permissions: Permissions | None) -> CompiledPermissions | None:
+    if permissions is None or (
+        permissions.publish is None
+        and permissions.subscribe is None
+        and permissions.allow_responses is None
+    ):
+        return None
+    return CompiledPermissions(permissions)
+
+
+def _checkpw(password: str, hashed: str) -> bool:
+    import bcrypt
+
+    try:
+        return bcrypt.checkpw(password.encode(), hashed.encode())
+    except ValueError:  # a malformed hash never matches
+        return False
+
+
+class Authenticator:
+    """The server's authentication settings and checks (rebuilt when the options change)."""
+
+    def __init__(self, options: Options) -> None:
+        auth = options.authorization
+        self.no_auth_user = options.no_auth_user
+        self.single: tuple[str, str] | None = None
+        self.token = ""
+        #: user name -> (password or bcrypt hash, Identity; None if not allowed on this port)
+        self.users: dict[str, tuple[str, Identity | None]] = {}
+        #: user nkey (public key) -> Identity, or None if not allowed on this port
+        self.nkeys: dict[str, Identity | None] = {}
+        self.enabled = False
+        self.timeout = defaults.AUTH_TIMEOUT
+        self.plaintext = False
+        self.dummy_hash = ""  # a configured bcrypt hash, for unknown users
+        if auth is not None:
+            if auth.timeout is not None and auth.timeout > 0:
+                self.timeout = auth.timeout
+            if auth.users:
+                for user in auth.users:
+                    perms = _compile(user.permissions or auth.default_permissions)
+                    kind = "nkey" if user.nkey else "user"
+                    identity = Identity(user.user or user.nkey, perms, kind)
+                    types = user.allowed_connection_types
+                    if types and "STANDARD" not in types:
+                        identity = None  # not on this (the client) port: always refused
+                    if user.nkey:
+                        self.nkeys[user.nkey] = identity
+                        continue
+                    self.users[user.user] = (user.password, identity)
+                    if is_bcrypt(user.password):
+                        self.dummy_hash = self.dummy_hash or user.password
+                    else:
+                        self.plaintext = True
+                self.enabled = True
+            elif auth.token:
+                self.token = auth.token
+                self.enabled = True
+            elif auth.user or auth.password:
+                self.single = (auth.user, auth.password)
+                self.plaintext = not is_bcrypt(auth.password)
+                self.enabled = True
+        #: INFO auth_required (false with no_auth_user, where CONNECT may omit credentials).
+        self.auth_required = self.enabled and not (self.no_auth_user and self.users)
+        self.limiter = trio.CapacityLimiter(defaults.AUTH_BCRYPT_THREADS)
+        self._log_window_start = 0.0
+        self._logged = 0
+        self._suppressed = 0
+
+    # --- the checks -----------------------------------------------------------------------
+
+    def check(self, user: str, password: str, token: str, nkey: str = "", sig: str = "",
+              nonce: str = ""):
+        """An Identity, a Failure, or a PendingPassword to `verify()`."""
+        if self.nkeys and (nkey or not self.users):
+            # nats-server's order: nkey users first, then user/password.
+            identity = self.nkeys.get(nkey) if nkey else None
+            if identity is None or not nkeys.verify(nkey, sig, nonce):
+                if nkey:
+                    return Failure(f'authentication error - Nkey "{nkey}"')
+                return Failure("authentication error")
+            return identity
+        if self.users:
+            if not (user or password or token) and self.no_auth_user:
+                entry = self.users.get(self.no_auth_user)
+                if entry is not None and entry[1] is not None:
+                    return entry[1]
+            if user:
+                failure = f'authentication error - User "{user}"'
+            elif token:
+                failure = 'authentication error - Token "[REDACTED]"'
+            else:
+                failure = "authentication error"
+            entry = self.users.get(user) if user else None
+            if entry is None:
+                if self.dummy_hash:  # cost the same as a known user
+                    return PendingPassword(password, self.dummy_hash, None, failure)
+                return Failure(failure)
+            expected, identity = entry
+            if identity is None:
+                if is_bcrypt(expected):
+                    return PendingPassword(password, expected, None, failure)
+                return Failure(failure)
+            return self._password(password, expected, identity, failure)
+        if self.token:
+            failure = "authentication error"
+            return self._password(token, self.token, Identity("", None), failure)
+        if self.single is not None:
+            name, expected = self.single
+            failure = f'authentication error - User "{user}"' if user else "authentication error"
+            if not _equal(user, name):
+                if is_bcrypt(expected):
+                    return PendingPassword(password, expected, None, failure)
+                _equal(password, expected)
+                return Failure(failure)
+            return self._password(password, expected, Identity(name, None), failure)
+        return Identity("", None)
+
+    @staticmethod
+    def _password(given: str, expected: str, identity: Identity, failure: str):
+        if is_bcrypt(expected):
+            return PendingPassword(given, expected, identity, failure)
+        return identity if _equal(given, expected) else Failure(failure)
+
+    async def verify(self, pending: PendingPassword) -> bool:
+        """bcrypt in a worker thread; AUTH_BCRYPT_THREADS at once, first come first served."""
+        ok = await trio.to_thread.run_sync(
+            _checkpw, pending.password, pending.hashed, limiter=self.limiter
+        )
+        return ok and pending.identity is not None
+
+    # --- logging failures -----------------------------------------------------------------
+
+    def log_failure(self, log, text: str) -> None:
+        """Log an authentication error, at most AUTH_FAILURE_LOG_BURST per window."""
+        now = time.monotonic()
+        if now - self._log_window_start >= defaults.AUTH_FAILURE_LOG_WINDOW:
+            if self._suppressed:
+                log.error(
+                    f"{self._suppressed} more authentication errors in the last "
+                    f"{defaults.AUTH_FAILURE_LOG_WINDOW:g}s were not logged"
+                )
+            self._log_window_start = now
+            self._logged = self._suppressed = 0
+        if self._logged < defaults.AUTH_FAILURE_LOG_BURST:
+            self._logged += 1
+            log.error(text)
+        else:
+            self._suppressed += 1

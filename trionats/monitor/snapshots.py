@@ -1,0 +1,562 @@
+"""The JSON bodies of the monitoring endpoints, built from the server's state by pure functions.
+
+Each `*z` function takes the server (read only), the query parameters as a dict of strings, and
+a `Clock` (wall time and the matching Trio time, to turn connection times into dates), and
+returns a dict in nats-server 2.15.1's field order, or raises `QueryError` carrying the exact
+plain-text message nats-server answers with status 400. Nothing here awaits, reads a socket or
+looks at the clock by itself, so the tests feed fake servers and fixed clocks.
+"""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import re
+
+from .. import defaults
+from ..protocol.subjects import subject_matches
+
+#: Default page size of /connz and /subsz (nats-server's DefaultConnListSize / DefaultSubListSize).
+DEFAULT_LIST_SIZE = 1024
+
+GLOBAL_ACCOUNT = "$G"
+
+_NS = 1_000_000_000
+
+
+class QueryError(ValueError):
+    """A bad query value; the message is the 400 response body."""
+
+
+class Clock:
+    """One instant in both clocks: `wall_ns` (Unix epoch ns) and `trio_now` (Trio seconds)."""
+
+    __slots__ = ("wall_ns", "trio_now")
+
+    def __init__(self, wall_ns: int, trio_now: float) -> None:
+        self.wall_ns = wall_ns
+        self.trio_now = trio_now
+
+    def wall(self, trio_time: float) -> int:
+        """The epoch nanoseconds of a Trio clock time."""
+        return self.wall_ns - round((self.trio_now - trio_time) * _NS)
+
+
+# --- formats ---------------------------------------------------------------------------
+
+
+def rfc3339(ns: int) -> str:
+    """Go's time.RFC3339Nano in UTC: fraction without trailing zeros, none if zero."""
+    secs, nanos = divmod(ns, _NS)
+    stamp = datetime.datetime.fromtimestamp(secs, datetime.timezone.utc)
+    fraction = f".{nanos:09d}".rstrip("0") if nanos else ""
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
+
+
+def uptime(ns: int) -> str:
+    """nats-server's uptime format: `5s`, `2m5s`, `1h0m5s`, `3d1h0m5s`, `1y3d1h0m5s`."""
+    secs = max(ns, 0) // _NS
+    mins, hours, days = secs // 60, secs // 3600, secs // 86400
+    years = days // 365
+    if years:
+        return f"{years}y{days % 365}d{hours % 24}h{mins % 60}m{secs % 60}s"
+    if days:
+        return f"{days}d{hours % 24}h{mins % 60}m{secs % 60}s"
+    if hours:
+        return f"{hours}h{mins % 60}m{secs % 60}s"
+    if mins:
+        return f"{mins}m{secs % 60}s"
+    return f"{secs}s"
+
+
+def _fraction(value: int, unit: int) -> str:
+    whole, rest = divmod(value, unit)
+    if not rest:
+        return str(whole)
+    digits = len(str(unit)) - 1
+    return f"{whole}.{rest:0{digits}d}".rstrip("0")
+
+
+def go_duration(ns: int) -> str:
+    """Go's time.Duration.String(): `0s`, `250ns`, `1.5µs`, `542µs`, `1.092398ms`, `1h0m5.5s`."""
+    if ns == 0:
+        return "0s"
+    sign = "-" if ns < 0 else ""
+    ns = abs(ns)
+    if ns < 1000:
+        return f"{sign}{ns}ns"
+    if ns < 1_000_000:
+        return f"{sign}{_fraction(ns, 1000)}µs"
+    if ns < _NS:
+        return f"{sign}{_fraction(ns, 1_000_000)}ms"
+    secs, nanos = divmod(ns, _NS)
+    hours, rest = divmod(secs, 3600)
+    mins, secs = divmod(rest, 60)
+    text = f"{hours}h" if hours else ""
+    if hours or mins:
+        text += f"{mins}m"
+    return f"{sign}{text}{_fraction(secs * _NS + nanos, _NS)}s"
+
+
+def rtt_string(seconds: float) -> str:
+    """A client's RTT as nats-server shows it: truncated to µs between 1µs and 1ms."""
+    ns = int(seconds * _NS)
+    if 1000 < ns < 1_000_000:
+        ns -= ns % 1000
+    return go_duration(ns)
+
+
+# --- query values (Go's strconv, with nats-server's messages) ---------------------------
+
+
+def parse_bool(query: dict, name: str) -> bool:
+    text = query.get(name, "")
+    if text == "":
+        return False
+    if text in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if text in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    raise QueryError(
+        f"Error decoding boolean for '{name}': strconv.ParseBool: "
+        f'parsing "{text}": invalid syntax'
+    )
+
+
+def parse_int(query: dict, name: str, default: int = 0) -> int:
+    text = query.get(name, "")
+    if text == "":
+        return default
+    if not re.fullmatch(r"[+-]?[0-9]+", text):
+        problem = "invalid syntax"
+    elif not -(2**63) <= int(text) < 2**63:
+        problem = "value out of range"
+    else:
+        return int(text)
+    raise QueryError(
+        f"Error decoding int for '{name}': strconv.Atoi: parsing \"{text}\": {problem}"
+    )
+
+
+def parse_uint(query: dict, name: str) -> int:
+    text = query.get(name, "")
+    if text == "":
+        return 0
+    if not re.fullmatch(r"[0-9]+", text):
+        problem = "invalid syntax"
+    elif int(text) >= 2**64:
+        problem = "value out of range"
+    else:
+        return int(text)
+    raise QueryError(
+        f"Error decoding uint64 for '{name}': strconv.ParseUint: parsing \"{text}\": {problem}"
+    )
+
+
+def parse_subs(query: dict, name: str = "subs") -> tuple[bool, bool]:
+    """`subs=detail` or a boolean: (list subjects, with details)."""
+    if query.get(name) == "detail":
+        return True, True
+    return parse_bool(query, name), False
+
+
+# --- connections -----------------------------------------------------------------------
+
+
+class ConnRecord:
+    """What /connz shows of one client connection, open (`stop_ns` None) or closed."""
+
+    __slots__ = (
+        "cid", "kind", "ip", "port", "start_ns", "last_ns", "stop_ns", "reason", "rtt",
+        "pending", "in_msgs", "out_msgs", "in_bytes", "out_bytes", "subs", "name", "lang",
+        "version", "user", "account",
+    )  # fmt: skip
+
+    def end_ns(self, now_ns: int) -> int:
+        return now_ns if self.stop_ns is None else self.stop_ns
+
+
+def conn_record(client, clock: Clock, *, reason: str | None = None) -> ConnRecord:
+    """A snapshot of `client` (a ClientConnection); with `reason`, as closed now."""
+    record = ConnRecord()
+    record.cid = client.cid
+    record.kind = getattr(client, "kind", "Client")
+    record.ip, record.port = client.peer_host, client.peer_port
+    record.start_ns = clock.wall(client.start_time)
+    record.last_ns = clock.wall(client.last_activity)
+    record.stop_ns = None if reason is None else clock.wall_ns
+    record.reason = reason
+    record.rtt = client.rtt
+    record.pending = client.outbound.pending
+    record.in_msgs, record.out_msgs = client.in_msgs, client.out_msgs
+    record.in_bytes, record.out_bytes = client.in_bytes, client.out_bytes
+    #: (subject, queue, sid, delivered, max) per subscription, in SUB order.
+    record.subs = [
+        (_text(s.subject), _text(s.queue) if s.queue else "", _text(s.sid), s.delivered, s.max_msgs)
+        for s in client.subs.values()
+    ]
+    opts = client.opts
+    record.name, record.lang, record.version = opts.name or "", opts.lang or "", opts.version or ""
+    record.user = _auth_user(client)
+    record.account = GLOBAL_ACCOUNT
+    return record
+
+
+def _auth_user(client) -> str:
+    """The user the client authenticated as (trionats/auth's Identity), or ""."""
+    identity = getattr(client, "identity", None)
+    return getattr(identity, "user", "") or ""
+
+
+def _text(data) -> str:
+    return data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+
+
+SORT_ASCENDING = ("cid", "start", "uptime", "reason")
+SORT_OPTIONS = (
+    "cid", "start", "subs", "pending", "msgs_to", "msgs_from", "bytes_to", "bytes_from",
+    "last", "idle", "uptime", "rtt", "stop", "reason",
+)  # fmt: skip
+
+
+def _sort_key(option: str, now_ns: int):
+    return {
+        "cid": lambda r: r.cid,
+        "start": lambda r: r.start_ns,
+        "subs": lambda r: len(r.subs),
+        "pending": lambda r: r.pending,
+        "msgs_to": lambda r: r.out_msgs,
+        "msgs_from": lambda r: r.in_msgs,
+        "bytes_to": lambda r: r.out_bytes,
+        "bytes_from": lambda r: r.in_bytes,
+        "last": lambda r: r.last_ns,
+        "idle": lambda r: r.end_ns(now_ns) - r.last_ns,
+        "uptime": lambda r: r.end_ns(now_ns) - r.start_ns,
+        "rtt": lambda r: r.rtt,
+        "stop": lambda r: r.stop_ns or 0,
+        "reason": lambda r: r.reason or "",
+    }[option]
+
+
+def connz(server, query: dict, clock: Clock, closed=()) -> dict:
+    """/connz: open and/or closed (`closed`: ConnRecords, oldest first) client connections."""
+    sort = query.get("sort", "") or "cid"
+    if sort not in SORT_OPTIONS:
+        raise QueryError(f"invalid sorting option: {sort}")
+    auth = parse_bool(query, "auth")
+    subs, detail = parse_subs(query)
+    offset = max(parse_int(query, "offset"), 0)
+    limit = parse_int(query, "limit")
+    if limit <= 0:
+        limit = DEFAULT_LIST_SIZE
+    cid = parse_uint(query, "cid")
+    state = query.get("state", "") or "open"
+    if state not in ("open", "closed", "any", "all"):
+        raise QueryError(f"Error decoding state for {state}")
+    if sort in ("stop", "reason") and state != "closed":
+        raise QueryError(f"sort by {sort} only valid on closed connections")
+    user, account = query.get("user", ""), query.get("acc", "")
+
+    records: list[ConnRecord] = []
+    if state != "closed":
+        records.extend(conn_record(c, clock) for c in list(server.clients.values()))
+    if state != "open":
+        records.extend(closed)
+    if user:
+        records = [r for r in records if r.user == user]
+    if account:
+        records = [r for r in records if r.account == account]
+    total = len(records)
+    if cid:
+        limit, offset = 1, 0
+        records = [r for r in records if r.cid == cid][:1]
+    else:
+        now_ns = clock.wall_ns
+        descending = sort not in SORT_ASCENDING
+        records.sort(key=_sort_key(sort, now_ns), reverse=descending)
+        records = records[offset : offset + limit]
+    return {
+        "server_id": server.server_id,
+        "now": rfc3339(clock.wall_ns),
+        "num_connections": len(records),
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "connections": [_conn_info(r, clock.wall_ns, auth, subs, detail) for r in records],
+    }
+
+
+def _conn_info(r: ConnRecord, now_ns: int, auth: bool, subs: bool, detail: bool) -> dict:
+    info = {
+        "cid": r.cid,
+        "kind": r.kind,
+        "type": "nats",
+        "ip": r.ip,
+        "port": r.port,
+        "start": rfc3339(r.start_ns),
+        "last_activity": rfc3339(r.last_ns),
+    }
+    if r.stop_ns is not None:
+        info["stop"] = rfc3339(r.stop_ns)
+        info["reason"] = r.reason
+    end = r.end_ns(now_ns)
+    info.update(
+        rtt=rtt_string(r.rtt),
+        uptime=uptime(end - r.start_ns),
+        idle=uptime(end - r.last_ns),
+        pending_bytes=r.pending,
+        in_msgs=r.in_msgs,
+        out_msgs=r.out_msgs,
+        in_bytes=r.in_bytes,
+        out_bytes=r.out_bytes,
+        subscriptions=len(r.subs),
+    )
+    for key in ("name", "lang", "version"):
+        if getattr(r, key):
+            info[key] = getattr(r, key)
+    if auth:
+        if r.user:
+            info["authorized_user"] = r.user
+        if r.account != GLOBAL_ACCOUNT:
+            info["account"] = r.account
+    if subs and r.subs:
+        if detail:
+            info["subscriptions_list_detail"] = [
+                _sub_detail(subject, queue, sid, msgs, max_msgs, r.cid)
+                for subject, queue, sid, msgs, max_msgs in r.subs
+            ]
+        else:
+            info["subscriptions_list"] = [subject for subject, *_ in r.subs]
+    if auth:
+        info["name_tag"] = r.account
+    return info
+
+
+def _sub_detail(subject, queue, sid, msgs, max_msgs, cid, account: str | None = None) -> dict:
+    detail = {}
+    if account is not None:
+        detail["account"] = account
+        detail["account_tag"] = account
+    detail["subject"] = subject
+    if queue:
+        detail["qgroup"] = queue
+    detail["sid"] = sid
+    detail["msgs"] = msgs
+    if max_msgs:
+        detail["max"] = max_msgs
+    detail["cid"] = cid
+    return detail
+
+
+# --- subscriptions ---------------------------------------------------------------------
+
+
+def sublist_stats(sublist) -> dict:
+    """nats-server's SublistStats: counts, cache hit rate, and fan-out over cached results."""
+    matches = sublist.matches
+    max_fanout, avg_fanout = sublist.cache_fanout()
+    return {
+        "num_subscriptions": sublist.count,
+        "num_cache": sublist.cache_count,
+        "num_inserts": sublist.inserts,
+        "num_removes": sublist.removes,
+        "num_matches": matches,
+        "cache_hit_rate": go_float(sublist.cache_hits / matches if matches else 0),
+        "max_fanout": max_fanout,
+        "avg_fanout": go_float(avg_fanout),
+    }
+
+
+def subsz(server, query: dict, clock: Clock) -> dict:
+    """/subsz (/subscriptionsz): sublist statistics, and with `subs=1` a page of subscriptions."""
+    subs = parse_bool(query, "subs")
+    offset = max(parse_int(query, "offset"), 0)
+    limit = parse_int(query, "limit")
+    if limit <= 0:
+        limit = DEFAULT_LIST_SIZE
+    test = query.get("test", "")
+    account = query.get("acc", "")
+    body = {"server_id": server.server_id, "now": rfc3339(clock.wall_ns)}
+    body.update(sublist_stats(server.sublist))
+    found = []
+    if subs:
+        found = [
+            s for s in server.sublist.subscriptions()
+            if getattr(s.client, "cid", None) is not None
+            and (not test or subject_matches(s.subject, test.encode()))
+            and (not account or account == GLOBAL_ACCOUNT)
+        ]  # fmt: skip
+    body.update(total=len(found), offset=offset, limit=limit)
+    if subs:
+        page = found[offset : offset + limit]
+        if page:
+            body["subscriptions_list"] = [
+                _sub_detail(
+                    _text(s.subject), _text(s.queue) if s.queue else "", _text(s.sid),
+                    s.delivered, s.max_msgs, s.client.cid, GLOBAL_ACCOUNT,
+                )  # fmt: skip
+                for s in page
+            ]
+    return body
+
+
+# --- the rest --------------------------------------------------------------------------
+
+
+def routez(server, query: dict, clock: Clock) -> dict:
+    """/routez: no clustering yet, so nats-server's shape with zero routes."""
+    parse_subs(query)
+    return {
+        "server_id": server.server_id,
+        "server_name": server.name,
+        "now": rfc3339(clock.wall_ns),
+        "num_routes": 0,
+        "routes": [],
+    }
+
+
+def healthz(server, query: dict) -> tuple[int, dict]:
+    """/healthz: (status code, body); ok once the client listener accepts connections.
+
+    Bad booleans raise QueryError (plain text, as nats-server); a stream without an account or
+    a consumer without a stream is a 400 with a JSON body, as nats-server answers too.
+    """
+    for name in ("js-enabled-only", "js-server-only", "js-meta-only", "js-enabled", "details"):
+        parse_bool(query, name)
+    if query.get("stream") and not query.get("account"):
+        return 400, _health_error('"account" must not be empty when checking stream health')
+    if query.get("consumer") and not query.get("stream"):
+        return 400, _health_error('"stream" must not be empty when checking consumer health')
+    if not server.ready:
+        return 500, _health_error("Client connections not yet accepted")
+    return 200, {"status": "ok"}
+
+
+def _health_error(text: str) -> dict:
+    return {"status": "error", "error": text}
+
+
+def accountz(server, query: dict, clock: Clock) -> dict:
+    """/accountz: the account names (trionats has the global account only)."""
+    options = server.options
+    system = "" if options.no_system_account else options.system_account
+    return {
+        "server_id": server.server_id,
+        "now": rfc3339(clock.wall_ns),
+        "system_account": system,
+        "accounts": [system, GLOBAL_ACCOUNT] if system else [GLOBAL_ACCOUNT],
+    }
+
+
+def varz(server, clock: Clock, *, start_ns: int, process: dict, http_port: int,
+         http_req_stats: dict, config_digest: str = "", config_load_ns: int = 0) -> dict:
+    """/varz: the server's options, process figures (`process`: mem, cores, cpu) and totals."""
+    options = server.options
+    stats = server.stats
+    body = {
+        "server_id": server.server_id,
+        "server_name": server.name,
+        "version": defaults.COMPAT_VERSION,
+        "proto": defaults.CLIENT_PROTO,
+        "git_commit": "",
+        "go": f"python{platform.python_version()}",
+        "host": options.host,
+        "port": server.port,
+    }
+    if options.authorization is not None:
+        body["auth_required"] = True
+    body["max_connections"] = options.max_connections
+    if options.max_subscriptions:
+        body["max_subscriptions"] = options.max_subscriptions
+    body.update(
+        ping_interval=round(options.ping_interval * _NS),
+        ping_max=options.ping_max,
+        http_host=options.http_host or options.host,
+        http_port=http_port,
+        http_base_path=options.http_base_path,
+        https_port=options.https_port,
+        auth_timeout=go_float(defaults.AUTH_TIMEOUT),
+        max_control_line=options.max_control_line,
+        max_payload=options.max_payload,
+        max_pending=options.max_pending,
+    )
+    body.update(
+        cluster={},
+        gateway={},
+        leaf={},
+        mqtt={},
+        websocket={},
+        jetstream={},
+        tls_timeout=go_float(defaults.TLS_TIMEOUT),
+        write_deadline=round(options.write_deadline * _NS),
+        start=rfc3339(start_ns),
+        now=rfc3339(clock.wall_ns),
+        uptime=uptime(clock.wall_ns - start_ns),
+        mem=process["mem"],
+        cores=process["cores"],
+        gomaxprocs=process["cores"],
+        cpu=go_float(process["cpu"]),
+        connections=len(server.clients),
+        total_connections=stats.total_connections,
+        routes=0,
+        remotes=0,
+        leafnodes=0,
+        in_msgs=stats.in_msgs,
+        in_bytes=stats.in_bytes,
+        in_client_msgs=stats.in_msgs,
+        in_client_bytes=stats.in_bytes,
+        out_msgs=stats.out_msgs,
+        out_bytes=stats.out_bytes,
+        out_client_msgs=stats.out_msgs,
+        out_client_bytes=stats.out_bytes,
+        slow_consumers=stats.slow_consumers,
+        stale_connections=stats.stale_connections,
+        stalled_clients=0,
+        subscriptions=server.sublist.count,
+        http_req_stats=dict(sorted(http_req_stats.items())),
+        config_load_time=rfc3339(config_load_ns or start_ns),
+        config_digest=config_digest,
+        feature_flags={},
+        system_account="" if options.no_system_account else options.system_account,
+        slow_consumer_stats={
+            "clients": stats.slow_consumers, "routes": 0, "gateways": 0, "leafs": 0,
+        },
+        stale_connection_stats={
+            "clients": stats.stale_connections, "routes": 0, "gateways": 0, "leafs": 0,
+        },
+        disk_io_wait_stats={"waiters": 0, "waits": 0, "wait_time": 0, "max_wait_time": 0},
+    )
+    return body
+
+
+def go_float(value: float):
+    """A float64 as Go's JSON encoder writes it: no fraction when whole (`2`, not `2.0`)."""
+    return int(value) if float(value).is_integer() else float(value)
+
+
+# --- the index page --------------------------------------------------------------------
+
+ENDPOINTS = (
+    ("varz", "General"),
+    ("connz", "Connections"),
+    ("accountz", "Accounts"),
+    ("subsz", "Subscriptions"),
+    ("routez", "Routes"),
+    ("healthz", "Health Probe"),
+    ("metrics", "Prometheus metrics"),
+)
+
+
+def index_html() -> str:
+    """The `/` page: links to every endpoint, relative so they work under http_base_path."""
+    links = "\n".join(
+        f'    <a href=./{path}>{title}<span class="endpoint"> /{path}</span></a>'
+        for path, title in ENDPOINTS
+    )
+    return (
+        '<html lang="en">\n  <head>\n    <title>trionats monitoring</title>\n'
+        "    <style>a { display: block; padding-bottom: 6px }"
+        " .endpoint { font-family: monospace; color: #999 }</style>\n  </head>\n"
+        f"  <body>\n    <h1>trionats</h1>\n    <p>nats-server {defaults.COMPAT_VERSION}"
+        f" compatible</p>\n{links}\n  </body>\n</html>\n"
+    )
