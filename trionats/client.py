@@ -105,6 +105,11 @@ class ClientConnection(Connection):
         if server.auth.enabled:
             self.auth_deadline = self.start_time + server.auth.timeout
             self.next_ping = min(self.next_ping, self.auth_deadline)
+            if server.auth.no_auth_user and not server.auth.auth_required:
+                # As nats-server: ops before CONNECT already have no_auth_user's permissions.
+                anonymous = server.auth.check("", "", "")
+                if type(anonymous) is Identity:
+                    self._set_identity(anonymous)
 
     # --- greeting and limits --------------------------------------------------------------
 
@@ -168,7 +173,7 @@ class ClientConnection(Connection):
                 self._on_connect(event)
                 if self.awaiting is not None:  # a bcrypt check: stop here until its verdict
                     self._paused_events = events
-                    return
+                    break
             elif kind is Err:
                 self.log.error(f"Client Error {event.text.decode(errors='replace')}")
                 self.close(Reason.PARSE_ERROR)  # what was queued before still goes out
@@ -290,9 +295,14 @@ class ClientConnection(Connection):
         self.close(Reason.AUTH_VIOLATION)
 
     def _accept_identity(self, identity: Identity) -> None:
-        self.identity = identity
+        self._set_identity(identity)
         self.auth_deadline = math.inf
         self.parser.require_connect = False
+        self._connect_accepted()
+
+    def _set_identity(self, identity: Identity) -> None:
+        """Who the client is, and its permissions from now on."""
+        self.identity = identity
         perms = identity.permissions
         # Publish checks replace the PUB handlers of this connection only: connections
         # without permissions run the unchanged methods (no per-message flag).
@@ -308,7 +318,6 @@ class ClientConnection(Connection):
             self.__dict__.pop("_on_pub_batch", None)
             self.__dict__.pop("_on_pub_run", None)
         self._plans.clear()
-        self._connect_accepted()
 
     def _connect_accepted(self) -> None:
         """The rest of CONNECT once the client is who it says: +OK, first PING, log label."""
@@ -360,6 +369,7 @@ class ClientConnection(Connection):
             self.first_pong_sent = True
             if self.opts.protocol >= 1:
                 fields = self.server.client_info(self)
+                fields.pop("nonce", None)  # as nats-server: only the greeting has it
                 fields["connect_info"] = True
                 fields["remote_account"] = "$G"
                 self.outbound.write(encode.info(fields))

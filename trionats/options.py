@@ -230,6 +230,18 @@ class Options:
             problems.append("ping_interval must be positive")
         if self.write_deadline <= 0:
             problems.append("write_deadline must be positive")
+        if self.no_auth_user:
+            auth = self.authorization
+            names = {user.user or user.nkey for user in auth.users} if auth else set()
+            if not names:
+                problems.append(
+                    f'no_auth_user: "{self.no_auth_user}" present, but users/nkeys are not defined'
+                )
+            elif self.no_auth_user not in names:
+                problems.append(
+                    f'no_auth_user: "{self.no_auth_user}" not present as user or nkey in '
+                    "authorization block or account configuration"
+                )
         if self.log_format not in ("text", "json"):
             problems.append(f'log_format must be "text" or "json", not "{self.log_format}"')
         if problems:
