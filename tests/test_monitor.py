@@ -901,8 +901,13 @@ def test_endpoints_match_nats_server_under_the_same_traffic():
         assert len(tlist) == len(olist) > 0, target
         for t, o in zip(tlist, olist):
             _compare_shapes(t, o, f"{target} {t.get('name')}")
-            for key in ("name", "in_msgs", "in_bytes", "out_msgs", "out_bytes", "subscriptions",
-                        "pending_bytes", "reason", "kind", "type", "ip"):  # fmt: skip
+            keys = ["name", "in_msgs", "in_bytes", "out_msgs", "out_bytes", "subscriptions",
+                    "reason", "kind", "type", "ip"]  # fmt: skip
+            if "closed" not in target:
+                # A closed connection's pending bytes are whatever was unsent (a server PING,
+                # say) at the moment it closed: timing, not behaviour.
+                keys.append("pending_bytes")
+            for key in keys:
                 assert t.get(key) == o.get(key), (target, key)
             # nats-server lists a client's subscriptions in map order: compare them sorted.
             assert sorted(t.get("subscriptions_list", [])) == sorted(

@@ -502,29 +502,7 @@ class ClientConnection(Connection):
                 delivered = self._deliver_with_headers(plan, subject, reply, header_size, data)
             else:
                 tail = encode.msg_tail(reply, size)
-                total = len(tail) + len(data)
-                for sub, outbound, head, _ in plan.plain:
-                    outbound.write_msg(head, tail, data, len(head) + total)
-                    client = sub.client
-                    client.out_msgs += 1
-                    client.out_bytes += size
-                    sub.delivered += 1
-                    if sub.max_msgs and sub.delivered >= sub.max_msgs:
-                        client.remove_sub(sub)
-                    delivered += 1
-                for group in plan.queues:
-                    target = _pick(group)
-                    if target is None:
-                        continue
-                    sub, outbound, head, _ = target
-                    outbound.write_msg(head, tail, data, len(head) + total)
-                    client = sub.client
-                    client.out_msgs += 1
-                    client.out_bytes += size
-                    sub.delivered += 1
-                    if sub.max_msgs and sub.delivered >= sub.max_msgs:
-                        client.remove_sub(sub)
-                    delivered += 1
+                delivered = _deliver(plan, tail, data, size)
         stats = self.server.stats
         stats.in_msgs += 1
         stats.in_bytes += size
@@ -574,9 +552,7 @@ class ClientConnection(Connection):
                 plans.clear()
                 self._plans_generation = sublist.generation
             plan = plans.get(subject) or self._build_plan(subject)
-            plain = plan.plain
-            queues = plan.queues
-            if not plain and not queues:
+            if not plan.plain and not plan.queues:
                 if reply and opts.no_responders:
                     self._no_responders(subject, reply)
                 continue
@@ -585,29 +561,7 @@ class ClientConnection(Connection):
                 tail = encode.msg_tail(reply, size)
                 if not reply and len(tails) < _MSG_TAILS_SIZE:
                     tails[size] = tail
-            total = len(tail) + len(data)
-            for sub, outbound, head, _ in plain:
-                outbound.write_msg(head, tail, data, len(head) + total)
-                client = sub.client
-                client.out_msgs += 1
-                client.out_bytes += size
-                sub.delivered += 1
-                if sub.max_msgs and sub.delivered >= sub.max_msgs:
-                    client.remove_sub(sub)
-            delivered = len(plain)
-            for group in queues:
-                target = _pick(group)
-                if target is None:
-                    continue
-                sub, outbound, head, _ = target
-                outbound.write_msg(head, tail, data, len(head) + total)
-                client = sub.client
-                client.out_msgs += 1
-                client.out_bytes += size
-                sub.delivered += 1
-                if sub.max_msgs and sub.delivered >= sub.max_msgs:
-                    client.remove_sub(sub)
-                delivered += 1
+            delivered = _deliver(plan, tail, data, size)
             delivered_msgs += delivered
             delivered_bytes += delivered * size
             if self.closed_reason is not None:
@@ -831,6 +785,39 @@ class ClientConnection(Connection):
         self._plans.clear()
         self.server.forget(self)
         self.log.debug(f"Client connection closed: {reason}", reason=reason)
+
+
+def _deliver(plan: _Plan, tail: bytes, data: bytes, size: int) -> int:
+    """Queue one message without headers to the plan's targets; return how many got it.
+
+    Every plain subscription gets it, and one member of each queue group; `tail` is the
+    encoded end of the MSG line (`[reply ]<size>\r\n`), `data` the payload with its CRLF.
+    """
+    total = len(tail) + len(data)
+    delivered = 0
+    for sub, outbound, head, _ in plan.plain:
+        outbound.write_msg(head, tail, data, len(head) + total)
+        client = sub.client
+        client.out_msgs += 1
+        client.out_bytes += size
+        sub.delivered += 1
+        if sub.max_msgs and sub.delivered >= sub.max_msgs:
+            client.remove_sub(sub)
+        delivered += 1
+    for group in plan.queues:
+        target = _pick(group)
+        if target is None:
+            continue
+        sub, outbound, head, _ = target
+        outbound.write_msg(head, tail, data, len(head) + total)
+        client = sub.client
+        client.out_msgs += 1
+        client.out_bytes += size
+        sub.delivered += 1
+        if sub.max_msgs and sub.delivered >= sub.max_msgs:
+            client.remove_sub(sub)
+        delivered += 1
+    return delivered
 
 
 def _text(data: bytes) -> str:
