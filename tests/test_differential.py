@@ -266,6 +266,25 @@ def hpub(subject: bytes, headers: bytes, payload: bytes, reply: bytes = b"") -> 
 HDR = b"NATS/1.0\r\nA: b\r\nA: c\r\n\r\n"
 
 SCRIPTS = {
+    # reserved subjects and replies (service imports, JetStream acks, gateways)
+    "reserved_replies_and_gateway_subjects": [
+        b'CONNECT {"verbose":true}\r\nSUB foo 1\r\nSUB _GR_.> 2\r\n'
+        + pub(b"foo", b"a", b"_R_.x")
+        + pub(b"foo", b"a", b"_R_.")
+        + pub(b"foo", b"a", b"_R_")
+        + pub(b"foo", b"a", b"$JS.ACK.x")
+        + pub(b"foo", b"a", b"$JS.ACK.")
+        + pub(b"foo", b"a", b"_GR_.x")
+        + pub(b"foo", b"a", b"_GR_.")
+        + pub(b"_GR_.x", b"a")
+        + pub(b"_GR_.", b"a")
+        + pub(b"$GNR.x", b"a", b"$GNR.y")
+        + PING
+    ],
+    "reserved_reply_in_a_run_and_a_batch": [
+        C + b"SUB foo 1\r\n" + pub(b"foo", b"a", b"_R_.x") * 3
+        + pub(b"foo", b"ab", b"_R_.x") + pub(b"foo", b"a") + pub(b"_GR_.x", b"abc") * 2 + PING
+    ],
     # CONNECT, verbose and PING/PONG
     "connect_defaults_are_verbose": [b"CONNECT {}\r\n" + PING],
     "connect_verbose_false": [C + PING],

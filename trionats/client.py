@@ -47,12 +47,13 @@ class _Plan:
     cannot take headers). `queues` holds one tuple of targets per queue group.
     """
 
-    __slots__ = ("plain", "queues", "granting")
+    __slots__ = ("plain", "queues", "granting", "reserved")
 
     def __init__(self, plain: tuple, queues: tuple) -> None:
         self.plain = plain
         self.queues = queues
         self.granting = False  # some target grants allow_responses (per-message delivery)
+        self.reserved = False  # clients may not publish to this subject (gateway replies)
 
 
 class ClientConnection(Connection):
@@ -483,6 +484,9 @@ class ClientConnection(Connection):
         opts = self.opts
         if opts.pedantic and subject and not is_valid_literal_subject(subject):
             self.send_err(errors.INVALID_PUBLISH_SUBJECT)
+        if _reserved_subject(subject) or (reply and _reserved_reply(reply)):
+            self._refuse_reserved(subject, reply, size)
+            return
         if opts.verbose:
             self.outbound.write(encode.OK)
 
@@ -552,6 +556,11 @@ class ClientConnection(Connection):
                 plans.clear()
                 self._plans_generation = sublist.generation
             plan = plans.get(subject) or self._build_plan(subject)
+            if plan.reserved or (reply and _reserved_reply(reply)):
+                count -= 1  # `_on_pub` counts and refuses it
+                in_bytes -= size
+                self._on_pub(Pub(subject, reply, -1, data))
+                continue
             if not plan.plain and not plan.queues:
                 if reply and opts.no_responders:
                     self._no_responders(subject, reply)
@@ -591,6 +600,8 @@ class ClientConnection(Connection):
         if (
             opts.verbose
             or plan.granting
+            or plan.reserved
+            or (reply and _reserved_reply(reply))
             or (opts.pedantic and not is_valid_literal_subject(subject))
             or (reply and opts.no_responders and not (plan.plain or plan.queues))
             or any(target[0].max_msgs for target in plan.plain)
@@ -717,6 +728,7 @@ class ClientConnection(Connection):
                 queues.append(group)
         plan = _Plan(plain, tuple(queues))
         plan.granting = granting
+        plan.reserved = _reserved_subject(subject)
         if len(self._plans) >= defaults.DELIVERY_CACHE_SIZE:
             self._plans.clear()
         self._plans[subject] = plan
@@ -750,6 +762,19 @@ class ClientConnection(Connection):
             self._checked_pub(event)
             if self.closed_reason is not None:
                 return
+
+    def _refuse_reserved(self, subject: bytes, reply: bytes, size: int) -> None:
+        """nats-server's reserved subjects: gateway-routed `_GR_.` subjects, and replies that
+        look like service-import, JetStream-ack or gateway replies. -ERR, no +OK, dropped."""
+        stats = self.server.stats
+        stats.in_msgs += 1
+        stats.in_bytes += size
+        if _reserved_subject(subject):
+            self.log.error(f'Publish Violation - Subject "{_text(subject)}"')
+            self.send_err(errors.publish_violation(_text(subject)))
+        else:
+            self.log.error(f'Publish Violation - Reply "{_text(reply)}"')
+            self.send_err(errors.reply_violation(_text(reply)))
 
     def _pub_violation(self, subject: bytes, size: int) -> None:
         """Refused PUB: counted as received, dropped; -ERR (no +OK) and the connection stays."""
@@ -818,6 +843,20 @@ def _deliver(plan: _Plan, tail: bytes, data: bytes, size: int) -> int:
             client.remove_sub(sub)
         delivered += 1
     return delivered
+
+
+def _reserved_subject(subject: bytes) -> bool:
+    """Gateway-routed reply subjects (`_GR_.<...>`): clients may not publish to them."""
+    return subject[:5] == b"_GR_." and len(subject) > 5
+
+
+def _reserved_reply(reply: bytes) -> bool:
+    """Reply subjects nats-server reserves for service imports, JetStream acks and gateways."""
+    return (
+        reply[:4] == b"_R_."
+        or (reply[:8] == b"$JS.ACK." and len(reply) > 8)
+        or (reply[:5] == b"_GR_." and len(reply) > 5)
+    )
 
 
 def _text(data: bytes) -> str:
