@@ -77,7 +77,6 @@ class Server:
         self.stats = Stats()
         self.clients: dict[int, ClientConnection] = {}
         self.port = 0  # the bound client port, once listening
-        self.addresses: list[tuple[str, int]] = []
         self.ready = False
         self._last_cid = 0
         self._front_scope: trio.CancelScope | None = None
@@ -107,7 +106,6 @@ class Server:
             http_listeners = await open_monitor_listeners(options) if options.http_port else []
             sockname = listeners[0].socket.getsockname()
             self.port = sockname[1]
-            self.addresses = [ls.socket.getsockname()[:2] for ls in listeners]
             async with trio.open_nursery() as nursery:
                 if http_listeners:
                     self.monitor = await nursery.start(serve_monitor, self, http_listeners)

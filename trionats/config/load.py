@@ -673,7 +673,9 @@ def options_from_conf(
     try:
         return _converter.structure(merged, opts.Options)
     except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{conf.positions and next(iter(conf.positions.values())).file}: {exc}")
+        # The walk above already checked every value: this is a bug, reported with the file.
+        where = next(iter(conf.positions.values())).file if conf.positions else "<config>"
+        raise ConfigError(f"{where}: {exc}") from exc
 
 
 def load(path: str | Path, *, warnings: list[Problem] | None = None) -> opts.Options:
