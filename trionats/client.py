@@ -818,9 +818,12 @@ def _deliver(plan: _Plan, tail: bytes, data: bytes, size: int) -> int:
     Every plain subscription gets it, and one member of each queue group; `tail` is the
     encoded end of the MSG line (`[reply ]<size>\r\n`), `data` the payload with its CRLF.
     """
+    targets = plan.plain
+    if plan.queues:
+        picked = [target for target in map(_pick, plan.queues) if target is not None]
+        targets = targets + tuple(picked)
     total = len(tail) + len(data)
-    delivered = 0
-    for sub, outbound, head, _ in plan.plain:
+    for sub, outbound, head, _ in targets:
         outbound.write_msg(head, tail, data, len(head) + total)
         client = sub.client
         client.out_msgs += 1
@@ -828,21 +831,7 @@ def _deliver(plan: _Plan, tail: bytes, data: bytes, size: int) -> int:
         sub.delivered += 1
         if sub.max_msgs and sub.delivered >= sub.max_msgs:
             client.remove_sub(sub)
-        delivered += 1
-    for group in plan.queues:
-        target = _pick(group)
-        if target is None:
-            continue
-        sub, outbound, head, _ = target
-        outbound.write_msg(head, tail, data, len(head) + total)
-        client = sub.client
-        client.out_msgs += 1
-        client.out_bytes += size
-        sub.delivered += 1
-        if sub.max_msgs and sub.delivered >= sub.max_msgs:
-            client.remove_sub(sub)
-        delivered += 1
-    return delivered
+    return len(targets)
 
 
 def _reserved_subject(subject: bytes) -> bool:

@@ -15,7 +15,6 @@ cancels what is left.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
@@ -37,12 +36,12 @@ from .core.sublist import Sublist
 from .config.load import load as load_config
 from .config.reload import diff as reload_diff
 from .errors import ConfigError, Reason
+from .listeners import accept_forever
 from .logging import LEVELS, LOGGING_OPTIONS, configure_from, get_logger, reopen_log_file
 from .monitor.http import open_monitor_listeners, serve_monitor
 from .monitor.snapshots import Clock, conn_record
 from .options import Options
 
-_ACCEPT_RETRY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 
 
 class Stats:
@@ -148,21 +147,15 @@ class Server:
             task_status.started()
 
     async def _accept_loop(self, listener: trio.SocketListener) -> None:
-        """Accept clients until shutdown, as Trio's serve_listeners does (EMFILE backoff)."""
-        while True:
-            try:
-                stream = await listener.accept()
-            except OSError as exc:
-                if exc.errno not in _ACCEPT_RETRY_ERRNOS:
-                    raise
-                self.log.error(f"Error accepting client connection: {exc}")
-                await trio.sleep(defaults.ACCEPT_BACKOFF)
-                continue
-            client = self._admit(stream)
-            if client is None:
-                await stream.aclose()
-            else:
-                self._connections.start_soon(client.run)
+        """Accept clients until shutdown; each is admitted in accept order."""
+        await accept_forever(listener, self._start_client, self.log, "client")
+
+    def _start_client(self, stream: trio.SocketStream) -> None:
+        client = self._admit(stream)
+        if client is None:
+            self._connections.start_soon(stream.aclose)
+        else:
+            self._connections.start_soon(client.run)
 
     def _admit(self, stream: trio.SocketStream) -> ClientConnection | None:
         """Register a new client in accept order (cids and the connection limit follow it).

@@ -12,7 +12,6 @@ for longer.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
@@ -26,10 +25,10 @@ import h11
 import trio
 
 from .. import defaults
+from ..listeners import accept_forever
 from . import metrics, snapshots
 from .snapshots import Clock, QueryError
 
-_ACCEPT_RETRY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 
 JSON_HEADERS = [("Content-Type", "application/json"), ("Access-Control-Allow-Origin", "*")]
 TEXT_TYPE = ("Content-Type", "text/plain; charset=utf-8")
@@ -171,16 +170,10 @@ class Monitor:
     # --- tasks --------------------------------------------------------------------------
 
     async def _accept_loop(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
-        while True:
-            try:
-                stream = await listener.accept()
-            except OSError as exc:
-                if exc.errno not in _ACCEPT_RETRY_ERRNOS:
-                    raise
-                self.server.log.error(f"Error accepting monitoring connection: {exc}")
-                await trio.sleep(defaults.ACCEPT_BACKOFF)
-                continue
+        def serve(stream: trio.SocketStream) -> None:
             nursery.start_soon(self._serve_http, stream)
+
+        await accept_forever(listener, serve, self.server.log, "monitoring")
 
     async def _serve_http(self, stream: trio.abc.Stream) -> None:
         """One HTTP/1.1 connection: requests answered in turn while the client keeps it alive."""

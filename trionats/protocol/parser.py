@@ -62,6 +62,16 @@ OP_CONNECT, OP_INFO, OP_PING, OP_PONG, OP_OK, OP_ERR = (
     "-ERR",
 )
 
+#: Ops both roles share: the handshake, keepalive and error lines.
+COMMON_KEYWORDS = {
+    b"CONNECT": (OP_CONNECT, OPT),
+    b"INFO": (OP_INFO, OPT),
+    b"PING": (OP_PING, LINE),
+    b"PONG": (OP_PONG, LINE),
+    b"+OK": (OP_OK, LINE),
+    b"-ERR": (OP_ERR, SEP),
+}
+
 CLIENT_KEYWORDS = {
     b"PUB": (OP_PUB, SEP),
     b"HPUB": (OP_HPUB, SEP),
@@ -69,12 +79,7 @@ CLIENT_KEYWORDS = {
     b"HMSG": (OP_HMSG, SEP),
     b"SUB": (OP_SUB, SEP),
     b"UNSUB": (OP_UNSUB, SEP),
-    b"CONNECT": (OP_CONNECT, OPT),
-    b"INFO": (OP_INFO, OPT),
-    b"PING": (OP_PING, LINE),
-    b"PONG": (OP_PONG, LINE),
-    b"+OK": (OP_OK, LINE),
-    b"-ERR": (OP_ERR, SEP),
+    **COMMON_KEYWORDS,
 }
 
 _SPACE, _TAB, _CR, _LF = 32, 9, 13, 10
@@ -528,12 +533,7 @@ ROUTE_KEYWORDS = {
     b"LMSG": (OP_LMSG, SEP),
     b"A+": (OP_ASUB, SEP),
     b"A-": (OP_AUNSUB, SEP),
-    b"CONNECT": (OP_CONNECT, OPT),
-    b"INFO": (OP_INFO, OPT),
-    b"PING": (OP_PING, LINE),
-    b"PONG": (OP_PONG, LINE),
-    b"+OK": (OP_OK, LINE),
-    b"-ERR": (OP_ERR, SEP),
+    **COMMON_KEYWORDS,
 }
 
 
