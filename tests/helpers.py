@@ -9,6 +9,7 @@ subprocesses, for tests that drive them with nats-py or compare their replies.
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import socket
@@ -128,16 +129,33 @@ async def start_trionats(nursery: trio.Nursery, **overrides) -> Server:
 _ports_handed_out: set[int] = set()
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    """A free port never handed out before in this session: a client left over from an
-    earlier test may still be reconnecting to an old port, and must not find a new server."""
+    """A free port below the kernel's ephemeral range, never handed out before in this session.
+
+    Ports the kernel picks (servers on port 0, `-m -1`, client sockets) come from the
+    ephemeral range, and a client left over from an earlier test may still be reconnecting
+    to an old port: neither can reach a server started on a port from here.
+    """
+    low, _ = _ephemeral_range()
     while True:
+        port = random.randrange(max(1024, low - 12000), low)
+        if port in _ports_handed_out:
+            continue
         with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port not in _ports_handed_out:
-            _ports_handed_out.add(port)
-            return port
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _ports_handed_out.add(port)
+        return port
 
 
 def _wait_until_ready(log_path: Path, process: subprocess.Popen, timeout: float = 10.0) -> None:
