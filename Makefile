@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test test-fast bench clean
+.PHONY: run test test-fast bench clean browser
 
 $(BIN)/trionats: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ test: $(BIN)/trionats tests/js/node_modules
 
 test-fast: $(BIN)/trionats tests/js/node_modules
 	$(BIN)/python -m pytest -m 'not slow' $(PYTEST_ARGS)
+
+# Headless Chromium for tests/test_browser.py (Debian's package; needs root). Without it that
+# test is skipped.
+browser:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
 bench: $(BIN)/trionats
 	$(BIN)/python benchmarks/bench.py $(ARGS)

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import platform
+import random
 import re
 import resource
 import selectors
@@ -41,6 +42,13 @@ DRAIN_TIMEOUT = 10.0  # seconds allowed after publishing stops for everything to
 START_TIMEOUT = 15.0  # seconds for a server to accept connections
 HELPER_LIFETIME = 600.0  # the ceiling's sink/source processes exit by themselves after this
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+ROUTE_TIMEOUT = 20.0  # seconds for a cluster's route to form and carry the subscribers' interest
+MANY_SUBS = 100_000  # subscriptions of the one subscriber in `subs100k`
+MANY_SUBS_PUBS = 1 << 17  # PUBs in its pre-built batch (random subjects, about 4.7 MB)
+SLOW_FLOOD_MAX = 8.0  # `slowcons` floods until the cut is logged (+ SLOW_AFTER_CUT), at most this
+SLOW_AFTER_CUT = 0.5  # seconds the flood goes on after the cut (the memory should not grow then)
+SLOW_CUT_TIMEOUT = 5.0  # seconds after the flood for the server to have closed that subscriber
+RSS_SAMPLE_EVERY = 0.01  # seconds between VmRSS samples in `slowcons`
 
 
 class BenchError(Exception):
@@ -54,11 +62,17 @@ class BenchError(Exception):
 class Scenario:
     name: str  # key for --scenarios and the JSON
     title: str  # label in the table
-    kind: str = "throughput"  # or "latency"
+    kind: str = "throughput"  # or "latency", "routed", "manysubs", "memory"
     sizes: tuple[int, ...] = (16,)  # payload sizes the publisher cycles through
     subject: str = "bench"  # where the publisher publishes
     subs: tuple[str, ...] = ()  # one subscriber connection per entry: "subject [queue]"
     queue: bool = False  # the subscribers form one queue group: each message is delivered once
+    remote: int = 0  # routed: the last `remote` subscribers connect to node B, the rest to A
+
+    @property
+    def delivers(self) -> bool:
+        """Reported as delivered/s (else published/s, or memory for the slow consumer)."""
+        return bool(self.subs) or self.kind == "manysubs"
 
     def pub_cycle(self) -> bytes:
         return b"".join(pub_frame(self.subject, size) for size in self.sizes)
@@ -83,6 +97,25 @@ SCENARIOS = (
     Scenario("queue", "queue 1->4 16B", subs=("bench q",) * 4, queue=True),
     Scenario("wildcard", "wildcard 16B", subject="bench.x", subs=("bench.*", "bench.>", "bench.x")),
     Scenario("reqreply", "req/reply 16B", kind="latency"),
+    # Two-node clusters of the same implementation, both nodes on the server CPU: the
+    # publisher is on node A, the subscriber on node B, so every message crosses the route.
+    Scenario("routed", "routed 1:1 16B", kind="routed", subs=("bench",), remote=1),
+    # Two queue members on each node, publisher on A (where each message goes is each
+    # server's choice: the share delivered on B is printed).
+    Scenario(
+        "routed-queue",
+        "routed queue 2+2",
+        kind="routed",
+        subs=("bench q",) * 4,
+        queue=True,
+        remote=2,
+    ),
+    # One subscriber with MANY_SUBS literal subscriptions bench.0 ... bench.99999, the
+    # publisher cycling through a pre-built batch of PUBs to random ones of them.
+    Scenario("subs100k", "100k subs, random", kind="manysubs"),
+    # A subscriber that never reads while 1 KB messages flood it: the server's peak RSS, and
+    # whether it cuts the subscriber at max_pending (64 MB by default in both).
+    Scenario("slowcons", "slow consumer 1KB", kind="memory", sizes=(1024,), subs=("bench",)),
 )
 SCENARIO_NAMES = tuple(s.name for s in SCENARIOS)
 
@@ -136,25 +169,53 @@ def cpu_seconds_of(pid: int | None) -> float:
         return 0.0
 
 
+def cpu_seconds_of_all(pids: int | tuple[int, ...] | None) -> float:
+    if isinstance(pids, tuple):
+        return sum(cpu_seconds_of(pid) for pid in pids)
+    return cpu_seconds_of(pids)
+
+
+def memory_of(pid: int | None, field: str = "VmRSS") -> int:
+    """A /proc/PID/status memory field (VmRSS, VmHWM: resident now, peak resident) in bytes."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 # --- connections ------------------------------------------------------------------------------
 
 
-def open_conn(port: int, subs: tuple[str, ...] = (), blocking: bool = False):
+def open_conn(
+    port: int,
+    subs: tuple[str, ...] = (),
+    blocking: bool = False,
+    timeout: float = IO_TIMEOUT,
+    rcvbuf: int = 0,
+):
     """Connect, CONNECT (verbose off), SUB each entry, then PING and wait for the PONG.
 
     The PONG proves the server has registered the subscriptions before anyone publishes.
-    Returns (socket, bytes received after the PONG).
+    `timeout` bounds the handshake; `rcvbuf` (if set) shrinks the receive buffer before
+    connecting. Returns (socket, bytes received after the PONG).
     """
-    sock = socket.create_connection((HOST, port), timeout=IO_TIMEOUT)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
+        if rcvbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.settimeout(timeout)
+        sock.connect((HOST, port))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        data = read_until(sock, b"\r\n", b"")
+        data = read_until(sock, b"\r\n", b"", timeout)
         if not data.startswith(b"INFO"):
             raise BenchError(f"expected INFO, got {data[:80]!r}")
         info_end = data.index(b"\r\n") + 2
         lines = [f"SUB {sub} {sid}\r\n".encode() for sid, sub in enumerate(subs, 1)]
         sock.sendall(CONNECT + b"".join(lines) + PING)
-        data = read_until(sock, PONG, data[info_end:])
+        data = read_until(sock, PONG, data[info_end:], timeout)
         end = data.index(PONG) + len(PONG)
         if b"-ERR" in data[:end]:
             raise BenchError(f"the server refused the handshake: {data[:end]!r}")
@@ -167,9 +228,11 @@ def open_conn(port: int, subs: tuple[str, ...] = (), blocking: bool = False):
         raise
 
 
-def read_until(sock: socket.socket, marker: bytes, data: bytes) -> bytes:
+def read_until(
+    sock: socket.socket, marker: bytes, data: bytes, timeout: float = IO_TIMEOUT
+) -> bytes:
     """Read (blocking, with the socket's timeout) until `marker` is in the data."""
-    deadline = time.monotonic() + IO_TIMEOUT
+    deadline = time.monotonic() + timeout
     while marker not in data:
         if time.monotonic() > deadline:
             raise BenchError(f"timed out waiting for {marker!r}; got {data[:80]!r}")
@@ -316,14 +379,15 @@ def pump(
     duration: float,
     batch_out: int,
     copies: int,
-    server_pid: int | None = None,
+    server_pid: int | tuple[int, ...] | None = None,
 ) -> dict:
     """Publish for `duration`, then PING; wait for the PONG and every expected byte.
 
     `batch_out` is what one subscriber receives per published batch, `copies` how many
     deliveries each message makes in total. One thread multiplexes all sockets, so a
     subscriber whose socket is full never blocks the publisher (nor the other way round).
-    Returns the rates plus the CPU share used by the generator and the server meanwhile.
+    Returns the rates plus the CPU share used by the generator and the server meanwhile
+    (`server_pid` may be several processes, the nodes of a cluster: their CPU is added up).
     """
     for sub in subs:
         sub.reset()
@@ -333,7 +397,7 @@ def pump(
         for sub in subs:
             sel.register(sub.sock, selectors.EVENT_READ, sub)
         writing = True
-        cpu0, server_cpu0 = cpu_seconds_self(), cpu_seconds_of(server_pid)
+        cpu0, server_cpu0 = cpu_seconds_self(), cpu_seconds_of_all(server_pid)
         t0 = time.perf_counter()
         pub.start(t0 + duration)
         give_up = t0 + duration + DRAIN_TIMEOUT
@@ -353,7 +417,7 @@ def pump(
             if time.perf_counter() > give_up:
                 break
         t_end = time.perf_counter()
-        cpu, server_cpu = cpu_seconds_self() - cpu0, cpu_seconds_of(server_pid) - server_cpu0
+        cpu, server_cpu = cpu_seconds_self() - cpu0, cpu_seconds_of_all(server_pid) - server_cpu0
         t_last = max((sub.last for sub in subs), default=0.0)
         if pub.t_pong is None:
             raise BenchError(f"no PONG on the publisher within {DRAIN_TIMEOUT:.0f}s of the end")
@@ -418,34 +482,357 @@ def run_throughput(
     port: int, sc: Scenario, duration: float, warmup: float, server_pid: int | None
 ) -> dict:
     """One throughput scenario on fresh connections: a short warm-up pump, then the measured one."""
-    last_frame = msg_frame(sc.subject, sc.sizes[-1])
     conns: list[socket.socket] = []
     try:
-        subs = []
+        sub_socks = []
         for line in sc.subs:
             sock, leftover = open_conn(port, (line,))
             conns.append(sock)
             only_pings(sock, leftover)
-            subs.append(Subscriber(sock, keep=len(last_frame) + len(PING)))
+            sub_socks.append(sock)
         sock, leftover = open_conn(port)
         conns.append(sock)
         only_pings(sock, leftover)
-        batch, cycles = repeated(sc.pub_cycle())
-        pub = Publisher(sock, batch, cycles * len(sc.sizes))
-        batch_out = cycles * len(sc.msg_cycle())
-        if warmup > 0:
-            pump(pub, subs, warmup, batch_out, sc.copies())
-        result = pump(pub, subs, duration, batch_out, sc.copies(), server_pid)
-        if not sc.queue:  # (a queue member's last message is not the last one published)
-            check_last_frame(subs, last_frame)
-        elif len(sc.sizes) == 1 and any(sub.received % len(last_frame) for sub in subs):
-            raise BenchError(
-                f"a queue member got a partial frame: {[sub.received for sub in subs]} bytes"
-            )
-        return result
+        return measure_throughput(sock, sub_socks, sc, duration, warmup, server_pid)[0]
     finally:
         for sock in conns:
             sock.close()
+
+
+def measure_throughput(
+    pub_sock: socket.socket,
+    sub_socks: list[socket.socket],
+    sc: Scenario,
+    duration: float,
+    warmup: float,
+    server_pid: int | tuple[int, ...] | None,
+) -> tuple[dict, list[Subscriber]]:
+    """Warm-up pump, measured pump and the checks, on connections that are ready."""
+    last_frame = msg_frame(sc.subject, sc.sizes[-1])
+    subs = [Subscriber(sock, keep=len(last_frame) + len(PING)) for sock in sub_socks]
+    batch, cycles = repeated(sc.pub_cycle())
+    pub = Publisher(pub_sock, batch, cycles * len(sc.sizes))
+    batch_out = cycles * len(sc.msg_cycle())
+    if warmup > 0:
+        pump(pub, subs, warmup, batch_out, sc.copies())
+    result = pump(pub, subs, duration, batch_out, sc.copies(), server_pid)
+    if not sc.queue:  # (a queue member's last message is not the last one published)
+        check_last_frame(subs, last_frame)
+    elif len(sc.sizes) == 1 and any(sub.received % len(last_frame) for sub in subs):
+        raise BenchError(
+            f"a queue member got a partial frame: {[sub.received for sub in subs]} bytes"
+        )
+    return result, subs
+
+
+# --- routed: a two-node cluster of one implementation ----------------------------------------
+
+PROBE_PUB = b"PUB probe 0\r\n\r\n"
+
+
+def cluster_argv(argv: list[str], name: str, route_port: int, peer_port: int | None) -> list[str]:
+    """A server command with nats-server's cluster flags (the same for both implementations)."""
+    extra = ["-n", name, "--cluster", f"nats://{HOST}:{route_port}", "--cluster_name", "bench"]
+    if peer_port is not None:
+        extra += ["--routes", f"nats-route://{HOST}:{peer_port}"]
+    return [*argv, *extra]
+
+
+def start_cluster(proc: Process) -> tuple[Process, Process]:
+    """Nodes B then A (A dials B), both on `proc`'s CPU with its command and environment."""
+    port_b, port_a = free_port(), free_port()
+    log_dir = proc.log_path.parent
+    node_b = Process(
+        f"{proc.name}-B", cluster_argv(proc.argv, "B", port_b, None), proc.cpu, proc.env, log_dir
+    )
+    node_a = Process(
+        f"{proc.name}-A", cluster_argv(proc.argv, "A", port_a, port_b), proc.cpu, proc.env, log_dir
+    )
+    try:
+        node_b.start()
+        node_a.start()
+    except BaseException:
+        node_a.stop()
+        node_b.stop()
+        raise
+    return node_a, node_b
+
+
+def wait_for_interest(pub: socket.socket, remote: list[socket.socket]) -> float:
+    """Publish probes on A until every connection on B has received one, then drain.
+
+    Each B connection subscribed to `probe` after its benchmark subscription; interest
+    crosses a route in subscription order, so once A forwards a probe to B it also knows
+    B's benchmark interest. Returns the seconds the route took.
+    """
+    t0 = time.monotonic()
+    seen: set[int] = set()
+    probe_msg = b"MSG probe 2 0\r\n\r\n"
+    while len(seen) < len(remote):
+        if time.monotonic() - t0 > ROUTE_TIMEOUT:
+            raise BenchError(f"the route carried no interest within {ROUTE_TIMEOUT:.0f}s")
+        pub.sendall(PROBE_PUB)
+        time.sleep(0.02)
+        for i, sock in enumerate(remote):
+            data = drain_socket(sock, 0.0)
+            if probe_msg in data:
+                seen.add(i)
+    waited = time.monotonic() - t0
+    # Earlier probes may still be on their way: read until every B connection is quiet.
+    for sock in remote:
+        data = drain_socket(sock, 0.2)
+        if data.replace(probe_msg, b"").replace(PING, b""):
+            raise BenchError(f"unexpected data on a routed subscriber: {data[:80]!r}")
+    return waited
+
+
+def drain_socket(sock: socket.socket, quiet: float) -> bytes:
+    """Everything readable now (and until `quiet` seconds pass without data); PINGs answered."""
+    data = b""
+    sock.setblocking(False)
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except BlockingIOError:
+            if quiet <= 0 or not select_readable(sock, quiet):
+                break
+            continue
+        if not chunk:
+            raise BenchError("the server closed a routed subscriber's connection")
+        data += chunk
+    pings = count_pings(bytearray(data), len(data), b"")
+    if pings:
+        sock.sendall(PONG * pings)
+    return data
+
+
+def select_readable(sock: socket.socket, timeout: float) -> bool:
+    with selectors.DefaultSelector() as sel:
+        sel.register(sock, selectors.EVENT_READ)
+        return bool(sel.select(timeout))
+
+
+def run_routed(proc: Process, sc: Scenario, duration: float, warmup: float) -> dict:
+    """Publisher on node A, subscribers on A and B (`sc.remote` of them on B)."""
+    node_a, node_b = start_cluster(proc)
+    conns: list[socket.socket] = []
+    try:
+        local = len(sc.subs) - sc.remote
+        sub_socks = []
+        for i, line in enumerate(sc.subs):
+            node = node_a if i < local else node_b
+            extra = ("probe",) if i >= local else ()
+            sock, leftover = open_conn(node.port, (line, *extra))
+            conns.append(sock)
+            only_pings(sock, leftover)
+            sub_socks.append(sock)
+        pub_sock, leftover = open_conn(node_a.port)
+        conns.append(pub_sock)
+        only_pings(pub_sock, leftover)
+        waited = wait_for_interest(pub_sock, sub_socks[local:])
+        t0, cpu0 = time.perf_counter(), [cpu_seconds_of(n.pid) for n in (node_a, node_b)]
+        result, subs = measure_throughput(
+            pub_sock, sub_socks, sc, duration, warmup, (node_a.pid, node_b.pid)
+        )
+        elapsed = time.perf_counter() - t0
+        total = sum(sub.received for sub in subs)
+        result["route_ready_s"] = waited
+        # Each node's CPU share over warm-up and measurement: which side is the limit.
+        result["node_cpu"] = {
+            node.name[-1]: (cpu_seconds_of(node.pid) - c0) / elapsed
+            for node, c0 in zip((node_a, node_b), cpu0)
+        }
+        result["remote_share"] = sum(sub.received for sub in subs[local:]) / total if total else 0
+        for node in (node_a, node_b):
+            if not node.alive():
+                raise BenchError(f"{node.name} exited during the run: {node.log_tail()}")
+        result["node_log_problems"] = node_a.log_problems() + node_b.log_problems()
+        return result
+    except BenchError as exc:  # the nodes' logs often say why (a route cut as slow consumer)
+        lines = node_a.log_problems() + node_b.log_problems()
+        raise BenchError(f"{exc}; node logs: {' | '.join(lines[:3]) or 'nothing'}") from exc
+    finally:
+        for sock in conns:
+            sock.close()
+        node_a.stop()
+        node_b.stop()
+
+
+# --- many subscriptions ----------------------------------------------------------------------
+
+
+def run_many_subs(port: int, duration: float, warmup: float, server_pid: int | None) -> dict:
+    """One subscriber holds MANY_SUBS literal subscriptions; PUBs go to random ones of them.
+
+    Subscription bench.<n> has sid n+1, so every MSG frame (and the batch's byte count) is
+    known in advance. The batch is built once, from a fixed seed.
+    """
+    rng = random.Random(7)
+    picks = [rng.randrange(MANY_SUBS) for _ in range(MANY_SUBS_PUBS)]
+    pub_batch = b"".join(pub_frame(f"bench.{n}", 16) for n in picks)
+    batch_out = sum(len(msg_frame(f"bench.{n}", 16, sid=n + 1)) for n in picks)
+    last_frame = msg_frame(f"bench.{picks[-1]}", 16, sid=picks[-1] + 1)
+    conns: list[socket.socket] = []
+    try:
+        lines = tuple(f"bench.{n}" for n in range(MANY_SUBS))
+        t0 = time.monotonic()
+        sock, leftover = open_conn(port, lines, timeout=60.0)
+        subscribe_s = time.monotonic() - t0
+        conns.append(sock)
+        only_pings(sock, leftover)
+        sub = Subscriber(sock, keep=len(last_frame) + len(PING))
+        pub_sock, leftover = open_conn(port)
+        conns.append(pub_sock)
+        only_pings(pub_sock, leftover)
+        pub = Publisher(pub_sock, pub_batch, len(picks))
+        if warmup > 0:
+            pump(pub, [sub], warmup, batch_out, 1)
+        result = pump(pub, [sub], duration, batch_out, 1, server_pid)
+        check_last_frame([sub], last_frame)
+        return result | {"subscribe_100k_s": subscribe_s}
+    finally:
+        for sock in conns:
+            sock.close()
+
+
+# --- a slow consumer: memory and the cut at max_pending --------------------------------------
+
+
+class RssSampler(threading.Thread):
+    """Samples a process's VmRSS every RSS_SAMPLE_EVERY seconds until stopped; keeps the peak.
+
+    It also watches the server's log for its slow consumer line, noting when it appeared.
+    """
+
+    def __init__(self, pid: int, log_path: Path) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.log_path = log_path
+        self.log_start = log_path.stat().st_size if log_path.exists() else 0
+        self.peak = 0
+        self.samples = 0
+        self.t0 = time.perf_counter()
+        self.cut_logged_after: float | None = None
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(RSS_SAMPLE_EVERY):
+            self.peak = max(self.peak, memory_of(self.pid))
+            self.samples += 1
+            if self.cut_logged_after is None and self.samples % 5 == 0 and self._cut_logged():
+                self.cut_logged_after = time.perf_counter() - self.t0
+
+    def _cut_logged(self) -> bool:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self.log_start)
+                return b"slow consumer" in f.read().lower()
+        except OSError:
+            return False
+
+
+def run_slow_consumer(proc: Process, sc: Scenario) -> dict:
+    """A fresh server (so VmHWM is this row's peak); a subscriber that never reads; a flood.
+
+    The flood lasts until the server logs the slow consumer, plus SLOW_AFTER_CUT seconds
+    (SLOW_FLOOD_MAX at most). Then the subscriber reads what the kernel and the server still
+    hold for it: the server cut it if that ends in EOF (or a reset) within SLOW_CUT_TIMEOUT.
+    """
+    node = Process(f"{proc.name}-slow", proc.argv, proc.cpu, proc.env, proc.log_path.parent)
+    node.start()
+    conns: list[socket.socket] = []
+    sampler = None
+    try:
+        sub_sock, leftover = open_conn(node.port, sc.subs, blocking=True, rcvbuf=4096)
+        conns.append(sub_sock)
+        only_pings(sub_sock, leftover)
+        pub_sock, leftover = open_conn(node.port)
+        conns.append(pub_sock)
+        only_pings(pub_sock, leftover)
+        time.sleep(0.1)
+        baseline = memory_of(node.pid)
+        sampler = RssSampler(node.pid, node.log_path)
+        sampler.start()
+        batch, cycles = repeated(sc.pub_cycle())
+        pub = Publisher(pub_sock, batch, cycles * len(sc.sizes))
+        published, t0, cpu0 = 0, time.perf_counter(), cpu_seconds_of(node.pid)
+        while True:  # in short pumps, each ended by PING/PONG, until the cut is in the log
+            res = pump(pub, [], 0.25, 0, 0)
+            published += res["published"]
+            elapsed = time.perf_counter() - t0
+            cut_at = sampler.cut_logged_after
+            if elapsed > SLOW_FLOOD_MAX or (
+                cut_at is not None and elapsed > cut_at + SLOW_AFTER_CUT
+            ):
+                break
+        server_cpu = (cpu_seconds_of(node.pid) - cpu0) / elapsed
+        sampler.done.set()
+        sampler.join()
+        peak_hwm = memory_of(node.pid, "VmHWM")
+        rss_after = memory_of(node.pid)
+        cut, received = read_to_eof(sub_sock, SLOW_CUT_TIMEOUT)
+        frame = len(msg_frame(sc.subject, sc.sizes[-1]))
+        log = node.log_path.read_text(errors="replace") if node.log_path.exists() else ""
+        slow_lines = [ln.strip() for ln in log.splitlines() if "slow consumer" in ln.lower()]
+        if not node.alive():
+            raise BenchError(f"{node.name} exited during the run: {node.log_tail()}")
+        return {
+            "published": published,
+            "published_per_s": published / elapsed,
+            "flood_seconds": elapsed,
+            "server_cpu": server_cpu,
+            "rss_baseline_bytes": baseline,
+            "peak_rss_bytes": peak_hwm,  # VmHWM of a server started for this row
+            "peak_sampled_rss_bytes": sampler.peak,
+            "rss_samples": sampler.samples,
+            "rss_after_bytes": rss_after,
+            "cut": cut,
+            "cut_logged_after_s": sampler.cut_logged_after,
+            "delivered_before_cut": received // frame,
+            "log_slow_consumer": slow_lines[:3],
+            "cut_reason": (
+                "max_pending"
+                if slow_lines and "maxpending" in slow_lines[0].lower()
+                else slow_lines[0].split(":", 1)[-1].strip()
+                if slow_lines
+                else None
+            ),
+        }
+    finally:
+        if sampler is not None:
+            sampler.done.set()
+        for sock in conns:
+            sock.close()
+        node.stop()
+
+
+def describe_slow_consumer(res: dict) -> str:
+    mb = {k: res[k] / 1e6 for k in ("peak_rss_bytes", "rss_baseline_bytes", "rss_after_bytes")}
+    return (
+        f"peak RSS {mb['peak_rss_bytes']:7.1f} MB (before {mb['rss_baseline_bytes']:.1f}, "
+        f"after {mb['rss_after_bytes']:.1f}, sampled {res['peak_sampled_rss_bytes'] / 1e6:.1f})"
+        f"; {'cut' if res['cut'] else 'NOT cut'} ({res['cut_reason']}) after "
+        f"{res['delivered_before_cut']:,} msgs, logged at "
+        f"{cell(res['cut_logged_after_s'], '.2f')} s; published {res['published_per_s']:,.0f}/s"
+    )
+
+
+def read_to_eof(sock: socket.socket, timeout: float) -> tuple[bool, int]:
+    """Read until EOF: (True, bytes) if the server closed the socket, (False, bytes) on timeout."""
+    deadline = time.monotonic() + timeout
+    received = 0
+    sock.settimeout(0.5)
+    while time.monotonic() < deadline:
+        try:
+            n = sock.recv_into(RECV_BUF)
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            return True, received
+        if n == 0:
+            return True, received
+        received += n
+    return False, received
 
 
 def expect_frame(sock: socket.socket, frame: bytes, buf: bytearray) -> None:
@@ -768,12 +1155,26 @@ def run_server(
             if sc.kind == "latency":
                 res = run_latency(proc.port, cfg.samples, cfg.latency_warmup)
                 print(f"{label} p50 {res['p50_us']:8.1f} us   p99 {res['p99_us']:8.1f} us")
+            elif sc.kind == "memory":
+                res = run_slow_consumer(proc, sc)
+                print(f"{label} {describe_slow_consumer(res)}")
             else:
-                res = run_throughput(proc.port, sc, cfg.duration, cfg.warmup, proc.pid)
+                if sc.kind == "routed":
+                    res = run_routed(proc, sc, cfg.duration, cfg.warmup)
+                elif sc.kind == "manysubs":
+                    res = run_many_subs(proc.port, cfg.duration, cfg.warmup, proc.pid)
+                else:
+                    res = run_throughput(proc.port, sc, cfg.duration, cfg.warmup, proc.pid)
                 rate = res.get("delivered_per_s", res["published_per_s"])
                 print(
                     f"{label} {rate:>12,.0f} msgs/s  (published {res['published_per_s']:,.0f}/s;"
                     f" CPU: server {res['server_cpu']:.0%}, generator {res['generator_cpu']:.0%})"
+                    + (
+                        f"; {res['remote_share']:.0%} delivered on B; node CPU A "
+                        f"{res['node_cpu']['A']:.0%} B {res['node_cpu']['B']:.0%}"
+                        if "remote_share" in res
+                        else ""
+                    )
                 )
             if not proc.alive():
                 raise BenchError(f"{name} exited during the run: {proc.log_tail()}")
@@ -835,6 +1236,9 @@ def best_of(runs: list[dict], kind: str) -> dict:
         return {"error": errors[0]}
     if kind == "latency":
         return {"p50_us": min(r["p50_us"] for r in runs), "p99_us": min(r["p99_us"] for r in runs)}
+    if kind == "memory":  # the highest peak, and cut only if every repeat was cut
+        worst = max(runs, key=lambda r: r["peak_rss_bytes"])
+        return worst | {"cut": all(r["cut"] for r in runs)}
     key = "delivered_per_s" if "delivered_per_s" in runs[0] else "published_per_s"
     return max(runs, key=lambda r: r[key])
 
@@ -858,7 +1262,21 @@ def print_table(scenarios: list[Scenario], best: dict, repeat: int) -> None:
                 print(f"{title:<18} {'us':<12} {cell(x, '.1f'):>12} {cell(y, '.1f'):>12} ", end="")
                 print(f"{ratio(x, y):>7}")
             continue
-        key = "delivered_per_s" if sc.subs else "published_per_s"
+        if sc.kind == "memory":
+            x, y = (metric(r, "peak_rss_bytes") for r in (ra, rb))
+            x, y = (v / 1e6 if isinstance(v, int) else v for v in (x, y))
+            print(
+                f"{sc.title:<18} {'peak RSS MB':<12} {cell(x, ',.1f'):>12} {cell(y, ',.1f'):>12} "
+                f"{ratio(x, y):>7}"
+            )
+            cuts = [metric(r, "cut") for r in (ra, rb)]
+            words = [
+                "-" if c is None else c if isinstance(c, str) else "yes" if c else "NO"
+                for c in cuts
+            ]
+            print(f"{'  cut at max_pend':<18} {'':<12} {words[0]:>12} {words[1]:>12}")
+            continue
+        key = "delivered_per_s" if sc.delivers else "published_per_s"
         x, y = metric(ra, key), metric(rb, key)
         shares = [metric(r, "server_cpu") for r in (ra, rb)]
         server_cpu = "/".join(f"{v * 100:.0f}" if isinstance(v, float) else "-" for v in shares)
@@ -869,7 +1287,7 @@ def print_table(scenarios: list[Scenario], best: dict, repeat: int) -> None:
             f"{sc.title:<18} {key[:-6] + '/s':<12} {cell(x, ',.0f'):>12} {cell(y, ',.0f'):>12} "
             f"{ratio(x, y):>7} {server_cpu:>9} {cell(gen_cpu, '.0%'):>8}"
         )
-        if sc.subs:
+        if sc.delivers:
             pa, pb = metric(ra, "published_per_s"), metric(rb, "published_per_s")
             line += f"   {cell(pa, ',.0f')} / {cell(pb, ',.0f')}"
         print(line)
@@ -879,6 +1297,12 @@ def print_table(scenarios: list[Scenario], best: dict, repeat: int) -> None:
     )
     print("  generator or for its CPU taken by other processes). gen CPU: the generator's busier")
     print("  share of its own CPU in that row (near 100%: it may be the limit).")
+    if any(sc.kind == "routed" for sc in scenarios):
+        print("  routed rows: both nodes of each cluster run on the server CPU (one core per")
+        print("  implementation); srv CPU is the two nodes together; publisher on A.")
+    if any(sc.kind == "memory" for sc in scenarios):
+        print("  slow consumer: VmHWM of a server started for that row (highest of the repeats);")
+        print("  cut = the server closed the subscriber that never read (in every repeat).")
 
 
 def metric(result: dict | None, key: str):
@@ -962,6 +1386,10 @@ def describe_run(args, commands: dict, servers: list[str], server_cpu: int, load
             "latency_samples": args.samples,
             "latency_warmup": args.latency_warmup,
             "batch_bytes": BATCH_BYTES,
+            "many_subs": MANY_SUBS,
+            "many_subs_pubs_per_batch": MANY_SUBS_PUBS,
+            "slow_flood_max_s": SLOW_FLOOD_MAX,
+            "routed_nodes_cpu": server_cpu,
             "commands": {name: commands[name] for name in servers},
         },
     }

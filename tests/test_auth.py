@@ -448,8 +448,10 @@ async def test_failed_login_flood_does_not_starve_other_clients(server_factory, 
     latencies.sort()
     print(f"request/reply during the flood: median {latencies[25] * 1e3:.1f} ms, "
           f"max {latencies[-1] * 1e3:.1f} ms")
-    assert latencies[len(latencies) // 2] < 0.02, latencies
-    assert latencies[-1] < 0.25, latencies
+    # 200 bcrypt checks on the event loop would hold it for seconds; in worker threads a
+    # round trip waits at most for a thread switch (bounds loose for a busy 2-core machine).
+    assert latencies[len(latencies) // 2] < 0.05, latencies
+    assert latencies[-1] < 1.0, latencies
 
 
 # --- differential: the same configuration and bytes to nats-server and trionats -----------------

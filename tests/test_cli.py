@@ -130,11 +130,12 @@ def test_parse_args_stops_at_first_non_flag():
         (["-p"], "flag needs an argument: -p"),
         (["---p", "1"], "bad flag syntax: ---p"),
         (["-=1"], "bad flag syntax: -=1"),
-        (["--routes", "nats://127.0.0.1:6222"], "-routes is not supported by trionats yet"),
-        (["--cluster=nats://127.0.0.1:6222"], "-cluster is not supported by trionats yet"),
+        (["--routes", "127.0.0.1:6222"], 'invalid value "127.0.0.1:6222" for flag -routes'),
+        (["--cluster=nats://127.0.0.1"], 'invalid value "nats://127.0.0.1" for flag -cluster'),
+        (["--connect_retries", "x"], 'invalid value "x" for flag -connect_retries'),
         (["-m", "abc"], 'invalid value "abc" for flag -m: parse error'),
-        (["-ms", "8222"], "-ms is not supported by trionats yet"),
-        (["--tls"], "-tls is not supported by trionats yet"),
+        (["-ms", "abc"], 'invalid value "abc" for flag -ms: parse error'),
+        (["--help_tls"], "-help_tls is not supported by trionats yet"),
         (["-js"], "-js is not supported by trionats yet"),
     ],
 )
@@ -205,9 +206,9 @@ def test_bad_value_exits_2():
 
 
 def test_unsupported_nats_server_flag_exits_2():
-    result = run_cli([sys.executable, "-m", "trionats"], "--routes", "nats://127.0.0.1:6222")
+    result = run_cli([sys.executable, "-m", "trionats"], "-js")
     assert result.returncode == 2
-    assert result.stderr.startswith("trionats: flag -routes is not supported by trionats yet\n")
+    assert result.stderr.startswith("trionats: flag -js is not supported by trionats yet\n")
 
 
 def test_unrecognized_command_exits_1():
@@ -524,3 +525,16 @@ def test_trace_messages_and_pings(running):
         "<<- [PING]",
     ]
     assert "->> [PONG]" in traced
+
+
+def test_cluster_flags_apply_over_the_files_cluster_block(tmp_path):
+    conf = tmp_path / "node.conf"
+    conf.write_text("cluster { name: FILE, port: 6222, connect_retries: 5 }\n")
+    flags = cli.parse_args(["-c", str(conf), "--cluster", "nats://ruser:pw@127.0.0.1:7244",
+                            "--routes", "nats-route://10.0.0.2:6222, nats-route://10.0.0.3:6222",
+                            "--cluster_name", "FLAGS", "--no_advertise"])  # fmt: skip
+    cluster = cli.build_options(flags).cluster
+    assert (cluster.host, cluster.port, cluster.name) == ("127.0.0.1", 7244, "FLAGS")
+    assert cluster.routes == ("nats-route://10.0.0.2:6222", "nats-route://10.0.0.3:6222")
+    assert cluster.no_advertise and cluster.connect_retries == 5  # kept from the file
+    assert (cluster.authorization.user, cluster.authorization.password) == ("ruser", "pw")

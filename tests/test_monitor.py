@@ -758,13 +758,11 @@ def test_monitoring_config_keys_are_accepted(tmp_path, text, fields):
 
 
 @pytest.mark.parametrize("text", ["https: 8443", "https_port: 8443"])
-def test_https_is_still_refused(tmp_path, text):
-    from tests.test_config import problems
+def test_https_keys_are_accepted(tmp_path, text):
+    """HTTPS itself is tested in tests/test_https_monitor.py."""
+    from tests.test_config import load_text
 
-    key = text.split(":")[0]
-    assert problems(tmp_path, text + "\n") == [
-        f'{tmp_path}/node.conf:1:1: "{key}" is not supported by trionats yet'
-    ]
+    assert load_text(tmp_path, text + "\n").https_port == 8443
 
 
 def test_bad_http_value_is_reported_alone(tmp_path):

@@ -15,16 +15,17 @@ import hashlib
 import os
 import signal
 import sys
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
 import attrs
 import trio
 
-from . import __version__, defaults
+from . import __version__, defaults, tls
 from . import logging as tlog
 from .errors import ConfigError
-from .options import Authorization, Options
+from .options import Authorization, ClusterOptions, Options, RouteAuthorization, TLSOptions
 from .server import Server
 
 USAGE = """\
@@ -37,10 +38,12 @@ Server Options:
     -P, --pid <file>                 File to store the process id
         --ports_file_dir <dir>       Write a ports file (trionats_<pid>.ports) in this directory
     -m, --http_port <port>           Use port for http monitoring (-1 picks a random port)
+    -ms, --https_port <port>         Use port for https monitoring (needs TLS configured)
     -c, --config <file>              Configuration file (NATS conf, JSON, or TOML if *.toml)
     -sl, --signal <cmd>[=<pid>]      Send a signal to a running trionats (pid or pid file) and exit:
                                      reload (SIGHUP), term (SIGTERM), quit (SIGINT), stop (SIGKILL),
-                                     reopen (SIGUSR1: reopen the log file)
+                                     reopen (SIGUSR1: reopen the log file),
+                                     ldm (SIGUSR2: lame duck mode, then exit)
     -t                               Test the configuration file and exit (0 valid, 1 invalid)
 
 Logging Options:
@@ -56,6 +59,21 @@ Logging Options:
     -DV                              Debug and trace
     -DVV                             Debug and verbose trace
 
+Cluster Options:
+        --routes <rurl-1, rurl-2>    Routes to solicit and connect
+        --cluster <cluster-url>      Cluster URL for solicited routes (nats://host:port)
+        --cluster_name <string>      Cluster name (all servers of a cluster use the same)
+        --cluster_advertise <string> Cluster URL to advertise to other servers
+        --no_advertise <bool>        Do not advertise known cluster IPs to clients
+        --connect_retries <number>   For implicit routes, number of connect retries
+
+TLS Options:
+        --tls                        Enable TLS, do not verify clients (default: false)
+        --tlscert <file>             Server certificate file
+        --tlskey <file>              Private key for server certificate
+        --tlsverify                  Enable TLS, verify client certificates
+        --tlscacert <file>           Client certificate CA for verification
+
 Authorization Options:
         --user <user>                User required for connections
         --pass <password>            Password required for connections
@@ -68,10 +86,8 @@ Common Options:
 
 # Flags nats-server has that later work will implement; refused clearly until then.
 NOT_YET = {
-    "ms", "https_port", "client_advertise",
-    "s", "syslog", "r", "remote_syslog", "profile", "routes", "cluster",
-    "cluster_listen", "cluster_advertise", "no_advertise", "connect_retries", "cluster_name",
-    "help_tls", "tls", "tlsverify", "tlscert", "tlskey", "tlscacert",
+    "client_advertise",
+    "s", "syslog", "r", "remote_syslog", "profile", "help_tls",
     "js", "jetstream", "sd", "store_dir",
 }  # fmt: skip
 
@@ -107,6 +123,10 @@ class _Flags:
         self.check_config = False
         self.signal = ""
         self.config_file = ""
+        #: Cluster flags: fields applied over the file's cluster block (not replacing it).
+        self.cluster: dict[str, object] = {}
+        #: --tls* flags: a TLS block from flags alone, replacing the file's (see _tls_block).
+        self.tls: dict[str, object] = {}
 
 
 def _setter(field: str, convert: Callable[[str], object]) -> Callable[[_Flags, str], None]:
@@ -150,6 +170,37 @@ def _auth_flag(flags: _Flags, **fields: str) -> None:
     flags.overrides["authorization"] = attrs.evolve(current, **fields)
 
 
+def _cluster_setter(field: str, convert: Callable[[str], object]) -> Callable[[_Flags, str], None]:
+    def apply(flags: _Flags, value: str) -> None:
+        flags.cluster[field] = convert(value)
+
+    return apply
+
+
+def _cluster_listen(flags: _Flags, value: str) -> None:
+    """--cluster nats://[user:pass@]host:port: the route listener (and its credential)."""
+    parts = urllib.parse.urlsplit(value if "://" in value else f"nats://{value}")
+    if not parts.hostname or parts.port is None:
+        raise ValueError(value)
+    flags.cluster["host"] = parts.hostname
+    flags.cluster["port"] = parts.port
+    if parts.username:
+        flags.cluster["authorization"] = RouteAuthorization(
+            user=urllib.parse.unquote(parts.username),
+            password=urllib.parse.unquote(parts.password or ""),
+        )
+
+
+def _routes(text: str) -> tuple[str, ...]:
+    """--routes: comma-separated route URLs."""
+    routes = tuple(url.strip() for url in text.split(",") if url.strip())
+    for url in routes:
+        parts = urllib.parse.urlsplit(url)
+        if not parts.scheme or not parts.hostname or parts.port is None:
+            raise ValueError(url)
+    return routes
+
+
 # name -> (is boolean, how to apply the value)
 FLAGS: dict[str, tuple[bool, Callable[[_Flags, str], None]]] = {}
 for _names, _is_bool, _apply in [
@@ -159,6 +210,12 @@ for _names, _is_bool, _apply in [
     (("P", "pid"), False, _setter("pid_file", str)),
     (("ports_file_dir",), False, _setter("ports_file_dir", str)),
     (("m", "http_port"), False, _setter("http_port", _parse_int)),
+    (("ms", "https_port"), False, _setter("https_port", _parse_int)),
+    (("tls",), True, lambda flags, value: flags.tls.update(enabled=_parse_bool(value))),
+    (("tlscert",), False, lambda flags, value: flags.tls.update(cert_file=value)),
+    (("tlskey",), False, lambda flags, value: flags.tls.update(key_file=value)),
+    (("tlscacert",), False, lambda flags, value: flags.tls.update(ca_file=value)),
+    (("tlsverify",), True, lambda flags, value: flags.tls.update(verify=_parse_bool(value))),
     (("l", "log"), False, _setter("log_file", str)),
     (("T", "logtime"), True, _setter("logtime", _parse_bool)),
     (("logtime_utc",), True, _setter("logtime_utc", _parse_bool)),
@@ -176,6 +233,12 @@ for _names, _is_bool, _apply in [
     (("user",), False, lambda flags, value: _auth_flag(flags, user=value)),
     (("pass",), False, lambda flags, value: _auth_flag(flags, password=value)),
     (("auth",), False, lambda flags, value: _auth_flag(flags, token=value)),
+    (("routes",), False, _cluster_setter("routes", _routes)),
+    (("cluster", "cluster_listen"), False, _cluster_listen),
+    (("cluster_name",), False, _cluster_setter("name", str)),
+    (("cluster_advertise",), False, _cluster_setter("advertise", str)),
+    (("no_advertise",), True, _cluster_setter("no_advertise", _parse_bool)),
+    (("connect_retries",), False, _cluster_setter("connect_retries", _parse_int)),
 ]:
     for _name in _names:
         FLAGS[_name] = (_is_bool, _apply)
@@ -236,10 +299,35 @@ def build_options(flags: _Flags, warnings: list | None = None) -> Options:
         from .config.load import load as load_config
 
         base = load_config(flags.config_file, warnings=warnings)
+    if flags.cluster:
+        # Kept in the overrides so a reload re-applies them over the file's block.
+        flags.overrides["cluster"] = attrs.evolve(base.cluster or ClusterOptions(), **flags.cluster)
+    if flags.tls:
+        flags.overrides["tls"] = _tls_block(flags.tls)
     try:
         return attrs.evolve(base, **flags.overrides)
     except TypeError as exc:  # pragma: no cover - the flag table and Options agree
         raise ConfigError(str(exc)) from exc
+
+
+def _tls_block(given: dict) -> TLSOptions | None:
+    """TLS from the --tls* flags, as nats-server's overrideTLS: any of them replaces the file's
+    `tls` block with one made of the flags alone (certificate and key required), and
+    `-tls=false` turns TLS off whatever the other flags say."""
+    if given.get("enabled") is False:
+        return None
+    if not given.get("cert_file"):
+        raise ConfigError("TLS Server certificate must be present and valid")
+    if not given.get("key_file"):
+        raise ConfigError("TLS Server private key must be present and valid")
+    block = TLSOptions(
+        cert_file=given["cert_file"],
+        key_file=given["key_file"],
+        ca_file=given.get("ca_file", ""),
+        verify=bool(given.get("verify", False)),
+    )
+    tls.check(block)
+    return block
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -296,8 +384,9 @@ SIGNALS = {
     "quit": signal.SIGINT,
     "stop": signal.SIGKILL,
     "reopen": signal.SIGUSR1,
+    "ldm": signal.SIGUSR2,  # lame duck mode (lameduck.py)
 }
-SIGNALS_NOT_YET = ("ldm",)
+SIGNALS_NOT_YET: tuple[str, ...] = ()
 
 
 def send_signal(spec: str) -> int:

@@ -16,12 +16,21 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from . import defaults, errors
+from . import defaults, errors, tls
 from .auth import SYS_QUEUE, Failure, Identity, PendingPassword, PublishCheck
 from .auth.nkeys import new_nonce
 from .auth.permissions import GrantingOutbound
 from .connection import Connection
 from .core.sublist import InvalidSubject, Subscription
+from .delivery import (
+    Plan,
+    deliver,
+    deliver_local,
+    deliver_routed,
+    local_target,
+    pick,
+    remote_members,
+)
 from .errors import ProtocolError, Reason
 from .logging import LEVELS, quoted_payload, redact_connect
 from .protocol import encode
@@ -33,27 +42,9 @@ from .protocol.subjects import has_wildcard, is_valid_literal_subject
 if TYPE_CHECKING:
     from .server import Server
 
-_random = random.random
-
 #: Encoded `<size>\r\n` MSG line tails by payload size (messages without a reply subject).
 _MSG_TAILS: dict[int, bytes] = {}
 _MSG_TAILS_SIZE = 4096
-
-
-class _Plan:
-    """Where messages published to one subject go, with their MSG heads pre-encoded.
-
-    Each target is (subscription, outbound, msg_head, hmsg_head or None if the subscriber
-    cannot take headers). `queues` holds one tuple of targets per queue group.
-    """
-
-    __slots__ = ("plain", "queues", "granting", "reserved")
-
-    def __init__(self, plain: tuple, queues: tuple) -> None:
-        self.plain = plain
-        self.queues = queues
-        self.granting = False  # some target grants allow_responses (per-message delivery)
-        self.reserved = False  # clients may not publish to this subject (gateway replies)
 
 
 class ClientConnection(Connection):
@@ -76,7 +67,7 @@ class ClientConnection(Connection):
             max_control_line=options.max_control_line,
             max_payload=options.max_payload,
             batch=True,
-            require_connect=server.auth.auth_required,
+            require_connect=self.auth.auth_required,
         )
         self.opts = ConnectOptions()
         self.headers = False  # both sides agreed on headers
@@ -88,10 +79,16 @@ class ClientConnection(Connection):
         self.rtt_start = 0.0
         self.last_in = -float("inf")  # last time the client sent messages, subs or a PING
         self.in_msgs = self.in_bytes = self.out_msgs = self.out_bytes = 0
-        self._plans: dict[bytes, _Plan] = {}
+        self._plans: dict[bytes, Plan] = {}
         self._plans_generation = -1
         #: (-ERR text, close reason) when the server turns this client away after its INFO.
         self.refusal: tuple[str, str] | None = None
+        # TLS (trionats/tls.py), set by `upgrade`: what /connz shows, and the client's
+        # certificate for verify_and_map.
+        self.info_sent = False
+        self.tls_first = False
+        self.tls_version = self.tls_cipher = ""
+        self.peer_cert: bytes | None = None
         self.next_ping = self.start_time + options.ping_interval
         # Authentication (trionats/auth): the user, its permissions, a paused read.
         self.identity: Identity | None = None
@@ -102,20 +99,68 @@ class ClientConnection(Connection):
         self._paused_events = None
         self.auth_deadline = math.inf
         #: INFO `nonce` for nkey users to sign (only when nkey users are configured).
-        self.nonce = new_nonce() if server.auth.nkeys else ""
-        if server.auth.enabled:
-            self.auth_deadline = self.start_time + server.auth.timeout
+        self.nonce = new_nonce() if self.auth.nkeys else ""
+        if self.auth.enabled:
+            self.auth_deadline = self.start_time + self.auth.timeout
             self.next_ping = min(self.next_ping, self.auth_deadline)
-            if server.auth.no_auth_user and not server.auth.auth_required:
+            if self.auth.no_auth_user and not self.auth.auth_required:
                 # As nats-server: ops before CONNECT already have no_auth_user's permissions.
-                anonymous = server.auth.check("", "", "")
+                anonymous = self.auth.check("", "", "")
                 if type(anonymous) is Identity:
                     self._set_identity(anonymous)
 
+    @property
+    def auth(self):
+        """The authentication of this client's listener (websocket.py has its own)."""
+        return self.server.auth
+
     # --- greeting and limits --------------------------------------------------------------
 
+    async def upgrade(self) -> None:
+        """The client port's TLS (tls.accept_client_port): INFO in plaintext, then the handshake."""
+        server = self.server
+        context = server.tls_context
+        if context is None or self.refusal is not None:
+            return  # a refused client gets its INFO and -ERR in plaintext, as from nats-server
+        try:
+            result = await tls.accept_client_port(
+                self.stream,
+                context,
+                server.options.tls,
+                allow_non_tls=server.options.allow_non_tls,
+                send_info=self._info_bytes,
+                log=self.log,
+            )
+        except tls.HandshakeError as error:
+            if error.timeout:
+                self.log.debug("TLS handshake timeout")
+            # nats-server logs probes (timeouts, plaintext) at debug, real failures as errors.
+            (self.log.debug if error.probe else self.log.error)(f"TLS handshake error: {error}")
+            self.close(Reason.TLS_HANDSHAKE, flush=False)
+            return
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            self.close(Reason.WRITE_ERROR, flush=False)  # the plaintext INFO could not be sent
+            return
+        self.stream = result.stream
+        self.info_sent = result.info_sent
+        self.tls_first = result.first
+        if result.tls:
+            self.outbound.sock = None  # every byte must now go through the TLS stream
+            self.tls_version, self.tls_cipher = tls.describe(result.stream)
+            self.peer_cert = tls.peer_certificate(result.stream)
+            self.log.debug("TLS handshake complete")
+            self.log.debug(f"TLS version {self.tls_version}, cipher suite {self.tls_cipher}")
+        if self.auth_deadline != math.inf:  # as nats-server: the auth timer starts after TLS
+            self.auth_deadline = trio.current_time() + self.auth.timeout
+            self.next_ping = min(self.next_ping, self.auth_deadline)
+
+    def _info_bytes(self, tls_first: bool) -> bytes:
+        self.tls_first = tls_first  # INFO says tls_required while TLS comes first
+        return encode.info(self.server.client_info(self))
+
     def on_start(self) -> None:
-        self.outbound.write(encode.info(self.server.client_info(self)))
+        if not self.info_sent:
+            self.outbound.write(encode.info(self.server.client_info(self)))
         if self.refusal is not None:
             text, reason = self.refusal
             self.send_err(text)
@@ -271,10 +316,15 @@ class ClientConnection(Connection):
             self.send_err(errors.NO_RESPONDERS_NEEDS_HEADERS)
             self.close(Reason.NO_RESPONDERS_NEEDS_HEADERS)
             return
-        if server.auth.enabled:
-            verdict = server.auth.check(
-                opts.user, opts.password, opts.auth_token, opts.nkey, opts.sig, self.nonce
+        if self.auth.enabled:
+            verdict = self.auth.check(
+                opts.user, opts.password, opts.auth_token, opts.nkey, opts.sig, self.nonce,
+                self.peer_cert,
             )
+            if self.auth.tls_map and opts.user and type(verdict) is Identity:
+                server.log.warning(
+                    f'User "{opts.user}" found in connect proto, but user required from cert'
+                )
             if type(verdict) is PendingPassword:
                 self._pending_auth = verdict
                 self.awaiting = self._check_password
@@ -287,11 +337,11 @@ class ClientConnection(Connection):
             self._connect_accepted()
 
     async def _check_password(self) -> None:
-        self._pending_ok = await self.server.auth.verify(self._pending_auth)
+        self._pending_ok = await self.auth.verify(self._pending_auth)
 
     def _refuse(self, failure: str) -> None:
         """Wrong credentials: nats-server's log line, -ERR and close."""
-        self.server.auth.log_failure(self.log, failure)
+        self.auth.log_failure(self.log, failure)
         self.send_err(errors.AUTH_VIOLATION)
         self.close(Reason.AUTH_VIOLATION)
 
@@ -435,6 +485,8 @@ class ClientConnection(Connection):
                 self.send_err(errors.INVALID_SUBJECT)
                 return
             self.subs[sid] = sub
+            if self.server.cluster is not None:
+                self.server.cluster.local_sub_added(sub)
         if self.opts.verbose:
             self.outbound.write(encode.OK)
 
@@ -473,6 +525,8 @@ class ClientConnection(Connection):
         sub.closed = True
         self.subs.pop(sub.sid, None)
         self.sublist.remove(sub)
+        if self.server.cluster is not None:
+            self.server.cluster.local_sub_removed(sub)
 
     # --- PUB: the message path ------------------------------------------------------------
 
@@ -499,14 +553,17 @@ class ClientConnection(Connection):
         if plan is None:
             plan = self._build_plan(subject)
         delivered = 0
-        if plan.plain or plan.queues:
+        if plan.plain or plan.queues or plan.routes:
             if LEVELS.trace:
                 self._trace_deliveries(plan, subject, reply, header_size, data)
-            if header_size > 0:
-                delivered = self._deliver_with_headers(plan, subject, reply, header_size, data)
+            if plan.routed:
+                delivered = deliver_routed(plan, subject, reply, header_size, data)
+            elif header_size > 0:
+                targets = plan.plain + tuple(t for t in map(pick, plan.queues) if t is not None)
+                delivered = deliver_local(targets, subject, reply, header_size, data)
             else:
                 tail = encode.msg_tail(reply, size)
-                delivered = _deliver(plan, tail, data, size)
+                delivered = deliver(plan, tail, data, size)
         stats = self.server.stats
         stats.in_msgs += 1
         stats.in_bytes += size
@@ -556,8 +613,8 @@ class ClientConnection(Connection):
                 plans.clear()
                 self._plans_generation = sublist.generation
             plan = plans.get(subject) or self._build_plan(subject)
-            if plan.reserved or (reply and _reserved_reply(reply)):
-                count -= 1  # `_on_pub` counts and refuses it
+            if plan.reserved or plan.routed or (reply and _reserved_reply(reply)):
+                count -= 1  # `_on_pub` counts it (and refuses or forwards it)
                 in_bytes -= size
                 self._on_pub(Pub(subject, reply, -1, data))
                 continue
@@ -570,7 +627,7 @@ class ClientConnection(Connection):
                 tail = encode.msg_tail(reply, size)
                 if not reply and len(tails) < _MSG_TAILS_SIZE:
                     tails[size] = tail
-            delivered = _deliver(plan, tail, data, size)
+            delivered = deliver(plan, tail, data, size)
             delivered_msgs += delivered
             delivered_bytes += delivered * size
             if self.closed_reason is not None:
@@ -601,6 +658,7 @@ class ClientConnection(Connection):
             opts.verbose
             or plan.granting
             or plan.reserved
+            or plan.routed
             or (reply and _reserved_reply(reply))
             or (opts.pedantic and not is_valid_literal_subject(subject))
             or (reply and opts.no_responders and not (plan.plain or plan.queues))
@@ -640,7 +698,7 @@ class ClientConnection(Connection):
         shares: dict[int, list[bytes]] = {}
         chosen: dict[int, tuple] = {}
         for part in parts:
-            target = _pick(group)
+            target = pick(group)
             if target is None:
                 break
             key = id(target)
@@ -663,55 +721,9 @@ class ClientConnection(Connection):
             sub.client.out_bytes += count * size
             sub.delivered += count
 
-    def _deliver_with_headers(
-        self, plan: _Plan, subject: bytes, reply: bytes, header_size: int, data: bytes
-    ) -> int:
-        """Deliver an HPUB: HMSG to subscribers with headers, the bare payload as MSG to others."""
-        size = len(data) - 2
-        htail = encode.hmsg_tail(reply, header_size, size)
-        body = data[header_size:]
-        mtail = encode.msg_tail(reply, size - header_size)
-        delivered = 0
-
-        def send(target) -> None:
-            sub, outbound, head, hhead = target
-            if hhead is not None:
-                outbound.write_msg(hhead, htail, data, len(hhead) + len(htail) + len(data))
-                sub.client.out_bytes += size
-            else:
-                outbound.write_msg(head, mtail, body, len(head) + len(mtail) + len(body))
-                sub.client.out_bytes += size - header_size
-            sub.client.out_msgs += 1
-            sub.delivered += 1
-            if sub.max_msgs and sub.delivered >= sub.max_msgs:
-                sub.client.remove_sub(sub)
-
-        for target in plan.plain:
-            send(target)
-            delivered += 1
-        for group in plan.queues:
-            target = _pick(group)
-            if target is not None:
-                send(target)
-                delivered += 1
-        return delivered
-
-    def _build_plan(self, subject: bytes) -> _Plan:
+    def _build_plan(self, subject: bytes) -> Plan:
         result = self.sublist.match(subject)
         echo = self.opts.echo
-
-        granting = False
-
-        def target(sub: Subscription):
-            nonlocal granting
-            client = sub.client
-            hhead = encode.hmsg_head(subject, sub.sid) if client.headers else None
-            outbound = client.outbound
-            check = client.pub_check
-            if check is not None and check.perms.responses is not None:
-                outbound = GrantingOutbound(outbound, check, trio.current_time)
-                granting = True
-            return (sub, outbound, encode.msg_head(subject, sub.sid), hhead)
 
         def wanted(sub: Subscription) -> bool:
             client = sub.client
@@ -720,14 +732,27 @@ class ClientConnection(Connection):
             deny = client.delivery_deny
             return deny is None or not deny.denies_delivery(subject)
 
-        plain = tuple(target(sub) for sub in result.psubs if wanted(sub))
+        plain = []
+        routes = {}  # servers with plain interest, in match order, once each
+        for sub in result.psubs:
+            if sub.client.is_route:
+                routes[sub.client] = None
+            elif wanted(sub):
+                plain.append(local_target(sub, subject))
         queues = []
         for members in result.qsubs:
-            group = tuple(target(sub) for sub in members if wanted(sub))
+            group = []
+            for sub in members:
+                if sub.client.is_route:
+                    group += remote_members(sub)
+                elif wanted(sub):
+                    group.append(local_target(sub, subject))
             if group:
-                queues.append(group)
-        plan = _Plan(plain, tuple(queues))
-        plan.granting = granting
+                queues.append(tuple(group))
+        plan = Plan(tuple(plain), tuple(queues), tuple(routes))
+        plan.granting = any(type(t[1]) is GrantingOutbound for t in plan.plain) or any(
+            type(t[1]) is GrantingOutbound for group in plan.queues for t in group
+        )
         plan.reserved = _reserved_subject(subject)
         if len(self._plans) >= defaults.DELIVERY_CACHE_SIZE:
             self._plans.clear()
@@ -812,28 +837,6 @@ class ClientConnection(Connection):
         self.log.debug(f"Client connection closed: {reason}", reason=reason)
 
 
-def _deliver(plan: _Plan, tail: bytes, data: bytes, size: int) -> int:
-    """Queue one message without headers to the plan's targets; return how many got it.
-
-    Every plain subscription gets it, and one member of each queue group; `tail` is the
-    encoded end of the MSG line (`[reply ]<size>\r\n`), `data` the payload with its CRLF.
-    """
-    targets = plan.plain
-    if plan.queues:
-        picked = [target for target in map(_pick, plan.queues) if target is not None]
-        targets = targets + tuple(picked)
-    total = len(tail) + len(data)
-    for sub, outbound, head, _ in targets:
-        outbound.write_msg(head, tail, data, len(head) + total)
-        client = sub.client
-        client.out_msgs += 1
-        client.out_bytes += size
-        sub.delivered += 1
-        if sub.max_msgs and sub.delivered >= sub.max_msgs:
-            client.remove_sub(sub)
-    return len(targets)
-
-
 def _reserved_subject(subject: bytes) -> bool:
     """Gateway-routed reply subjects (`_GR_.<...>`): clients may not publish to them."""
     return subject[:5] == b"_GR_." and len(subject) > 5
@@ -856,14 +859,3 @@ def _quoted(payload: bytes) -> str:
     """A payload as nats-server's trace shows it: a double-quoted, escaped string (cut past
     max_traced_msg_len)."""
     return quoted_payload(payload)
-
-
-def _pick(group: tuple):
-    """One member of a queue group, at random; skips members unsubscribed meanwhile."""
-    count = len(group)
-    start = int(_random() * count) if count > 1 else 0
-    for i in range(count):
-        target = group[(start + i) % count]
-        if not target[0].closed:
-            return target
-    return None

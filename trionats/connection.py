@@ -3,7 +3,8 @@
 `run()` owns the stream for the connection's whole life. The reader hands each read to the
 subclass's synchronous `process`, so a message is parsed, matched and queued to its
 subscribers without an `await` in between. The writer drains the outbound queue with one
-`send_all` per batch under the write deadline. The pinger calls `on_ping_timer` when
+`send_all` per batch under the write deadline. Before they start, `upgrade()` may swap the
+stream for a TLS one (the client port's INFO-then-handshake, a route's handshake). The pinger calls `on_ping_timer` when
 `next_ping` is reached. Closing is synchronous and idempotent: it stops the reader at once,
 gives the writer a short deadline to flush what is queued (an -ERR, say), then the nursery
 is cancelled; the stream is closed in `finally`.
@@ -26,6 +27,8 @@ class Connection:
 
     #: Log label of the connection kind ("cid", "rid", ...)
     id_label = "cid"
+    #: Route connections are subscribers too: delivery plans forward to them instead.
+    is_route = False
     #: Set by `process` to pause the rest of a read: the reader awaits it, then `resume()`s.
     awaiting = None
 
@@ -67,6 +70,9 @@ class Connection:
                 self._scope = nursery.cancel_scope
                 if self.closed_reason is not None:  # closed before it started
                     self._scope.cancel()
+                await self.upgrade()
+                if self.closed_reason is not None:
+                    return
                 nursery.start_soon(self._read_loop)
                 nursery.start_soon(self._write_loop)
                 nursery.start_soon(self._ping_loop)
@@ -173,6 +179,9 @@ class Connection:
         self.on_close(reason)
 
     # --- hooks for subclasses -------------------------------------------------------------
+
+    async def upgrade(self) -> None:
+        """Before the tasks start: may replace `self.stream` (a TLS handshake) or close."""
 
     def on_start(self) -> None:
         """The tasks are running (send the greeting here)."""

@@ -114,6 +114,18 @@ ROUTE_CONTROL_LINE_FACTOR = 16
 
 #: Connections per remote server that nats-server opens by default (trionats uses one).
 ROUTE_POOL_SIZE = 3
+#: Seconds to wait for a route's TCP connection before counting the attempt as failed.
+ROUTE_DIAL_TIMEOUT = 1.0
+#: Seconds between attempts to dial a route (doubling up to the maximum with connect_backoff).
+ROUTE_CONNECT_RETRY_DELAY = 1.0
+ROUTE_CONNECT_MAX_DELAY = 30.0
+#: Extra random delay before re-dialing a route that dropped, so two servers that lost
+#: each other do not dial at the same instant again.
+ROUTE_REDIAL_JITTER = 0.1
+#: The first PING on a new route comes this many seconds after it is created (+ <=20%).
+FIRST_ROUTE_PING_INTERVAL = 1.0
+#: Routes PING at the server's ping_interval but at least this often.
+ROUTE_MAX_PING_INTERVAL = 30.0
 
 #: TLS handshake timeout in seconds.
 TLS_TIMEOUT = 2.0

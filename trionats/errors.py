@@ -61,6 +61,10 @@ class Reason:
     MAX_CONTROL_LINE = "Maximum Control Line Exceeded"
     NO_RESPONDERS_NEEDS_HEADERS = "No Responders Requires Headers"
     SERVER_SHUTDOWN = "Server Shutdown"
+    DUPLICATE_ROUTE = "Duplicate Route"
+    DUPLICATE_SERVER_NAME = "Duplicate Server Name"
+    CLUSTER_NAME_CONFLICT = "Cluster Name Conflict"
+    ROUTE_REMOVED = "Route Removed"
 
 
 # --- exceptions -------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ resolved by `config/load.py`); durations are float seconds and sizes are bytes. 
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import attrs
 
 from . import defaults
@@ -138,6 +140,32 @@ class WebsocketOptions:
     token_cookie: str = ""
     ping_interval: float = 0.0
 
+    def problems(self) -> list[str]:
+        """What cannot run (nats-server's texts where it has them); nothing if disabled."""
+        if self.port == 0:
+            return []
+        problems = []
+        if self.tls is None and not self.no_tls:
+            problems.append("websocket requires TLS configuration")
+        for origin in self.allowed_origins:
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https"):
+                problems.append(
+                    f'unable to parse allowed origin "{origin}": allowed origins must be '
+                    "absolute URLs with http or https scheme"
+                )
+            elif not parts.netloc:
+                problems.append(f'unable to parse allowed origin "{origin}": host is required')
+        if self.jwt_cookie or self.user_cookie or self.pass_cookie or self.token_cookie:
+            problems.append("websocket cookies are not supported by trionats yet")
+        if self.advertise:  # it only feeds ws_connect_urls, which routes do not gossip yet
+            problems.append("websocket advertise is not supported by trionats yet")
+        if self.ping_interval:
+            problems.append("websocket ping_interval is not supported by trionats yet")
+        if not (-1 <= self.port <= 65535):
+            problems.append(f"websocket port {self.port} is out of range")
+        return problems
+
 
 @attrs.frozen(kw_only=True)
 class Options:
@@ -217,6 +245,15 @@ class Options:
             problems.append(f"port {self.port} is out of range")
         if not (0 <= self.http_port <= 65535 or self.http_port == defaults.RANDOM_PORT):
             problems.append(f"http_port {self.http_port} is out of range")
+        if not (0 <= self.https_port <= 65535 or self.https_port == defaults.RANDOM_PORT):
+            problems.append(f"https_port {self.https_port} is out of range")
+        if self.http_port and self.https_port:
+            problems.append(
+                f"can't specify both HTTP ({self.http_port}) and HTTPs ({self.https_port}) ports"
+            )
+        elif self.https_port and self.tls is None:
+            # nats-server starts, then fails with this: refusing before start is clearer.
+            problems.append("Can't start monitoring: TLS cert and key required for HTTPS")
         if self.max_payload <= 0:
             problems.append("max_payload must be positive")
         if self.max_payload > self.max_pending:
@@ -244,5 +281,52 @@ class Options:
                 )
         if self.log_format not in ("text", "json"):
             problems.append(f'log_format must be "text" or "json", not "{self.log_format}"')
+        if 0 < self.lame_duck_duration <= self.lame_duck_grace_period:
+            problems.append(
+                f"lame duck grace period ({_go_duration(self.lame_duck_grace_period)}) should be "
+                f"strictly lower than lame duck duration ({_go_duration(self.lame_duck_duration)})"
+            )
+        if self.websocket is not None and self.websocket.port:
+            problems += self.websocket.problems()
+            problems += self._websocket_auth_problems()
         if problems:
             raise ConfigError("\n".join(problems))
+
+    def _websocket_auth_problems(self) -> list[str]:
+        """nats-server's validateWebsocketOptions rules for the websocket auth override."""
+        ws, auth = self.websocket, self.authorization
+        names = {user.user or user.nkey for user in auth.users} if auth else set()
+        own = ws.authorization
+        problems = []
+        if ws.no_auth_user and ws.no_auth_user not in names:
+            if not names:
+                problems.append(
+                    f'no_auth_user: "{ws.no_auth_user}" present, but users/nkeys are not defined'
+                )
+            else:
+                problems.append(
+                    f'no_auth_user: "{ws.no_auth_user}" not present as user or nkey in '
+                    "authorization block or account configuration"
+                )
+        if names and own is not None:
+            if own.user:
+                problems.append(
+                    "websocket authentication username not compatible with presence of users/nkeys"
+                )
+            if own.token:
+                problems.append(
+                    "websocket authentication token not compatible with presence of users/nkeys"
+                )
+        return problems
+
+
+def _go_duration(seconds: float) -> str:
+    """Seconds as Go prints a time.Duration ("10s", "1m0s", "1.5s") for nats-server's texts."""
+    minutes, rest = divmod(seconds, 60)
+    text = f"{rest:g}s"
+    if minutes:
+        hours, minutes = divmod(int(minutes), 60)
+        text = f"{minutes}m{text}"
+        if hours:
+            text = f"{hours}h{text}"
+    return text

@@ -4,9 +4,12 @@
       ├── serve_monitor (with -m)       HTTP monitoring (monitor/http.py), cancelled on shutdown
       ├── _serve_connections            connections nursery (one task per connection)
       │     └── ClientConnection.run    that connection's nursery: reader, writer, pinger
-      ├── _accept_loop (per listener)   inside the accept scope, cancelled first on shutdown
+      ├── _serve_accepts                the accept scope, cancelled first (shutdown, lame duck)
+      │     └── _accept_loop (per listener)
+      ├── WebsocketListener.serve       (with websocket {}) websocket.py, accepts and upgrades
+      ├── run_lame_duck (on SIGUSR2)    lameduck.py: notify, wait, close clients progressively
       └── _watch_signals (optional)     SIGINT/SIGTERM -> shutdown(), SIGHUP -> reload(),
-                                        SIGUSR1 -> reopen the log file
+                                        SIGUSR1 -> reopen the log file, SIGUSR2 -> lame duck
 
 Shutdown is a deadline, as in Hypercorn: stop accepting, close every client (each flushes
 what is queued), then give the connections nursery `SHUTDOWN_GRACE` seconds before Trio
@@ -29,18 +32,22 @@ from pathlib import Path
 import attrs
 import trio
 
-from . import __version__, defaults, errors, ids
+from . import __version__, defaults, errors, ids, tls
+from .protocol import encode
 from .auth import Authenticator
 from .client import ClientConnection
 from .core.sublist import Sublist
 from .config.load import load as load_config
 from .config.reload import diff as reload_diff
 from .errors import ConfigError, Reason
+from .lameduck import run_lame_duck
 from .listeners import accept_forever
 from .logging import LEVELS, LOGGING_OPTIONS, configure_from, get_logger, reopen_log_file
 from .monitor.http import open_monitor_listeners, serve_monitor
 from .monitor.snapshots import Clock, conn_record
 from .options import Options
+from .routes.cluster import Cluster
+from .websocket import WebsocketListener
 
 
 
@@ -73,13 +80,30 @@ class Server:
         self.log = get_logger(server_name=self.name, server_id=self.server_id)
         self.sublist = Sublist(0 if options.disable_sublist_cache else defaults.SUBLIST_CACHE_SIZE)
         self.auth = Authenticator(options)
+        self._load_tls(options)
         self.stats = Stats()
         self.clients: dict[int, ClientConnection] = {}
         self.port = 0  # the bound client port, once listening
         self.ready = False
         self._last_cid = 0
         self._front_scope: trio.CancelScope | None = None
+        self._accept_scope: trio.CancelScope | None = None
+        self._nursery: trio.Nursery | None = None
+        #: The websocket listener (websocket.py), with a websocket {} block.
+        self.websocket: WebsocketListener | None = None
+        #: Lame duck mode (lameduck.py): set once entered; callbacks run when it is announced
+        #: (routes send their peers an INFO with "ldm": true from here).
+        self.lame_duck = False
+        self.lame_duck_hooks: list = []
         self._connections: trio.Nursery | None = None
+        #: Routes to other servers (routes/cluster.py), with a cluster {} block.
+        # As nats-server, clustering (listening and dialing routes) needs a cluster port.
+        clustered = options.cluster is not None and options.cluster.port != 0
+        self.cluster = Cluster(self, options.cluster) if clustered else None
+        if self.cluster is not None:
+            self.lame_duck_hooks.append(self.cluster.announce_lame_duck)
+        #: Client URLs (host:port) of this server and its peers, in client INFO once clustered.
+        self.connect_urls: list[str] = []
         self._stop = trio.Event()
         self._stopped = trio.Event()
         self._ports_file: Path | None = None
@@ -100,20 +124,34 @@ class Server:
         self._log_banner()
         port = 0 if options.port == defaults.RANDOM_PORT else options.port
         listeners = await trio.open_tcp_listeners(port, host=options.host or None)
+        route_listeners: list = []
         try:
             # Bind errors surface here as a plain OSError, like the client port's.
-            http_listeners = await open_monitor_listeners(options) if options.http_port else []
+            monitoring = options.http_port or options.https_port
+            http_listeners = await open_monitor_listeners(options) if monitoring else []
+            route_listeners += await self._open_route_listeners()
+            if options.websocket is not None and options.websocket.port:
+                self.websocket = await WebsocketListener.open(self, options.websocket)
             sockname = listeners[0].socket.getsockname()
             self.port = sockname[1]
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 if http_listeners:
                     self.monitor = await nursery.start(serve_monitor, self, http_listeners)
                 await nursery.start(self._serve_connections)
+                if route_listeners:
+                    self.log.info(f"Cluster name is {self.cluster.name}")
+                    if self.cluster.dynamic:
+                        self.log.warning("Cluster name was dynamically generated, consider setting one")
+                    await nursery.start(self.cluster.serve, route_listeners)
+                    self.log.info("Listening for route connections on "
+                                  f"{_hostport(options.cluster.host, self.cluster.port)}")  # fmt: skip
                 await nursery.start(self._serve_front, listeners, handle_signals)
                 self._write_files()
                 self.log.info(
                     f"Listening for client connections on {_hostport(options.host, self.port)}"
                 )
+                self._log_tls_mode()
                 self.log.info("Server is ready")
                 self.ready = True
                 task_status.started(self)
@@ -121,7 +159,7 @@ class Server:
                 self._begin_shutdown(nursery)
         finally:
             self.ready = False
-            for listener in listeners:
+            for listener in listeners + route_listeners:
                 with trio.CancelScope(shield=True):
                     await listener.aclose()
             self._remove_files()
@@ -140,34 +178,48 @@ class Server:
         """What stops first on shutdown: the accept loops and the signal watcher."""
         async with trio.open_nursery() as front:
             self._front_scope = front.cancel_scope
-            for listener in listeners:
-                front.start_soon(self._accept_loop, listener)
+            if self.websocket is not None:
+                await front.start(self.websocket.serve)
+            await front.start(self._serve_accepts, listeners)
             if handle_signals:  # trapping before "Server is ready" is logged
                 await front.start(self._watch_signals)
             task_status.started()
+
+    async def _serve_accepts(self, listeners, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """The client accept loops; cancelled by shutdown or lame duck, closing the listeners."""
+        try:
+            with trio.CancelScope() as self._accept_scope:
+                async with trio.open_nursery() as accepts:
+                    for listener in listeners:
+                        accepts.start_soon(self._accept_loop, listener)
+                    task_status.started()
+        finally:
+            for listener in listeners:  # new clients are refused from here on
+                with trio.CancelScope(shield=True):
+                    await listener.aclose()
 
     async def _accept_loop(self, listener: trio.SocketListener) -> None:
         """Accept clients until shutdown; each is admitted in accept order."""
         await accept_forever(listener, self._start_client, self.log, "client")
 
     def _start_client(self, stream: trio.SocketStream) -> None:
-        client = self._admit(stream)
-        if client is None:
+        try:
+            peer = stream.socket.getpeername()[:2]
+        except OSError:
             self._connections.start_soon(stream.aclose)
-        else:
-            self._connections.start_soon(client.run)
+            return
+        self._connections.start_soon(self.admit(stream, peer).run)
 
-    def _admit(self, stream: trio.SocketStream) -> ClientConnection | None:
+    def start_connection_task(self, fn, *args) -> None:
+        """Run `fn(*args)` in the connections nursery (a websocket upgrade, say)."""
+        self._connections.start_soon(fn, *args)
+
+    def admit(self, stream: trio.abc.Stream, peer, kind=ClientConnection) -> ClientConnection:
         """Register a new client in accept order (cids and the connection limit follow it).
 
         A client over max_connections still gets its INFO, then the -ERR, then the close.
         """
-        try:
-            peer = stream.socket.getpeername()[:2]
-        except OSError:
-            return None
-        self._last_cid += 1
-        client = ClientConnection(self, stream, self._last_cid, peer)
+        client = kind(self, stream, self.next_cid(), peer)
         self.stats.total_connections += 1
         if len(self.clients) >= self.options.max_connections:
             self.log.error(errors.MAX_CONNECTIONS)
@@ -177,9 +229,22 @@ class Server:
             client.log.debug("Client connection created")
         return client
 
+    def next_cid(self) -> int:
+        """Clients and routes share one id sequence, as in nats-server."""
+        self._last_cid += 1
+        return self._last_cid
+
+    async def _open_route_listeners(self) -> list:
+        if self.cluster is None:
+            return []
+        cluster = self.options.cluster
+        port = 0 if cluster.port == defaults.RANDOM_PORT else cluster.port
+        return await trio.open_tcp_listeners(port, host=cluster.host or None)
+
     async def _watch_signals(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
         names = {signal.SIGINT: "interrupt", signal.SIGTERM: "terminated", signal.SIGHUP: "hangup",
-                 signal.SIGUSR1: "user defined signal 1"}  # fmt: skip
+                 signal.SIGUSR1: "user defined signal 1",
+                 signal.SIGUSR2: "user defined signal 2"}  # fmt: skip
         with trio.open_signal_receiver(*names) as signals:
             task_status.started()
             async for signum in signals:
@@ -188,6 +253,10 @@ class Server:
                     self.reload()
                 elif signum == signal.SIGUSR1:
                     reopen_log_file(self.log)
+                elif signum == signal.SIGUSR2:
+                    self.enter_lame_duck()
+                elif signum == signal.SIGTERM and self.lame_duck:
+                    pass  # as nats-server: a graceful shutdown is already under way
                 else:
                     self.shutdown()
 
@@ -214,6 +283,8 @@ class Server:
         self._apply_reload(changes)
         for name, value in changes.items():
             shown = str(value).lower() if isinstance(value, bool) else value
+            if name == "tls":  # nats-server's line, and no file names in the log
+                shown = "disabled" if value is None else "enabled"
             self.log.info(f"Reloaded: {name} = {shown}")
         digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
         self.log.info(f"Reloaded server configuration (sha256:{digest})")
@@ -221,6 +292,12 @@ class Server:
 
     def _apply_reload(self, changes: dict) -> None:
         options = self.options
+        if "tls" in changes:  # new connections handshake with the new block
+            try:
+                self._load_tls(options)
+            except ConfigError as exc:  # its files changed again since the reload read them
+                self.log.error(f"Failed to reload TLS: {exc}")
+            self.auth = Authenticator(options)  # its timeout and verify_and_map follow tls
         if changes.keys() & LOGGING_OPTIONS:
             configure_from(options)
         for client in list(self.clients.values()):
@@ -234,9 +311,50 @@ class Server:
             for client in random.sample(list(self.clients.values()), excess):
                 client.send_err(errors.MAX_CONNECTIONS)
                 client.close(Reason.MAX_CONNECTIONS)
+        if "cluster" in changes and self.cluster is not None:
+            self.cluster.update(options.cluster)
         if "pid_file" in changes or "ports_file_dir" in changes:
             self._remove_files()
             self._write_files()
+
+    # --- lame duck mode ---------------------------------------------------------------------
+
+    def enter_lame_duck(self) -> None:
+        """Stop accepting, tell clients (and routes), close clients over lame_duck_duration, exit.
+
+        Idempotent; does nothing once shutdown has begun. See lameduck.py.
+        """
+        if self.lame_duck or self._stop.is_set() or self._nursery is None:
+            return
+        self.lame_duck = True
+        self.log.info("Entering lame duck mode, stop accepting new clients")
+        if self._accept_scope is not None:
+            self._accept_scope.cancel()
+        if self.websocket is not None:
+            self.websocket.close()
+        self._nursery.start_soon(run_lame_duck, self)
+
+    def _load_tls(self, options: Options) -> None:
+        """The ssl contexts of the client port and the HTTPS monitor (None without `tls`)."""
+        self.tls_context = tls.server_context(options.tls) if options.tls is not None else None
+        #: nats-server never asks monitoring clients for a certificate.
+        self.https_context = (
+            tls.server_context(options.tls, verify=False) if options.tls is not None else None
+        )
+
+    def _log_tls_mode(self) -> None:
+        options = self.options
+        if options.tls is None:
+            return
+        first_only = options.tls.handshake_first is True  # no fallback: allow_non_tls is moot
+        if options.allow_non_tls and not first_only:
+            self.log.info("TLS available for client connections")
+        else:
+            self.log.info("TLS required for client connections")
+        if first_only:
+            self.log.warning(
+                'Clients that are not using "TLS Handshake First" option will fail to connect'
+            )
 
     # --- shutdown -------------------------------------------------------------------------
 
@@ -251,8 +369,12 @@ class Server:
         self.log.info("Initiating Shutdown...")
         if self._front_scope is not None:
             self._front_scope.cancel()
+        if self.websocket is not None:
+            self.websocket.close()
         if self.monitor is not None:
             self.monitor.close()
+        if self.cluster is not None:
+            self.cluster.close()
         for client in list(self.clients.values()):
             client.close(Reason.SERVER_SHUTDOWN)
         deadline = trio.current_time() + defaults.SHUTDOWN_GRACE
@@ -283,8 +405,19 @@ class Server:
             "port": self.port,
             "headers": not options.no_header_support,
         }
+        if getattr(client, "websocket", None) is not None:
+            client.websocket.info_fields(info)
         if self.auth.auth_required:
             info["auth_required"] = True
+        if options.tls is not None and getattr(client, "websocket", None) is None:
+            # tls_required is forced while a client does TLS first (nats-server's INFO).
+            required = not options.allow_non_tls or client.tls_first
+            if required:
+                info["tls_required"] = True
+            if options.tls.verify or options.tls.verify_and_map:
+                info["tls_verify"] = True
+            if not required:
+                info["tls_available"] = True
         info |= {
             "max_payload": options.max_payload,
             "client_id": client.cid,
@@ -292,7 +425,33 @@ class Server:
         }
         if client.nonce:
             info["nonce"] = client.nonce
+        if self.cluster is not None:
+            info["cluster"] = self.cluster.name
+            # Websocket clients would get the cluster's websocket URLs (not gossiped yet).
+            if self.connect_urls and getattr(client, "websocket", None) is None:
+                info["connect_urls"] = list(self.connect_urls)
         return info
+
+    def own_connect_urls(self) -> list[str]:
+        """This server's client URLs as INFO `connect_urls` lists them (host:port)."""
+        return [url.partition("://")[2] for url in self.client_urls()]
+
+    def cluster_urls_changed(self) -> None:
+        """Routes came or went: clients that take async INFO hear the new connect_urls.
+
+        As nats-server, the list appears with the first route and keeps this server's own
+        URLs when the last route goes.
+        """
+        if self.cluster is None or (not self.connect_urls and not self.cluster.routes):
+            return
+        urls = self.own_connect_urls()
+        urls += [url for url in self.cluster.peer_client_urls() if url not in urls]
+        if urls == self.connect_urls:
+            return
+        self.connect_urls = urls
+        for client in list(self.clients.values()):
+            if client.connected and client.opts.protocol >= 1 and client.closed_reason is None:
+                client.outbound.write(encode.info(self.client_info(client)))
 
     # --- files and banner -----------------------------------------------------------------
 
@@ -301,6 +460,8 @@ class Server:
         log.info("Starting trionats")
         log.info(f"  Version:  {__version__} (nats-server {defaults.COMPAT_VERSION} protocol)")
         log.debug(f"  Python:   {platform.python_version()}, trio {trio.__version__}")
+        if self.cluster is not None:
+            log.info(f"  Cluster:  {self.cluster.name}")
         log.info(f"  Name:     {self.name}")
         log.info(f"  ID:       {self.server_id}")
         if self.auth.plaintext:
@@ -313,6 +474,19 @@ class Server:
         if host in ("", "0.0.0.0", "::"):
             host = _first_non_loopback_ip() or "127.0.0.1"
         return [f"nats://{_hostport(host, self.port)}"]
+
+    def _websocket_host(self) -> str:
+        """The websocket listener's host for URLs (an interface address for 0.0.0.0)."""
+        host = self.options.websocket.host
+        if host in ("", "0.0.0.0", "::"):
+            host = _first_non_loopback_ip() or "127.0.0.1"
+        return host
+
+    def cluster_urls(self) -> list[str]:
+        host = self.options.cluster.host
+        if host in ("", "0.0.0.0", "::"):
+            host = _first_non_loopback_ip() or "127.0.0.1"
+        return [f"nats://{_hostport(host, self.cluster.port)}"]
 
     def monitor_urls(self) -> list[str]:
         host = self.options.http_host or self.options.host
@@ -328,8 +502,12 @@ class Server:
             name = f"trionats_{os.getpid()}.ports"
             self._ports_file = Path(options.ports_file_dir) / name
             ports = {"nats": self.client_urls()}
+            if self.websocket is not None:
+                ports["websocket"] = self.websocket.urls(self._websocket_host())
             if self.monitor is not None:
                 ports["monitoring"] = self.monitor_urls()
+            if self.cluster is not None and self.cluster.port:
+                ports["cluster"] = self.cluster_urls()
             self._ports_file.write_text(json.dumps(ports))
 
     def _remove_files(self) -> None:

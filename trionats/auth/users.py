@@ -24,6 +24,7 @@ import trio
 from .. import defaults
 from ..options import Options, Permissions
 from . import nkeys
+from .certmap import map_user
 from .permissions import CompiledPermissions
 
 #: A configured password or token that is a bcrypt hash (nats-server's test).
@@ -98,7 +99,9 @@ def _checkpw(password: str, hashed: str) -> bool:
 class Authenticator:
     """The server's authentication settings and checks (rebuilt when the options change)."""
 
-    def __init__(self, options: Options) -> None:
+    def __init__(self, options: Options, connection_type: str = "STANDARD") -> None:
+        """`connection_type`: the listener's kind in allowed_connection_types (STANDARD for
+        the client port, WEBSOCKET for websocket.py's listener)."""
         auth = options.authorization
         self.no_auth_user = options.no_auth_user
         self.single: tuple[str, str] | None = None
@@ -109,6 +112,10 @@ class Authenticator:
         self.nkeys: dict[str, Identity | None] = {}
         self.enabled = False
         self.timeout = defaults.AUTH_TIMEOUT
+        if options.tls is not None:  # nats-server: the TLS handshake timeout plus a second
+            self.timeout = (options.tls.timeout or defaults.TLS_TIMEOUT) + 1.0
+        #: verify_and_map: users are named by their client certificate (auth/certmap.py).
+        self.tls_map = options.tls is not None and options.tls.verify_and_map
         self.plaintext = False
         self.dummy_hash = ""  # a configured bcrypt hash, for unknown users
         if auth is not None:
@@ -120,8 +127,8 @@ class Authenticator:
                     kind = "nkey" if user.nkey else "user"
                     identity = Identity(user.user or user.nkey, perms, kind)
                     types = user.allowed_connection_types
-                    if types and "STANDARD" not in types:
-                        identity = None  # not on this (the client) port: always refused
+                    if types and connection_type not in types:
+                        identity = None  # not on this listener: always refused
                     if user.nkey:
                         self.nkeys[user.nkey] = identity
                         continue
@@ -148,8 +155,10 @@ class Authenticator:
     # --- the checks -----------------------------------------------------------------------
 
     def check(self, user: str, password: str, token: str, nkey: str = "", sig: str = "",
-              nonce: str = ""):
-        """An Identity, a Failure, or a PendingPassword to `verify()`."""
+              nonce: str = "", cert: bytes | None = None):
+        """An Identity, a Failure, or a PendingPassword to `verify()`.
+
+        `cert` is the client's TLS certificate (DER), used with verify_and_map."""
         if self.nkeys and (nkey or not self.users):
             # nats-server's order: nkey users first, then user/password.
             identity = self.nkeys.get(nkey) if nkey else None
@@ -159,6 +168,8 @@ class Authenticator:
                 return Failure("authentication error")
             return identity
         if self.users:
+            if self.tls_map:
+                return self._from_certificate(cert, user)
             if not (user or password or token) and self.no_auth_user:
                 entry = self.users.get(self.no_auth_user)
                 if entry is not None and entry[1] is not None:
@@ -194,6 +205,20 @@ class Authenticator:
             return self._password(password, expected, Identity(name, None), failure)
         return Identity("", None)
 
+    def _from_certificate(self, cert: bytes | None, user: str):
+        """verify_and_map: the configured user the certificate names; no password needed."""
+        allowed = [name for name, (_, identity) in self.users.items() if identity is not None]
+
+        def lookup(name: str) -> Identity | None:
+            entry = self.users.get(name)
+            return entry[1] if entry is not None else None
+
+        identity = map_user(cert, lookup, allowed)
+        if identity is None:
+            text = f'authentication error - User "{user}"' if user else "authentication error"
+            return Failure(text)
+        return identity
+
     @staticmethod
     def _password(given: str, expected: str, identity: Identity, failure: str):
         if is_bcrypt(expected):
@@ -202,10 +227,12 @@ class Authenticator:
 
     async def verify(self, pending: PendingPassword) -> bool:
         """bcrypt in a worker thread; AUTH_BCRYPT_THREADS at once, first come first served."""
-        ok = await trio.to_thread.run_sync(
-            _checkpw, pending.password, pending.hashed, limiter=self.limiter
-        )
+        ok = await self.bcrypt_matches(pending.password, pending.hashed)
         return ok and pending.identity is not None
+
+    async def bcrypt_matches(self, password: str, hashed: str) -> bool:
+        """Does `password` match the bcrypt `hashed`? (In a worker thread, in turn.)"""
+        return await trio.to_thread.run_sync(_checkpw, password, hashed, limiter=self.limiter)
 
     # --- logging failures -----------------------------------------------------------------
 

@@ -11,6 +11,7 @@ their own message, so nobody mistakes them for a typo.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -158,7 +159,7 @@ def _lame_duck_grace_period(value: Any) -> float:
     seconds = _duration_string(value)
     if seconds < 0:
         raise _Bad("invalid lame_duck_grace_period, needs to be positive")
-    return seconds
+    return seconds or defaults.LAME_DUCK_GRACE_PERIOD  # 0 means the default, as nats-server
 
 
 def _strings(value: Any) -> tuple[str, ...]:
@@ -538,13 +539,15 @@ OUT_OF_SCOPE = {
 #: Options trionats parses and validates but does not act on yet: refused, not ignored. Each
 #: later feature (auth, TLS, clustering, monitoring, WebSocket, ...) removes its keys here.
 NOT_YET = {
-    "tls", "allow_non_tls", "cluster", "websocket", "ws",
-    "https", "https_port",
-    "syslog", "remote_syslog", "lame_duck_duration", "lame_duck_grace_period",
+    "syslog", "remote_syslog",
     "write_timeout", "system_account", "system", "no_system_account",
     "no_system", "no_sys_acc", "connect_error_reports", "reconnect_error_reports",
     "server_tags", "client_advertise", "max_sub_tokens", "max_subscription_tokens",
 }  # fmt: skip
+#: The same inside blocks: block key -> its keys not acted on yet.
+NOT_YET_IN = {
+    "cluster": {"permissions", "accounts"},
+}
 
 _converter = cattrs.Converter()
 _converter.register_structure_hook(bool | float, lambda value, _: value)
@@ -573,6 +576,8 @@ def _walk(schema: Schema, conf: dict, out: dict, problems: list[Problem], where:
                 field.setter(value, out)
             elif field.block is not None:
                 out[field.name] = _convert_block(field.block, value, problems, key)
+                if field.block is TLS:
+                    _check_tls(out[field.name], position, problems)
             else:
                 out[field.name] = field.convert(value)
         except _Warn as warning:
@@ -581,6 +586,19 @@ def _walk(schema: Schema, conf: dict, out: dict, problems: list[Problem], where:
             problems.append(Problem(position, message, warning=True))
         except _Bad as exc:
             problems.append(Problem(position, f"{key}: {exc}"))
+
+
+def _check_tls(block: dict, position: Position | None, problems: list[Problem]) -> None:
+    """Build the block's ssl context now, as nats-server does when it loads a file: missing
+    or unreadable certificate files and unknown ciphers are errors at the `tls` key."""
+    from ..tls import check  # the ssl module's rules; the loader stays free of I/O otherwise
+
+    try:
+        check(_converter.structure(block, opts.TLSOptions))
+    except ConfigError as exc:
+        problems.append(Problem(position, str(exc)))
+    except (TypeError, ValueError, cattrs.BaseValidationError):
+        pass  # a bad value inside the block, already reported by the walk
 
 
 def _convert_block(schema: Schema, value: Any, problems: list[Problem], key: str):
@@ -633,8 +651,21 @@ def _check_rules(conf_out: dict, problems: list[Problem], positions: dict) -> No
     if " " in name:
         problems.append(Problem(positions.get("server_name"), "server name cannot contain spaces"))
     cluster = conf_out.get("cluster")
-    if isinstance(cluster, dict) and " " in cluster.get("name", ""):
-        problems.append(Problem(positions.get("cluster"), "cluster name cannot contain spaces"))
+    if isinstance(cluster, dict):
+        where = positions.get("cluster")
+        if " " in cluster.get("name", ""):
+            problems.append(Problem(where, "cluster name cannot contain spaces"))
+        for url in cluster.get("routes", ()):
+            if not _is_route_url(url):
+                problems.append(Problem(where, f'error parsing route url ["{url}"]'))
+
+
+def _is_route_url(text: str) -> bool:
+    try:
+        parts = urllib.parse.urlsplit(text)
+        return bool(parts.scheme and parts.hostname and parts.port)
+    except ValueError:
+        return False
 
 
 def _problem_order(problem: Problem) -> tuple:
@@ -659,9 +690,15 @@ def options_from_conf(
         if (field := OPTIONS.fields.get(key.lower())) is not None
     }
     _check_rules(out, problems, positions)
-    for key in conf:
+    for key, value in conf.items():
         if key.lower() in NOT_YET:
             problems.append(Problem(conf.positions.get(key), f'"{key}" is not supported by trionats yet'))
+        elif key.lower() in NOT_YET_IN and isinstance(value, dict):
+            inner = getattr(value, "positions", {})
+            for name in value:
+                if name.lower() in NOT_YET_IN[key.lower()]:
+                    text = f'"{key}.{name}" is not supported by trionats yet'
+                    problems.append(Problem(inner.get(name), text))
     problems.sort(key=_problem_order)
     if warnings is not None:
         warnings.extend(p for p in problems if p.warning)

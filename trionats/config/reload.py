@@ -12,7 +12,7 @@ from __future__ import annotations
 import attrs
 
 from ..errors import ConfigError
-from ..options import Options
+from ..options import ClusterOptions, Options
 
 #: Options a running server applies on reload (what trionats acts on today and nats-server
 #: hot-reloads). Everything else that changes makes the reload fail.
@@ -35,6 +35,8 @@ RELOADABLE = frozenset(
         "pid_file",
         "ports_file_dir",
         "no_fast_producer_stall",
+        "tls",  # new client and HTTPS connections use the new block; open ones keep theirs
+        "cluster",  # routes added/removed; listener, name: see _check_cluster
     }
 )
 
@@ -63,6 +65,7 @@ GO_NAMES = {
     "http_base_path": "HTTPBasePath",
     "max_closed_clients": "MaxClosedClients",
     "client_advertise": "ClientAdvertise",
+    "allow_non_tls": "AllowNonTLS",
 }
 
 
@@ -80,6 +83,8 @@ def diff(old: Options, new: Options) -> dict[str, object]:
         before, after = getattr(old, name), getattr(new, name)
         if before == after:
             continue
+        if name == "cluster":
+            _check_cluster(old.cluster, new.cluster)
         if name not in RELOADABLE:
             raise ConfigError(
                 f"config reload not supported for {go_name(name)}: old={_show(before)}, "
@@ -87,6 +92,24 @@ def diff(old: Options, new: Options) -> dict[str, object]:
             )
         changes[name] = after
     return changes
+
+
+def _check_cluster(old: ClusterOptions | None, new: ClusterOptions | None) -> None:
+    """What a running cluster cannot change: where it listens (nats-server's messages), and
+    its name (every peer would have to change it at once)."""
+    old, new = old or ClusterOptions(), new or ClusterOptions()
+    if old.host != new.host:
+        raise ConfigError(
+            f"config reload not supported for cluster host: old={old.host}, new={new.host}"
+        )
+    if old.port != new.port:
+        raise ConfigError(
+            f"config reload not supported for cluster port: old={old.port}, new={new.port}"
+        )
+    if old.name != new.name:
+        raise ConfigError(
+            f"config reload not supported for cluster name: old={old.name}, new={new.name}"
+        )
 
 
 def _show(value: object) -> str:

@@ -164,6 +164,11 @@ class Sublist:
         self._changed(subject)
         return True
 
+    def reweighed(self) -> None:
+        """A remote queue subscription's weight changed: matches are the same, but delivery
+        plans (which spread picks by weight) must be rebuilt."""
+        self.generation += 1
+
     def _changed(self, subject: bytes, added: Subscription | None = None) -> None:
         """Update the match cache after a change to `subject`.
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import h11
 import trio
 
-from .. import defaults
+from .. import defaults, tls
 from ..listeners import accept_forever
 from . import metrics, snapshots
 from .snapshots import Clock, QueryError
@@ -82,8 +82,12 @@ class Monitor:
         if self.scope is not None:
             self.scope.cancel()
 
+    @property
+    def scheme(self) -> str:
+        return "https" if self.server.options.https_port else "http"
+
     def urls(self, host: str) -> list[str]:
-        return [f"http://{_hostport(host, self.port)}"]
+        return [f"{self.scheme}://{_hostport(host, self.port)}"]
 
     # --- requests -----------------------------------------------------------------------
 
@@ -124,7 +128,8 @@ class Monitor:
                 status, body = snapshots.healthz(server, query)
                 return json_response(body, status, compact=True)
             if endpoint == "metrics":
-                text = metrics.exposition(self.varz(clock))
+                routez = snapshots.routez(server, {}, clock)
+                text = metrics.exposition(self.varz(clock), routez)
                 return Response(200, [("Content-Type", metrics.CONTENT_TYPE)], text.encode())
         except QueryError as error:
             return text_response(400, str(error))
@@ -152,7 +157,8 @@ class Monitor:
             clock,
             start_ns=server.start_ns,
             process=self._process(),
-            http_port=self.port,
+            http_port=0 if self.scheme == "https" else self.port,
+            https_port=self.port if self.scheme == "https" else None,
             http_req_stats=self.req_stats,
             config_digest=digest,
             config_load_ns=load_ns,
@@ -177,6 +183,22 @@ class Monitor:
 
     async def _serve_http(self, stream: trio.abc.Stream) -> None:
         """One HTTP/1.1 connection: requests answered in turn while the client keeps it alive."""
+        context = self.server.https_context if self.server.options.https_port else None
+        if context is not None:
+            # HTTPS: the handshake runs in this connection's task, under the tls timeout, with
+            # the context current at accept time (a reload's new certificate applies).
+            try:
+                timeout = tls.handshake_timeout(self.server.options.tls)
+                stream = await tls.handshake(stream, context, timeout, eof_is_close=False)
+            except tls.HandshakeError as error:
+                self.server.log.debug(f"TLS handshake error on monitoring port: {error}")
+                return
+            finally:
+                if not isinstance(stream, trio.SSLStream):
+                    with trio.CancelScope(shield=True), trio.move_on_after(
+                        defaults.CLOSE_FLUSH_TIMEOUT
+                    ):
+                        await stream.aclose()
         reader = _Reader(stream)
         conn = reader.conn
         try:
@@ -269,8 +291,10 @@ async def _send(conn: h11.Connection, stream: trio.abc.Stream, response: Respons
 
 
 async def open_monitor_listeners(options) -> list[trio.SocketListener]:
-    """Bind http_host:http_port (the client host when http_host is empty; -1: a free port)."""
-    port = 0 if options.http_port == defaults.RANDOM_PORT else options.http_port
+    """Bind http_host:http_port, or https_port (the client host when http_host is empty; -1: a
+    free port)."""
+    configured = options.http_port or options.https_port
+    port = 0 if configured == defaults.RANDOM_PORT else configured
     host = options.http_host or options.host
     return await trio.open_tcp_listeners(port, host=host or None)
 
@@ -282,7 +306,7 @@ async def serve_monitor(server, listeners, task_status=trio.TASK_STATUS_IGNORED)
     monitor = Monitor(server)
     monitor.port = listeners[0].socket.getsockname()[1]
     try:
-        server.log.info(f"Starting http monitor on {_hostport(host, monitor.port)}")
+        server.log.info(f"Starting {monitor.scheme} monitor on {_hostport(host, monitor.port)}")
         async with trio.open_nursery() as nursery:
             monitor.scope = nursery.cancel_scope
             for listener in listeners:

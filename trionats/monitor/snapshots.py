@@ -21,6 +21,9 @@ DEFAULT_LIST_SIZE = 1024
 
 GLOBAL_ACCOUNT = "$G"
 
+#: The pool_size /varz reports: trionats opens one route per peer, as `pool_size: -1` does.
+NO_ROUTE_POOL = -1
+
 _NS = 1_000_000_000
 
 
@@ -169,7 +172,7 @@ class ConnRecord:
     __slots__ = (
         "cid", "kind", "ip", "port", "start_ns", "last_ns", "stop_ns", "reason", "rtt",
         "pending", "in_msgs", "out_msgs", "in_bytes", "out_bytes", "subs", "name", "lang",
-        "version", "user", "account",
+        "version", "user", "account", "tls_version", "tls_cipher", "tls_first", "type",
     )  # fmt: skip
 
     def end_ns(self, now_ns: int) -> int:
@@ -181,6 +184,7 @@ def conn_record(client, clock: Clock, *, reason: str | None = None) -> ConnRecor
     record = ConnRecord()
     record.cid = client.cid
     record.kind = getattr(client, "kind", "Client")
+    record.type = "websocket" if getattr(client, "websocket", None) is not None else "nats"
     record.ip, record.port = client.peer_host, client.peer_port
     record.start_ns = clock.wall(client.start_time)
     record.last_ns = clock.wall(client.last_activity)
@@ -198,6 +202,9 @@ def conn_record(client, clock: Clock, *, reason: str | None = None) -> ConnRecor
     opts = client.opts
     record.name, record.lang, record.version = opts.name or "", opts.lang or "", opts.version or ""
     record.user = _auth_user(client)
+    record.tls_version = getattr(client, "tls_version", "")
+    record.tls_cipher = getattr(client, "tls_cipher", "")
+    record.tls_first = bool(record.tls_version) and getattr(client, "tls_first", False)
     record.account = GLOBAL_ACCOUNT
     return record
 
@@ -290,7 +297,7 @@ def _conn_info(r: ConnRecord, now_ns: int, auth: bool, subs: bool, detail: bool)
     info = {
         "cid": r.cid,
         "kind": r.kind,
-        "type": "nats",
+        "type": r.type,
         "ip": r.ip,
         "port": r.port,
         "start": rfc3339(r.start_ns),
@@ -314,6 +321,11 @@ def _conn_info(r: ConnRecord, now_ns: int, auth: bool, subs: bool, detail: bool)
     for key in ("name", "lang", "version"):
         if getattr(r, key):
             info[key] = getattr(r, key)
+    if r.tls_version:
+        info["tls_version"] = r.tls_version
+        info["tls_cipher_suite"] = r.tls_cipher
+        if r.tls_first:
+            info["tls_first"] = True
     if auth:
         if r.user:
             info["authorized_user"] = r.user
@@ -383,6 +395,7 @@ def subsz(server, query: dict, clock: Clock) -> dict:
         found = [
             s for s in server.sublist.subscriptions()
             if getattr(s.client, "cid", None) is not None
+            and not getattr(s.client, "is_route", False)  # remote interest: counted, not listed
             and (not test or subject_matches(s.subject, test.encode()))
             and (not account or account == GLOBAL_ACCOUNT)
         ]  # fmt: skip
@@ -400,19 +413,117 @@ def subsz(server, query: dict, clock: Clock) -> dict:
     return body
 
 
-# --- the rest --------------------------------------------------------------------------
+# --- routes ----------------------------------------------------------------------------
+
+
+def open_routes(server) -> list:
+    """The registered route connections by rid: one per peer server (trionats never pools)."""
+    cluster = getattr(server, "cluster", None)
+    if cluster is None:
+        return []
+    return sorted(cluster.routes.values(), key=lambda route: route.cid)
 
 
 def routez(server, query: dict, clock: Clock) -> dict:
-    """/routez: no clustering yet, so nats-server's shape with zero routes."""
-    parse_subs(query)
+    """/routez: one entry per route connection; `subs` lists each route's remote interest."""
+    subs, detail = parse_subs(query)
+    routes = open_routes(server)
     return {
         "server_id": server.server_id,
         "server_name": server.name,
         "now": rfc3339(clock.wall_ns),
-        "num_routes": 0,
-        "routes": [],
+        "num_routes": len(routes),
+        "routes": [_route_info(route, clock, subs, detail) for route in routes],
     }
+
+
+def _route_info(route, clock: Clock, subs: bool, detail: bool) -> dict:
+    start_ns, last_ns = clock.wall(route.start_time), clock.wall(route.last_activity)
+    info = {
+        "rid": route.cid,
+        "remote_id": route.remote_id,
+        "remote_name": route.remote_name,
+        "did_solicit": route.solicited,
+        # nats-server's "explicit" route: one of our configured URLs, not learned by gossip.
+        "is_configured": route.solicited and not route.implicit,
+        "ip": route.peer_host,
+        "port": route.peer_port,
+        "start": rfc3339(start_ns),
+        "last_activity": rfc3339(last_ns),
+        "rtt": rtt_string(route.rtt),
+        "uptime": uptime(clock.wall_ns - start_ns),
+        "idle": uptime(clock.wall_ns - last_ns),
+        "pending_size": route.outbound.pending,
+        "in_msgs": route.in_msgs,
+        "out_msgs": route.out_msgs,
+        "in_bytes": route.in_bytes,
+        "out_bytes": route.out_bytes,
+        "subscriptions": len(route.remote_subs),
+    }
+    remote = list(route.remote_subs.values())
+    if remote and detail:
+        info["subscriptions_list_detail"] = [
+            _sub_detail(
+                _text(s.subject), _text(s.queue) if s.queue else "", _route_sid(s),
+                s.delivered, 0, route.cid,
+            )  # fmt: skip
+            for s in remote
+        ]
+    elif remote and subs:
+        info["subscriptions_list"] = [_text(s.subject) for s in remote]
+    info["compression"] = "off"  # trionats does not compress routes
+    return info
+
+
+def _route_sid(sub) -> str:
+    """nats-server's key of a remote subscription: `R <account> <subject>[ <queue>]`."""
+    queue = " " + _text(sub.queue) if sub.queue else ""
+    return f"R {GLOBAL_ACCOUNT} {_text(sub.subject)}{queue}"
+
+
+class RouteTraffic:
+    """All routes' counters, open and closed: what /varz subtracts to get client figures."""
+
+    __slots__ = (
+        "in_msgs", "in_bytes", "out_msgs", "out_bytes", "slow_consumers", "stale_connections",
+    )  # fmt: skip
+
+    def __init__(self, server) -> None:
+        cluster = getattr(server, "cluster", None)
+        closed = getattr(cluster, "closed_totals", None)
+        for name in self.__slots__:
+            setattr(self, name, getattr(closed, name, 0))
+        for route in open_routes(server):
+            self.in_msgs += route.in_msgs
+            self.in_bytes += route.in_bytes
+            self.out_msgs += route.out_msgs
+            self.out_bytes += route.out_bytes
+
+
+def cluster_varz(server) -> dict:
+    """The /varz `cluster` block: empty unless clustered (nats-server omits every field)."""
+    cluster = getattr(server, "cluster", None)
+    if cluster is None:
+        return {}
+    options = cluster.options
+    block = {"name": cluster.name}
+    if options.host:
+        block["addr"] = options.host
+    block["cluster_port"] = cluster.port
+    block["auth_timeout"] = go_float(cluster.auth_timeout)
+    if cluster.urls:
+        block["urls"] = [url.hostport for url in cluster.urls]
+    block["tls_timeout"] = go_float(defaults.TLS_TIMEOUT)  # cluster TLS is not supported yet
+    # One connection per peer: nats-server's pool_size for "pooling disabled".
+    block["pool_size"] = NO_ROUTE_POOL
+    if options.write_deadline:
+        block["write_deadline"] = round(options.write_deadline * _NS)
+    if options.write_timeout in ("close", "retry"):
+        block["write_timeout"] = options.write_timeout
+    return block
+
+
+# --- the rest --------------------------------------------------------------------------
 
 
 def healthz(server, query: dict) -> tuple[int, dict]:
@@ -448,11 +559,33 @@ def accountz(server, query: dict, clock: Clock) -> dict:
     }
 
 
+def websocket_varz(server) -> dict:
+    """/varz `websocket`: the block's settings, empty fields left out (as nats-server)."""
+    ws = server.options.websocket
+    if ws is None or server.websocket is None:
+        return {}
+    body = {
+        "host": ws.host,
+        "port": server.websocket.port,
+        "advertise": ws.advertise,
+        "handshake_timeout": round(ws.handshake_timeout * _NS),
+        "no_tls": ws.no_tls,
+        "same_origin": ws.same_origin,
+        "allowed_origins": list(ws.allowed_origins),
+        "compression": ws.compression,
+    }
+    return {key: value for key, value in body.items() if value}
+
+
 def varz(server, clock: Clock, *, start_ns: int, process: dict, http_port: int,
-         http_req_stats: dict, config_digest: str = "", config_load_ns: int = 0) -> dict:
+         http_req_stats: dict, config_digest: str = "", config_load_ns: int = 0,
+         https_port: int | None = None) -> dict:
     """/varz: the server's options, process figures (`process`: mem, cores, cpu) and totals."""
     options = server.options
     stats = server.stats
+    routes = open_routes(server)
+    # The totals count route traffic too; nats-server's *_client_* figures are clients only.
+    routed = RouteTraffic(server)
     body = {
         "server_id": server.server_id,
         "server_name": server.name,
@@ -465,6 +598,15 @@ def varz(server, clock: Clock, *, start_ns: int, process: dict, http_port: int,
     }
     if options.authorization is not None:
         body["auth_required"] = True
+    tls = options.tls
+    if tls is not None:
+        if not options.allow_non_tls:
+            body["tls_required"] = True
+        if tls.verify or tls.verify_and_map:
+            body["tls_verify"] = True
+    connect_urls = getattr(server, "connect_urls", None)
+    if connect_urls:
+        body["connect_urls"] = list(connect_urls)
     body["max_connections"] = options.max_connections
     if options.max_subscriptions:
         body["max_subscriptions"] = options.max_subscriptions
@@ -474,20 +616,20 @@ def varz(server, clock: Clock, *, start_ns: int, process: dict, http_port: int,
         http_host=options.http_host or options.host,
         http_port=http_port,
         http_base_path=options.http_base_path,
-        https_port=options.https_port,
-        auth_timeout=go_float(defaults.AUTH_TIMEOUT),
+        https_port=options.https_port if https_port is None else https_port,
+        auth_timeout=go_float(server.auth.timeout),
         max_control_line=options.max_control_line,
         max_payload=options.max_payload,
         max_pending=options.max_pending,
     )
     body.update(
-        cluster={},
+        cluster=cluster_varz(server),
         gateway={},
         leaf={},
         mqtt={},
-        websocket={},
+        websocket=websocket_varz(server),
         jetstream={},
-        tls_timeout=go_float(defaults.TLS_TIMEOUT),
+        tls_timeout=go_float(tls.timeout if tls and tls.timeout > 0 else defaults.TLS_TIMEOUT),
         write_deadline=round(options.write_deadline * _NS),
         start=rfc3339(start_ns),
         now=rfc3339(clock.wall_ns),
@@ -498,17 +640,17 @@ def varz(server, clock: Clock, *, start_ns: int, process: dict, http_port: int,
         cpu=go_float(process["cpu"]),
         connections=len(server.clients),
         total_connections=stats.total_connections,
-        routes=0,
-        remotes=0,
+        routes=len(routes),
+        remotes=len({route.remote_id for route in routes}),
         leafnodes=0,
         in_msgs=stats.in_msgs,
         in_bytes=stats.in_bytes,
-        in_client_msgs=stats.in_msgs,
-        in_client_bytes=stats.in_bytes,
+        in_client_msgs=max(stats.in_msgs - routed.in_msgs, 0),
+        in_client_bytes=max(stats.in_bytes - routed.in_bytes, 0),
         out_msgs=stats.out_msgs,
         out_bytes=stats.out_bytes,
-        out_client_msgs=stats.out_msgs,
-        out_client_bytes=stats.out_bytes,
+        out_client_msgs=max(stats.out_msgs - routed.out_msgs, 0),
+        out_client_bytes=max(stats.out_bytes - routed.out_bytes, 0),
         slow_consumers=stats.slow_consumers,
         stale_connections=stats.stale_connections,
         stalled_clients=0,
@@ -519,10 +661,12 @@ def varz(server, clock: Clock, *, start_ns: int, process: dict, http_port: int,
         feature_flags={},
         system_account="" if options.no_system_account else options.system_account,
         slow_consumer_stats={
-            "clients": stats.slow_consumers, "routes": 0, "gateways": 0, "leafs": 0,
+            "clients": max(stats.slow_consumers - routed.slow_consumers, 0),
+            "routes": routed.slow_consumers, "gateways": 0, "leafs": 0,
         },
         stale_connection_stats={
-            "clients": stats.stale_connections, "routes": 0, "gateways": 0, "leafs": 0,
+            "clients": max(stats.stale_connections - routed.stale_connections, 0),
+            "routes": routed.stale_connections, "gateways": 0, "leafs": 0,
         },
         disk_io_wait_stats={"waiters": 0, "waits": 0, "wait_time": 0, "max_wait_time": 0},
     )

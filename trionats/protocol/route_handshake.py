@@ -34,6 +34,7 @@ def route_info(
     max_payload: int = defaults.MAX_PAYLOAD,
     headers: bool = True,
     auth_required: bool = False,
+    tls_required: bool = False,
     ip: str = "",
 ) -> dict:
     """Our route INFO, in nats-server's field order (omitted fields are left out)."""
@@ -48,6 +49,9 @@ def route_info(
     }
     if auth_required:
         info["auth_required"] = True
+    if tls_required:  # cluster TLS is always mutual
+        info["tls_required"] = True
+        info["tls_verify"] = True
     info["max_payload"] = max_payload
     if ip:
         info["ip"] = ip

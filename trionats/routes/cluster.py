@@ -1,0 +1,393 @@
+"""The cluster: route listener, one supervisor per route URL, the registry of peers, gossip.
+
+Task tree (inside the server nursery):
+
+    Cluster.serve                       routes nursery, cancelled on shutdown
+      ├── accept_forever (route port)   each accepted route runs here too
+      ├── _supervise(url)               one per configured route URL: dial, run, re-dial
+      └── _supervise(url, implicit)     one per server learned by gossip (bounded retries)
+
+A supervisor runs its route connection inline, so "reconnect" is a loop and closing a
+route is cancelling nothing but that connection's own scope. Routes are keyed by the peer's
+server id: the first connection whose INFO is processed carries the route, a later one to
+the same server is closed as a duplicate, and its supervisor then waits for the surviving
+connection to go before dialing again. Interest sent to peers is our clients' interest
+only (`LocalInterest`); what peers tell us never travels further (the one-hop rule).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+import urllib.parse
+from typing import TYPE_CHECKING
+
+import attrs
+import trio
+
+from .. import defaults, ids, tls
+from ..core.interest import LocalInterest
+from ..errors import Reason
+from ..listeners import accept_forever
+from ..options import ClusterOptions
+from ..protocol import encode
+from ..protocol.route_handshake import route_connect, route_info
+from .connection import GLOBAL_ACCOUNT, RouteConnection
+
+if TYPE_CHECKING:
+    from ..core.sublist import Subscription
+    from ..server import Server
+
+
+@attrs.frozen
+class RouteURL:
+    """A route to dial: `nats-route://[user:pass@]host:port`."""
+
+    host: str
+    port: int
+    user: str = ""
+    password: str = attrs.field(default="", repr=False)
+
+    @classmethod
+    def parse(cls, text: str) -> RouteURL:
+        parts = urllib.parse.urlsplit(text if "://" in text else f"nats-route://{text}")
+        if not parts.hostname or not parts.port:
+            raise ValueError(f"route URL {text!r} needs a host and a port")
+        return cls(
+            parts.hostname,
+            parts.port,
+            urllib.parse.unquote(parts.username or ""),
+            urllib.parse.unquote(parts.password or ""),
+        )
+
+    @property
+    def hostport(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def redacted(self) -> str:
+        """The URL as logs show it: never the password."""
+        user = f"{self.user}:[REDACTED]@" if self.user else ""
+        return f"nats-route://{user}{self.hostport}"
+
+
+@attrs.define
+class RouteTotals:
+    """What routes did before they closed: their traffic, and how many closed as slow
+    consumers or stale. Monitoring adds the open routes' counters to tell route traffic
+    from client traffic (/varz in_client_msgs, slow_consumer_stats, ...)."""
+
+    in_msgs: int = 0
+    in_bytes: int = 0
+    out_msgs: int = 0
+    out_bytes: int = 0
+    slow_consumers: int = 0
+    stale_connections: int = 0
+
+    def retire(self, route: RouteConnection) -> None:
+        self.in_msgs += route.in_msgs
+        self.in_bytes += route.in_bytes
+        self.out_msgs += route.out_msgs
+        self.out_bytes += route.out_bytes
+        reason = route.closed_reason
+        if reason in (Reason.SLOW_CONSUMER_PENDING, Reason.SLOW_CONSUMER_WRITE):
+            self.slow_consumers += 1
+        elif reason == Reason.STALE_CONNECTION:
+            self.stale_connections += 1
+
+
+class Cluster:
+    def __init__(self, server: Server, options: ClusterOptions) -> None:
+        self.server = server
+        self.options = options
+        self.log = server.log
+        #: The cluster name; a random one until a peer's configured name is adopted.
+        self.name = options.name or ids.random_name()
+        self.dynamic = not options.name
+        self.port = 0  # the bound route port, once listening
+        #: Registered routes by the peer's server id.
+        self.routes: dict[str, RouteConnection] = {}
+        #: Our clients' interest, as routes are told about it.
+        self.interest = LocalInterest()
+        self.urls = tuple(RouteURL.parse(url) for url in options.routes)
+        server_opts = server.options
+        self.ping_interval = min(options.ping_interval or server_opts.ping_interval,
+                                 defaults.ROUTE_MAX_PING_INTERVAL)  # fmt: skip
+        self.ping_max = options.ping_max or server_opts.ping_max
+        auth = options.authorization
+        self.auth_timeout = (auth.timeout if auth and auth.timeout else defaults.AUTH_TIMEOUT)
+        #: Cluster TLS is always mutual: we verify the peer whichever side dialed.
+        self.tls_server = self.tls_client = None
+        if options.tls is not None:
+            self.tls_server = tls.server_context(options.tls, verify=True)
+            self.tls_client = tls.client_context(options.tls)
+        self._gone: dict[str, trio.Event] = {}
+        self._implicit: set[str] = set()  # server ids an implicit supervisor dials
+        #: The cancel scope of each configured URL's supervisor (reload removes routes).
+        self._supervisors: dict[RouteURL, trio.CancelScope] = {}
+        self._nursery: trio.Nursery | None = None
+        #: Counters of registered routes that have closed (for monitoring).
+        self.closed_totals = RouteTotals()
+
+    # --- the task tree --------------------------------------------------------------------
+
+    async def serve(self, listeners, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        self.port = listeners[0].socket.getsockname()[1]
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            for listener in listeners:
+                nursery.start_soon(accept_forever, listener, self._start_accepted, self.log, "route")
+            for url in self.urls:
+                nursery.start_soon(self._supervise_configured, url)
+            task_status.started()
+
+    def close(self) -> None:
+        """Shutdown: close every route and stop accepting and dialing."""
+        for route in list(self.routes.values()):
+            route.close(Reason.SERVER_SHUTDOWN, flush=False)
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    def _start_accepted(self, stream: trio.SocketStream) -> None:
+        try:
+            peer = stream.socket.getpeername()[:2]
+        except OSError:
+            self._nursery.start_soon(stream.aclose)
+            return
+        route = RouteConnection(self, stream, self.server.next_cid(), peer)
+        route.log.debug("Route connection created (accepted)")
+        self._nursery.start_soon(route.run)
+
+    async def _supervise_configured(self, url: RouteURL) -> None:
+        with trio.CancelScope() as scope:
+            self._supervisors[url] = scope
+            try:
+                await self._supervise(url)
+            finally:
+                if self._supervisors.get(url) is scope:
+                    del self._supervisors[url]
+
+    def update(self, options: ClusterOptions) -> None:
+        """A reload: dial routes added to the configuration, drop the ones removed."""
+        urls = tuple(RouteURL.parse(url) for url in options.routes)
+        for url in set(self.urls) - set(urls):
+            self.log.info(f"Removing route {url.redacted}")
+            for route in list(self.routes.values()):
+                if route.url == url:
+                    route.close(Reason.ROUTE_REMOVED, flush=False)
+            scope = self._supervisors.pop(url, None)
+            if scope is not None:
+                scope.cancel()
+        for url in urls:
+            if url not in self.urls and self._nursery is not None:
+                self.log.info(f"Adding route {url.redacted}")
+                self._nursery.start_soon(self._supervise_configured, url)
+        self.options = options
+        self.urls = urls
+
+    async def _supervise(self, url: RouteURL, implicit: bool = False) -> None:
+        """Keep a route to `url`: dial, run the connection, dial again when it drops.
+
+        A configured (explicit) route is dialed forever; one learned by gossip gets
+        1 + connect_retries attempts each time it is needed.
+        """
+        options = self.options
+        failures = 0
+        while True:
+            stream = await self._dial(url, failures + 1, implicit)
+            if stream is None:
+                failures += 1
+                if implicit and failures > options.connect_retries:
+                    return
+                await trio.sleep(self._retry_delay(failures))
+                continue
+            failures = 0
+            peer = (url.host, url.port)
+            route = RouteConnection(self, stream, self.server.next_cid(), peer,
+                                    url=url, implicit=implicit)  # fmt: skip
+            await route.run()
+            if route.to_self or route.closed_reason == Reason.DUPLICATE_SERVER_NAME:
+                return
+            if route.remote_id in self.routes:
+                # A duplicate: another connection carries this route; dial when it is gone.
+                await self._wait_gone(route.remote_id)
+            delay = defaults.ROUTE_CONNECT_RETRY_DELAY if not implicit else 0.0
+            await trio.sleep(delay + random.uniform(0, defaults.ROUTE_REDIAL_JITTER))
+
+    async def _dial(self, url: RouteURL, attempt: int, implicit: bool) -> trio.SocketStream | None:
+        kind = "implicit" if implicit else "explicit"
+        self.log.debug(f"Trying to connect to {kind} route on {url.hostport}")
+        error: object = "timeout"
+        with trio.move_on_after(defaults.ROUTE_DIAL_TIMEOUT):
+            try:
+                return await trio.open_tcp_stream(url.host, url.port)
+            except OSError as exc:
+                error = exc.strerror or exc
+        reports = defaults.CONNECT_ERROR_REPORTS
+        if attempt == 1 or attempt % reports == 0:
+            self.log.error(f"Error trying to connect to route (attempt {attempt}): "
+                           f"dial tcp {url.hostport}: {error}")  # fmt: skip
+        else:
+            self.log.debug(f"Error trying to connect to route (attempt {attempt}): {error}")
+        return None
+
+    def _retry_delay(self, failures: int) -> float:
+        delay = defaults.ROUTE_CONNECT_RETRY_DELAY
+        if self.options.connect_backoff:
+            delay = min(delay * 2 ** (failures - 1), defaults.ROUTE_CONNECT_MAX_DELAY)
+        return delay
+
+    async def _wait_gone(self, remote_id: str) -> None:
+        if remote_id in self.routes:
+            event = self._gone.setdefault(remote_id, trio.Event())
+            await event.wait()
+
+    # --- the registry ---------------------------------------------------------------------
+
+    def register(self, route: RouteConnection) -> bool:
+        """Make `route` the route to its server, unless that server already has one."""
+        if route.remote_id in self.routes:
+            return False
+        self.routes[route.remote_id] = route
+        return True
+
+    def registered(self, route: RouteConnection) -> None:
+        """A new peer: tell the others about it (gossip) and the clients its URLs."""
+        gossip = dict(route.remote_info)
+        gossip.pop("nonce", None)
+        if not gossip.get("ip"):
+            host = route.peer_host
+            host = f"[{host}]" if ":" in host else host
+            gossip["ip"] = f"nats-route://{host}:{gossip.get('port', 0)}/"
+        line = encode.info(gossip)
+        for other in self.routes.values():
+            if other is not route:
+                other.outbound.write(line)
+        self.server.cluster_urls_changed()
+
+    def unregister(self, route: RouteConnection) -> None:
+        if self.routes.get(route.remote_id) is route:
+            del self.routes[route.remote_id]
+            self.closed_totals.retire(route)
+            event = self._gone.pop(route.remote_id, None)
+            if event is not None:
+                event.set()
+            self.server.cluster_urls_changed()
+
+    def learn_peer(self, info: dict) -> None:
+        """Gossip named a server: dial it unless it is us, known, or configured already."""
+        remote_id = info.get("server_id")
+        if (
+            not remote_id
+            or remote_id == self.server.server_id
+            or remote_id in self.routes
+            or remote_id in self._implicit
+            or self._nursery is None
+        ):
+            return
+        try:
+            url = RouteURL.parse(info.get("ip") or f"{info.get('host')}:{info.get('port')}")
+        except ValueError:
+            self.log.debug(f"Ignoring gossip without a usable route address: {info!r}")
+            return
+        configured = {(u.host, u.port) for u in self.urls}
+        if (url.host, url.port) in configured or (info.get("host"), info.get("port")) in configured:
+            return  # a supervisor of ours already dials it
+        own = self.options.authorization
+        if own is not None and own.user:
+            url = attrs.evolve(url, user=own.user, password=own.password)
+        self._implicit.add(remote_id)
+        self._nursery.start_soon(self._supervise_implicit, url, remote_id)
+
+    async def _supervise_implicit(self, url: RouteURL, remote_id: str) -> None:
+        try:
+            await self._supervise(url, implicit=True)
+        finally:
+            self._implicit.discard(remote_id)
+
+    def adopt_name(self, name: str, *, static: bool, keep: RouteConnection) -> None:
+        """Take a peer's cluster name over our generated one, as nats-server does; routes
+        formed under the old name are closed (they re-form under the new one)."""
+        self.name = name
+        self.dynamic = not static
+        self.log.info(f"Cluster name updated to {name}")
+        for route in list(self.routes.values()):
+            if route is not keep:
+                route.close(Reason.CLUSTER_NAME_CONFLICT, flush=False)
+
+    # --- our side of the handshake --------------------------------------------------------
+
+    def info_fields(self) -> dict:
+        server = self.server
+        options = self.options
+        host, port = options.host, self.port
+        if options.advertise:
+            advertised = RouteURL.parse(options.advertise)
+            host, port = advertised.host, advertised.port
+        auth = options.authorization
+        return route_info(
+            server_id=server.server_id,
+            server_name=server.name,
+            host=host,
+            port=port,
+            cluster=self.name,
+            dynamic=self.dynamic,
+            connect_urls=[] if options.no_advertise else server.own_connect_urls(),
+            max_payload=server.options.max_payload,
+            headers=not server.options.no_header_support,
+            auth_required=auth is not None and bool(auth.user),
+            tls_required=options.tls is not None,
+        )
+
+    def announce_lame_duck(self) -> None:
+        """Lame duck mode: peers drop our client URLs from what they tell their clients."""
+        line = encode.info(self.info_fields() | {"ldm": True})
+        for route in self.routes.values():
+            route.outbound.write(line)
+
+    def connect_fields(self, url: RouteURL) -> dict:
+        return route_connect(
+            server_id=self.server.server_id,
+            cluster=self.name,
+            dynamic=self.dynamic,
+            user=url.user,
+            password=url.password,
+            tls_required=self.options.tls is not None,
+        )
+
+    def tls_server_name(self, url: RouteURL) -> str:
+        """The name a dialed peer's certificate must carry: the URL's host, or for an address
+        learned by gossip, the first host name among the configured routes (nats-server's
+        rule: gossip gives IPs, certificates name hosts)."""
+        if url in self.urls or not _is_ip(url.host):
+            return url.host
+        names = [u.host for u in self.urls if not _is_ip(u.host)]
+        return names[0] if names else url.host
+
+    # --- interest and client URLs ---------------------------------------------------------
+
+    def local_sub_added(self, sub: Subscription) -> None:
+        line = self.interest.add(GLOBAL_ACCOUNT, sub.subject, sub.queue)
+        if line is not None:
+            for route in self.routes.values():
+                route.send_interest(line)
+
+    def local_sub_removed(self, sub: Subscription) -> None:
+        line = self.interest.remove(GLOBAL_ACCOUNT, sub.subject, sub.queue)
+        if line is not None:
+            for route in self.routes.values():
+                route.send_interest(line)
+
+    def peer_client_urls(self) -> list[str]:
+        urls: list[str] = []
+        for route in self.routes.values():
+            urls += route.client_urls()
+        return urls
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,453 @@
+"""One route connection to another server: handshake, remote interest, routed messages.
+
+The acceptor sends its INFO at once; the solicitor sends CONNECT and its INFO at once (never
+waiting for the peer's INFO, which would deadlock against nats-server). The route is
+registered with the cluster when the peer's first INFO is processed, not on CONNECT; only
+then is remote interest (RS+/RS-) stored and are routed messages delivered. A message from
+a route goes to local subscribers only (the one-hop rule). Everything here is synchronous
+protocol handling on top of `Connection`'s reader, writer and pinger tasks.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import math
+import random
+from typing import TYPE_CHECKING
+
+import trio
+
+from .. import defaults, errors, tls
+from ..auth.users import is_bcrypt
+from ..core.sublist import InvalidSubject, Subscription
+from ..delivery import InboundPlan, deliver_inbound, local_target
+from ..connection import Connection
+from ..errors import ProtocolError, Reason
+from ..protocol import encode
+from ..protocol.events import (
+    ASub,
+    AUnsub,
+    Connect,
+    Err,
+    Info,
+    LMsg,
+    LSub,
+    LUnsub,
+    Ping,
+    Pong,
+    RMsg,
+    RSub,
+    RUnsub,
+)
+from ..protocol.parser import RouteParser
+from ..protocol.route_handshake import (
+    SAME_NAME,
+    SELF,
+    check_route_connect,
+    check_route_info,
+)
+
+if TYPE_CHECKING:
+    from .cluster import Cluster, RouteURL
+
+#: The only account trionats serves; other accounts' interest and messages are ignored.
+GLOBAL_ACCOUNT = b"$G"
+
+
+class RouteConnection(Connection):
+    id_label = "rid"
+    kind = "Router"
+    is_route = True
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        stream: trio.abc.Stream,
+        rid: int,
+        peer: tuple[str, int],
+        *,
+        url: RouteURL | None = None,
+        implicit: bool = False,
+    ) -> None:
+        server = cluster.server
+        options = server.options
+        super().__init__(
+            stream,
+            rid,
+            peer=peer,
+            max_pending=options.max_pending,
+            write_deadline=cluster.options.write_deadline or options.write_deadline,
+            logger=server.log,
+        )
+        self.cluster = cluster
+        self.server = server
+        self.sublist = server.sublist
+        self.parser = RouteParser(max_control_line=options.max_control_line)
+        #: The URL we dialed (None when the peer dialed us) and whether gossip named it.
+        self.url = url
+        self.solicited = url is not None
+        self.implicit = implicit
+        self.remote_id = ""
+        self.remote_name = ""
+        self.remote_info: dict = {}
+        self.registered = False
+        #: A route to ourselves: never dialed again.
+        self.to_self = False
+        self.headers = False  # the peer takes HMSG
+        self.pings_out = 0
+        self.rtt = 0.0
+        self.rtt_start = 0.0
+        self.in_msgs = self.in_bytes = self.out_msgs = self.out_bytes = 0
+        #: Remote interest by (subject, queue): one entry per subject or queue group.
+        self.remote_subs: dict[tuple[bytes, bytes | None], Subscription] = {}
+        #: A CONNECT waiting for its bcrypt check, and the events of its read after it.
+        self._pending_connect: dict | None = None
+        self._paused_events = None
+        self._password_ok = False
+        self._plans: dict[bytes, InboundPlan] = {}
+        self._plans_generation = -1
+        #: An accepted route must send its CONNECT within the cluster's auth timeout.
+        self.connect_deadline = math.inf if self.solicited else self.start_time + cluster.auth_timeout
+        # nats-server's first route PING comes about a second after the route is created.
+        first = defaults.FIRST_ROUTE_PING_INTERVAL
+        self.next_ping = min(self.start_time + first + random.uniform(0, first / 5),
+                             self.connect_deadline)  # fmt: skip
+
+    # --- TLS and greeting -----------------------------------------------------------------
+
+    async def upgrade(self) -> None:
+        """Cluster TLS: the handshake comes first, before any route protocol byte (both ways)."""
+        cluster = self.cluster
+        opts = cluster.options.tls
+        if opts is None:
+            return
+        context = cluster.tls_client if self.solicited else cluster.tls_server
+        try:
+            self.stream = await tls.handshake(
+                self.stream,
+                context,
+                tls.handshake_timeout(opts),
+                server_side=not self.solicited,
+                server_hostname=cluster.tls_server_name(self.url) if self.solicited else None,
+                pinned_certs=opts.pinned_certs,
+            )
+        except tls.HandshakeError as error:
+            (self.log.debug if error.probe else self.log.error)(
+                f"TLS route handshake error: {error}"
+            )
+            self.close(Reason.TLS_HANDSHAKE, flush=False)
+            return
+        self.outbound.sock = None  # every byte must now go through the TLS stream
+        self.log.debug("TLS handshake complete")
+
+    def on_start(self) -> None:
+        cluster = self.cluster
+        if self.solicited:
+            self.log.debug(f"Route connect msg sent to {self.url.redacted}")
+            self.outbound.write(b"CONNECT " + json.dumps(cluster.connect_fields(self.url),
+                                separators=(",", ":")).encode() + b"\r\n")  # fmt: skip
+        self.outbound.write(encode.info(cluster.info_fields()))
+
+    # --- reading --------------------------------------------------------------------------
+
+    def process(self, data: bytes) -> None:
+        self.last_activity = trio.current_time()
+        self._dispatch(iter(self.parser.feed(data)))
+
+    def resume(self) -> None:
+        """The bcrypt check of the route's CONNECT is done: judge it, go on with the events."""
+        fields, self._pending_connect = self._pending_connect, None
+        if not self._password_ok:
+            self._refuse_credentials()
+            return
+        self._accept_connect(fields)
+        if self.closed_reason is None:
+            self._dispatch(self._paused_events)
+
+    def _dispatch(self, events) -> None:
+        for event in events:
+            kind = type(event)
+            if kind is RMsg:
+                self._on_rmsg(event)
+            elif kind is RSub:
+                self._on_rsub(event)
+            elif kind is RUnsub:
+                self._on_runsub(event)
+            elif kind is Ping:
+                self.outbound.write(encode.PONG)
+            elif kind is Pong:
+                self.pings_out = 0
+                if self.rtt_start:
+                    self.rtt = trio.current_time() - self.rtt_start
+            elif kind is Info:
+                self._on_info(event)
+            elif kind is Connect:
+                self._on_connect(event)
+                if self.awaiting is not None:  # bcrypt: the rest waits for its verdict
+                    self._paused_events = events
+                    return
+            elif kind is Err:
+                self.log.error(f"Router Error {event.text.decode(errors='replace')}")
+                self.close(Reason.PARSE_ERROR, flush=False)
+            elif kind is LSub or kind is LUnsub or kind is LMsg or kind is ASub or kind is AUnsub:
+                pass  # leaf-node and gateway traffic: trionats has neither
+            if self.closed_reason is not None:
+                return
+
+    def on_protocol_error(self, error: ProtocolError) -> None:
+        # Any malformed route line closes the route; nats-server sends no -ERR.
+        self.log.error(f"Route parser ERROR: {error}")
+        self.close(error.reason, flush=False)
+
+    # --- handshake ------------------------------------------------------------------------
+
+    def _on_connect(self, event: Connect) -> None:
+        fields = _json_object(event.raw)
+        if fields is None:
+            self.close(Reason.PROTOCOL_VIOLATION)
+            return
+        credential = self.cluster.options.authorization
+        if credential is not None and credential.user:
+            user_ok = _same(str(fields.get("user") or ""), credential.user)
+            password = str(fields.get("pass") or "")
+            if is_bcrypt(credential.password):
+                self._pending_connect = fields
+                self.awaiting = lambda: self._check_password(user_ok, password, credential.password)
+                return
+            if not (user_ok and _same(password, credential.password)):
+                self._refuse_credentials()
+                return
+        self._accept_connect(fields)
+
+    async def _check_password(self, user_ok: bool, password: str, hashed: str) -> None:
+        ok = await self.server.auth.bcrypt_matches(password, hashed)
+        self._password_ok = ok and user_ok
+
+    def _refuse_credentials(self) -> None:
+        self.log.error("Router authorization failure: wrong or missing credentials")
+        self._refuse(errors.AUTH_VIOLATION, Reason.AUTH_VIOLATION)
+
+    def _accept_connect(self, fields: dict) -> None:
+        cluster = self.cluster
+        verdict = check_route_connect(fields, cluster=cluster.name, dynamic=cluster.dynamic)
+        if verdict.error is not None:
+            self.log.error(verdict.error)
+            self._refuse(verdict.error, verdict.reason)
+            return
+        if verdict.adopt_cluster is not None:
+            cluster.adopt_name(verdict.adopt_cluster, static=verdict.adopt_static, keep=self)
+        self.connect_deadline = math.inf
+
+    def _refuse(self, text: str, reason: str) -> None:
+        self.outbound.write(encode.err(text))
+        self.close(reason)
+
+    def _on_info(self, event: Info) -> None:
+        info = _json_object(event.raw)
+        if info is None:
+            self.close(Reason.PROTOCOL_VIOLATION)
+            return
+        if not self.remote_id:
+            self._on_first_info(info)
+        elif info.get("server_id") != self.remote_id:
+            self.cluster.learn_peer(info)  # gossip: a server this peer just met
+        else:
+            self._on_info_update(info)
+
+    def _on_first_info(self, info: dict) -> None:
+        cluster = self.cluster
+        problem = check_route_info(info, server_id=self.server.server_id,
+                                   server_name=self.server.options.server_name)  # fmt: skip
+        if problem == SELF:
+            self.to_self = True
+            self.log.debug("Detected route to self, ignoring")
+            self.close(Reason.DUPLICATE_ROUTE, flush=False)
+            return
+        if problem == SAME_NAME:
+            self.log.error(f"Remote server has a duplicate name: {info.get('server_name')!r}")
+            self.close(Reason.DUPLICATE_SERVER_NAME, flush=False)
+            return
+        theirs = {"cluster": info.get("cluster"), "cluster_dynamic": info.get("cluster_dynamic")}
+        verdict = check_route_connect(theirs, cluster=cluster.name, dynamic=cluster.dynamic)
+        if verdict.error is not None:
+            self.log.error(verdict.error)
+            self.close(verdict.reason, flush=False)
+            return
+        if verdict.adopt_cluster is not None:
+            cluster.adopt_name(verdict.adopt_cluster, static=verdict.adopt_static, keep=self)
+        self.remote_id = str(info.get("server_id") or "")
+        self.remote_name = str(info.get("server_name") or "")
+        self.remote_info = info
+        self.headers = bool(info.get("headers")) and not self.server.options.no_header_support
+        if not self.remote_id or not cluster.register(self):
+            self.log.debug("Duplicate route, closing")
+            self.close(Reason.DUPLICATE_ROUTE, flush=False)
+            return
+        self.registered = True
+        self.log.info("Route connection created")
+        dump = cluster.interest.dump()
+        if dump:
+            self.outbound.write(b"".join(dump))
+        cluster.registered(self)
+
+    def _on_info_update(self, info: dict) -> None:
+        """An async INFO from the peer itself: new client URLs, or lame duck mode."""
+        urls_before = self.client_urls()
+        self.remote_info = info
+        if info.get("ldm"):
+            self.log.info("Peer entered lame duck mode")
+        if self.client_urls() != urls_before:
+            self.server.cluster_urls_changed()
+
+    def client_urls(self) -> list[str]:
+        """The peer's client URLs, as its INFO gives them (none while it is in lame duck)."""
+        if self.remote_info.get("ldm"):
+            return []
+        return list(self.remote_info.get("connect_urls") or ())
+
+    # --- remote interest ------------------------------------------------------------------
+
+    def _on_rsub(self, event: RSub) -> None:
+        account, subject, queue, weight = event
+        if account != GLOBAL_ACCOUNT or not self.registered:
+            return
+        key = (subject, queue)
+        sub = self.remote_subs.get(key)
+        if sub is not None:
+            if queue is not None and weight != sub.weight:
+                sub.weight = max(weight, 1)
+                self.sublist.reweighed()  # plans spread picks by weight: rebuild them
+            return
+        sub = Subscription(self, subject, queue, b"", max(weight, 1))
+        try:
+            self.sublist.insert(sub)
+        except InvalidSubject:
+            self.log.debug(f"Ignoring remote interest on invalid subject {subject!r}")
+            return
+        self.remote_subs[key] = sub
+
+    def _on_runsub(self, event: RUnsub) -> None:
+        account, subject, queue = event
+        if account != GLOBAL_ACCOUNT:
+            return
+        sub = self.remote_subs.pop((subject, queue), None)
+        if sub is not None:
+            sub.closed = True
+            self.sublist.remove(sub)
+
+    def _drop_remote_interest(self) -> None:
+        for sub in self.remote_subs.values():
+            sub.closed = True
+            self.sublist.remove(sub)
+        self.remote_subs.clear()
+
+    def remove_sub(self, sub: Subscription) -> None:
+        """Route subscriptions never auto-unsubscribe (no max_msgs); kept for the interface."""
+
+    # --- routed messages ------------------------------------------------------------------
+
+    def _on_rmsg(self, event: RMsg) -> None:
+        account, subject, reply, queues, header_size, data = event
+        size = len(data) - 2
+        self.in_msgs += 1
+        self.in_bytes += size
+        stats = self.server.stats
+        stats.in_msgs += 1
+        stats.in_bytes += size
+        if account != GLOBAL_ACCOUNT or not self.registered:
+            return
+        sublist = self.sublist
+        if self._plans_generation != sublist.generation:
+            self._plans.clear()
+            self._plans_generation = sublist.generation
+        plan = self._plans.get(subject) or self._build_plan(subject)
+        delivered = deliver_inbound(plan, queues, subject, reply, header_size, data)
+        if delivered:
+            stats.out_msgs += delivered
+            stats.out_bytes += delivered * size
+
+    def _build_plan(self, subject: bytes) -> InboundPlan:
+        """Local subscribers of `subject` (route interest never gets a routed message)."""
+        result = self.sublist.match(subject)
+
+        def wanted(sub: Subscription) -> bool:
+            client = sub.client
+            if client.is_route:
+                return False
+            deny = client.delivery_deny
+            return deny is None or not deny.denies_delivery(subject)
+
+        plain = tuple(local_target(sub, subject) for sub in result.psubs if wanted(sub))
+        queues = {}
+        for members in result.qsubs:
+            group = tuple(local_target(sub, subject) for sub in members if wanted(sub))
+            if group:
+                queues[group[0][0].queue] = group
+        plan = InboundPlan(plain, queues)
+        if len(self._plans) >= defaults.DELIVERY_CACHE_SIZE:
+            self._plans.clear()
+        self._plans[subject] = plan
+        return plan
+
+    def forward(
+        self, subject: bytes, reply: bytes, queues: list[bytes], header_size: int, data: bytes
+    ) -> None:
+        """Send a local client's message to this server (RMSG, or HMSG if it has headers)."""
+        if header_size >= 0 and not self.headers:
+            data = data[header_size:]  # the peer cannot take headers: the bare payload
+            header_size = -1
+        size = len(data) - 2
+        line = encode.rmsg_line(GLOBAL_ACCOUNT, subject, reply, queues, header_size, size)
+        self.outbound.write_msg(line, b"", data, len(line) + len(data))
+        self.out_msgs += 1
+        self.out_bytes += size
+
+    def send_interest(self, line: bytes) -> None:
+        if self.registered:
+            self.outbound.write(line)
+
+    # --- keepalive and closing ------------------------------------------------------------
+
+    def on_ping_timer(self) -> None:
+        now = trio.current_time()
+        if now >= self.connect_deadline:
+            self.log.error("Route authentication timeout: no CONNECT")
+            self._refuse(errors.AUTH_TIMEOUT, Reason.AUTH_TIMEOUT)
+            return
+        if self.pings_out + 1 > self.cluster.ping_max:
+            self.log.debug("Stale Route Connection - Closing")
+            self.server.stats.stale_connections += 1
+            self._refuse(errors.STALE_CONNECTION, Reason.STALE_CONNECTION)
+            return
+        self.pings_out += 1
+        self.rtt_start = now
+        self.outbound.write(encode.PING)
+        self.reschedule_ping(now + self.cluster.ping_interval)
+
+    def _on_slow_consumer(self) -> None:
+        self.server.stats.slow_consumers += 1
+        self.log.info(f"Slow Consumer Detected: MaxPending of {self.outbound.max_pending} Exceeded")
+        self.close(Reason.SLOW_CONSUMER_PENDING, flush=False)
+
+    def on_close(self, reason: str) -> None:
+        self._drop_remote_interest()
+        self._plans.clear()
+        if self.registered:
+            self.log.info(f"Route connection closed: {reason}", reason=reason)
+            self.cluster.unregister(self)
+        else:
+            self.log.debug(f"Route connection closed: {reason}", reason=reason)
+
+
+def _same(given: str, expected: str) -> bool:
+    """Credentials compared in constant time."""
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _json_object(raw: bytes) -> dict | None:
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
