@@ -436,3 +436,52 @@ async def test_route_credential_may_be_a_bcrypt_hash(nursery):
     await wait_for(lambda: routed(a, b))
     a.shutdown()
     b.shutdown()
+
+
+async def test_cluster_permissions_limit_what_is_imported_and_exported(nursery):
+    """A imports only `in.>` (announces only that interest) and exports all but `secret.>`
+    (ignores peers' interest there), as nats-server's cluster.permissions."""
+    from trionats.options import ClusterPermissions, SubjectPermission
+
+    perms = ClusterPermissions(import_=SubjectPermission(allow=("in.>",)),
+                               export=SubjectPermission(deny=("secret.>",)))  # fmt: skip
+    a = await start_node(nursery, server_name="A", permissions=perms)
+    info = a.cluster.info_fields()
+    assert info["import"] == {"allow": ["in.>"]} and info["export"] == {"deny": ["secret.>"]}
+    b = await start_node(nursery, a.cluster.port, server_name="B")
+    await wait_for(lambda: routed(a, b))
+    on_a = await client(a)
+    await on_a.send(b"SUB in.x 1\r\nSUB out.x 2\r\nPING\r\n")
+    await on_a.expect(b"PONG\r\n")
+    on_b = await client(b)
+    await on_b.send(b"SUB secret.x 1\r\nSUB open.x 2\r\nPING\r\n")
+    await on_b.expect(b"PONG\r\n")
+    await wait_for(lambda: has_remote_interest(b, b"in.x") and has_remote_interest(a, b"open.x"))
+    assert not has_remote_interest(b, b"out.x")  # not importable: never announced
+    assert not has_remote_interest(a, b"secret.x")  # not exportable: ignored
+    await on_b.send(b"PUB in.x 1\r\n1\r\nPUB out.x 1\r\n2\r\n")
+    await on_a.expect(b"MSG in.x 1 1\r\n1\r\n")
+    await on_a.expect_nothing()
+    await on_a.send(b"PUB secret.x 1\r\n3\r\nPUB open.x 1\r\n4\r\n")
+    await on_b.expect(b"MSG open.x 2 1\r\n4\r\n")
+    await on_b.expect_nothing()
+    a.shutdown()
+    b.shutdown()
+
+
+async def test_a_server_with_plain_and_queue_interest_gets_one_copy_naming_the_group(nursery):
+    a = await start_node(nursery, server_name="A")
+    raw, _ = await route_peer(a)
+    await raw.send(b'CONNECT {"name":"PEER","cluster":"C"}\r\n'
+                   b'INFO {"server_id":"PEER","server_name":"peer","cluster":"C","port":1}\r\n'
+                   b"RS+ $G foo\r\nRS+ $G foo grp 1\r\nRS+ $G bar\r\nPING\r\n")  # fmt: skip
+    await raw.expect(b"PONG\r\n")
+    pub = await client(a, headers=True)
+    await pub.send(b"PUB foo r 2\r\nhi\r\nPUB bar 1\r\nb\r\nPUB bar 1\r\nb\r\n"
+                   b"HPUB bar 12 14\r\nNATS/1.0\r\n\r\nhi\r\nPING\r\n")  # fmt: skip
+    await pub.expect(b"PONG\r\n")
+    await raw.expect(b"RMSG $G foo + r grp 2\r\nhi\r\n")
+    # The peer did not announce headers: the header is stripped for it.
+    await raw.expect(b"RMSG $G bar 1\r\nb\r\nRMSG $G bar 1\r\nb\r\nRMSG $G bar 2\r\nhi\r\n")
+    await raw.expect_nothing()
+    a.shutdown()

@@ -332,3 +332,16 @@ def test_rolling_restart_moves_nats_py_clients_without_losing_subscriptions():
     finally:
         for node in nodes:
             node.stop()
+
+
+async def test_shutdown_during_lame_duck_is_prompt(nursery):
+    server = await start_trionats(nursery, lame_duck_duration=60.0, lame_duck_grace_period=30.0)
+    client = await connected(server.port, 1)
+    server.enter_lame_duck()
+    await client.read_line()  # the ldm INFO; closing would start in 30 s
+    started = trio.current_time()
+    server.shutdown()  # SIGINT, say
+    with trio.fail_after(3):
+        await server.wait_stopped()
+    assert trio.current_time() - started < 2
+    await client.aclose()

@@ -615,7 +615,7 @@ async def test_ports_file_lists_websocket_urls(nursery, tmp_path):
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("advertise", "ws.example.com:443"), ("ping_interval", 30.0), ("user_cookie", "u")],
+    [("advertise", "ws.example.com:443"), ("user_cookie", "u"), ("jwt_cookie", "j")],
 )
 def test_websocket_keys_not_acted_on_are_refused(field, value):
     from trionats.errors import ConfigError
@@ -624,3 +624,15 @@ def test_websocket_keys_not_acted_on_are_refused(field, value):
     ws_options = WebsocketOptions(port=8080, no_tls=True, **{field: value})
     with pytest.raises(ConfigError, match="not supported by trionats yet"):
         Options(websocket=ws_options).check()
+
+
+async def test_websocket_ping_interval_overrides_the_servers(nursery):
+    options = WebsocketOptions(host="127.0.0.1", port=-1, no_tls=True, ping_interval=0.2)
+    server = await start_trionats(nursery, websocket=options)  # server-wide: 2 minutes
+    client = await RawWebSocket.connect(server.websocket.port)
+    await client.send(b'CONNECT {"verbose":false}\r\n')
+    await client.expect(b"PING\r\n")  # within EXPECT_TIMEOUT, so not the 2 minute one
+    tcp = await RawClient.connect(server.port)
+    _clients.append(tcp)
+    await tcp.send(b'CONNECT {"verbose":false}\r\n')
+    await tcp.expect_nothing(0.5)

@@ -30,6 +30,7 @@ from .delivery import (
     local_target,
     pick,
     remote_members,
+    route_target,
 )
 from .errors import ProtocolError, Reason
 from .logging import LEVELS, quoted_payload, redact_connect
@@ -89,7 +90,7 @@ class ClientConnection(Connection):
         self.tls_first = False
         self.tls_version = self.tls_cipher = ""
         self.peer_cert: bytes | None = None
-        self.next_ping = self.start_time + options.ping_interval
+        self.next_ping = self.start_time + self.ping_interval
         # Authentication (trionats/auth): the user, its permissions, a paused read.
         self.identity: Identity | None = None
         self.pub_check: PublishCheck | None = None  # with publish permissions
@@ -113,6 +114,11 @@ class ClientConnection(Connection):
     def auth(self):
         """The authentication of this client's listener (websocket.py has its own)."""
         return self.server.auth
+
+    @property
+    def ping_interval(self) -> float:
+        """Seconds between PINGs (the websocket block may set its own)."""
+        return self.server.options.ping_interval
 
     # --- greeting and limits --------------------------------------------------------------
 
@@ -377,7 +383,7 @@ class ClientConnection(Connection):
         now = trio.current_time()
         if opts.verbose:
             self.outbound.write(encode.OK)
-        interval = server.options.ping_interval
+        interval = self.ping_interval
         first = min(interval, defaults.FIRST_CLIENT_PING_INTERVAL)
         self.reschedule_ping(now + first + random.uniform(0, first / 5))
         self.log = self.log.bind(
@@ -437,7 +443,7 @@ class ClientConnection(Connection):
             self.send_err(errors.AUTH_TIMEOUT)
             self.close(Reason.AUTH_TIMEOUT)
             return
-        interval = options.ping_interval
+        interval = self.ping_interval
         # As nats-server: skip the PING after recent client activity, unless an RTT sample is
         # due (no PING sent yet, or the last one is older than the measurement interval).
         need_rtt = (
@@ -553,7 +559,7 @@ class ClientConnection(Connection):
         if plan is None:
             plan = self._build_plan(subject)
         delivered = 0
-        if plan.plain or plan.queues or plan.routes:
+        if plan.plain or plan.queues:
             if LEVELS.trace:
                 self._trace_deliveries(plan, subject, reply, header_size, data)
             if plan.routed:
@@ -739,6 +745,7 @@ class ClientConnection(Connection):
                 routes[sub.client] = None
             elif wanted(sub):
                 plain.append(local_target(sub, subject))
+        plain += [route_target(route, subject) for route in routes]
         queues = []
         for members in result.qsubs:
             group = []
@@ -749,7 +756,7 @@ class ClientConnection(Connection):
                     group.append(local_target(sub, subject))
             if group:
                 queues.append(tuple(group))
-        plan = Plan(tuple(plain), tuple(queues), tuple(routes))
+        plan = Plan(tuple(plain), tuple(queues))
         plan.granting = any(type(t[1]) is GrantingOutbound for t in plan.plain) or any(
             type(t[1]) is GrantingOutbound for group in plan.queues for t in group
         )

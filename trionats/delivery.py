@@ -2,12 +2,14 @@
 
 A plan comes from one sublist match, seen by one publisher (its echo setting, its
 subscribers' permissions), with the MSG heads pre-encoded; it is cached until the sublist
-changes. A local target is a tuple (subscription, outbound, msg_head, hmsg_head or None if
-the subscriber takes no headers). Route interest appears two ways (route-protocol.md §4):
-`routes`, the servers with plain interest (each gets one copy however many of its
-subscriptions match), and queue-group members whose outbound is None, one per unit of the
-remote group's weight. Picking such a member means "forward to that server, naming the
-group". All of it is synchronous: nothing here awaits.
+changes. A target is a tuple (subscription, outbound, msg_head, hmsg_head or None if the
+subscriber takes no headers). Route interest appears two ways (route-protocol.md §4). A server
+with plain interest is one more plain target, whose heads are `RMSG $G <subject> ` and
+`HMSG $G <subject> ` (the rest of the line has the MSG line's shape), so it gets one copy
+however many of its subscriptions match, on the same fast paths as local subscribers. A remote
+queue group's members are entries whose outbound is None, one per unit of the group's weight;
+picking one means "forward to that server, naming the group", which takes `deliver_routed`.
+All of it is synchronous: nothing here awaits.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import random
 import trio
 
 from .auth.permissions import GrantingOutbound
+from .core.sublist import Subscription
 from .protocol import encode
 
 _random = random.random
@@ -25,18 +28,17 @@ _random = random.random
 class Plan:
     """The targets of one subject for one publisher.
 
-    `routed` says some target is another server: such messages take `deliver_routed`
-    instead of the local-only loops. `granting` means some target grants allow_responses
-    (per-message delivery); `reserved` that clients may not publish to this subject.
+    `routed` says a queue group has members on other servers: such messages take
+    `deliver_routed`. `granting` means some target grants allow_responses (per-message
+    delivery); `reserved` that clients may not publish to this subject.
     """
 
-    __slots__ = ("plain", "queues", "routes", "routed", "granting", "reserved")
+    __slots__ = ("plain", "queues", "routed", "granting", "reserved")
 
-    def __init__(self, plain: tuple, queues: tuple, routes: tuple = ()) -> None:
+    def __init__(self, plain: tuple, queues: tuple) -> None:
         self.plain = plain
         self.queues = queues
-        self.routes = routes
-        self.routed = bool(routes) or any(target[1] is None for g in queues for target in g)
+        self.routed = any(target[1] is None for group in queues for target in group)
         self.granting = False
         self.reserved = False
 
@@ -65,6 +67,13 @@ def local_target(sub, subject: bytes) -> tuple:
     if check is not None and check.perms.responses is not None:
         outbound = GrantingOutbound(outbound, check, trio.current_time)
     return (sub, outbound, encode.msg_head(subject, sub.sid), hhead)
+
+
+def route_target(route, subject: bytes) -> tuple:
+    """A server with plain interest in `subject`, as a plain target (one copy per message)."""
+    hhead = b"HMSG $G " + subject + b" " if route.headers else None
+    return (Subscription(route, subject, None, b""), route.outbound,
+            b"RMSG $G " + subject + b" ", hhead)  # fmt: skip
 
 
 def remote_members(sub) -> list:
@@ -137,11 +146,11 @@ def deliver_local(targets, subject: bytes, reply: bytes, header_size: int, data:
 
 
 def deliver_routed(plan: Plan, subject: bytes, reply: bytes, header_size: int, data: bytes) -> int:
-    """A local client's message when other servers are interested: local subscribers get
-    it, and each interested server gets exactly one RMSG/HMSG naming the queue groups
-    whose pick landed on it (the one-hop rule: that server never passes it on)."""
-    local = list(plan.plain)
-    forward: dict = {route: [] for route in plan.routes}
+    """A local client's message when a queue group has members on other servers: each server
+    a pick landed on gets one RMSG/HMSG naming those groups, which also serves its plain
+    subscribers (so its plain copy is not sent). The one-hop rule: it goes no further."""
+    picked = []
+    forward: dict = {}
     for group in plan.queues:
         target = pick(group)
         if target is None:
@@ -150,8 +159,10 @@ def deliver_routed(plan: Plan, subject: bytes, reply: bytes, header_size: int, d
             sub = target[0]
             forward.setdefault(sub.client, []).append(sub.queue)
         else:
-            local.append(target)
-    delivered = deliver_local(local, subject, reply, header_size, data) if local else 0
+            picked.append(target)
+    targets = [t for t in plan.plain if t[0].client not in forward] if forward else list(plan.plain)
+    targets += picked
+    delivered = deliver_local(targets, subject, reply, header_size, data) if targets else 0
     for route, queues in forward.items():
         route.forward(subject, reply, queues, header_size, data)
     return delivered + len(forward)

@@ -160,8 +160,6 @@ class WebsocketOptions:
             problems.append("websocket cookies are not supported by trionats yet")
         if self.advertise:  # it only feeds ws_connect_urls, which routes do not gossip yet
             problems.append("websocket advertise is not supported by trionats yet")
-        if self.ping_interval:
-            problems.append("websocket ping_interval is not supported by trionats yet")
         if not (-1 <= self.port <= 65535):
             problems.append(f"websocket port {self.port} is out of range")
         return problems

@@ -4,11 +4,12 @@
       ├── serve_monitor (with -m)       HTTP monitoring (monitor/http.py), cancelled on shutdown
       ├── _serve_connections            connections nursery (one task per connection)
       │     └── ClientConnection.run    that connection's nursery: reader, writer, pinger
-      ├── _serve_accepts                the accept scope, cancelled first (shutdown, lame duck)
-      │     └── _accept_loop (per listener)
-      ├── WebsocketListener.serve       (with websocket {}) websocket.py, accepts and upgrades
-      ├── run_lame_duck (on SIGUSR2)    lameduck.py: notify, wait, close clients progressively
-      └── _watch_signals (optional)     SIGINT/SIGTERM -> shutdown(), SIGHUP -> reload(),
+      └── _serve_front                  the front nursery, cancelled first on shutdown
+            ├── WebsocketListener.serve (with websocket {}) websocket.py: accepts, upgrades
+            ├── _serve_accepts          the accept scope (also cancelled by lame duck mode)
+            │     └── _accept_loop (per listener)
+            ├── run_lame_duck (SIGUSR2) lameduck.py: notify, wait, close clients, shutdown()
+            └── _watch_signals (opt.)   SIGINT/SIGTERM -> shutdown(), SIGHUP -> reload(),
                                         SIGUSR1 -> reopen the log file, SIGUSR2 -> lame duck
 
 Shutdown is a deadline, as in Hypercorn: stop accepting, close every client (each flushes
@@ -88,7 +89,7 @@ class Server:
         self._last_cid = 0
         self._front_scope: trio.CancelScope | None = None
         self._accept_scope: trio.CancelScope | None = None
-        self._nursery: trio.Nursery | None = None
+        self._front: trio.Nursery | None = None
         #: The websocket listener (websocket.py), with a websocket {} block.
         self.websocket: WebsocketListener | None = None
         #: Lame duck mode (lameduck.py): set once entered; callbacks run when it is announced
@@ -135,7 +136,6 @@ class Server:
             sockname = listeners[0].socket.getsockname()
             self.port = sockname[1]
             async with trio.open_nursery() as nursery:
-                self._nursery = nursery
                 if http_listeners:
                     self.monitor = await nursery.start(serve_monitor, self, http_listeners)
                 await nursery.start(self._serve_connections)
@@ -177,7 +177,7 @@ class Server:
     ) -> None:
         """What stops first on shutdown: the accept loops and the signal watcher."""
         async with trio.open_nursery() as front:
-            self._front_scope = front.cancel_scope
+            self._front, self._front_scope = front, front.cancel_scope
             if self.websocket is not None:
                 await front.start(self.websocket.serve)
             await front.start(self._serve_accepts, listeners)
@@ -324,7 +324,7 @@ class Server:
 
         Idempotent; does nothing once shutdown has begun. See lameduck.py.
         """
-        if self.lame_duck or self._stop.is_set() or self._nursery is None:
+        if self.lame_duck or self._stop.is_set() or self._front is None:
             return
         self.lame_duck = True
         self.log.info("Entering lame duck mode, stop accepting new clients")
@@ -332,7 +332,8 @@ class Server:
             self._accept_scope.cancel()
         if self.websocket is not None:
             self.websocket.close()
-        self._nursery.start_soon(run_lame_duck, self)
+        # In the front nursery: a shutdown meanwhile (SIGINT) cancels it with the listeners.
+        self._front.start_soon(run_lame_duck, self)
 
     def _load_tls(self, options: Options) -> None:
         """The ssl contexts of the client port and the HTTPS monitor (None without `tls`)."""

@@ -165,6 +165,11 @@ class WebSocketClient(ClientConnection):
     def auth(self) -> Authenticator:
         return self.server.websocket.auth
 
+    @property
+    def ping_interval(self) -> float:
+        own = self.server.options.websocket.ping_interval
+        return own if own > 0 else self.server.options.ping_interval
+
     async def upgrade(self) -> None:
         """Nothing to do: a websocket client's TLS, if any, belongs to the websocket listener."""
 

@@ -546,7 +546,7 @@ NOT_YET = {
 }  # fmt: skip
 #: The same inside blocks: block key -> its keys not acted on yet.
 NOT_YET_IN = {
-    "cluster": {"permissions", "accounts"},
+    "cluster": {"accounts"},
 }
 
 _converter = cattrs.Converter()

@@ -110,6 +110,10 @@ def _check_cluster(old: ClusterOptions | None, new: ClusterOptions | None) -> No
         raise ConfigError(
             f"config reload not supported for cluster name: old={old.name}, new={new.name}"
         )
+    if old.permissions != new.permissions:  # the interest already exchanged would be stale
+        raise ConfigError("config reload not supported for cluster permissions")
+    if old.tls != new.tls:
+        raise ConfigError("config reload not supported for cluster tls")
 
 
 def _show(value: object) -> str:

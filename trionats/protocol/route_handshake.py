@@ -36,6 +36,7 @@ def route_info(
     auth_required: bool = False,
     tls_required: bool = False,
     ip: str = "",
+    permissions=None,
 ) -> dict:
     """Our route INFO, in nats-server's field order (omitted fields are left out)."""
     info: dict = {
@@ -60,6 +61,13 @@ def route_info(
         info["cluster_dynamic"] = True
     if connect_urls:
         info["connect_urls"] = list(connect_urls)
+    if permissions is not None:  # peers see what we import and export
+        for key, block in (("import", permissions.import_), ("export", permissions.export)):
+            if block is not None:
+                shown = {"allow": list(block.allow)} if block.allow is not None else {}
+                if block.deny:
+                    shown["deny"] = list(block.deny)
+                info[key] = shown
     return info
 
 

@@ -28,8 +28,9 @@ import trio
 from .. import defaults, ids, tls
 from ..core.interest import LocalInterest
 from ..errors import Reason
+from ..auth.permissions import CompiledPermissions
 from ..listeners import accept_forever
-from ..options import ClusterOptions
+from ..options import ClusterOptions, Permissions
 from ..protocol import encode
 from ..protocol.route_handshake import route_connect, route_info
 from .connection import GLOBAL_ACCOUNT, RouteConnection
@@ -116,6 +117,12 @@ class Cluster:
         self.ping_max = options.ping_max or server_opts.ping_max
         auth = options.authorization
         self.auth_timeout = (auth.timeout if auth and auth.timeout else defaults.AUTH_TIMEOUT)
+        #: cluster.permissions as nats-server applies them: `import` limits the interest we
+        #: announce (what peers may send us), `export` the peer interest we accept.
+        self.permissions = None
+        if options.permissions is not None:
+            self.permissions = CompiledPermissions(Permissions(
+                publish=options.permissions.import_, subscribe=options.permissions.export))  # fmt: skip
         #: Cluster TLS is always mutual: we verify the peer whichever side dialed.
         self.tls_server = self.tls_client = None
         if options.tls is not None:
@@ -337,6 +344,7 @@ class Cluster:
             headers=not server.options.no_header_support,
             auth_required=auth is not None and bool(auth.user),
             tls_required=options.tls is not None,
+            permissions=options.permissions,
         )
 
     def announce_lame_duck(self) -> None:
@@ -367,12 +375,16 @@ class Cluster:
     # --- interest and client URLs ---------------------------------------------------------
 
     def local_sub_added(self, sub: Subscription) -> None:
+        if self.permissions is not None and not self.permissions.can_publish(sub.subject):
+            return  # not importable: peers are not asked to send it
         line = self.interest.add(GLOBAL_ACCOUNT, sub.subject, sub.queue)
         if line is not None:
             for route in self.routes.values():
                 route.send_interest(line)
 
     def local_sub_removed(self, sub: Subscription) -> None:
+        if self.permissions is not None and not self.permissions.can_publish(sub.subject):
+            return
         line = self.interest.remove(GLOBAL_ACCOUNT, sub.subject, sub.queue)
         if line is not None:
             for route in self.routes.values():

@@ -312,6 +312,10 @@ class RouteConnection(Connection):
         account, subject, queue, weight = event
         if account != GLOBAL_ACCOUNT or not self.registered:
             return
+        permissions = self.cluster.permissions
+        if permissions is not None and not permissions.can_subscribe(subject, b""):
+            self.log.debug(f"Can not export {subject.decode(errors='replace')!r}, ignoring")
+            return
         key = (subject, queue)
         sub = self.remote_subs.get(key)
         if sub is not None:
@@ -424,6 +428,11 @@ class RouteConnection(Connection):
         self.rtt_start = now
         self.outbound.write(encode.PING)
         self.reschedule_ping(now + self.cluster.ping_interval)
+
+    def on_write_timeout(self) -> None:
+        self.server.stats.slow_consumers += 1
+        self.log.info("Slow Consumer Detected: WriteDeadline exceeded")
+        self.close(Reason.SLOW_CONSUMER_WRITE, flush=False)
 
     def _on_slow_consumer(self) -> None:
         self.server.stats.slow_consumers += 1
