@@ -100,6 +100,15 @@ SCENARIOS = (
     # Two-node clusters of the same implementation, both nodes on the server CPU: the
     # publisher is on node A, the subscriber on node B, so every message crosses the route.
     Scenario("routed", "routed 1:1 16B", kind="routed", subs=("bench",), remote=1),
+    # The same with sizes varying per message (as 1to1-mixed): no run shortcuts on either node.
+    Scenario(
+        "routed-mixed",
+        "routed 1:1 mixed",
+        kind="routed",
+        sizes=(8, 12, 16, 20, 24),
+        subs=("bench",),
+        remote=1,
+    ),
     # Two queue members on each node, publisher on A (where each message goes is each
     # server's choice: the share delivered on B is printed).
     Scenario(
@@ -542,11 +551,20 @@ def start_cluster(proc: Process) -> tuple[Process, Process]:
     """Nodes B then A (A dials B), both on `proc`'s CPU with its command and environment."""
     port_b, port_a = free_port(), free_port()
     log_dir = proc.log_path.parent
+    # Log files named after the route ports: each cluster's logs are its own.
     node_b = Process(
-        f"{proc.name}-B", cluster_argv(proc.argv, "B", port_b, None), proc.cpu, proc.env, log_dir
+        f"{proc.name}-B-{port_b}",
+        cluster_argv(proc.argv, "B", port_b, None),
+        proc.cpu,
+        proc.env,
+        log_dir,
     )
     node_a = Process(
-        f"{proc.name}-A", cluster_argv(proc.argv, "A", port_a, port_b), proc.cpu, proc.env, log_dir
+        f"{proc.name}-A-{port_a}",
+        cluster_argv(proc.argv, "A", port_a, port_b),
+        proc.cpu,
+        proc.env,
+        log_dir,
     )
     try:
         node_b.start()
@@ -639,8 +657,8 @@ def run_routed(proc: Process, sc: Scenario, duration: float, warmup: float) -> d
         result["route_ready_s"] = waited
         # Each node's CPU share over warm-up and measurement: which side is the limit.
         result["node_cpu"] = {
-            node.name[-1]: (cpu_seconds_of(node.pid) - c0) / elapsed
-            for node, c0 in zip((node_a, node_b), cpu0)
+            label: (cpu_seconds_of(node.pid) - c0) / elapsed
+            for label, node, c0 in zip("AB", (node_a, node_b), cpu0)
         }
         result["remote_share"] = sum(sub.received for sub in subs[local:]) / total if total else 0
         for node in (node_a, node_b):
@@ -738,7 +756,8 @@ def run_slow_consumer(proc: Process, sc: Scenario) -> dict:
     (SLOW_FLOOD_MAX at most). Then the subscriber reads what the kernel and the server still
     hold for it: the server cut it if that ends in EOF (or a reset) within SLOW_CUT_TIMEOUT.
     """
-    node = Process(f"{proc.name}-slow", proc.argv, proc.cpu, proc.env, proc.log_path.parent)
+    log_dir = proc.log_path.parent
+    node = Process(f"{proc.name}-slow-{free_port()}", proc.argv, proc.cpu, proc.env, log_dir)
     node.start()
     conns: list[socket.socket] = []
     sampler = None

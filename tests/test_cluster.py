@@ -485,3 +485,35 @@ async def test_a_server_with_plain_and_queue_interest_gets_one_copy_naming_the_g
     await raw.expect(b"RMSG $G bar 1\r\nb\r\nRMSG $G bar 1\r\nb\r\nRMSG $G bar 2\r\nhi\r\n")
     await raw.expect_nothing()
     a.shutdown()
+
+
+async def test_advertise_and_no_advertise_shape_the_route_info(nursery):
+    a = await start_node(nursery, advertise="10.0.0.5:7000", no_advertise=True)
+    info = a.cluster.info_fields()
+    assert (info["host"], info["port"]) == ("10.0.0.5", 7000)
+    assert "connect_urls" not in info  # peers' clients will not learn our client URLs
+    b = await start_node(nursery, advertise="routes.example")
+    assert (b.cluster.info_fields()["host"], b.cluster.info_fields()["port"]) == (
+        "routes.example", b.cluster.port)  # fmt: skip
+    a.shutdown()
+    b.shutdown()
+
+
+async def test_runs_of_routed_messages_arrive_whole_and_respect_auto_unsubscribe(pair):
+    a, b = pair
+    sub = await client(b)
+    await sub.send(b"SUB run 1\r\nSUB run 2\r\nPING\r\n")
+    await sub.expect(b"PONG\r\n")
+    await wait_for(lambda: has_remote_interest(a, b"run"))
+    pub = await client(a)
+    await pub.send(b"PUB run 2\r\nok\r\n" * 3 + b"PING\r\n")  # a run crosses the route as one
+    await pub.expect(b"PONG\r\n")
+    got = sorted([await sub.read_line() for _ in range(12)])
+    assert got == sorted([b"MSG run 1 2\r\n", b"ok\r\n"] * 3 + [b"MSG run 2 2\r\n", b"ok\r\n"] * 3)
+    await sub.send(b"UNSUB 2 5\r\nPING\r\n")  # two more for sid 2 (3 delivered), then it goes
+    await sub.expect(b"PONG\r\n")
+    await pub.send(b"PUB run 2\r\nok\r\n" * 4 + b"PING\r\n")
+    await pub.expect(b"PONG\r\n")
+    got = [await sub.read_line() for _ in range(12)]
+    assert got.count(b"MSG run 1 2\r\n") == 4 and got.count(b"MSG run 2 2\r\n") == 2
+    await sub.expect_nothing()

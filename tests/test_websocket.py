@@ -615,7 +615,7 @@ async def test_ports_file_lists_websocket_urls(nursery, tmp_path):
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("advertise", "ws.example.com:443"), ("user_cookie", "u"), ("jwt_cookie", "j")],
+    [("user_cookie", "u"), ("jwt_cookie", "j"), ("token_cookie", "t")],
 )
 def test_websocket_keys_not_acted_on_are_refused(field, value):
     from trionats.errors import ConfigError
@@ -636,3 +636,38 @@ async def test_websocket_ping_interval_overrides_the_servers(nursery):
     _clients.append(tcp)
     await tcp.send(b'CONNECT {"verbose":false}\r\n')
     await tcp.expect_nothing(0.5)
+
+
+# --- in a cluster: websocket clients learn the other nodes' websocket URLs ---------------------
+
+
+async def test_cluster_gives_websocket_clients_websocket_urls(nursery):
+    from trionats.options import ClusterOptions
+
+    route_a, route_b = free_port(), free_port()
+
+    def cluster(own: int, other: int) -> ClusterOptions:
+        return ClusterOptions(
+            name="C", host="127.0.0.1", port=own, routes=(f"nats-route://127.0.0.1:{other}",)
+        )
+
+    a = await start_trionats(nursery, cluster=cluster(route_a, route_b), websocket=WS)
+    b = await start_trionats(nursery, cluster=cluster(route_b, route_a), websocket=WS)
+    expected = sorted(f"127.0.0.1:{server.websocket.port}" for server in (a, b))
+    client = await RawWebSocket.connect(a.websocket.port)
+    await client.send(b'CONNECT {"verbose":false,"protocol":1}\r\nPING\r\n')
+    await client.expect(b"PONG\r\n")
+    with trio.fail_after(5):  # the connect_info INFO, then async INFOs as the route forms
+        while sorted(info_of(await client.read_line()).get("connect_urls", [])) != expected:
+            pass
+    tcp = await RawClient.connect(a.port)  # TCP clients still get the client URLs
+    _clients.append(tcp)
+    assert sorted(json.loads(tcp.info[5:])["connect_urls"]) == sorted(
+        f"127.0.0.1:{server.port}" for server in (a, b)
+    )
+    # In lame duck mode, a's websocket clients are told about b's websocket URL only.
+    a.enter_lame_duck()
+    with trio.fail_after(5):
+        while "ldm" not in (info := info_of(await client.read_line())):
+            pass
+    assert info["connect_urls"] == [f"127.0.0.1:{b.websocket.port}"]

@@ -98,6 +98,11 @@ class ClientConnection(Connection):
         self._pending_auth: PendingPassword | None = None
         self._pending_ok = False
         self._paused_events = None
+        #: Reload (reauthorize): the bcrypt hash this client's password matched, the
+        #: Authenticator its CONNECT was checked by, and a count that voids stale rechecks.
+        self._verified_hash = ""
+        self._checked_by = None
+        self._reauth_generation = 0
         self.auth_deadline = math.inf
         #: INFO `nonce` for nkey users to sign (only when nkey users are configured).
         self.nonce = new_nonce() if self.auth.nkeys else ""
@@ -190,7 +195,10 @@ class ClientConnection(Connection):
         pending, self._pending_auth = self._pending_auth, None
         events, self._paused_events = self._paused_events, None
         if self._pending_ok:
+            self._verified_hash = pending.hashed
             self._accept_identity(pending.identity)
+            if self._checked_by is not self.auth:  # a reload came while bcrypt ran
+                self.reauthorize()
         else:
             self._refuse(pending.failure)
         if self.closed_reason is not None:
@@ -333,6 +341,7 @@ class ClientConnection(Connection):
                 )
             if type(verdict) is PendingPassword:
                 self._pending_auth = verdict
+                self._checked_by = self.auth
                 self.awaiting = self._check_password
                 return
             if type(verdict) is Failure:
@@ -375,6 +384,109 @@ class ClientConnection(Connection):
             self.__dict__.pop("_on_pub_batch", None)
             self.__dict__.pop("_on_pub_run", None)
         self._plans.clear()
+
+    # --- reload: authorization changed (server.py, nats-server's reloadAuthorization) ------
+
+    def reauthorize(self) -> None:
+        """Check this client again against the authorization now configured.
+
+        As nats-server: a client whose user or nkey is no longer configured is closed
+        without an -ERR (reason Client Closed); one whose credentials no longer pass gets
+        -ERR 'Authorization Violation' and is closed; otherwise the new permissions apply
+        at once and subscriptions they no longer allow are removed, each with an -ERR.
+        A changed bcrypt hash is checked in a worker thread; until then nothing changes.
+        """
+        if self.closed_reason is not None or self._pending_auth is not None:
+            return  # a CONNECT being checked: resume() comes back here if need be
+        self._reauth_generation += 1
+        auth = self.auth
+        identity = self.identity
+        if not self.connected:
+            # Its CONNECT will meet the new settings; until then, the new deadline and rules.
+            self.parser.require_connect = auth.auth_required
+            if not auth.enabled:
+                self.auth_deadline = math.inf
+            elif self.auth_deadline == math.inf:
+                self.auth_deadline = trio.current_time() + auth.timeout
+                self.reschedule_ping(min(self.next_ping, self.auth_deadline))
+            if identity is None:
+                return
+        elif identity is None and not auth.enabled:
+            return  # no authentication before or now
+        if identity is not None and not auth.knows(identity):
+            self.close(Reason.CLIENT_CLOSED)
+            return
+        opts = self.opts
+        verdict = auth.check(
+            opts.user, opts.password, opts.auth_token, opts.nkey, opts.sig, self.nonce,
+            self.peer_cert,
+        )
+        if type(verdict) is PendingPassword:
+            if verdict.identity is None:
+                verdict = Failure(verdict.failure)
+            elif verdict.hashed == self._verified_hash:
+                verdict = verdict.identity  # the hash this password already matched
+            else:
+                generation = self._reauth_generation
+                self.server.start_connection_task(self._recheck_password, auth, verdict, generation)
+                return
+        if type(verdict) is Failure:
+            if not self.connected:  # ops before CONNECT had no_auth_user's permissions
+                self.close(Reason.CLIENT_CLOSED)
+                return
+            self._refuse(self._reauth_failure())
+            return
+        self._reapply_identity(verdict)
+
+    async def _recheck_password(self, auth, pending: PendingPassword, generation: int) -> None:
+        ok = await auth.verify(pending)
+        if generation != self._reauth_generation or self.closed_reason is not None:
+            return  # another reload since, or closed meanwhile
+        if ok:
+            self._verified_hash = pending.hashed
+            self._reapply_identity(pending.identity)
+        else:
+            self._refuse(self._reauth_failure())
+
+    def _reapply_identity(self, identity: Identity) -> None:
+        """The same client under its (possibly new) permissions: subscriptions re-checked."""
+        self._set_identity(identity)
+        self.delivery_deny = None
+        if identity.permissions is None:
+            return
+        for sub in list(self.subs.values()):
+            queue = sub.queue or b""
+            if self._may_subscribe(sub.subject, queue):
+                continue
+            self.remove_sub(sub)
+            subj, q, sid = _text(sub.subject), _text(queue), _text(sub.sid)
+            self.send_err(f'{errors.subscribe_violation(subj, q or None)} (sid "{sid}")')
+            where = f'"{subj}" using queue "{q}"' if queue else f'"{subj}"'
+            self.server.log.info(
+                f'Removed sub {where} (sid "{sid}") for {self._auth_user_text()} - not authorized'
+            )
+
+    def _auth_user_text(self) -> str:
+        """nats-server's getAuthUser: who the client is, for log lines (a no_auth_user
+        client is that user there too)."""
+        identity, opts = self.identity, self.opts
+        known = identity.user if identity is not None else ""
+        nkey = known if identity is not None and identity.kind == "nkey" else opts.nkey
+        if nkey:
+            return f'Nkey "{nkey}"'
+        user = known if identity is not None and identity.kind == "user" and known else opts.user
+        if user:
+            return f'User "{user}"'
+        if opts.auth_token:
+            return 'Token "[REDACTED]"'
+        return 'User "N/A"'
+
+    def _reauth_failure(self) -> str:
+        """The log text of a client refused on reload (nats-server's authViolation)."""
+        identity, opts = self.identity, self.opts
+        if (identity is not None and identity.user) or opts.nkey or opts.user or opts.auth_token:
+            return f"authentication error - {self._auth_user_text()}"
+        return "authentication error"
 
     def _connect_accepted(self) -> None:
         """The rest of CONNECT once the client is who it says: +OK, first PING, log label."""

@@ -45,13 +45,18 @@ class Plan:
 
 class InboundPlan:
     """Where a message from a route goes: local plain subscribers, and per queue group
-    name its local members (served only when the sender names the group)."""
+    name its local members (`groups`, served only when the sender names the group).
 
-    __slots__ = ("plain", "queues")
+    `queues` is always empty, so that `deliver` serves a message that names no group."""
 
-    def __init__(self, plain: tuple, queues: dict[bytes, tuple]) -> None:
+    __slots__ = ("plain", "groups", "granting")
+    queues = ()
+
+    def __init__(self, plain: tuple, groups: dict[bytes, tuple]) -> None:
         self.plain = plain
-        self.queues = queues
+        self.groups = groups
+        #: A subscriber is granted replies by allow_responses: deliver message by message.
+        self.granting = any(type(target[1]) is GrantingOutbound for target in plain)
 
 
 def local_target(sub, subject: bytes) -> tuple:
@@ -175,7 +180,7 @@ def deliver_inbound(plan: InboundPlan, queues, subject, reply, header_size, data
     if queues:
         picked = []
         for name in queues:
-            group = plan.queues.get(name)
+            group = plan.groups.get(name)
             target = pick(group) if group else None
             if target is not None:
                 picked.append(target)

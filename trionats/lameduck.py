@@ -55,7 +55,7 @@ def announce(server: Server) -> None:
     """Send the lame duck INFO to clients that can take it, and run the route hooks."""
     for hook in server.lame_duck_hooks:
         hook()
-    own = set(server.own_connect_urls())
+    own = set(server.own_connect_urls()) | set(server.own_ws_connect_urls())
     for client in list(server.clients.values()):
         if client.opts.protocol >= 1 and client.first_pong_sent and client.closed_reason is None:
             info = server.client_info(client)

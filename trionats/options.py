@@ -158,8 +158,6 @@ class WebsocketOptions:
                 problems.append(f'unable to parse allowed origin "{origin}": host is required')
         if self.jwt_cookie or self.user_cookie or self.pass_cookie or self.token_cookie:
             problems.append("websocket cookies are not supported by trionats yet")
-        if self.advertise:  # it only feeds ws_connect_urls, which routes do not gossip yet
-            problems.append("websocket advertise is not supported by trionats yet")
         if not (-1 <= self.port <= 65535):
             problems.append(f"websocket port {self.port} is out of range")
         return problems

@@ -39,6 +39,7 @@ from .auth import Authenticator
 from .client import ClientConnection
 from .core.sublist import Sublist
 from .config.load import load as load_config
+from .config.reload import BEFORE_AUTHORIZATION, authorization_lines
 from .config.reload import diff as reload_diff
 from .errors import ConfigError, Reason
 from .lameduck import run_lame_duck
@@ -50,6 +51,10 @@ from .options import Options
 from .routes.cluster import Cluster
 from .websocket import WebsocketListener
 
+
+
+#: Reloaded options after which clients are authorized again (tls: verify_and_map, timeout).
+AUTH_OPTIONS = frozenset({"authorization", "no_auth_user", "tls"})
 
 
 class Stats:
@@ -105,6 +110,8 @@ class Server:
             self.lame_duck_hooks.append(self.cluster.announce_lame_duck)
         #: Client URLs (host:port) of this server and its peers, in client INFO once clustered.
         self.connect_urls: list[str] = []
+        #: The same for websocket clients: websocket URLs of this server and its peers.
+        self.ws_connect_urls: list[str] = []
         self._stop = trio.Event()
         self._stopped = trio.Event()
         self._ports_file: Path | None = None
@@ -279,13 +286,23 @@ class Server:
         except ConfigError as exc:
             self.log.error(f"Failed to reload server configuration: {exc}")
             return False
+        old, old_auth = self.options, self.auth
         self.options = new
         self._apply_reload(changes)
+        first, then = [], []
         for name, value in changes.items():
+            if name in AUTH_OPTIONS and name != "tls":
+                continue  # authorization_lines below
             shown = str(value).lower() if isinstance(value, bool) else value
             if name == "tls":  # nats-server's line, and no file names in the log
                 shown = "disabled" if value is None else "enabled"
-            self.log.info(f"Reloaded: {name} = {shown}")
+            line = f"Reloaded: {name} = {shown}"
+            (first if name in BEFORE_AUTHORIZATION else then).append(line)
+        auth_lines = authorization_lines(old, new, (old_auth.timeout, self.auth.timeout))
+        for line in first + auth_lines + then:
+            self.log.info(line)
+        if changes.keys() & AUTH_OPTIONS:  # after the lines, as nats-server
+            self._reauthorize_clients()
         digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
         self.log.info(f"Reloaded server configuration (sha256:{digest})")
         return True
@@ -297,7 +314,10 @@ class Server:
                 self._load_tls(options)
             except ConfigError as exc:  # its files changed again since the reload read them
                 self.log.error(f"Failed to reload TLS: {exc}")
-            self.auth = Authenticator(options)  # its timeout and verify_and_map follow tls
+        if changes.keys() & AUTH_OPTIONS:  # tls: the timeout and verify_and_map follow it
+            auth = Authenticator(options)
+            auth.carry_over(self.auth)
+            self.auth = auth
         if changes.keys() & LOGGING_OPTIONS:
             configure_from(options)
         for client in list(self.clients.values()):
@@ -316,6 +336,14 @@ class Server:
         if "pid_file" in changes or "ports_file_dir" in changes:
             self._remove_files()
             self._write_files()
+
+    def _reauthorize_clients(self) -> None:
+        """The authorization changed: every client is checked again (client.reauthorize:
+        closed, or its new permissions applied and its subscriptions pruned)."""
+        for client in list(self.clients.values()):
+            client.reauthorize()
+        # Delivery plans hold each subscriber's deny list and allow_responses state.
+        self.sublist.generation += 1
 
     # --- lame duck mode ---------------------------------------------------------------------
 
@@ -428,14 +456,25 @@ class Server:
             info["nonce"] = client.nonce
         if self.cluster is not None:
             info["cluster"] = self.cluster.name
-            # Websocket clients would get the cluster's websocket URLs (not gossiped yet).
-            if self.connect_urls and getattr(client, "websocket", None) is None:
-                info["connect_urls"] = list(self.connect_urls)
+            # Websocket clients get the cluster's websocket URLs, as nats-server's.
+            websocket = getattr(client, "websocket", None) is not None
+            urls = self.ws_connect_urls if websocket else self.connect_urls
+            if urls:
+                info["connect_urls"] = list(urls)
         return info
 
     def own_connect_urls(self) -> list[str]:
         """This server's client URLs as INFO `connect_urls` lists them (host:port)."""
         return [url.partition("://")[2] for url in self.client_urls()]
+
+    def own_ws_connect_urls(self) -> list[str]:
+        """This server's websocket URLs as INFO lists them (host:port; the block's `advertise`
+        if set); none without a websocket listener."""
+        if self.websocket is None:
+            return []
+        if self.options.websocket.advertise:
+            return [self.options.websocket.advertise]
+        return [_hostport(self._websocket_host(), self.websocket.port)]
 
     def cluster_urls_changed(self) -> None:
         """Routes came or went: clients that take async INFO hear the new connect_urls.
@@ -447,9 +486,11 @@ class Server:
             return
         urls = self.own_connect_urls()
         urls += [url for url in self.cluster.peer_client_urls() if url not in urls]
-        if urls == self.connect_urls:
+        ws_urls = self.own_ws_connect_urls()
+        ws_urls += [url for url in self.cluster.peer_ws_urls() if url not in ws_urls]
+        if (urls, ws_urls) == (self.connect_urls, self.ws_connect_urls):
             return
-        self.connect_urls = urls
+        self.connect_urls, self.ws_connect_urls = urls, ws_urls
         for client in list(self.clients.values()):
             if client.connected and client.opts.protocol >= 1 and client.closed_reason is None:
                 client.outbound.write(encode.info(self.client_info(client)))

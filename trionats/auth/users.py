@@ -152,6 +152,27 @@ class Authenticator:
         self._logged = 0
         self._suppressed = 0
 
+    def carry_over(self, old: Authenticator) -> None:
+        """A reload replaced `old`: keep its bcrypt threads limit and failure log window, so
+        checks still running there and new ones share AUTH_BCRYPT_THREADS."""
+        self.limiter = old.limiter
+        self._log_window_start = old._log_window_start
+        self._logged = old._logged
+        self._suppressed = old._suppressed
+
+    def knows(self, identity: Identity) -> bool:
+        """Is the user or nkey `identity` names still configured (on any listener)?
+
+        As nats-server on reload, a client whose user is gone is closed without an -ERR;
+        one whose user is still there has its credentials checked again."""
+        if not identity.user:
+            return True  # token, or no user: the credentials decide
+        if identity.kind == "nkey":
+            return identity.user in self.nkeys
+        if self.single is not None:
+            return self.single[0] == identity.user
+        return identity.user in self.users
+
     # --- the checks -----------------------------------------------------------------------
 
     def check(self, user: str, password: str, token: str, nkey: str = "", sig: str = "",

@@ -658,12 +658,24 @@ def _check_rules(conf_out: dict, problems: list[Problem], positions: dict) -> No
         for url in cluster.get("routes", ()):
             if not _is_route_url(url):
                 problems.append(Problem(where, f'error parsing route url ["{url}"]'))
+        advertise = cluster.get("advertise", "")
+        if advertise and not _is_host_port(advertise):
+            problems.append(Problem(where, f"invalid Cluster.Advertise value of {advertise}"))
 
 
 def _is_route_url(text: str) -> bool:
     try:
         parts = urllib.parse.urlsplit(text)
         return bool(parts.scheme and parts.hostname and parts.port)
+    except ValueError:
+        return False
+
+
+def _is_host_port(text: str) -> bool:
+    """`host` or `host:port` (nats-server's parseHostPort; the port defaults elsewhere)."""
+    try:
+        parts = urllib.parse.urlsplit(f"nats://{text}")
+        return bool(parts.hostname) and (parts.port is None or parts.port >= 0)
     except ValueError:
         return False
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import attrs
 
 from ..errors import ConfigError
-from ..options import ClusterOptions, Options
+from ..options import Authorization, ClusterOptions, Options
 
 #: Options a running server applies on reload (what trionats acts on today and nats-server
 #: hot-reloads). Everything else that changes makes the reload fail.
@@ -37,6 +37,9 @@ RELOADABLE = frozenset(
         "no_fast_producer_stall",
         "tls",  # new client and HTTPS connections use the new block; open ones keep theirs
         "cluster",  # routes added/removed; listener, name: see _check_cluster
+        # Live clients are re-authorized and their subscriptions re-checked (server.py).
+        "authorization",
+        "no_auth_user",  # only its removal, with its user: see _check_no_auth_user
     }
 )
 
@@ -85,6 +88,8 @@ def diff(old: Options, new: Options) -> dict[str, object]:
             continue
         if name == "cluster":
             _check_cluster(old.cluster, new.cluster)
+        if name == "no_auth_user":
+            _check_no_auth_user(old.no_auth_user, new)
         if name not in RELOADABLE:
             raise ConfigError(
                 f"config reload not supported for {go_name(name)}: old={_show(before)}, "
@@ -114,6 +119,54 @@ def _check_cluster(old: ClusterOptions | None, new: ClusterOptions | None) -> No
         raise ConfigError("config reload not supported for cluster permissions")
     if old.tls != new.tls:
         raise ConfigError("config reload not supported for cluster tls")
+
+
+#: Options nats-server logs before its authorization lines on reload (its field order).
+BEFORE_AUTHORIZATION = frozenset(
+    {"debug", "trace", "trace_verbose", "logtime", "logtime_utc", "max_connections"}
+)
+
+
+def authorization_lines(old: Options, new: Options, timeouts: tuple[float, float]) -> list[str]:
+    """nats-server's `Reloaded:` lines for the authorization settings, in its order.
+
+    It logs `authorization users` and `accounts` on every reload (its Users and Accounts
+    options always compare as changed); `timeouts` are the effective authentication
+    timeouts before and after (the TLS timeout moves the default)."""
+    before, after = old.authorization or Authorization(), new.authorization or Authorization()
+    lines = []
+    if _nkey_users(before) != _nkey_users(after):
+        lines.append("authorization nkey users")
+    lines += ["authorization users", "accounts"]
+    if before.user != after.user:
+        lines.append("authorization username")
+    if before.password != after.password:
+        lines.append("authorization password")
+    if before.token != after.token:
+        lines.append("authorization token")
+    if timeouts[0] != timeouts[1]:
+        lines.append(f"authorization timeout = {timeouts[1]:g}")
+    return [f"Reloaded: {line}" for line in lines]
+
+
+def _nkey_users(auth: Authorization) -> list:
+    """The nkey users as nats-server compares them (default permissions filled in)."""
+    return [
+        (user.nkey, user.permissions or auth.default_permissions, user.allowed_connection_types)
+        for user in auth.users
+        if user.nkey
+    ]
+
+
+def _check_no_auth_user(before: str, new: Options) -> None:
+    """As nats-server: no_auth_user may only go away, and only with its user (a client that
+    connected as that user is then closed like any user removed from the configuration)."""
+    users = new.authorization.users if new.authorization is not None else ()
+    if before and not new.no_auth_user and all(user.user != before for user in users):
+        return
+    raise ConfigError(
+        f"config reload not supported for NoAuthUser: old={before}, new={new.no_auth_user}"
+    )
 
 
 def _show(value: object) -> str:

@@ -130,6 +130,23 @@ class RMsg(NamedTuple):
     data: bytes
 
 
+class RMsgRun(NamedTuple):
+    """Two or more consecutive RMSGs with the same control line (no headers).
+
+    `parts` holds each message's payload + CRLF, as PubRun's do; `expand()` gives the RMsgs.
+    """
+
+    account: bytes
+    subject: bytes
+    reply: bytes
+    queues: tuple[bytes, ...]
+    parts: list[bytes]
+
+    def expand(self) -> list[RMsg]:
+        head = (self.account, self.subject, self.reply, self.queues, -1)
+        return [RMsg(*head, part) for part in self.parts]
+
+
 class LSub(NamedTuple):
     """LS+: interest from a leaf node behind the remote server (`origin` = leaf cluster)."""
 

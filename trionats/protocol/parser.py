@@ -38,6 +38,7 @@ from .events import (
     PubBatch,
     PubRun,
     RMsg,
+    RMsgRun,
     RSub,
     RUnsub,
     Sub,
@@ -202,6 +203,9 @@ class Parser:
         # between two yields and nothing else can), so they are re-read after those only.
         fast = self.pub_fast_path and not self.require_connect
         batch = self.batch
+        runs = batch or self.runs_only
+        prefix = self.fast_prefix
+        skip = len(prefix)
         pending: list[tuple[bytes, bytes, bytes]] = []  # batch mode: PUBs not yet yielded
         try:
             while pos < end:
@@ -212,22 +216,23 @@ class Parser:
                         pending = []
                     self._keep_partial(buf, pos, end)
                     return
-                if fast and startswith(b"PUB ", pos) and buf[pos + 4] > _SPACE:
-                    # Fast path: the common shape of PUB. Its argument bytes key a cache of lines
-                    # already decoded and checked against the limits (set_limits clears it).
-                    key = buf[pos + 4 : nl]
+                if fast and startswith(prefix, pos) and buf[pos + skip] > _SPACE:
+                    # Fast path: the common shape of PUB (RMSG on routes). Its argument bytes key
+                    # a cache of lines already decoded and checked (set_limits clears it).
+                    # `subject, reply` are a PUB's; a route parser keeps its RMSG fields there.
+                    key = buf[pos + skip : nl]
                     args = pub_lines.get(key)
                     if args is None:
-                        args = self._cache_pub_line(buf, pos + 4, nl, key)
+                        args = self._cache_pub_line(buf, pos + skip, nl, key)
                     subject, reply, size = args
                     stop = nl + 3 + size
                     if stop <= end:
                         if not startswith(b"\r\n", stop - 2):
                             raise _unknown_op()
                         if (
-                            batch
-                            and startswith(key, stop + 4)
-                            and startswith(b"PUB ", stop)
+                            runs
+                            and startswith(key, stop + skip)
+                            and startswith(prefix, stop)
                             and stop + stop - pos <= end
                         ):
                             parts = self._run(buf, pos, nl + 1, stop - pos, end)
@@ -235,19 +240,19 @@ class Parser:
                                 if pending:
                                     yield new_event(PubBatch, (pending,))
                                     pending = []
-                                yield new_event(PubRun, (subject, reply, parts))
+                                yield self._run_event(subject, reply, parts)
                                 pos += len(parts) * (stop - pos)
                                 continue
                         if batch:
                             pending.append((subject, reply, buf[nl + 1 : stop]))
                         else:
-                            yield new_event(Pub, (subject, reply, -1, buf[nl + 1 : stop]))
+                            yield self._message_event(subject, reply, buf[nl + 1 : stop])
                         pos = stop
                         continue
                     if pending:
                         yield new_event(PubBatch, (pending,))
                         pending = []
-                    self._wait_payload(buf, nl + 1, end, Pub, (subject, reply, -1), size)
+                    self._wait_payload(buf, nl + 1, end, *self._waiting_message(subject, reply), size)
                     return
                 if pending:
                     yield new_event(PubBatch, (pending,))
@@ -287,6 +292,7 @@ class Parser:
                 yield self._decode_other(op, arg)
                 fast = self.pub_fast_path and not self.require_connect
                 batch = self.batch
+                runs = batch or self.runs_only
         except ProtocolError:
             if pending:  # what came before the error is handled first, as in nats-server
                 yield new_event(PubBatch, (pending,))
@@ -428,11 +434,35 @@ class Parser:
 
     # --- argument decoding ----------------------------------------------------------------
 
-    def _cache_pub_line(self, buf: bytes, arg_start: int, nl: int, key: bytes) -> tuple:
-        """Decode and limit-check a PUB line seen for the first time, and remember it."""
-        args = self._decode_pub(self._arg_text(buf, arg_start, nl))
+    # --- the fast path's message shape (PUB here; RMSG for RouteParser) ---------------------
+
+    #: The op whose common shape takes the fast path, with its separator.
+    fast_prefix = b"PUB "
+    #: Yield runs of identical lines even without `batch` (RouteParser: runs, never batches).
+    runs_only = False
+
+    def _decode_fast_line(self, arg: bytes) -> tuple:
+        """(subject, reply, size) of a PUB line, checked against max_payload."""
+        args = self._decode_pub(arg)
         if args[2] > self.max_payload:
             raise ProtocolError(errors.MAX_PAYLOAD, Reason.MAX_PAYLOAD)
+        return args
+
+    @staticmethod
+    def _message_event(subject: bytes, reply: bytes, data: bytes) -> object:
+        return new_event(Pub, (subject, reply, -1, data))
+
+    @staticmethod
+    def _run_event(subject: bytes, reply: bytes, parts: list) -> object:
+        return new_event(PubRun, (subject, reply, parts))
+
+    @staticmethod
+    def _waiting_message(subject: bytes, reply: bytes) -> tuple:
+        return Pub, (subject, reply, -1)
+
+    def _cache_pub_line(self, buf: bytes, arg_start: int, nl: int, key: bytes) -> tuple:
+        """Decode and check a fast-path line seen for the first time, and remember it."""
+        args = self._decode_fast_line(self._arg_text(buf, arg_start, nl))
         pub_lines = self._pub_lines
         if len(pub_lines) >= defaults.PUB_LINE_CACHE_SIZE:
             pub_lines.clear()
@@ -557,8 +587,28 @@ class RouteParser(Parser):
     """
 
     keywords = ROUTE_KEYWORDS
-    pub_fast_path = False
     message_ops = frozenset({OP_RMSG, OP_HMSG, OP_LMSG})
+    # The fast path takes RMSG lines (the bulk of route traffic), and yields runs of identical
+    # ones as RMsgRun: a sender's run of PUBs crosses the route as such a run.
+    fast_prefix = b"RMSG "
+    runs_only = True
+
+    def _decode_fast_line(self, arg: bytes) -> tuple:
+        """((account, subject, reply, queues), None, size) of an RMSG line."""
+        _, fields, size = self._decode_message(OP_RMSG, arg)
+        return fields[:4], None, size
+
+    @staticmethod
+    def _message_event(fields: tuple, _: None, data: bytes) -> object:
+        return new_event(RMsg, fields + (-1, data))
+
+    @staticmethod
+    def _run_event(fields: tuple, _: None, parts: list) -> object:
+        return new_event(RMsgRun, fields + (parts,))
+
+    @staticmethod
+    def _waiting_message(fields: tuple, _: None) -> tuple:
+        return RMsg, fields + (-1,)
 
     def __init__(
         self,

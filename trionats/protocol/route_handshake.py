@@ -37,6 +37,7 @@ def route_info(
     tls_required: bool = False,
     ip: str = "",
     permissions=None,
+    ws_connect_urls: list[str] = (),
 ) -> dict:
     """Our route INFO, in nats-server's field order (omitted fields are left out)."""
     info: dict = {
@@ -61,6 +62,8 @@ def route_info(
         info["cluster_dynamic"] = True
     if connect_urls:
         info["connect_urls"] = list(connect_urls)
+    if ws_connect_urls:  # with a websocket listener: what its clients may reconnect to
+        info["ws_connect_urls"] = list(ws_connect_urls)
     if permissions is not None:  # peers see what we import and export
         for key, block in (("import", permissions.import_), ("export", permissions.export)):
             if block is not None:

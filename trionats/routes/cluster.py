@@ -328,9 +328,9 @@ class Cluster:
         server = self.server
         options = self.options
         host, port = options.host, self.port
-        if options.advertise:
-            advertised = RouteURL.parse(options.advertise)
-            host, port = advertised.host, advertised.port
+        if options.advertise:  # `host` or `host:port` (the port defaults to ours)
+            parts = urllib.parse.urlsplit(f"nats-route://{options.advertise}")
+            host, port = parts.hostname or host, parts.port or port
         auth = options.authorization
         return route_info(
             server_id=server.server_id,
@@ -345,6 +345,7 @@ class Cluster:
             auth_required=auth is not None and bool(auth.user),
             tls_required=options.tls is not None,
             permissions=options.permissions,
+            ws_connect_urls=[] if options.no_advertise else server.own_ws_connect_urls(),
         )
 
     def announce_lame_duck(self) -> None:
@@ -394,6 +395,13 @@ class Cluster:
         urls: list[str] = []
         for route in self.routes.values():
             urls += route.client_urls()
+        return urls
+
+    def peer_ws_urls(self) -> list[str]:
+        """The peers' websocket URLs (host:port), for websocket clients' connect_urls."""
+        urls: list[str] = []
+        for route in self.routes.values():
+            urls += route.client_urls("ws_connect_urls")
         return urls
 
 

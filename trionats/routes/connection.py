@@ -21,7 +21,7 @@ import trio
 from .. import defaults, errors, tls
 from ..auth.users import is_bcrypt
 from ..core.sublist import InvalidSubject, Subscription
-from ..delivery import InboundPlan, deliver_inbound, local_target
+from ..delivery import InboundPlan, deliver, deliver_inbound, local_target
 from ..connection import Connection
 from ..errors import ProtocolError, Reason
 from ..protocol import encode
@@ -37,6 +37,7 @@ from ..protocol.events import (
     Ping,
     Pong,
     RMsg,
+    RMsgRun,
     RSub,
     RUnsub,
 )
@@ -168,7 +169,9 @@ class RouteConnection(Connection):
     def _dispatch(self, events) -> None:
         for event in events:
             kind = type(event)
-            if kind is RMsg:
+            if kind is RMsgRun:
+                self._on_rmsg_run(event)
+            elif kind is RMsg:
                 self._on_rmsg(event)
             elif kind is RSub:
                 self._on_rsub(event)
@@ -293,18 +296,19 @@ class RouteConnection(Connection):
 
     def _on_info_update(self, info: dict) -> None:
         """An async INFO from the peer itself: new client URLs, or lame duck mode."""
-        urls_before = self.client_urls()
+        urls_before = self.client_urls(), self.client_urls("ws_connect_urls")
         self.remote_info = info
         if info.get("ldm"):
             self.log.info("Peer entered lame duck mode")
-        if self.client_urls() != urls_before:
+        if (self.client_urls(), self.client_urls("ws_connect_urls")) != urls_before:
             self.server.cluster_urls_changed()
 
-    def client_urls(self) -> list[str]:
-        """The peer's client URLs, as its INFO gives them (none while it is in lame duck)."""
+    def client_urls(self, field: str = "connect_urls") -> list[str]:
+        """The peer's client URLs (or `ws_connect_urls`), as its INFO gives them (none while
+        it is in lame duck)."""
         if self.remote_info.get("ldm"):
             return []
-        return list(self.remote_info.get("connect_urls") or ())
+        return list(self.remote_info.get(field) or ())
 
     # --- remote interest ------------------------------------------------------------------
 
@@ -366,10 +370,56 @@ class RouteConnection(Connection):
             self._plans.clear()
             self._plans_generation = sublist.generation
         plan = self._plans.get(subject) or self._build_plan(subject)
-        delivered = deliver_inbound(plan, queues, subject, reply, header_size, data)
+        if queues or header_size >= 0:
+            delivered = deliver_inbound(plan, queues, subject, reply, header_size, data)
+        elif plan.plain:
+            delivered = deliver(plan, encode.msg_tail(reply, size), data, size)
+        else:
+            return
         if delivered:
             stats.out_msgs += delivered
             stats.out_bytes += delivered * size
+
+    def _on_rmsg_run(self, run: RMsgRun) -> None:
+        """Identical RMSGs (a publisher's run, forwarded as one): one join per subscriber.
+
+        The same as `_on_rmsg` for each; it falls back to exactly that when per-message
+        handling matters (queue groups named, auto-unsubscribe limits, allow_responses; a
+        limit can be set after the plan was built, so it is checked per run)."""
+        account, subject, reply, queues, parts = run
+        if account != GLOBAL_ACCOUNT or not self.registered:
+            for event in run.expand():
+                self._on_rmsg(event)
+            return
+        sublist = self.sublist
+        if self._plans_generation != sublist.generation:
+            self._plans.clear()
+            self._plans_generation = sublist.generation
+        plan = self._plans.get(subject) or self._build_plan(subject)
+        if queues or plan.granting or any(target[0].max_msgs for target in plan.plain):
+            for event in run.expand():
+                self._on_rmsg(event)
+            return
+        count = len(parts)
+        size = len(parts[0]) - 2
+        self.in_msgs += count
+        self.in_bytes += count * size
+        stats = self.server.stats
+        stats.in_msgs += count
+        stats.in_bytes += count * size
+        if not plan.plain:
+            return
+        tail = encode.msg_tail(reply, size)
+        for sub, outbound, head, _ in plan.plain:
+            prefix = head + tail
+            outbound.write(prefix + prefix.join(parts))
+            client = sub.client
+            client.out_msgs += count
+            client.out_bytes += count * size
+            sub.delivered += count
+        delivered = count * len(plan.plain)
+        stats.out_msgs += delivered
+        stats.out_bytes += delivered * size
 
     def _build_plan(self, subject: bytes) -> InboundPlan:
         """Local subscribers of `subject` (route interest never gets a routed message)."""

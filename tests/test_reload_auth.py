@@ -1,0 +1,484 @@
+"""Reloading the authorization (SIGHUP): users, passwords, tokens, nkeys, permissions and
+no_auth_user applied to live connections as nats-server 2.15.1 does (docs/security.md)."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import time
+
+import attrs
+import bcrypt
+import pytest
+import trio
+
+from tests.helpers import NatsServerProcess, RawClient, TrionatsProcess, free_port
+from tests.test_auth import NKEY, NKEY_SEED, _sign
+from tests.test_websocket import RawWebSocket
+from trionats.config.load import load
+from trionats.config.reload import authorization_lines, diff
+from trionats.errors import ConfigError
+from trionats.options import Authorization, Options, Permissions, SubjectPermission, User
+from trionats.server import Server
+
+HASH = bcrypt.hashpw(b"secret", bcrypt.gensalt(4)).decode()
+HASH_SAME = bcrypt.hashpw(b"secret", bcrypt.gensalt(4)).decode()  # same password, new salt
+HASH_OTHER = bcrypt.hashpw(b"other", bcrypt.gensalt(4)).decode()
+
+AUTH_VIOLATION = b"-ERR 'Authorization Violation'\r\n"
+
+
+def _connect(**fields) -> bytes:
+    return b"CONNECT " + json.dumps({"verbose": False, **fields}).encode() + b"\r\n"
+
+
+def _removed(subject: str, sid: int, queue: str = "") -> bytes:
+    using = f' using queue "{queue}"' if queue else ""
+    return (
+        f"-ERR 'Permissions Violation for Subscription to \"{subject}\"{using} (sid \"{sid}\")'\r\n"
+    ).encode()
+
+
+async def _start(nursery, path, **flags) -> Server:
+    flags = {"host": "127.0.0.1", "port": -1, **flags}
+    options = attrs.evolve(load(path), **flags)
+    return await nursery.start(Server(options, flag_overrides=flags).serve)
+
+
+async def _client(server: Server, *ops: bytes, **connect) -> RawClient:
+    client = await RawClient.connect(server.port)
+    await client.send(_connect(**connect) + b"".join(ops))
+    assert await client.ping_pong() == b""
+    return client
+
+
+async def _closed_with(client: RawClient) -> bytes:
+    """What the server sent before closing the connection (it must close)."""
+    await client.send(b"PING\r\n")
+    return await client.expect_closed()
+
+
+def _users(*entries: str, extra: str = "") -> str:
+    return "authorization { users: [\n" + "\n".join(entries) + "\n] }\n" + extra
+
+
+# --- pure: what a reload may change, and its log lines --------------------------------------
+
+
+def test_diff_accepts_authorization_changes():
+    old = Options(authorization=Authorization(token="a"))
+    new = Options(authorization=Authorization(user="u", password="p"))
+    assert diff(old, new) == {"authorization": new.authorization}
+    assert diff(new, Options()) == {"authorization": None}
+
+
+def _with_users(*names: str, no_auth_user: str = "") -> Options:
+    users = tuple(User(user=name, password="p") for name in names)
+    return Options(authorization=Authorization(users=users), no_auth_user=no_auth_user)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "refused"),
+    [
+        (_with_users("a", "b"), _with_users("a", "b", no_auth_user="a"), "old=, new=a"),
+        (_with_users("a", "b", no_auth_user="b"), _with_users("a", "b", no_auth_user="a"),
+         "old=b, new=a"),  # fmt: skip
+        # Dropping no_auth_user while its user stays would change what anonymous clients are.
+        (_with_users("a", "b", no_auth_user="b"), _with_users("a", "b"), "old=b, new="),
+        # Dropping it with its user is what nats-server allows.
+        (_with_users("a", "b", no_auth_user="b"), _with_users("a"), None),
+    ],
+)
+def test_no_auth_user_changes_as_nats_server(old, new, refused):
+    if refused is None:
+        assert "no_auth_user" in diff(old, new)
+        return
+    with pytest.raises(ConfigError) as raised:
+        diff(old, new)
+    assert str(raised.value) == f"config reload not supported for NoAuthUser: {refused}"
+
+
+def test_authorization_log_lines():
+    plain = Options()
+    assert authorization_lines(plain, plain, (2.0, 2.0)) == [
+        "Reloaded: authorization users",  # nats-server logs these two on every reload
+        "Reloaded: accounts",
+    ]
+    single = Options(authorization=Authorization(user="u", password="p", token=""))
+    changed = Options(authorization=Authorization(user="v", password="q", timeout=2.5))
+    assert authorization_lines(single, changed, (2.0, 2.5)) == [
+        "Reloaded: authorization users",
+        "Reloaded: accounts",
+        "Reloaded: authorization username",
+        "Reloaded: authorization password",
+        "Reloaded: authorization timeout = 2.5",
+    ]
+    nkey = Options(authorization=Authorization(users=(User(nkey=NKEY),)))
+    perms = Permissions(publish=SubjectPermission(allow=("a",)))
+    defaults = Options(authorization=Authorization(users=(User(nkey=NKEY),), default_permissions=perms))
+    token = Options(authorization=Authorization(token="t"))
+    assert authorization_lines(nkey, defaults, (2.0, 2.0))[0] == "Reloaded: authorization nkey users"
+    assert authorization_lines(plain, token, (2.0, 2.0))[-1] == "Reloaded: authorization token"
+
+
+# --- live clients (in-process server, raw clients) --------------------------------------------
+
+
+async def test_users_removed_changed_and_permissions_narrowed(nursery, tmp_path):
+    conf = tmp_path / "auth.conf"
+    conf.write_text(_users(
+        '{ user: a, password: pa, permissions: { subscribe: ["foo", "bar", "q.>"] } }',
+        "{ user: b, password: pb }",
+        "{ user: c, password: pc }",
+    ))  # fmt: skip
+    server = await _start(nursery, conf)
+    subs = (b"SUB foo 1\r\n", b"SUB bar 2\r\n", b"SUB q.x grp 3\r\n", b"SUB foo 4\r\n")
+    a = await _client(server, *subs, user="a", **{"pass": "pa"})
+    b = await _client(server, user="b", **{"pass": "pb"})
+    c = await _client(server, user="c", **{"pass": "pc"})
+
+    conf.write_text(_users(
+        '{ user: a, password: pa, permissions: { subscribe: ["bar"] } }',
+        "{ user: b, password: pb2 }",
+    ))  # fmt: skip
+    assert server.reload()
+
+    # a: each subscription the new permissions refuse is removed, with nats-server's -ERR.
+    assert await a.ping_pong() == (
+        _removed("foo", 1) + _removed("q.x", 3, "grp") + _removed("foo", 4)
+    )
+    # b: its password changed, so its credentials no longer pass.
+    assert await _closed_with(b) == AUTH_VIOLATION
+    # c: its user is gone: closed without an -ERR (reason Client Closed), as nats-server.
+    assert await _closed_with(c) == b""
+    assert [r["reason"] for r in _closed(server)] == ["Authentication Failure", "Client Closed"]
+
+    # What is left works under the new rules; b logs in with its new password.
+    publisher = await _client(server, user="b", **{"pass": "pb2"})
+    await publisher.send(b"PUB foo 2\r\nhi\r\nPUB bar 2\r\nhi\r\n")
+    await a.expect(b"MSG bar 2 2\r\nhi\r\n")
+    assert await a.ping_pong() == b""
+    await a.send(b"SUB foo 5\r\n")
+    assert await a.ping_pong() == b"-ERR 'Permissions Violation for Subscription to \"foo\"'\r\n"
+    server.shutdown()
+
+
+def _closed(server: Server) -> list:
+    return [record for record in server.closed_clients if record.get("reason")]
+
+
+async def test_new_permissions_apply_to_publish_and_delivery(nursery, tmp_path):
+    conf = tmp_path / "auth.conf"
+    conf.write_text(_users("{ user: a, password: pa }", "{ user: p, password: pp }"))
+    server = await _start(nursery, conf)
+    a = await _client(server, b"SUB foo.* 1\r\n", user="a", **{"pass": "pa"})
+    publisher = await _client(server, user="p", **{"pass": "pp"})
+    await publisher.send(b"PUB foo.secret 1\r\nx\r\n")  # its delivery plan is cached now
+    await a.expect(b"MSG foo.secret 1 1\r\nx\r\n")
+
+    conf.write_text(_users(
+        '{ user: a, password: pa, permissions: { publish: { deny: "foo.x" }, '
+        'subscribe: { deny: "foo.secret" } } }',
+        "{ user: p, password: pp }",
+    ))  # fmt: skip
+    assert server.reload()
+    # The wildcard subscription stays (it only overlaps the deny entry) ...
+    assert await a.ping_pong() == b""
+    # ... but messages on the denied subject no longer reach it, cached plan or not.
+    await publisher.send(b"PUB foo.secret 1\r\nx\r\nPUB foo.ok 1\r\ny\r\n")
+    await a.expect(b"MSG foo.ok 1 1\r\ny\r\n")
+    # Publishing is checked at once.
+    await a.send(b"PUB foo.x 1\r\nz\r\nPUB foo.y 1\r\nz\r\n")
+    assert await a.ping_pong() == (
+        b"-ERR 'Permissions Violation for Publish to \"foo.x\"'\r\nMSG foo.y 1 1\r\nz\r\n"
+    )
+
+    # And taking the permissions away again frees everything.
+    conf.write_text(_users("{ user: a, password: pa }", "{ user: p, password: pp }"))
+    assert server.reload()
+    await a.send(b"PUB foo.x 1\r\nz\r\n")
+    assert await a.ping_pong() == b"MSG foo.x 1 1\r\nz\r\n"
+    await publisher.send(b"PUB foo.secret 1\r\nx\r\n")
+    await a.expect(b"MSG foo.secret 1 1\r\nx\r\n")
+    server.shutdown()
+
+
+async def test_token_and_single_user(nursery, tmp_path):
+    conf = tmp_path / "auth.conf"
+    conf.write_text("authorization { token: t1 }\n")
+    server = await _start(nursery, conf)
+    token = await _client(server, auth_token="t1")
+    conf.write_text("authorization { token: t2 }\n")
+    assert server.reload()
+    assert await _closed_with(token) == AUTH_VIOLATION
+
+    conf.write_text("authorization { user: u, password: p }\n")
+    assert server.reload()
+    user = await _client(server, user="u", **{"pass": "p"})
+    # A reload that leaves the user alone keeps it (nats-server closes every single-user
+    # client on any reload: docs/differences.md).
+    conf.write_text("authorization { user: u, password: p }\nmax_payload: 2KB\n")
+    assert server.reload()
+    assert await user.ping_pong() == b""
+    conf.write_text("authorization { user: u, password: q }\nmax_payload: 2KB\n")
+    assert server.reload()
+    assert await _closed_with(user) == AUTH_VIOLATION
+    server.shutdown()
+
+
+async def test_nkey_users(nursery, tmp_path):
+    conf = tmp_path / "auth.conf"
+    nkey_user = f'{{ nkey: {NKEY}, permissions: {{ subscribe: ["a", "b"] }} }}'
+    conf.write_text(_users(nkey_user, "{ user: u, password: p }"))
+    server = await _start(nursery, conf)
+    client = await RawClient.connect(server.port)
+    nonce = json.loads(client.info[5:])["nonce"]
+    await client.send(_connect(nkey=NKEY, sig=_sign(nonce)) + b"SUB a 1\r\nSUB b 2\r\n")
+    assert await client.ping_pong() == b""
+
+    # Still configured: its signature of the INFO nonce is checked again, new permissions apply.
+    conf.write_text(_users(f'{{ nkey: {NKEY}, permissions: {{ subscribe: "b" }} }}',
+                           "{ user: u, password: p }"))  # fmt: skip
+    assert server.reload()
+    assert await client.ping_pong() == _removed("a", 1)
+    # Gone: closed without an -ERR.
+    conf.write_text(_users("{ user: u, password: p }"))
+    assert server.reload()
+    assert await _closed_with(client) == b""
+    server.shutdown()
+
+
+async def test_bcrypt_passwords(nursery, tmp_path):
+    conf = tmp_path / "auth.conf"
+    conf.write_text(_users(f'{{ user: a, password: "{HASH}" }}', "{ user: b, password: pb }"))
+    server = await _start(nursery, conf)
+    a = await _client(server, user="a", **{"pass": "secret"})
+    # Another user's change: a's hash is the one its password matched, no new check.
+    conf.write_text(_users(f'{{ user: a, password: "{HASH}" }}', "{ user: b, password: pb2 }"))
+    assert server.reload()
+    assert await a.ping_pong() == b""
+    # A new hash of the same password: checked again (in a worker thread), still fine.
+    conf.write_text(_users(f'{{ user: a, password: "{HASH_SAME}", permissions: '
+                           '{ subscribe: "x" } }'))  # fmt: skip
+    assert server.reload()
+    await trio.sleep(0.5)
+    await a.send(b"SUB y 1\r\n")
+    assert await a.ping_pong() == b"-ERR 'Permissions Violation for Subscription to \"y\"'\r\n"
+    # A hash of another password: -ERR and close once the check is done.
+    conf.write_text(_users(f'{{ user: a, password: "{HASH_OTHER}" }}'))
+    assert server.reload()
+    assert await _closed_with(a) == AUTH_VIOLATION
+    server.shutdown()
+
+
+async def test_reload_during_a_bcrypt_connect(nursery, tmp_path):
+    """A CONNECT whose bcrypt check is running when the reload lands is checked again."""
+    slow = bcrypt.hashpw(b"secret", bcrypt.gensalt(10)).decode()
+    conf = tmp_path / "auth.conf"
+    conf.write_text(_users(f'{{ user: a, password: "{slow}" }}'))
+    server = await _start(nursery, conf)
+    client = await RawClient.connect(server.port)
+    await client.send(_connect(user="a", **{"pass": "secret"}) + b"PING\r\n")
+    await trio.sleep(0.01)  # the check is under way
+    conf.write_text(_users(f'{{ user: a, password: "{HASH_OTHER}" }}'))
+    assert server.reload()
+    assert await client.expect_closed() == b"PONG\r\n" + AUTH_VIOLATION
+    server.shutdown()
+
+
+async def test_no_auth_user(nursery, tmp_path):
+    conf = tmp_path / "auth.conf"
+    users = ("{ user: a, password: pa }", "{ user: b, password: pb }")
+    conf.write_text(_users(*users, extra="no_auth_user: b\n"))
+    server = await _start(nursery, conf)
+    anonymous = await _client(server, b"SUB foo 1\r\nSUB bar 2\r\n")
+    # Permissions of the no_auth_user apply to the clients that came in as it.
+    conf.write_text(_users(users[0], '{ user: b, password: pb, permissions: { subscribe: "bar" } }',
+                           extra="no_auth_user: b\n"))  # fmt: skip
+    assert server.reload()
+    assert await anonymous.ping_pong() == _removed("foo", 1)
+    # no_auth_user cannot change (nats-server's rule) ...
+    conf.write_text(_users(*users, extra="no_auth_user: a\n"))
+    assert not server.reload()
+    # ... but it may go away with its user: its clients are closed like that user's.
+    conf.write_text(_users(users[0]))
+    assert server.reload()
+    assert await _closed_with(anonymous) == b""
+    server.shutdown()
+
+
+async def test_turning_authentication_on_and_off(nursery, tmp_path):
+    conf = tmp_path / "auth.conf"
+    conf.write_text("max_payload: 1KB\n")
+    server = await _start(nursery, conf)
+    anonymous = await _client(server)
+    with_user = await _client(server, user="a", **{"pass": "pa"})
+    silent = await RawClient.connect(server.port)  # no CONNECT yet
+
+    conf.write_text('authorization { timeout: 0.5, users: [ { user: a, password: pa } ] }\n')
+    assert server.reload()
+    assert await _closed_with(anonymous) == AUTH_VIOLATION
+    assert await with_user.ping_pong() == b""  # its CONNECT had the right credentials
+    assert await silent.expect_closed() == b"-ERR 'Authentication Timeout'\r\n"
+
+    conf.write_text("max_payload: 1KB\n")  # off again: users are gone, so are their clients
+    assert server.reload()
+    assert await _closed_with(with_user) == b""
+    assert await (await _client(server)).ping_pong() == b""
+    server.shutdown()
+
+
+async def test_websocket_clients_are_reauthorized(nursery, tmp_path):
+    conf = tmp_path / "auth.conf"
+    websocket = "websocket { host: 127.0.0.1, port: -1, no_tls: true }\n"
+    conf.write_text(_users(
+        '{ user: a, password: pa, permissions: { subscribe: ["foo", "bar"] } }',
+        "{ user: b, password: pb }", extra=websocket,
+    ))  # fmt: skip
+    server = await _start(nursery, conf)
+    a = await RawWebSocket.connect(server.websocket.port)
+    b = await RawWebSocket.connect(server.websocket.port)
+    await a.send(_connect(user="a", **{"pass": "pa"}) + b"SUB foo 1\r\nSUB bar 2\r\nPING\r\n")
+    await a.expect(b"PONG\r\n")
+    await b.send(_connect(user="b", **{"pass": "pb"}) + b"PING\r\n")
+    await b.expect(b"PONG\r\n")
+
+    conf.write_text(_users(
+        '{ user: a, password: pa, permissions: { subscribe: ["bar"] } }', extra=websocket,
+    ))  # fmt: skip
+    assert server.reload()
+    await a.send(b"PING\r\n")
+    await a.expect(_removed("foo", 1) + b"PONG\r\n")
+    assert await b.read_until_closed() == b""
+    for client in (a, b):
+        await client.aclose()
+    server.shutdown()
+
+
+# --- the same reload against nats-server 2.15.1 -----------------------------------------------
+
+BEFORE = """
+authorization {
+  users: [
+    { user: a, password: pa, permissions: { subscribe: ["foo", "bar", "q.>"], publish: ">" } }
+    { user: b, password: pb }
+    { user: c, password: pc }
+    { user: d, password: pd }
+    { user: e, password: pe, permissions: { subscribe: ">" } }
+  ]
+}
+no_auth_user: e
+"""
+AFTER = """
+authorization {
+  users: [
+    { user: a, password: pa, permissions: { subscribe: ["bar"], publish: { deny: "x" } } }
+    { user: b, password: pb2 }
+    { user: d, password: pd, allowed_connection_types: ["WEBSOCKET"] }
+    { user: e, password: pe, permissions: { subscribe: { deny: "foo" } } }
+  ]
+  timeout: 3
+}
+no_auth_user: e
+"""
+CLIENTS = {
+    "a": _connect(user="a", **{"pass": "pa"})
+    + b"SUB foo 1\r\nSUB bar 2\r\nSUB q.x grp 3\r\nSUB foo 4\r\nSUB q.y 5\r\n",
+    "b": _connect(user="b", **{"pass": "pb"}),
+    "c": _connect(user="c", **{"pass": "pc"}),
+    "d": _connect(user="d", **{"pass": "pd"}),
+    "anonymous": _connect() + b"SUB foo 1\r\nSUB bar 2\r\n",
+}
+AFTER_OPS = {"a": b"PUB x 1\r\nx\r\nPUB bar 1\r\ny\r\n"}
+
+
+def _raw(port: int, data: bytes) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(data + b"PING\r\n")
+    got = b""
+    while b"PONG\r\n" not in got:
+        got += sock.recv(65536)
+    assert got.startswith(b"INFO ") and got.endswith(b"PONG\r\n"), got
+    return sock
+
+
+def _until_pong_or_close(sock: socket.socket, ops: bytes) -> list[bytes]:
+    """Lines received (sorted: nats-server removes subscriptions in map order) up to the PONG,
+    plus b"<closed>" if the server closed the connection."""
+    got, closed = b"", False
+    sock.settimeout(0.3)
+    try:
+        while data := sock.recv(65536):  # what came on its own, before we send anything
+            got += data
+        closed = True
+    except TimeoutError:
+        pass
+    except ConnectionResetError:
+        closed = True
+    if not closed:
+        sock.settimeout(5)
+        sock.sendall(ops + b"PING\r\n")
+        while b"PONG\r\n" not in got:
+            data = sock.recv(65536)
+            if not data:
+                closed = True
+                break
+            got += data
+        got = got.replace(b"PONG\r\n", b"")
+    lines = got.replace(b"\r\n", b"\n").splitlines() + ([b"<closed>"] if closed else [])
+    return sorted(lines)
+
+
+def _wait_for(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not reached")
+
+
+#: Log lines both servers must write (without timestamps, pids and connection addresses).
+LOG_LINE = re.compile(
+    r"\[(?:INF|ERR)\] (?:[\d.:]+ - cid:\d+ - )?"
+    r"((?:Reloaded: (?!server configuration).*|Removed sub .*|.*authentication error.*))$"
+)
+
+
+def _reload(process, conf, text: str) -> tuple[dict, list[str]]:
+    port = process.port
+    socks = {name: _raw(port, ops) for name, ops in CLIENTS.items()}
+    conf.write_text(text)
+    process.process.send_signal(signal.SIGHUP)
+    _wait_for(lambda: "Reloaded server configuration" in process.log())
+    time.sleep(0.2)
+    got = {name: _until_pong_or_close(sock, AFTER_OPS.get(name, b"")) for name, sock in socks.items()}
+    for sock in socks.values():
+        sock.close()
+    lines = [m.group(1) for m in map(LOG_LINE.search, process.log().splitlines()) if m]
+    return got, sorted(lines)
+
+
+def test_reload_matches_nats_server(tmp_path):
+    outcomes = {}
+    for name, kind in (("nats-server", NatsServerProcess), ("trionats", TrionatsProcess)):
+        conf = tmp_path / f"{name}.conf"
+        conf.write_text(BEFORE)
+        with kind("-c", str(conf), port=free_port()) as process:
+            outcomes[name] = _reload(process, conf, AFTER)
+    assert outcomes["trionats"] == outcomes["nats-server"]
+    replies, lines = outcomes["trionats"]
+    assert replies["a"] == sorted([
+        _removed("foo", 1).rstrip(), _removed("foo", 4).rstrip(),
+        _removed("q.x", 3, "grp").rstrip(), _removed("q.y", 5).rstrip(),
+        b"-ERR 'Permissions Violation for Publish to \"x\"'", b"MSG bar 2 1", b"y",
+    ])  # fmt: skip
+    assert replies["b"] == [AUTH_VIOLATION.rstrip(), b"<closed>"]
+    assert replies["c"] == [b"<closed>"]  # user removed: no -ERR
+    assert replies["d"] == [AUTH_VIOLATION.rstrip(), b"<closed>"]  # not on this port any more
+    assert replies["anonymous"] == [_removed("foo", 1).rstrip()]
+    assert 'Removed sub "foo" (sid "1") for User "e" - not authorized' in lines
+    assert 'authentication error - User "b"' in " ".join(lines)
+    assert "Reloaded: authorization timeout = 3" in lines
