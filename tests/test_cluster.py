@@ -517,3 +517,30 @@ async def test_runs_of_routed_messages_arrive_whole_and_respect_auto_unsubscribe
     got = [await sub.read_line() for _ in range(12)]
     assert got.count(b"MSG run 1 2\r\n") == 4 and got.count(b"MSG run 2 2\r\n") == 2
     await sub.expect_nothing()
+
+
+async def test_spans_of_routed_messages_match_per_message_delivery(pair):
+    """Varying sizes to one subject cross the route as spans of RMSG lines and are rewritten
+    into MSGs in one go on each side; a payload holding the line's start falls back."""
+    a, b = pair
+    sub = await client(b)
+    await sub.send(b"SUB span 1\r\nSUB * 2\r\nPING\r\n")
+    await sub.expect(b"PONG\r\n")
+    await wait_for(lambda: has_remote_interest(a, b"span", 2))
+    pub = await client(a)
+    payloads = [b"x" * n for n in (3, 1, 4, 1, 5, 9)] + [b"RMSG $G span 2", b"PUB span 1"]
+    cycle = b"".join(b"PUB span %d\r\n%s\r\n" % (len(p), p) for p in payloads)
+    await pub.send(cycle * 3 + b"PING\r\n")
+    await pub.expect(b"PONG\r\n")
+    expected = {1: [], 2: []}
+    for _ in range(3):
+        for payload in payloads:
+            for sid in (1, 2):
+                expected[sid].append(b"MSG span %d %d\r\n%s\r\n" % (sid, len(payload), payload))
+    got = {1: [], 2: []}
+    with trio.fail_after(TIMEOUT):
+        while len(got[1]) + len(got[2]) < 2 * 3 * len(payloads):
+            line = await sub.read_line()
+            sid = int(line.split()[2])
+            got[sid].append(line + await sub.read_line())
+    assert got == expected

@@ -470,6 +470,31 @@ SCRIPTS = {
     ],
     "bare_newlines": [b'CONNECT {"verbose":false}\nSUB foo 1\nPUB foo 2\nhi\r\nPING\n'],
     "cr_inside_argument": [C + b"SUB foo\r1\r\n" + pub(b"foo", b"x") + PING],
+    # spans: canonical PUBs to one subject, rewritten into MSGs in one go (PubBatch.span).
+    # (Two subscriptions on one literal subject come out of nats-server's sublist in map
+    # order, which varies: each script keeps one subscription per trie node. A line becomes
+    # part of spans once seen: the cycles repeat.)
+    "span_of_varying_sizes_to_three_subscribers": [
+        C + b"SUB foo 1\r\nSUB * 7\r\nSUB > 22\r\n"
+        + b"".join(pub(b"foo", b"x" * n) for n in (1, 5, 0, 12, 3)) * 3 + PING
+    ],
+    "span_payload_contains_the_line_start": [
+        C + b"SUB foo 1\r\n"
+        + (pub(b"foo", b"a") + pub(b"foo", b"PUB foo 3") + pub(b"foo", b"bc")) * 3 + PING
+    ],
+    "span_with_auto_unsubscribe": [
+        C + b"SUB foo 1\r\nSUB * 2\r\nUNSUB 1 2\r\n"
+        + b"".join(pub(b"foo", b"y" * n) for n in (1, 2, 3, 4)) * 2 + PING
+    ],
+    "span_broken_by_reply_other_subject_and_odd_lines": [
+        C + b"SUB foo 1\r\nSUB bar 2\r\n" + pub(b"foo", b"a") + pub(b"foo", b"ab", b"r")
+        + pub(b"foo", b"abc") + pub(b"bar", b"d") + pub(b"foo", b"ef")
+        + b"PUB foo  2\r\nhi\r\nPUB foo 3\nhey\r\n" + pub(b"foo", b"z") + PING
+    ],
+    "span_to_a_queue_group_and_without_echo": [
+        b'CONNECT {"verbose":false,"echo":false}\r\nSUB foo 1\r\nSUB foo q 2\r\n'
+        + b"".join(pub(b"foo", b"q" * n) for n in (2, 4, 6)) * 3 + PING
+    ],
 }
 
 

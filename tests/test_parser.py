@@ -721,3 +721,40 @@ def _outcome(chunks, options):
         assert error.err in REASON_OF, error.err
         return typed(events), error.err
     return typed(events), "no error"
+
+
+def test_batch_span_covers_canonical_pubs_to_one_subject():
+    parser = Parser(batch=True)
+    data = b"PUB s 1\r\na\r\nPUB s 3\r\nabc\r\nPUB s 0\r\n\r\n"
+    (first,) = list(parser.feed(data))  # lines seen for the first time: decoded one by one
+    assert first.span is None and len(first.pubs) == 3
+    (batch,) = list(parser.feed(data))
+    assert (batch.pubs, batch.span, batch.subject) == (None, data, b"s")
+    assert (batch.count, batch.payload_bytes) == (3, 4)
+    assert batch.items() == first.pubs
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"PUB s 1\r\na\r\nPUB t 1\r\nb\r\n",  # two subjects
+        b"PUB s 1\r\na\r\nPUB s r 1\r\nb\r\n",  # a reply
+        b"PUB s 1\r\na\r\nPUB s  1\r\nb\r\n",  # two spaces
+        b"PUB s 1\r\na\r\nPUB s 1\nb\r\n",  # bare LF
+        b"PUB s\t1\r\na\r\nPUB s 1\r\nb\r\n",  # a tab
+    ],
+)
+def test_batch_span_is_none_unless_every_line_is_canonical(data):
+    parser = Parser(batch=True)
+    list(parser.feed(data))
+    (batch,) = list(parser.feed(data))
+    assert batch.span is None and len(batch.pubs) == 2
+
+
+def test_a_span_ends_where_a_payload_is_incomplete():
+    parser = Parser(batch=True)
+    data = b"PUB s 1\r\na\r\nPUB s 2\r\nbc\r\n"
+    list(parser.feed(data))
+    events = list(parser.feed(data + b"PUB s 2\r\nb"))
+    assert [e.count for e in events] == [2]
+    assert list(parser.feed(b"c\r\n")) == [Pub(b"s", b"", -1, b"bc\r\n")]

@@ -15,12 +15,18 @@ import pytest
 import trio
 
 from tests.helpers import NatsServerProcess, RawClient, TrionatsProcess, free_port
-from tests.test_auth import NKEY, NKEY_SEED, _sign
+from tests.test_auth import NKEY, _sign
 from tests.test_websocket import RawWebSocket
 from trionats.config.load import load
 from trionats.config.reload import authorization_lines, diff
 from trionats.errors import ConfigError
-from trionats.options import Authorization, Options, Permissions, SubjectPermission, User
+from trionats.options import (
+    Authorization,
+    Options,
+    Permissions,
+    SubjectPermission,
+    User,
+)
 from trionats.server import Server
 
 HASH = bcrypt.hashpw(b"secret", bcrypt.gensalt(4)).decode()
@@ -41,6 +47,25 @@ def _removed(subject: str, sid: int, queue: str = "") -> bytes:
     ).encode()
 
 
+#: Raw clients of the running test, closed when it ends.
+_opened: list = []
+
+
+@pytest.fixture
+async def nursery(nursery):
+    """conftest's nursery, closing the test's raw clients at the end."""
+    yield nursery
+    for client in _opened:
+        await client.aclose()
+    _opened.clear()
+
+
+async def _raw_client(port: int) -> RawClient:
+    client = await RawClient.connect(port)
+    _opened.append(client)
+    return client
+
+
 async def _start(nursery, path, **flags) -> Server:
     flags = {"host": "127.0.0.1", "port": -1, **flags}
     options = attrs.evolve(load(path), **flags)
@@ -48,7 +73,7 @@ async def _start(nursery, path, **flags) -> Server:
 
 
 async def _client(server: Server, *ops: bytes, **connect) -> RawClient:
-    client = await RawClient.connect(server.port)
+    client = await _raw_client(server.port)
     await client.send(_connect(**connect) + b"".join(ops))
     assert await client.ping_pong() == b""
     return client
@@ -83,8 +108,11 @@ def _with_users(*names: str, no_auth_user: str = "") -> Options:
     ("old", "new", "refused"),
     [
         (_with_users("a", "b"), _with_users("a", "b", no_auth_user="a"), "old=, new=a"),
-        (_with_users("a", "b", no_auth_user="b"), _with_users("a", "b", no_auth_user="a"),
-         "old=b, new=a"),  # fmt: skip
+        (
+            _with_users("a", "b", no_auth_user="b"),
+            _with_users("a", "b", no_auth_user="a"),
+            "old=b, new=a",
+        ),
         # Dropping no_auth_user while its user stays would change what anonymous clients are.
         (_with_users("a", "b", no_auth_user="b"), _with_users("a", "b"), "old=b, new="),
         # Dropping it with its user is what nats-server allows.
@@ -117,9 +145,11 @@ def test_authorization_log_lines():
     ]
     nkey = Options(authorization=Authorization(users=(User(nkey=NKEY),)))
     perms = Permissions(publish=SubjectPermission(allow=("a",)))
-    defaults = Options(authorization=Authorization(users=(User(nkey=NKEY),), default_permissions=perms))
+    users = (User(nkey=NKEY),)
+    defaults = Options(authorization=Authorization(users=users, default_permissions=perms))
     token = Options(authorization=Authorization(token="t"))
-    assert authorization_lines(nkey, defaults, (2.0, 2.0))[0] == "Reloaded: authorization nkey users"
+    lines = authorization_lines(nkey, defaults, (2.0, 2.0))
+    assert lines[0] == "Reloaded: authorization nkey users"
     assert authorization_lines(plain, token, (2.0, 2.0))[-1] == "Reloaded: authorization token"
 
 
@@ -153,7 +183,7 @@ async def test_users_removed_changed_and_permissions_narrowed(nursery, tmp_path)
     assert await _closed_with(b) == AUTH_VIOLATION
     # c: its user is gone: closed without an -ERR (reason Client Closed), as nats-server.
     assert await _closed_with(c) == b""
-    assert [r["reason"] for r in _closed(server)] == ["Authentication Failure", "Client Closed"]
+    assert [r.reason for r in server.closed_clients] == ["Authentication Failure", "Client Closed"]
 
     # What is left works under the new rules; b logs in with its new password.
     publisher = await _client(server, user="b", **{"pass": "pb2"})
@@ -163,10 +193,6 @@ async def test_users_removed_changed_and_permissions_narrowed(nursery, tmp_path)
     await a.send(b"SUB foo 5\r\n")
     assert await a.ping_pong() == b"-ERR 'Permissions Violation for Subscription to \"foo\"'\r\n"
     server.shutdown()
-
-
-def _closed(server: Server) -> list:
-    return [record for record in server.closed_clients if record.get("reason")]
 
 
 async def test_new_permissions_apply_to_publish_and_delivery(nursery, tmp_path):
@@ -233,7 +259,7 @@ async def test_nkey_users(nursery, tmp_path):
     nkey_user = f'{{ nkey: {NKEY}, permissions: {{ subscribe: ["a", "b"] }} }}'
     conf.write_text(_users(nkey_user, "{ user: u, password: p }"))
     server = await _start(nursery, conf)
-    client = await RawClient.connect(server.port)
+    client = await _raw_client(server.port)
     nonce = json.loads(client.info[5:])["nonce"]
     await client.send(_connect(nkey=NKEY, sig=_sign(nonce)) + b"SUB a 1\r\nSUB b 2\r\n")
     assert await client.ping_pong() == b""
@@ -269,7 +295,7 @@ async def test_bcrypt_passwords(nursery, tmp_path):
     # A hash of another password: -ERR and close once the check is done.
     conf.write_text(_users(f'{{ user: a, password: "{HASH_OTHER}" }}'))
     assert server.reload()
-    assert await _closed_with(a) == AUTH_VIOLATION
+    assert await a.expect_closed() == AUTH_VIOLATION
     server.shutdown()
 
 
@@ -279,7 +305,7 @@ async def test_reload_during_a_bcrypt_connect(nursery, tmp_path):
     conf = tmp_path / "auth.conf"
     conf.write_text(_users(f'{{ user: a, password: "{slow}" }}'))
     server = await _start(nursery, conf)
-    client = await RawClient.connect(server.port)
+    client = await _raw_client(server.port)
     await client.send(_connect(user="a", **{"pass": "secret"}) + b"PING\r\n")
     await trio.sleep(0.01)  # the check is under way
     conf.write_text(_users(f'{{ user: a, password: "{HASH_OTHER}" }}'))
@@ -315,7 +341,7 @@ async def test_turning_authentication_on_and_off(nursery, tmp_path):
     server = await _start(nursery, conf)
     anonymous = await _client(server)
     with_user = await _client(server, user="a", **{"pass": "pa"})
-    silent = await RawClient.connect(server.port)  # no CONNECT yet
+    silent = await _raw_client(server.port)  # no CONNECT yet
 
     conf.write_text('authorization { timeout: 0.5, users: [ { user: a, password: pa } ] }\n')
     assert server.reload()
@@ -450,13 +476,18 @@ LOG_LINE = re.compile(
 def _reload(process, conf, text: str) -> tuple[dict, list[str]]:
     port = process.port
     socks = {name: _raw(port, ops) for name, ops in CLIENTS.items()}
-    conf.write_text(text)
-    process.process.send_signal(signal.SIGHUP)
-    _wait_for(lambda: "Reloaded server configuration" in process.log())
-    time.sleep(0.2)
-    got = {name: _until_pong_or_close(sock, AFTER_OPS.get(name, b"")) for name, sock in socks.items()}
-    for sock in socks.values():
-        sock.close()
+    try:
+        conf.write_text(text)
+        process.process.send_signal(signal.SIGHUP)
+        _wait_for(lambda: "Reloaded server configuration" in process.log())
+        time.sleep(0.2)
+        got = {
+            name: _until_pong_or_close(sock, AFTER_OPS.get(name, b""))
+            for name, sock in socks.items()
+        }
+    finally:
+        for sock in socks.values():
+            sock.close()
     lines = [m.group(1) for m in map(LOG_LINE.search, process.log().splitlines()) if m]
     return got, sorted(lines)
 
@@ -478,7 +509,8 @@ def test_reload_matches_nats_server(tmp_path):
     assert replies["b"] == [AUTH_VIOLATION.rstrip(), b"<closed>"]
     assert replies["c"] == [b"<closed>"]  # user removed: no -ERR
     assert replies["d"] == [AUTH_VIOLATION.rstrip(), b"<closed>"]  # not on this port any more
-    assert replies["anonymous"] == [_removed("foo", 1).rstrip()]
+    # anonymous (no_auth_user e) lost foo, kept bar (and got a's message on it).
+    assert replies["anonymous"] == sorted([_removed("foo", 1).rstrip(), b"MSG bar 2 1", b"y"])
     assert 'Removed sub "foo" (sid "1") for User "e" - not authorized' in lines
     assert 'authentication error - User "b"' in " ".join(lines)
     assert "Reloaded: authorization timeout = 3" in lines

@@ -52,6 +52,11 @@ class ClientConnection(Connection):
     id_label = "cid"
     kind = "Client"
 
+    @property
+    def stalls(self) -> bool:
+        """Clients wait for slow consumers they fill, unless no_fast_producer_stall."""
+        return not self.server.options.no_fast_producer_stall
+
     def __init__(self, server: Server, stream: trio.abc.Stream, cid: int, peer) -> None:
         options = server.options
         super().__init__(
@@ -719,11 +724,13 @@ class ClientConnection(Connection):
                 if self.closed_reason is not None:
                     return
             return
+        if batch.span is not None and self._deliver_span(batch):
+            return
         sublist = self.sublist
         plans = self._plans
         tails = _MSG_TAILS
         count = in_bytes = delivered_msgs = delivered_bytes = 0
-        for subject, reply, data in batch.pubs:
+        for subject, reply, data in batch.items():
             count += 1
             size = len(data) - 2
             in_bytes += size
@@ -757,6 +764,48 @@ class ClientConnection(Connection):
         stats.in_bytes += in_bytes
         stats.out_msgs += delivered_msgs
         stats.out_bytes += delivered_bytes
+
+    def _deliver_span(self, batch: PubBatch) -> bool:
+        """PUBs in canonical form to one subject: each subscriber gets the received bytes
+        rewritten into its MSGs by one `bytes.replace` (`PUB <subject> ` -> its MSG head).
+
+        The same bytes as `_on_pub` for each message. Returns False, having done nothing,
+        when per-message handling matters (queue groups, a limit, allow_responses, a
+        reserved subject, a remote queue member) or a payload contains `PUB <subject> `."""
+        subject = batch.subject
+        sublist = self.sublist
+        if self._plans_generation != sublist.generation:
+            self._plans.clear()
+            self._plans_generation = sublist.generation
+        plan = self._plans.get(subject) or self._build_plan(subject)
+        plain = plan.plain
+        if (
+            plan.queues
+            or plan.granting
+            or plan.reserved
+            or any(target[0].max_msgs for target in plain)
+        ):
+            return False
+        span = batch.span
+        count = batch.count
+        old = b"PUB " + subject + b" "
+        if plain and span.count(old) != count:
+            return False  # a payload contains the line's start: replace would touch it
+        size = batch.payload_bytes
+        for sub, outbound, head, _ in plain:
+            outbound.write(span.replace(old, head))
+            client = sub.client
+            client.out_msgs += count
+            client.out_bytes += size
+            sub.delivered += count
+        self.in_msgs += count
+        self.in_bytes += size
+        stats = self.server.stats
+        stats.in_msgs += count
+        stats.in_bytes += size
+        stats.out_msgs += count * len(plain)
+        stats.out_bytes += size * len(plain)
+        return True
 
     def _on_pub_run(self, run: PubRun) -> None:
         """Many PUBs with one control line: deliver them with one join per subscriber.
@@ -890,7 +939,12 @@ class ClientConnection(Connection):
     def _checked_pub_batch(self, batch: PubBatch) -> None:
         check = self.pub_check
         now = trio.current_time()
-        if not check.replies and all(check.allowed(p[0], now) for p in batch.pubs):
+        # (allowed() uses up reply grants: asked only when there are none)
+        if not check.replies and (
+            check.allowed(batch.subject, now)
+            if batch.pubs is None  # a span: one subject
+            else all(check.allowed(p[0], now) for p in batch.pubs)
+        ):
             ClientConnection._on_pub_batch(self, batch)
             return
         for event in batch.expand():

@@ -19,7 +19,7 @@ import trio
 from . import defaults
 from .errors import ProtocolError, Reason
 from .logging import connection_fields
-from .outbound import Outbound, collect_writes
+from .outbound import Outbound, collect_writes, stall
 
 
 class Connection:
@@ -31,6 +31,9 @@ class Connection:
     is_route = False
     #: Set by `process` to pause the rest of a read: the reader awaits it, then `resume()`s.
     awaiting = None
+    #: A producer that filled a consumer's queue past its stall mark waits for it to drain
+    #: (clients; a route's reader must never wait for one consumer).
+    stalls = False
 
     def __init__(
         self,
@@ -96,12 +99,14 @@ class Connection:
                 if not data:
                     self.close(Reason.CLIENT_CLOSED, flush=False)
                     return
-                with collect_writes():
+                with collect_writes() as stalled:
                     try:
                         self.process(data)
                     except ProtocolError as error:
                         self.on_protocol_error(error)
                         return
+                if stalled and self.stalls:
+                    await stall(stalled, defaults.FAST_PRODUCER_STALL_MAX)
                 while self.awaiting is not None and self.closed_reason is None:
                     # An asynchronous check (a bcrypt password) paused the events of this read:
                     # nothing after it is handled before its verdict, so order stays exact.

@@ -114,6 +114,10 @@ ROUTE_CONTROL_LINE_FACTOR = 16
 
 #: Connections per remote server that nats-server opens by default (trionats uses one).
 ROUTE_POOL_SIZE = 3
+#: Seconds a publisher's reader may wait, per read, for subscribers (or routes) whose queues
+#: it filled past three quarters of max_pending (nats-server's fast producer stall: 10 ms).
+FAST_PRODUCER_STALL_MAX = 0.010
+
 #: Seconds to wait for a route's TCP connection before counting the attempt as failed.
 ROUTE_DIAL_TIMEOUT = 1.0
 #: Seconds between attempts to dial a route (doubling up to the maximum with connect_backoff).

@@ -10,6 +10,11 @@ is parked is not woken at once but remembered; when the read is done, its bytes 
 to the socket with one non-blocking send, and the writer is woken only for what the socket
 did not take. That saves a task switch per delivery batch, which is most of a request's
 latency. Only plain TCP streams have `sock` set; others always go through their writer.
+
+Fast producer stall (nats-server's): a queue filled past three quarters of its budget during
+a read is remembered too; the reader (a client publishing faster than that subscriber or
+route drains) then waits a few milliseconds for it to drain before reading on, so a fast
+publisher is slowed to its consumers' pace instead of getting them cut as slow consumers.
 """
 
 from __future__ import annotations
@@ -22,24 +27,40 @@ import trio
 
 #: The queues written to during the current read whose writer is parked (None: not collecting).
 _collected: list[Outbound] | None = None
+#: The queues filled past their stall mark during the current read.
+_stalled: list[Outbound] | None = None
 
 
 @contextmanager
-def collect_writes() -> Iterator[None]:
-    """Around one read's processing: send to parked writers' sockets directly at the end."""
-    global _collected
+def collect_writes() -> Iterator[list[Outbound]]:
+    """Around one read's processing: send to parked writers' sockets directly at the end.
+
+    Yields the list of queues that went past their stall mark meanwhile (see `stall`)."""
+    global _collected, _stalled
     _collected = collected = []
+    _stalled = stalled = []
     try:
-        yield
+        yield stalled
     finally:
-        _collected = None
+        _collected = _stalled = None
         for outbound in collected:
             outbound.send_now()
+        for outbound in stalled:
+            outbound.stall_listed = False
+
+
+async def stall(stalled: list[Outbound], budget: float) -> None:
+    """Wait (at most `budget` seconds in all) until each queue is back under its stall mark."""
+    with trio.move_on_after(budget):
+        for outbound in stalled:
+            if outbound.pending > outbound.stall_at and not outbound.closed:
+                await outbound.drained()
 
 
 class Outbound:
     __slots__ = (
         "chunks", "pending", "max_pending", "_on_overflow", "_waiter", "closed", "sock", "_collected",
+        "stall_at", "stall_listed", "_drained",
     )  # fmt: skip
 
     def __init__(self, max_pending: int, on_overflow: Callable[[], None]) -> None:
@@ -52,6 +73,10 @@ class Outbound:
         #: The connection's OS socket when direct sends are possible (plain TCP), else None.
         self.sock: socket.socket | None = None
         self._collected = False
+        #: Past this many pending bytes, producers wait for the writer (3/4 of the budget).
+        self.stall_at = max_pending // 4 * 3
+        self.stall_listed = False
+        self._drained: trio.Event | None = None
 
     def write(self, data: bytes) -> None:
         """Queue `data`; never blocks."""
@@ -61,6 +86,8 @@ class Outbound:
             self._overflow()
         elif self._waiter is not None and not self._collected:
             self._notify()
+        elif self.pending > self.stall_at:
+            self._over_stall_mark()
 
     def write_msg(self, head: bytes, tail: bytes, data: bytes, size: int) -> None:
         """Queue one message: its control line in two parts and its data (`size` = total)."""
@@ -73,6 +100,24 @@ class Outbound:
             self._overflow()
         elif self._waiter is not None and not self._collected:
             self._notify()
+        elif self.pending > self.stall_at:
+            self._over_stall_mark()
+
+    def _over_stall_mark(self) -> None:
+        if _stalled is not None and not self.stall_listed:
+            self.stall_listed = True
+            _stalled.append(self)
+
+    async def drained(self) -> None:
+        """Return once pending is back under the stall mark (or the queue is closed)."""
+        if self._drained is None:
+            self._drained = trio.Event()
+        await self._drained.wait()
+
+    def _release_stalled(self) -> None:
+        if self._drained is not None:
+            self._drained.set()
+            self._drained = None
 
     def _notify(self) -> None:
         """Data arrived for a parked writer: wake it, or leave it to the reader's direct send."""
@@ -106,6 +151,7 @@ class Outbound:
     def _overflow(self) -> None:
         self.chunks.clear()
         self.pending = 0
+        self._release_stalled()
         if not self.closed:
             self.closed = True
             self._on_overflow()
@@ -115,6 +161,7 @@ class Outbound:
         self.closed = True
         self.chunks.clear()
         self.pending = 0
+        self._release_stalled()
         self.wake()
 
     def wake(self) -> None:
@@ -148,3 +195,5 @@ class Outbound:
     def sent(self, size: int) -> None:
         """`size` bytes of a taken batch reached the socket."""
         self.pending = max(0, self.pending - size)
+        if self._drained is not None and self.pending <= self.stall_at:
+            self._release_stalled()

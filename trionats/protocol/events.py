@@ -54,14 +54,37 @@ class PubRun(NamedTuple):
 class PubBatch(NamedTuple):
     """Consecutive PUBs (each with its own control line), handled in one loop by the consumer.
 
-    Only produced by a parser created with `batch=True`. Each item is (subject, reply, data)
-    as in Pub, with no headers; `expand()` gives the equivalent Pub events.
+    Only produced by a parser created with `batch=True`, in one of two forms:
+
+    * `pubs`: a list of (subject, reply, data) as in Pub, with no headers;
+    * a span (`pubs` None): `count` PUBs with canonical lines `PUB <subject> <size>\r\n`
+      (one subject, no reply), `span` their bytes as received and `payload_bytes` the sum of
+      their sizes. A consumer may turn the span into MSGs with one `bytes.replace` of
+      `PUB <subject> ` once it has checked that this occurs `count` times (no payload holds it).
+
+    `items()` and `expand()` give the messages in either form.
     """
 
-    pubs: list[tuple[bytes, bytes, bytes]]
+    pubs: list[tuple[bytes, bytes, bytes]] | None
+    span: bytes | None = None
+    subject: bytes = b""
+    payload_bytes: int = 0
+    count: int = 0
+
+    def items(self) -> list[tuple[bytes, bytes, bytes]]:
+        """(subject, reply, data) of each PUB."""
+        if self.pubs is not None:
+            return self.pubs
+        span, subject, items, pos = self.span, self.subject, [], 0
+        while pos < len(span):
+            nl = span.index(b"\n", pos)
+            start = nl + 1
+            pos = start + int(span[span.rindex(b" ", pos, nl) + 1 : nl - 1]) + 2
+            items.append((subject, b"", span[start:pos]))
+        return items
 
     def expand(self) -> list[Pub]:
-        return [Pub(subject, reply, -1, data) for subject, reply, data in self.pubs]
+        return [Pub(subject, reply, -1, data) for subject, reply, data in self.items()]
 
 
 class Sub(NamedTuple):
@@ -145,6 +168,26 @@ class RMsgRun(NamedTuple):
     def expand(self) -> list[RMsg]:
         head = (self.account, self.subject, self.reply, self.queues, -1)
         return [RMsg(*head, part) for part in self.parts]
+
+
+class RMsgSpan(NamedTuple):
+    """Consecutive RMSGs with canonical lines `RMSG <account> <subject> <size>\r\n` (one
+    subject, no reply or queue groups), as received: PubBatch's span form, for routes."""
+
+    account: bytes
+    subject: bytes
+    span: bytes
+    payload_bytes: int
+    count: int
+
+    def expand(self) -> list[RMsg]:
+        span, items, pos = self.span, [], 0
+        while pos < len(span):
+            nl = span.index(b"\n", pos)
+            start = nl + 1
+            pos = start + int(span[span.rindex(b" ", pos, nl) + 1 : nl - 1]) + 2
+            items.append(RMsg(self.account, self.subject, b"", (), -1, span[start:pos]))
+        return items
 
 
 class LSub(NamedTuple):

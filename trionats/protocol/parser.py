@@ -39,6 +39,7 @@ from .events import (
     PubRun,
     RMsg,
     RMsgRun,
+    RMsgSpan,
     RSub,
     RUnsub,
     Sub,
@@ -166,11 +167,15 @@ class Parser:
         self._chunks: list[bytes] = []  # payload bytes received so far
         self._have = 0
         self._pub_lines: dict[bytes, tuple[bytes, bytes, int]] = {}
+        #: Canonical PUB lines (`PUB <subject> <size>\r`, without the LF) by subject, with
+        #: their sizes: runs of them are read in a tight loop into one PubBatch span.
+        self._span_lines: dict[bytes, dict[bytes, int]] = {}
 
     def set_limits(self, *, max_control_line: int, max_payload: int) -> None:
         self.max_control_line = max_control_line
         self.max_payload = max_payload
         self._pub_lines.clear()
+        self._span_lines.clear()
 
     # --- the main loop --------------------------------------------------------------------
 
@@ -207,12 +212,13 @@ class Parser:
         prefix = self.fast_prefix
         skip = len(prefix)
         pending: list[tuple[bytes, bytes, bytes]] = []  # batch mode: PUBs not yet yielded
+        span_lines = self._span_lines
         try:
             while pos < end:
                 nl = find(b"\n", pos)
                 if nl < 0:
                     if pending:
-                        yield new_event(PubBatch, (pending,))
+                        yield new_event(PubBatch, (pending, None, b"", 0, 0))
                         pending = []
                     self._keep_partial(buf, pos, end)
                     return
@@ -238,11 +244,37 @@ class Parser:
                             parts = self._run(buf, pos, nl + 1, stop - pos, end)
                             if parts is not None:
                                 if pending:
-                                    yield new_event(PubBatch, (pending,))
+                                    yield new_event(PubBatch, (pending, None, b"", 0, 0))
                                     pending = []
                                 yield self._run_event(subject, reply, parts)
                                 pos += len(parts) * (stop - pos)
                                 continue
+                        if runs:
+                            lines = span_lines.get(subject) if not reply else None
+                            if lines is not None and (prefix + key) in lines:
+                                # A canonical PUB: take the canonical PUBs to the same subject
+                                # that follow as one span (see PubBatch.span), in a tight loop.
+                                start, count, total = pos, 1, size
+                                first_nl, first_stop = nl, stop
+                                pos = stop
+                                while pos < end:
+                                    nl = find(b"\n", pos)
+                                    if nl < 0:
+                                        break
+                                    size = lines.get(buf[pos:nl], -1)
+                                    stop = nl + 3 + size
+                                    if size < 0 or stop > end or not startswith(b"\r\n", stop - 2):
+                                        break  # the main loop takes it from here
+                                    count += 1
+                                    total += size
+                                    pos = stop
+                                if count > 1:
+                                    if pending:
+                                        yield new_event(PubBatch, (pending, None, b"", 0, 0))
+                                        pending = []
+                                    yield self._span_event(subject, buf[start:pos], total, count)
+                                    continue
+                                nl, stop = first_nl, first_stop
                         if batch:
                             pending.append((subject, reply, buf[nl + 1 : stop]))
                         else:
@@ -250,12 +282,12 @@ class Parser:
                         pos = stop
                         continue
                     if pending:
-                        yield new_event(PubBatch, (pending,))
+                        yield new_event(PubBatch, (pending, None, b"", 0, 0))
                         pending = []
                     self._wait_payload(buf, nl + 1, end, *self._waiting_message(subject, reply), size)
                     return
                 if pending:
-                    yield new_event(PubBatch, (pending,))
+                    yield new_event(PubBatch, (pending, None, b"", 0, 0))
                     pending = []
                 op, arg_start = self._walk(buf, pos, nl + 1)
                 if arg_start < 0:  # PING, PONG, +OK: the line is done
@@ -295,10 +327,10 @@ class Parser:
                 runs = batch or self.runs_only
         except ProtocolError:
             if pending:  # what came before the error is handled first, as in nats-server
-                yield new_event(PubBatch, (pending,))
+                yield new_event(PubBatch, (pending, None, b"", 0, 0))
             raise
         if pending:
-            yield new_event(PubBatch, (pending,))
+            yield new_event(PubBatch, (pending, None, b"", 0, 0))
 
     # --- pieces of the loop ---------------------------------------------------------------
 
@@ -460,12 +492,24 @@ class Parser:
     def _waiting_message(subject: bytes, reply: bytes) -> tuple:
         return Pub, (subject, reply, -1)
 
+    @staticmethod
+    def _is_canonical(key: bytes, args: tuple) -> bool:
+        """`PUB <subject> <size>\r\n`: no reply, single spaces, CRLF."""
+        return args[1] == b"" and key == b"%s %d\r" % (args[0], args[2])
+
+    @staticmethod
+    def _span_event(subject: bytes, span: bytes, total: int, count: int) -> object:
+        return new_event(PubBatch, (None, span, subject, total, count))
+
     def _cache_pub_line(self, buf: bytes, arg_start: int, nl: int, key: bytes) -> tuple:
         """Decode and check a fast-path line seen for the first time, and remember it."""
         args = self._decode_fast_line(self._arg_text(buf, arg_start, nl))
         pub_lines = self._pub_lines
+        if self._is_canonical(key, args):
+            self._span_lines.setdefault(args[0], {})[self.fast_prefix + key] = args[2]
         if len(pub_lines) >= defaults.PUB_LINE_CACHE_SIZE:
             pub_lines.clear()
+            self._span_lines.clear()
         pub_lines[key] = args
         return args
 
@@ -609,6 +653,16 @@ class RouteParser(Parser):
     @staticmethod
     def _waiting_message(fields: tuple, _: None) -> tuple:
         return RMsg, fields + (-1,)
+
+    @staticmethod
+    def _is_canonical(key: bytes, args: tuple) -> bool:
+        """`RMSG <account> <subject> <size>\r\n`: no reply or queues, single spaces, CRLF."""
+        (account, subject, reply, queues), _, size = args
+        return not reply and not queues and key == b"%s %s %d\r" % (account, subject, size)
+
+    @staticmethod
+    def _span_event(fields: tuple, span: bytes, total: int, count: int) -> object:
+        return new_event(RMsgSpan, (fields[0], fields[1], span, total, count))
 
     def __init__(
         self,

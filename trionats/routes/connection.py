@@ -38,6 +38,7 @@ from ..protocol.events import (
     Pong,
     RMsg,
     RMsgRun,
+    RMsgSpan,
     RSub,
     RUnsub,
 )
@@ -169,7 +170,9 @@ class RouteConnection(Connection):
     def _dispatch(self, events) -> None:
         for event in events:
             kind = type(event)
-            if kind is RMsgRun:
+            if kind is RMsgSpan:
+                self._on_rmsg_span(event)
+            elif kind is RMsgRun:
                 self._on_rmsg_run(event)
             elif kind is RMsg:
                 self._on_rmsg(event)
@@ -420,6 +423,42 @@ class RouteConnection(Connection):
         delivered = count * len(plan.plain)
         stats.out_msgs += delivered
         stats.out_bytes += delivered * size
+
+    def _on_rmsg_span(self, span: RMsgSpan) -> None:
+        """RMSGs in canonical form to one subject: each local subscriber gets the received
+        bytes rewritten into its MSGs by one `bytes.replace` (`RMSG $G <subject> ` -> its
+        MSG head), as a client's span of PUBs is (ClientConnection._deliver_span)."""
+        account, subject, data, size, count = span
+        plan = None
+        if account == GLOBAL_ACCOUNT and self.registered:
+            sublist = self.sublist
+            if self._plans_generation != sublist.generation:
+                self._plans.clear()
+                self._plans_generation = sublist.generation
+            plan = self._plans.get(subject) or self._build_plan(subject)
+        old = b"RMSG " + account + b" " + subject + b" "
+        if (
+            plan is None
+            or plan.granting
+            or any(target[0].max_msgs for target in plan.plain)
+            or (plan.plain and data.count(old) != count)  # a payload holds the line's start
+        ):
+            for event in span.expand():
+                self._on_rmsg(event)
+            return
+        self.in_msgs += count
+        self.in_bytes += size
+        stats = self.server.stats
+        stats.in_msgs += count
+        stats.in_bytes += size
+        for sub, outbound, head, _ in plan.plain:
+            outbound.write(data.replace(old, head))
+            client = sub.client
+            client.out_msgs += count
+            client.out_bytes += size
+            sub.delivered += count
+        stats.out_msgs += count * len(plan.plain)
+        stats.out_bytes += size * len(plan.plain)
 
     def _build_plan(self, subject: bytes) -> InboundPlan:
         """Local subscribers of `subject` (route interest never gets a routed message)."""
