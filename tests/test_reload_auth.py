@@ -514,3 +514,52 @@ def test_reload_matches_nats_server(tmp_path):
     assert 'Removed sub "foo" (sid "1") for User "e" - not authorized' in lines
     assert 'authentication error - User "b"' in " ".join(lines)
     assert "Reloaded: authorization timeout = 3" in lines
+
+
+# --- a real client library --------------------------------------------------------------------
+
+
+def test_nats_py_sees_its_permissions_shrink_and_its_password_go(tmp_path):
+    import asyncio
+
+    import nats
+
+    conf = tmp_path / "auth.conf"
+    conf.write_text(_users('{ user: a, password: pa, permissions: { subscribe: ["foo", "bar"] } }'))
+    with TrionatsProcess("-c", str(conf)) as process:
+
+        def reload(text: str) -> None:
+            count = process.log().count("Reloaded server configuration")
+            conf.write_text(text)
+            process.process.send_signal(signal.SIGHUP)
+            _wait_for(lambda: process.log().count("Reloaded server configuration") > count)
+
+        async def main():
+            errors, closed = [], asyncio.Event()
+
+            async def on_error(exc):
+                errors.append(str(exc).lower())
+
+            async def on_closed():
+                closed.set()
+
+            nc = await nats.connect(
+                process.url, user="a", password="pa", error_cb=on_error,
+                closed_cb=on_closed, allow_reconnect=False,
+            )  # fmt: skip
+            foo, bar = await nc.subscribe("foo"), await nc.subscribe("bar")
+            await nc.flush()
+            reload(_users('{ user: a, password: pa, permissions: { subscribe: "bar" } }'))
+            await nc.publish("foo", b"1")
+            await nc.publish("bar", b"2")
+            assert (await bar.next_msg(timeout=5)).data == b"2"
+            assert any(f'subscription to "foo" (sid "{foo._id}")' in e for e in errors), errors
+            with pytest.raises(nats.errors.TimeoutError):
+                await foo.next_msg(timeout=0.3)  # the server dropped it
+            assert nc.is_connected
+
+            reload(_users('{ user: a, password: other }'))
+            await asyncio.wait_for(closed.wait(), 5)
+            assert isinstance(nc.last_error, nats.errors.AuthorizationError)
+
+        asyncio.run(asyncio.wait_for(main(), 30))

@@ -889,6 +889,8 @@ class ClientConnection(Connection):
             sub.delivered += count
 
     def _build_plan(self, subject: bytes) -> Plan:
+        # Built once per subject and publisher, but also for every message of a publisher
+        # spreading over more subjects than the cache holds: kept lean.
         result = self.sublist.match(subject)
         echo = self.opts.echo
 
@@ -900,31 +902,42 @@ class ClientConnection(Connection):
             return deny is None or not deny.denies_delivery(subject)
 
         plain = []
-        routes = {}  # servers with plain interest, in match order, once each
+        routes = None  # servers with plain interest, in match order, once each
         for sub in result.psubs:
             if sub.client.is_route:
+                if routes is None:
+                    routes = {}
                 routes[sub.client] = None
             elif wanted(sub):
                 plain.append(local_target(sub, subject))
-        plain += [route_target(route, subject) for route in routes]
+        if routes:
+            plain += [route_target(route, subject) for route in routes]
         queues = []
+        routed = False
         for members in result.qsubs:
             group = []
             for sub in members:
                 if sub.client.is_route:
                     group += remote_members(sub)
+                    routed = True
                 elif wanted(sub):
                     group.append(local_target(sub, subject))
             if group:
                 queues.append(tuple(group))
-        plan = Plan(tuple(plain), tuple(queues))
-        plan.granting = any(type(t[1]) is GrantingOutbound for t in plan.plain) or any(
-            type(t[1]) is GrantingOutbound for group in plan.queues for t in group
-        )
-        plan.reserved = _reserved_subject(subject)
-        if len(self._plans) >= defaults.DELIVERY_CACHE_SIZE:
-            self._plans.clear()
-        self._plans[subject] = plan
+        plan = Plan(tuple(plain), tuple(queues), routed)
+        for target in plain:
+            if type(target[1]) is GrantingOutbound:
+                plan.granting = True
+        for group in queues:
+            for target in group:
+                if type(target[1]) is GrantingOutbound:
+                    plan.granting = True
+        plan.reserved = subject[:5] == b"_GR_." and len(subject) > 5
+        plans = self._plans
+        if len(plans) >= defaults.DELIVERY_CACHE_SIZE:
+            for key in list(plans)[: len(plans) // 2]:  # the older half goes
+                del plans[key]
+        plans[subject] = plan
         return plan
 
     # --- PUB with publish permissions (installed per connection by _accept_identity) -------

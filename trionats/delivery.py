@@ -35,10 +35,10 @@ class Plan:
 
     __slots__ = ("plain", "queues", "routed", "granting", "reserved")
 
-    def __init__(self, plain: tuple, queues: tuple) -> None:
+    def __init__(self, plain: tuple, queues: tuple, routed: bool) -> None:
         self.plain = plain
         self.queues = queues
-        self.routed = any(target[1] is None for group in queues for target in group)
+        self.routed = routed  # a queue group has remote members
         self.granting = False
         self.reserved = False
 
