@@ -141,15 +141,19 @@ async def test_queue_group_spread_over_both_servers_delivers_each_message_once(p
     a, b = pair
     local = await client(a)
     remote = await client(b)
+    watcher = await client(b)  # plain interest on B too: one copy per message, never two
     await local.send(b"SUB work q 1\r\nPING\r\n")
     await remote.send(b"SUB work q 1\r\nPING\r\n")
-    await local.expect(b"PONG\r\n")
-    await remote.expect(b"PONG\r\n")
-    await wait_for(lambda: has_remote_interest(a, b"work"))
+    await watcher.send(b"SUB work 9\r\nPING\r\n")
+    for raw in (local, remote, watcher):
+        await raw.expect(b"PONG\r\n")
+    await wait_for(lambda: has_remote_interest(a, b"work", 2))
     pub = await client(a)
     count = 200
-    await pub.send(b"PUB work 1\r\nm\r\n" * count + b"PING\r\n")
+    await pub.send(b"PUB work 1\r\nm\r\n" * count + b"PING\r\n")  # a run: one pick each
     await pub.expect(b"PONG\r\n")
+    await watcher.expect(b"MSG work 9 1\r\nm\r\n" * count)
+    await watcher.expect_nothing()
     got = {"local": 0, "remote": 0}
 
     async def drain(name, raw):

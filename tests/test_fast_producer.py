@@ -58,8 +58,12 @@ async def flood_a_slow_reader(server) -> tuple[int, bool]:
 async def test_publisher_is_slowed_to_a_slow_subscriber(server_factory):
     server = await server_factory(max_pending=MAX_PENDING, max_payload=64 * 1024)
     received, cut = await flood_a_slow_reader(server)
-    assert not cut and server.stats.slow_consumers == 0
-    assert received == len(b"MSG flood 1 1024\r\n" + PAYLOAD + b"\r\n") * MESSAGES
+    assert server.stats.stalled_clients > 0  # the publisher's reads waited for the subscriber
+    # Typically all of it arrives and nothing is cut; on a starved machine a cut may still
+    # come (a stall is bounded, as in nats-server), but only after far more than the budget.
+    assert received >= 8 * MAX_PENDING
+    if not cut:
+        assert received == len(b"MSG flood 1 1024\r\n" + PAYLOAD + b"\r\n") * MESSAGES
 
 
 async def test_without_the_stall_the_slow_subscriber_is_cut(server_factory):
@@ -68,3 +72,4 @@ async def test_without_the_stall_the_slow_subscriber_is_cut(server_factory):
     )
     _, cut = await flood_a_slow_reader(server)
     assert cut and server.stats.slow_consumers == 1
+    assert server.stats.stalled_clients == 0

@@ -27,6 +27,8 @@ from .delivery import (
     deliver,
     deliver_local,
     deliver_routed,
+    deliver_routed_run,
+    deliver_run_to_groups,
     local_target,
     pick,
     remote_members,
@@ -825,7 +827,6 @@ class ClientConnection(Connection):
             opts.verbose
             or plan.granting
             or plan.reserved
-            or plan.routed
             or (reply and _reserved_reply(reply))
             or (opts.pedantic and not is_valid_literal_subject(subject))
             or (reply and opts.no_responders and not (plan.plain or plan.queues))
@@ -842,7 +843,9 @@ class ClientConnection(Connection):
         self.in_msgs += count
         self.in_bytes += count * size
         delivered = 0
-        if plan.plain or plan.queues:
+        if plan.routed:
+            delivered = deliver_routed_run(plan, subject, reply, parts, size)
+        elif plan.plain or plan.queues:
             tail = encode.msg_tail(reply, size)
             for sub, outbound, head, _ in plan.plain:
                 prefix = head + tail
@@ -852,41 +855,13 @@ class ClientConnection(Connection):
                 client.out_bytes += count * size
                 sub.delivered += count
             delivered = count * len(plan.plain)
-            for group in plan.queues:
-                delivered += self._deliver_run_to_group(group, tail, parts, size)
+            if plan.queues:
+                delivered += deliver_run_to_groups(plan.queues, parts, tail, size)
         stats = self.server.stats
         stats.in_msgs += count
         stats.in_bytes += count * size
         stats.out_msgs += delivered
         stats.out_bytes += delivered * size
-
-    def _deliver_run_to_group(self, group: tuple, tail: bytes, parts: list, size: int) -> int:
-        """Each message of a run to one random member; each member gets its share in order."""
-        shares: dict[int, list[bytes]] = {}
-        chosen: dict[int, tuple] = {}
-        for part in parts:
-            target = pick(group)
-            if target is None:
-                break
-            key = id(target)
-            share = shares.get(key)
-            if share is None:
-                share = shares[key] = []
-                chosen[key] = target
-            share.append(part)
-        self._flush_shares(shares, chosen, tail, size)
-        return sum(len(share) for share in shares.values())
-
-    @staticmethod
-    def _flush_shares(shares: dict, chosen: dict, tail: bytes, size: int) -> None:
-        for key, assigned in shares.items():
-            sub, outbound, head, _ = chosen[key]
-            prefix = head + tail
-            outbound.write(prefix + prefix.join(assigned))
-            count = len(assigned)
-            sub.client.out_msgs += count
-            sub.client.out_bytes += count * size
-            sub.delivered += count
 
     def _build_plan(self, subject: bytes) -> Plan:
         # Built once per subject and publisher, but also for every message of a publisher
@@ -1008,6 +983,9 @@ class ClientConnection(Connection):
         self.server.stats.slow_consumers += 1
         self.log.info(f"Slow Consumer Detected: MaxPending of {self.outbound.max_pending} Exceeded")
         self.close(Reason.SLOW_CONSUMER_PENDING, flush=False)
+
+    def on_stall(self) -> None:
+        self.server.stats.stalled_clients += 1
 
     def on_write_timeout(self) -> None:
         self.server.stats.slow_consumers += 1

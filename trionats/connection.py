@@ -106,6 +106,7 @@ class Connection:
                         self.on_protocol_error(error)
                         return
                 if stalled and self.stalls:
+                    self.on_stall()
                     await stall(stalled, defaults.FAST_PRODUCER_STALL_MAX)
                 while self.awaiting is not None and self.closed_reason is None:
                     # An asynchronous check (a bcrypt password) paused the events of this read:
@@ -203,6 +204,9 @@ class Connection:
 
     def on_ping_timer(self) -> None:
         """`next_ping` was reached; send a PING or declare the peer stale."""
+
+    def on_stall(self) -> None:
+        """This connection is about to wait for consumers it filled (fast producer stall)."""
 
     def on_write_timeout(self) -> None:
         """A write did not finish within the write deadline."""

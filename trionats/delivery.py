@@ -173,6 +173,92 @@ def deliver_routed(plan: Plan, subject: bytes, reply: bytes, header_size: int, d
     return delivered + len(forward)
 
 
+def deliver_routed_run(plan: Plan, subject: bytes, reply: bytes, parts: list, size: int) -> int:
+    """A run of identical messages whose queue groups have members on other servers: each
+    message picks its members as in `deliver_routed`, and each connection's bytes are
+    joined and queued once. `parts` are the payloads with their CRLF, all `size` long."""
+    tail = encode.msg_tail(reply, size)
+    count = len(parts)
+    delivered = 0
+    plain_routes = []
+    for target in plan.plain:
+        sub, outbound, head, _ = target
+        if sub.client.is_route:
+            plain_routes.append(sub.client)
+            continue
+        prefix = head + tail
+        outbound.write(prefix + prefix.join(parts))
+        _count(sub, count, size)
+        delivered += count
+    shares: dict[int, list] = {}  # id(local member) -> [member, its payloads...]
+    chunks: dict = {}  # route -> [RMSG line, payload, ...]
+    lines: dict[tuple, bytes] = {}  # queue names -> the RMSG line naming them
+    for part in parts:
+        forward: dict = {}
+        for group in plan.queues:
+            target = pick(group)
+            if target is None:
+                continue
+            if target[1] is None:
+                sub = target[0]
+                forward.setdefault(sub.client, []).append(sub.queue)
+            else:
+                share = shares.get(id(target))
+                if share is None:
+                    share = shares[id(target)] = [target]
+                share.append(part)
+        for route in plain_routes:
+            forward.setdefault(route, [])  # a queue-form copy serves its plain interest too
+        for route, names in forward.items():
+            key = tuple(names)
+            line = lines.get(key)
+            if line is None:
+                line = lines[key] = encode.rmsg_line(b"$G", subject, reply, key, -1, size)
+            route_chunks = chunks.get(route)
+            if route_chunks is None:
+                route_chunks = chunks[route] = []
+            route_chunks += (line, part)
+    for share in shares.values():
+        sub, outbound, head, _ = share[0]
+        prefix = head + tail
+        outbound.write(prefix + prefix.join(share[1:]))
+        _count(sub, len(share) - 1, size)
+        delivered += len(share) - 1
+    for route, route_chunks in chunks.items():
+        sent = len(route_chunks) // 2
+        route.outbound.write(b"".join(route_chunks))
+        route.out_msgs += sent
+        route.out_bytes += sent * size
+        delivered += sent
+    return delivered
+
+
+def deliver_run_to_groups(groups, parts: list, tail: bytes, size: int) -> int:
+    """Each message of a run to one member of each group; each member's share joined once."""
+    shares: dict[int, list] = {}
+    for part in parts:
+        for group in groups:
+            target = pick(group)
+            if target is not None:
+                share = shares.get(id(target))
+                if share is None:
+                    share = shares[id(target)] = [target]
+                share.append(part)
+    for share in shares.values():
+        sub, outbound, head, _ = share[0]
+        prefix = head + tail
+        outbound.write(prefix + prefix.join(share[1:]))
+        _count(sub, len(share) - 1, size)
+    return sum(len(share) - 1 for share in shares.values())
+
+
+def _count(sub, count: int, size: int) -> None:
+    client = sub.client
+    client.out_msgs += count
+    client.out_bytes += count * size
+    sub.delivered += count
+
+
 def deliver_inbound(plan: InboundPlan, queues, subject, reply, header_size, data) -> int:
     """A message from a route: local plain subscribers, plus one local member of each
     queue group the sender named (a group with no local member left drops its copy)."""

@@ -68,6 +68,7 @@ class Stats:
         "slow_consumers",
         "stale_connections",
         "total_connections",
+        "stalled_clients",  # reads a publisher waited on a full consumer (fast producer stall)
     )
 
     def __init__(self) -> None:

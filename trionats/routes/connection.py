@@ -21,7 +21,8 @@ import trio
 from .. import defaults, errors, tls
 from ..auth.users import is_bcrypt
 from ..core.sublist import InvalidSubject, Subscription
-from ..delivery import InboundPlan, deliver, deliver_inbound, local_target
+from ..auth.permissions import GrantingOutbound
+from ..delivery import InboundPlan, deliver, deliver_inbound, deliver_run_to_groups, local_target
 from ..connection import Connection
 from ..errors import ProtocolError, Reason
 from ..protocol import encode
@@ -386,9 +387,10 @@ class RouteConnection(Connection):
     def _on_rmsg_run(self, run: RMsgRun) -> None:
         """Identical RMSGs (a publisher's run, forwarded as one): one join per subscriber.
 
-        The same as `_on_rmsg` for each; it falls back to exactly that when per-message
-        handling matters (queue groups named, auto-unsubscribe limits, allow_responses; a
-        limit can be set after the plan was built, so it is checked per run)."""
+        The same as `_on_rmsg` for each (a named queue group gets one local member per
+        message); it falls back to exactly that when per-message handling matters
+        (auto-unsubscribe limits, allow_responses; a limit can be set after the plan was
+        built, so it is checked per run)."""
         account, subject, reply, queues, parts = run
         if account != GLOBAL_ACCOUNT or not self.registered:
             for event in run.expand():
@@ -399,7 +401,13 @@ class RouteConnection(Connection):
             self._plans.clear()
             self._plans_generation = sublist.generation
         plan = self._plans.get(subject) or self._build_plan(subject)
-        if queues or plan.granting or any(target[0].max_msgs for target in plan.plain):
+        groups = [plan.groups[name] for name in queues if name in plan.groups]
+        if (
+            plan.granting
+            or any(target[0].max_msgs for target in plan.plain)
+            or any(target[0].max_msgs for group in groups for target in group)
+            or any(type(target[1]) is GrantingOutbound for group in groups for target in group)
+        ):
             for event in run.expand():
                 self._on_rmsg(event)
             return
@@ -410,7 +418,7 @@ class RouteConnection(Connection):
         stats = self.server.stats
         stats.in_msgs += count
         stats.in_bytes += count * size
-        if not plan.plain:
+        if not plan.plain and not groups:
             return
         tail = encode.msg_tail(reply, size)
         for sub, outbound, head, _ in plan.plain:
@@ -421,6 +429,8 @@ class RouteConnection(Connection):
             client.out_bytes += count * size
             sub.delivered += count
         delivered = count * len(plan.plain)
+        if groups:  # one local member of each named group per message
+            delivered += deliver_run_to_groups(groups, parts, tail, size)
         stats.out_msgs += delivered
         stats.out_bytes += delivered * size
 
