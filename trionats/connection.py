@@ -135,16 +135,29 @@ class Connection:
             batch = outbound.take(defaults.MAX_WRITE_BATCH)
             try:
                 with trio.move_on_after(self.write_deadline) as scope:
-                    await stream.send_all(batch)
+                    await self._send(stream, batch)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 self.close(Reason.WRITE_ERROR, flush=False)
                 break
             if scope.cancelled_caught:
                 self.on_write_timeout()
                 break
-            outbound.sent(len(batch))
         # Closing, and everything queued has been written: the connection is done.
         self._scope.cancel()
+
+    async def _send(self, stream, batch: bytes) -> None:
+        """Write one batch. A large one goes out in pieces, each counted when written, so
+        `pending` (what a stalled producer waits on) falls as the consumer reads."""
+        piece = defaults.WRITE_PIECE
+        if len(batch) <= piece:
+            await stream.send_all(batch)
+            self.outbound.sent(len(batch))
+            return
+        view = memoryview(batch)
+        for start in range(0, len(batch), piece):
+            chunk = view[start : start + piece]
+            await stream.send_all(chunk)
+            self.outbound.sent(len(chunk))
 
     async def _ping_loop(self) -> None:
         while True:

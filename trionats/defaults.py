@@ -119,6 +119,8 @@ ROUTE_POOL_SIZE = 3
 #: Seconds a publisher's reader may wait, per read, for subscribers (or routes) whose queues
 #: it filled past three quarters of max_pending (nats-server's fast producer stall: 10 ms).
 FAST_PRODUCER_STALL_MAX = 0.010
+#: Bytes per send_all when a writer's batch is larger (connection.py): progress is counted.
+WRITE_PIECE = 256 * 1024
 
 #: Seconds to wait for a route's TCP connection before counting the attempt as failed.
 ROUTE_DIAL_TIMEOUT = 1.0

@@ -215,9 +215,11 @@ class Cluster:
             await route.run()
             if route.to_self or route.closed_reason == Reason.DUPLICATE_SERVER_NAME:
                 return
-            if route.remote_id in self.routes:
+            remote_id = route.remote_id
+            del route  # a closed connection is not kept alive by its idle supervisor
+            if remote_id in self.routes:
                 # A duplicate: another connection carries this route; dial when it is gone.
-                await self._wait_gone(route.remote_id)
+                await self._wait_gone(remote_id)
             delay = defaults.ROUTE_CONNECT_RETRY_DELAY if not implicit else 0.0
             await trio.sleep(delay + random.uniform(0, defaults.ROUTE_REDIAL_JITTER))
 
