@@ -548,3 +548,75 @@ async def test_spans_of_routed_messages_match_per_message_delivery(pair):
             sid = int(line.split()[2])
             got[sid].append(line + await sub.read_line())
     assert got == expected
+
+
+async def test_three_servers_seeded_from_one(nursery):
+    """Every pair exchanges messages, a queue group spread over all three gets each message
+    once, an unsubscribe reaches every server, and a killed server rejoins when restarted."""
+    port_c = free_port()
+    a = await start_node(nursery, server_name="A")
+    b = await start_node(nursery, a.cluster.port, server_name="B")
+    c = await start_trionats(nursery, cluster=cluster_options(a.cluster.port, port=port_c),
+                             server_name="C")  # fmt: skip
+    servers = [a, b, c]
+    await wait_for(lambda: routed(*servers))
+
+    async def every_pair_exchanges_messages(servers) -> None:
+        subs = {}
+        for server in servers:
+            subs[server.name] = raw = await client(server)
+            await raw.send(b"SUB pair.*.%s 1\r\nPING\r\n" % server.name.encode())
+            await raw.expect(b"PONG\r\n")
+        for receiver in servers:
+            for sender in servers:
+                if sender is not receiver:
+                    await wait_for(lambda s=sender, r=receiver: has_remote_interest(
+                        s, b"pair.%s.%s" % (s.name.encode(), r.name.encode())))  # fmt: skip
+        for sender in servers:
+            pub = await client(sender)
+            for receiver in servers:
+                subject = b"pair.%s.%s" % (sender.name.encode(), receiver.name.encode())
+                await pub.send(b"PUB %s 2\r\nhi\r\n" % subject)
+                await subs[receiver.name].expect(b"MSG %s 1 2\r\nhi\r\n" % subject)
+        for raw in subs.values():
+            await raw.send(b"UNSUB 1\r\n")
+        for server in servers:  # the unsubscribes reached every other server
+            await wait_for(lambda s=server: not any(
+                sub.client.is_route for sub in s.sublist.match(b"pair.X.A").psubs))  # fmt: skip
+
+    await every_pair_exchanges_messages(servers)
+
+    members = {}
+    for server in servers:
+        members[server.name] = raw = await client(server)
+        await raw.send(b"SUB work3 grp 1\r\nPING\r\n")
+        await raw.expect(b"PONG\r\n")
+    for server in servers:
+        await wait_for(lambda s=server: sum(
+            sub.weight for g in s.sublist.match(b"work3").qsubs for sub in g) == 3)  # fmt: skip
+    for server in servers:
+        pub = await client(server)
+        await pub.send(b"PUB work3 1\r\nw\r\n" * 100 + b"PING\r\n")
+        await pub.expect(b"PONG\r\n")
+    counts = dict.fromkeys(members, 0)
+
+    async def count(name, raw):
+        with trio.move_on_after(0.7):
+            while True:
+                if (await raw.read_line()).startswith(b"MSG"):
+                    counts[name] += 1
+
+    async with trio.open_nursery() as inner:
+        for name, raw in members.items():
+            inner.start_soon(count, name, raw)
+    assert sum(counts.values()) == 300 and all(n > 0 for n in counts.values()), counts
+
+    c.shutdown()
+    await c.wait_stopped()
+    await wait_for(lambda: routed(a, b))
+    c2 = await start_trionats(nursery, cluster=cluster_options(a.cluster.port, port=port_c),
+                              server_name="C")  # fmt: skip
+    await wait_for(lambda: routed(a, b, c2), timeout=8)
+    await every_pair_exchanges_messages([a, b, c2])
+    for server in (a, b, c2):
+        server.shutdown()

@@ -25,8 +25,10 @@ from tests.test_cluster import (
 pytestmark = pytest.mark.interop
 
 
-def go_node(name: str, cluster_port: int, *routes: int) -> NatsServerProcess:
+def go_node(name: str, cluster_port: int, *routes: int, monitor: int = 0) -> NatsServerProcess:
     args = ["-n", name, "--cluster_name", "C", "--cluster", f"nats://127.0.0.1:{cluster_port}"]
+    if monitor:
+        args += ["-m", str(monitor)]
     if routes:
         args += ["--routes", ",".join(f"nats-route://127.0.0.1:{p}" for p in routes)]
     return NatsServerProcess(*args)
@@ -179,3 +181,102 @@ async def test_nats_server_with_wrong_route_credentials_is_refused(nursery):
                 await trio.sleep(0.05)
         assert not ours.cluster.routes
     ours.shutdown()
+
+
+async def _routez(monitor_port: int) -> dict:
+    import json
+    import urllib.request
+
+    def fetch() -> dict:
+        url = f"http://127.0.0.1:{monitor_port}/routez?subs=1"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return json.loads(response.read())
+
+    return await trio.to_thread.run_sync(fetch)
+
+
+async def _go_sees_interest(monitor_port: int, remote_name: str, subject: str) -> bool:
+    routez = await _routez(monitor_port)
+    return any(
+        subject in (route.get("subscriptions_list") or [])
+        for route in routez.get("routes", [])
+        if route.get("remote_name") == remote_name
+    )
+
+
+async def test_trionats_with_two_nats_servers(nursery):
+    """trionats T seeded with nats-server G1; nats-server G2 seeded with G1: a full mesh by
+    gossip. Every direction carries messages with headers and request/reply, a queue group
+    over all three gets each message once, nats-server's /routez shows T's interest come and
+    go, and either kind of server rejoins after a restart."""
+    g1_route, g2_route, g1_http = free_port(), free_port(), free_port()
+    g1 = go_node("G1", g1_route, monitor=g1_http)
+    g2 = go_node("G2", g2_route, g1_route)
+    goes = {"G1": g1, "G2": g2}
+    try:
+        ours = await start_trionats(nursery, cluster=cluster_options(g1_route), server_name="T")
+        await wait_for(lambda: len(ours.cluster.routes) == 2, timeout=10)  # G1, and G2 by gossip
+        # Every direction: T <-> G1, T <-> G2 (G1 <-> G2 is nats-server's own business).
+        for go in goes.values():
+            await exchange_messages(ours, go)
+        # Request/reply both ways.
+        responder = await go_client(g2)
+        await responder.send(b"SUB svc 1\r\n")
+        await sync_via(responder)
+        await wait_for(lambda: has_remote_interest(ours, b"svc"))
+        requester = await client(ours, headers=True)
+        await requester.send(b"SUB _INBOX.t 1\r\nPUB svc _INBOX.t 3\r\nask\r\n")
+        await responder.expect(b"MSG svc 1 _INBOX.t 3\r\nask\r\n")
+        await responder.send(b"PUB _INBOX.t 6\r\nanswer\r\n")
+        await requester.expect(b"MSG _INBOX.t 1 6\r\nanswer\r\n")
+        # A queue group with a member on each of the three servers: each message once.
+        members = {"T": await client(ours), "G1": await go_client(g1), "G2": await go_client(g2)}
+        for raw in members.values():
+            await raw.send(b"SUB jobs3 grp 1\r\nPING\r\n")
+            await raw.expect(b"PONG\r\n")
+        await wait_for(lambda: sum(sub.weight for g in ours.sublist.match(b"jobs3").qsubs
+                                   for sub in g) == 3)  # fmt: skip
+        for publisher in (await client(ours), await go_client(g2)):
+            await publisher.send(b"PUB jobs3 1\r\nj\r\n" * 100)
+            await sync_via(publisher)
+        got = dict.fromkeys(members, 0)
+
+        async def drain(name, raw):
+            with trio.move_on_after(0.7):
+                while True:
+                    if (await raw.read_line()).startswith(b"MSG"):
+                        got[name] += 1
+
+        async with trio.open_nursery() as inner:
+            for name, raw in members.items():
+                inner.start_soon(drain, name, raw)
+        assert sum(got.values()) == 200 and all(got.values()), got
+        # nats-server's /routez shows T's interest, then its removal.
+        await requester.send(b"SUB seen.by.go 7\r\nPING\r\n")
+        await requester.expect(b"PONG\r\n")
+        with trio.fail_after(TIMEOUT):
+            while not await _go_sees_interest(g1_http, "T", "seen.by.go"):
+                await trio.sleep(0.05)
+        await requester.send(b"UNSUB 7\r\nPING\r\n")
+        await requester.expect(b"PONG\r\n")
+        with trio.fail_after(TIMEOUT):
+            while await _go_sees_interest(g1_http, "T", "seen.by.go"):
+                await trio.sleep(0.05)
+        # nats-server restarted: it rejoins and messages flow again.
+        g2.stop()
+        await wait_for(lambda: "G2" not in {r.remote_name for r in ours.cluster.routes.values()})
+        g2 = goes["G2"] = go_node("G2", g2_route, g1_route)
+        await wait_for(lambda: "G2" in {r.remote_name for r in ours.cluster.routes.values()},
+                       timeout=10)  # fmt: skip
+        await exchange_messages(ours, g2)
+        # trionats restarted: it rejoins through its seed.
+        ours.shutdown()
+        await ours.wait_stopped()
+        ours = await start_trionats(nursery, cluster=cluster_options(g1_route), server_name="T")
+        await wait_for(lambda: len(ours.cluster.routes) == 2, timeout=10)
+        for go in goes.values():
+            await exchange_messages(ours, go)
+        ours.shutdown()
+    finally:
+        g2.stop()
+        g1.stop()
