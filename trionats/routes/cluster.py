@@ -254,11 +254,25 @@ class Cluster:
     # --- the registry ---------------------------------------------------------------------
 
     def register(self, route: RouteConnection) -> bool:
-        """Make `route` the route to its server, unless that server already has one."""
-        if route.remote_id in self.routes:
-            return False
+        """Make `route` the route to its server, unless that server already has one.
+
+        Two servers dialing each other at once may each keep the other's connection and drop
+        their own: both then close and re-dial, and can collide again. So between a
+        connection we dialed and one the peer dialed, both sides keep the one dialed by the
+        server with the lower id (nats-server keeps whichever came first; with a nats-server
+        peer that may still end in two closes and a re-dial, as between nats-servers)."""
+        existing = self.routes.get(route.remote_id)
+        if existing is not None:
+            if existing.solicited == route.solicited or self._dialer(route) > self._dialer(existing):
+                return False
+            self.routes[route.remote_id] = route  # before the close: it must not unregister
+            existing.close(Reason.DUPLICATE_ROUTE, flush=False)
+            return True
         self.routes[route.remote_id] = route
         return True
+
+    def _dialer(self, route: RouteConnection) -> str:
+        return self.server.server_id if route.solicited else route.remote_id
 
     def registered(self, route: RouteConnection) -> None:
         """A new peer: tell the others about it (gossip) and the clients its URLs."""
