@@ -909,7 +909,8 @@ class ClientConnection(Connection):
                     plan.granting = True
         plan.reserved = subject[:5] == b"_GR_." and len(subject) > 5
         plans = self._plans
-        if len(plans) >= defaults.DELIVERY_CACHE_SIZE:
+        limit = min(max(defaults.DELIVERY_CACHE_SIZE, self.sublist.count), defaults.DELIVERY_CACHE_MAX)
+        if len(plans) >= limit:
             for key in list(plans)[: len(plans) // 2]:  # the older half goes
                 del plans[key]
         plans[subject] = plan

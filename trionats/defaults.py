@@ -80,11 +80,15 @@ MAX_WRITE_BATCH = 4 * 1024 * 1024
 SUBLIST_CACHE_SIZE = 4096
 
 #: Entries in a publisher's per-connection delivery cache (subject -> encoded targets) before
-#: it sheds the older half (a few hundred bytes each, only for publishers of many subjects).
+#: it sheds the older half: this many, or as many as there are subscriptions (a publisher
+#: spread over every subscribed subject keeps them all: a few hundred bytes each, the size of
+#: a subscription, and only for publishers of that many subjects).
 DELIVERY_CACHE_SIZE = 8192
+DELIVERY_CACHE_MAX = 1 << 20
 
-#: Entries in the parser's cache of decoded PUB control lines (cleared when full).
-PUB_LINE_CACHE_SIZE = 8192
+#: Entries in the parser's cache of decoded PUB control lines (cleared when full; about
+#: 150 bytes each, only for connections publishing with that many distinct lines).
+PUB_LINE_CACHE_SIZE = 1 << 17
 
 #: Seconds to back off after accept() fails for lack of file descriptors (Trio's own value).
 ACCEPT_BACKOFF = 0.1
