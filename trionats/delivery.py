@@ -154,17 +154,7 @@ def deliver_routed(plan: Plan, subject: bytes, reply: bytes, header_size: int, d
     """A local client's message when a queue group has members on other servers: each server
     a pick landed on gets one RMSG/HMSG naming those groups, which also serves its plain
     subscribers (so its plain copy is not sent). The one-hop rule: it goes no further."""
-    picked = []
-    forward: dict = {}
-    for group in plan.queues:
-        target = pick(group)
-        if target is None:
-            continue
-        if target[1] is None:
-            sub = target[0]
-            forward.setdefault(sub.client, []).append(sub.queue)
-        else:
-            picked.append(target)
+    picked, forward = _pick_members(plan.queues)
     targets = [t for t in plan.plain if t[0].client not in forward] if forward else list(plan.plain)
     targets += picked
     delivered = deliver_local(targets, subject, reply, header_size, data) if targets else 0
@@ -194,19 +184,12 @@ def deliver_routed_run(plan: Plan, subject: bytes, reply: bytes, parts: list, si
     chunks: dict = {}  # route -> [RMSG line, payload, ...]
     lines: dict[tuple, bytes] = {}  # queue names -> the RMSG line naming them
     for part in parts:
-        forward: dict = {}
-        for group in plan.queues:
-            target = pick(group)
-            if target is None:
-                continue
-            if target[1] is None:
-                sub = target[0]
-                forward.setdefault(sub.client, []).append(sub.queue)
-            else:
-                share = shares.get(id(target))
-                if share is None:
-                    share = shares[id(target)] = [target]
-                share.append(part)
+        picked, forward = _pick_members(plan.queues)
+        for target in picked:
+            share = shares.get(id(target))
+            if share is None:
+                share = shares[id(target)] = [target]
+            share.append(part)
         for route in plain_routes:
             forward.setdefault(route, [])  # a queue-form copy serves its plain interest too
         for route, names in forward.items():
@@ -231,6 +214,23 @@ def deliver_routed_run(plan: Plan, subject: bytes, reply: bytes, parts: list, si
         route.out_bytes += sent * size
         delivered += sent
     return delivered
+
+
+def _pick_members(queues) -> tuple[list, dict]:
+    """One member of each queue group: the local picks, and per server the groups picked
+    there (a remote member stands for its server)."""
+    local: list = []
+    forward: dict = {}
+    for group in queues:
+        target = pick(group)
+        if target is None:
+            continue
+        if target[1] is None:
+            sub = target[0]
+            forward.setdefault(sub.client, []).append(sub.queue)
+        else:
+            local.append(target)
+    return local, forward
 
 
 def deliver_run_to_groups(groups, parts: list, tail: bytes, size: int) -> int:
