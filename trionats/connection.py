@@ -99,6 +99,10 @@ class Connection:
                 if not data:
                     self.close(Reason.CLIENT_CLOSED, flush=False)
                     return
+                if self.closed_reason is not None:
+                    # Closed by another task while this read came in: Trio returns data a
+                    # receive already had even when cancelled during its shielded yield.
+                    return
                 with collect_writes() as stalled:
                     try:
                         self.process(data)
