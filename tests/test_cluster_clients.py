@@ -142,3 +142,19 @@ def test_sample_cluster_configs_form_a_full_mesh(tmp_path):
         # Only dial errors while the others were starting; nothing else went wrong.
         errors = [line for line in node.log().splitlines() if "[ERR]" in line]
         assert all("Error trying to connect to route" in line for line in errors), errors
+
+
+def test_route_dial_errors_are_reported_every_nth_attempt(tmp_path):
+    conf = tmp_path / "node.conf"
+    conf.write_text(
+        f"connect_error_reports: 2\ncluster {{ listen: 127.0.0.1:{free_port()}, name: C,\n"
+        f"  routes: [nats-route://127.0.0.1:{free_port()}] }}\n"  # nobody listens there
+    )
+    node = TrionatsProcess("-c", str(conf), "-D")
+    try:
+        wait_until(lambda: "(attempt 3)" in node.log())
+    finally:
+        node.stop()
+    lines = [line for line in node.log().splitlines() if "Error trying to connect to route" in line]
+    levels = {int(line.split("(attempt ")[1].split(")")[0]): line.split()[3] for line in lines}
+    assert (levels[1], levels[2], levels[3]) == ("[ERR]", "[ERR]", "[DBG]")

@@ -541,7 +541,7 @@ OUT_OF_SCOPE = {
 NOT_YET = {
     "syslog", "remote_syslog",
     "write_timeout", "system_account", "system", "no_system_account",
-    "no_system", "no_sys_acc", "connect_error_reports", "reconnect_error_reports",
+    "no_system", "no_sys_acc",
     "server_tags", "client_advertise", "max_sub_tokens", "max_subscription_tokens",
 }  # fmt: skip
 #: The same inside blocks: block key -> its keys not acted on yet.

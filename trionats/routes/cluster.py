@@ -200,8 +200,9 @@ class Cluster:
         """
         options = self.options
         failures = 0
+        connected_before = False  # failures after a route existed use reconnect_error_reports
         while True:
-            stream = await self._dial(url, failures + 1, implicit)
+            stream = await self._dial(url, failures + 1, implicit, connected_before)
             if stream is None:
                 failures += 1
                 if implicit and failures > options.connect_retries:
@@ -209,6 +210,7 @@ class Cluster:
                 await trio.sleep(self._retry_delay(failures))
                 continue
             failures = 0
+            connected_before = True
             peer = (url.host, url.port)
             route = RouteConnection(self, stream, self.server.next_cid(), peer,
                                     url=url, implicit=implicit)  # fmt: skip
@@ -223,7 +225,9 @@ class Cluster:
             delay = defaults.ROUTE_CONNECT_RETRY_DELAY if not implicit else 0.0
             await trio.sleep(delay + random.uniform(0, defaults.ROUTE_REDIAL_JITTER))
 
-    async def _dial(self, url: RouteURL, attempt: int, implicit: bool) -> trio.SocketStream | None:
+    async def _dial(
+        self, url: RouteURL, attempt: int, implicit: bool, reconnecting: bool = False
+    ) -> trio.SocketStream | None:
         kind = "implicit" if implicit else "explicit"
         self.log.debug(f"Trying to connect to {kind} route on {url.hostport}")
         error: object = "timeout"
@@ -232,8 +236,12 @@ class Cluster:
                 return await trio.open_tcp_stream(url.host, url.port)
             except OSError as exc:
                 error = exc.strerror or exc
-        reports = defaults.CONNECT_ERROR_REPORTS
-        if attempt == 1 or attempt % reports == 0:
+        # nats-server's connect_error_reports / reconnect_error_reports: the first failure and
+        # then every Nth is an error, the others debug lines.
+        server_options = self.server.options
+        reports = (server_options.reconnect_error_reports if reconnecting
+                   else server_options.connect_error_reports)  # fmt: skip
+        if attempt == 1 or attempt % max(reports, 1) == 0:
             self.log.error(f"Error trying to connect to route (attempt {attempt}): "
                            f"dial tcp {url.hostport}: {error}")  # fmt: skip
         else:
