@@ -369,11 +369,7 @@ class RouteConnection(Connection):
         stats.in_bytes += size
         if account != GLOBAL_ACCOUNT or not self.registered:
             return
-        sublist = self.sublist
-        if self._plans_generation != sublist.generation:
-            self._plans.clear()
-            self._plans_generation = sublist.generation
-        plan = self._plans.get(subject) or self._build_plan(subject)
+        plan = self._plan(subject)
         if queues or header_size >= 0:
             delivered = deliver_inbound(plan, queues, subject, reply, header_size, data)
         elif plan.plain:
@@ -396,11 +392,7 @@ class RouteConnection(Connection):
             for event in run.expand():
                 self._on_rmsg(event)
             return
-        sublist = self.sublist
-        if self._plans_generation != sublist.generation:
-            self._plans.clear()
-            self._plans_generation = sublist.generation
-        plan = self._plans.get(subject) or self._build_plan(subject)
+        plan = self._plan(subject)
         groups = [plan.groups[name] for name in queues if name in plan.groups]
         if (
             plan.granting
@@ -441,11 +433,7 @@ class RouteConnection(Connection):
         account, subject, data, size, count = span
         plan = None
         if account == GLOBAL_ACCOUNT and self.registered:
-            sublist = self.sublist
-            if self._plans_generation != sublist.generation:
-                self._plans.clear()
-                self._plans_generation = sublist.generation
-            plan = self._plans.get(subject) or self._build_plan(subject)
+            plan = self._plan(subject)
         old = b"RMSG " + account + b" " + subject + b" "
         if (
             plan is None
@@ -469,6 +457,14 @@ class RouteConnection(Connection):
             sub.delivered += count
         stats.out_msgs += count * len(plan.plain)
         stats.out_bytes += size * len(plan.plain)
+
+    def _plan(self, subject: bytes) -> InboundPlan:
+        """The cached plan of `subject`; all plans go when the sublist changes."""
+        generation = self.sublist.generation
+        if self._plans_generation != generation:
+            self._plans.clear()
+            self._plans_generation = generation
+        return self._plans.get(subject) or self._build_plan(subject)
 
     def _build_plan(self, subject: bytes) -> InboundPlan:
         """Local subscribers of `subject` (route interest never gets a routed message)."""
