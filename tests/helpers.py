@@ -158,17 +158,20 @@ def free_port() -> int:
         return port
 
 
-def _wait_until_ready(log_path: Path, process: subprocess.Popen, timeout: float = 10.0) -> None:
+def _wait_until_ready(
+    log_path: Path, process: subprocess.Popen, timeout: float = 10.0, ready_log: Path | None = None
+) -> None:
     """Wait for the server's "Server is ready" log line (both servers print it).
 
     Probing the port instead would open a client connection, which counts against the
     server's max_connections until the server notices it closed.
     """
     deadline = time.monotonic() + timeout
+    ready_log = ready_log or log_path  # a configured log_file, when there is one
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}: {log_path.read_text()}")
-        if "Server is ready" in log_path.read_text(errors="replace"):
+        if ready_log.exists() and "Server is ready" in ready_log.read_text(errors="replace"):
             return
         time.sleep(0.02)
     raise TimeoutError(f"server not ready after {timeout} s: {log_path.read_text()}")
@@ -177,14 +180,20 @@ def _wait_until_ready(log_path: Path, process: subprocess.Popen, timeout: float 
 class _Process:
     """A server subprocess on 127.0.0.1:<port>, logging to a temporary file."""
 
-    def __init__(self, argv: list[str], port: int) -> None:
+    def __init__(
+        self, argv: list[str], port: int, *, cwd: Path | None = None, env: dict | None = None,
+        ready_log: Path | None = None,
+    ) -> None:
         self.port = port
         self.url = f"nats://127.0.0.1:{port}"
         self.log_path = Path(tempfile.mkstemp(prefix="server-", suffix=".log")[1])
         self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            argv, stdout=self._log, stderr=subprocess.STDOUT, cwd=cwd,
+            env=None if env is None else {**os.environ, **env},
+        )  # fmt: skip
         try:
-            _wait_until_ready(self.log_path, self.process)
+            _wait_until_ready(self.log_path, self.process, ready_log=ready_log)
         except Exception:
             self.stop()
             raise
@@ -213,10 +222,10 @@ class _Process:
 class TrionatsProcess(_Process):
     """The `trionats` command as a user runs it (python -m trionats)."""
 
-    def __init__(self, *args: str, port: int | None = None) -> None:
+    def __init__(self, *args: str, port: int | None = None, **where) -> None:
         port = port or free_port()
         argv = [sys.executable, "-m", "trionats", "-a", "127.0.0.1", "-p", str(port), *args]
-        super().__init__(argv, port)
+        super().__init__(argv, port, **where)
 
 
 def nats_server_binary() -> str:
@@ -231,7 +240,7 @@ def nats_server_binary() -> str:
 class NatsServerProcess(_Process):
     """The reference nats-server 2.15.1."""
 
-    def __init__(self, *args: str, port: int | None = None) -> None:
+    def __init__(self, *args: str, port: int | None = None, **where) -> None:
         port = port or free_port()
         argv = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), *args]
-        super().__init__(argv, port)
+        super().__init__(argv, port, **where)

@@ -11,6 +11,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ import nats
 import pytest
 
 from tests.helpers import free_port
-from trionats import cli
+from trionats import cli, tls
 
 #: Seconds a test waits for a process, a file or a log line before failing.
 DEADLINE = 10.0
@@ -135,8 +136,9 @@ def test_parse_args_stops_at_first_non_flag():
         (["--connect_retries", "x"], 'invalid value "x" for flag -connect_retries'),
         (["-m", "abc"], 'invalid value "abc" for flag -m: parse error'),
         (["-ms", "abc"], 'invalid value "abc" for flag -ms: parse error'),
-        (["--help_tls"], "-help_tls is not supported by trionats yet"),
-        (["-js"], "-js is not supported by trionats yet"),
+        (["-js"], "flag -js is not supported by trionats"),
+        (["--store_dir", "/tmp"], "flag -store_dir is not supported by trionats"),
+        (["--profile", "6060"], "flag -profile is not supported by trionats"),
     ],
 )
 def test_parse_args_usage_errors(argv, message):
@@ -208,7 +210,16 @@ def test_bad_value_exits_2():
 def test_unsupported_nats_server_flag_exits_2():
     result = run_cli([sys.executable, "-m", "trionats"], "-js")
     assert result.returncode == 2
-    assert result.stderr.startswith("trionats: flag -js is not supported by trionats yet\n")
+    assert result.stderr.startswith("trionats: flag -js is not supported by trionats\n")
+
+
+def test_help_tls_lists_the_cipher_suites_trionats_accepts():
+    result = run_cli([sys.executable, "-m", "trionats"], "--help_tls")
+    assert result.returncode == 0 and result.stderr == ""
+    listed = re.findall(r"^    (TLS_\w+)$", result.stdout, flags=re.M)
+    assert set(listed) == set(tls.CIPHER_SUITES) | set(tls.TLS13_SUITES)
+    # Every TLS 1.2 suite it lists is one this OpenSSL can be told to use.
+    ssl.create_default_context().set_ciphers(":".join(tls.openssl_ciphers(tls.CIPHER_SUITES)))
 
 
 def test_unrecognized_command_exits_1():

@@ -947,3 +947,22 @@ def test_endpoints_match_nats_server_under_the_same_traffic():
         assert {k: v for k, v in t.items() if k not in ("server_id", "server_name", "now")} == {
             k: v for k, v in o.items() if k not in ("server_id", "server_name", "now")
         }
+
+
+def test_no_system_account_leaves_sys_out_like_nats_server(tmp_path):
+    conf = tmp_path / "node.conf"
+    conf.write_text("no_system_account: true\n")
+    theirs_http, ours_http = free_port(), free_port()
+    bodies = {}
+    with (
+        NatsServerProcess("-c", str(conf), "-m", str(theirs_http)),
+        TrionatsProcess("-c", str(conf), "-m", str(ours_http)),
+    ):
+        for name, port in (("theirs", theirs_http), ("ours", ours_http)):
+            base = f"http://127.0.0.1:{port}"
+            bodies[name] = {target: json.loads(fetch(base + target)[2])
+                            for target in ("/varz", "/accountz")}  # fmt: skip
+    for side in bodies.values():
+        assert "system_account" not in side["/varz"]
+        assert "system_account" not in side["/accountz"]
+        assert side["/accountz"]["accounts"] == ["$G"]

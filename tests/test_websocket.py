@@ -615,15 +615,13 @@ async def test_ports_file_lists_websocket_urls(nursery, tmp_path):
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("user_cookie", "u"), ("jwt_cookie", "j"), ("token_cookie", "t")],
+    [("user_cookie", "u"), ("pass_cookie", "p"), ("token_cookie", "t"), ("headers", {"X-A": "1"})],
 )
-def test_websocket_keys_not_acted_on_are_refused(field, value):
-    from trionats.errors import ConfigError
+def test_websocket_cookie_and_header_keys_are_accepted(field, value):
+    """Acted on since tests/test_websocket_cookies.py (jwt_cookie is refused: see there)."""
     from trionats.options import Options
 
-    ws_options = WebsocketOptions(port=8080, no_tls=True, **{field: value})
-    with pytest.raises(ConfigError, match="not supported by trionats yet"):
-        Options(websocket=ws_options).check()
+    Options(websocket=WebsocketOptions(port=8080, no_tls=True, **{field: value})).check()
 
 
 async def test_websocket_ping_interval_overrides_the_servers(nursery):

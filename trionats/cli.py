@@ -27,6 +27,7 @@ from . import logging as tlog
 from .errors import ConfigError
 from .options import Authorization, ClusterOptions, Options, RouteAuthorization, TLSOptions
 from .server import Server
+from .syslog import SyslogError
 
 USAGE = """\
 Usage: trionats [options]
@@ -35,6 +36,7 @@ Server Options:
     -a, --addr, --net <host>         Bind to host address (default: 0.0.0.0)
     -p, --port <port>                Use port for clients (default: 4222; -1 picks a random port)
     -n, --name, --server_name <name> Server name (default: the server id)
+        --client_advertise <string>  Client URL (host[:port]) to advertise to clients and servers
     -P, --pid <file>                 File to store the process id
         --ports_file_dir <dir>       Write a ports file (trionats_<pid>.ports) in this directory
     -m, --http_port <port>           Use port for http monitoring (-1 picks a random port)
@@ -51,6 +53,8 @@ Logging Options:
     -T, --logtime                    Timestamp log entries (default: true; -T=false to turn off)
         --logtime_utc                Timestamps in UTC instead of the local time zone
         --log_format <text|json>     text (nats-server's lines) or json (ECS, one object a line)
+    -s, --syslog                     Log to the local syslog daemon (/dev/log)
+    -r, --remote_syslog <addr>       Log to this syslog server (udp://host:514, tcp://, unix://)
         --log_size_limit <bytes>     Rotate the log file past this size (default: 0, no rotation)
         --max_traced_msg_len <len>   Cut traced payloads past this length (default: 0, unlimited)
     -D, --debug                      Enable debugging output
@@ -85,11 +89,42 @@ Common Options:
 """
 
 # Flags nats-server has that later work will implement; refused clearly until then.
-NOT_YET = {
-    "client_advertise",
-    "s", "syslog", "r", "remote_syslog", "profile", "help_tls",
-    "js", "jetstream", "sd", "store_dir",
-}  # fmt: skip
+NOT_YET: set[str] = set()
+# Flags of nats-server features outside trionats' scope (JetStream, the Go profiler port).
+OUT_OF_SCOPE = {"profile", "js", "jetstream", "sd", "store_dir"}
+
+
+def tls_help() -> str:
+    """What --help_tls prints: the tls block's keys and the cipher suites trionats accepts."""
+    from .tls import CIPHER_SUITES, TLS13_SUITES
+
+    suites = "\n".join(f"    {name}" for name in (*CIPHER_SUITES, *TLS13_SUITES))
+    return f"""
+TLS is configured in a `tls` block of the configuration file (top level for clients and
+HTTPS monitoring, inside `cluster` for routes, inside `websocket` for WebSocket clients):
+
+    tls {{
+        cert_file:      "./certs/server-cert.pem"
+        key_file:       "./certs/server-key.pem"
+        ca_file:        "./certs/ca.pem"     # CA that signs client certificates
+        verify:         true                 # clients must present a certificate
+        verify_and_map: true                 # ... whose subject names the user
+        timeout:        2                    # seconds for the TLS handshake
+        min_version:    "1.2"                # or "1.3"
+        handshake_first: false               # TLS before INFO (clients that ask for it)
+
+        cipher_suites: [
+            "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+        ]
+    }}
+
+Available cipher suites (TLS 1.3 suites are always on and cannot be chosen):
+{suites}
+
+curve_preferences is not supported by trionats (Python's ssl module picks the groups).
+See docs/security.md for TLS with clients, routes, WebSocket and monitoring.
+"""
 
 
 class UsageError(Exception):
@@ -120,6 +155,7 @@ class _Flags:
         self.overrides: dict[str, object] = {}
         self.show_help = False
         self.show_version = False
+        self.show_tls_help = False
         self.check_config = False
         self.signal = ""
         self.config_file = ""
@@ -158,6 +194,12 @@ def _log_format(text: str) -> str:
     if text not in ("text", "json"):
         raise ValueError(text)
     return text
+
+
+def _client_advertise(flags: _Flags, value: str) -> None:
+    """--client_advertise host[:port]; empty leaves the file's value, as nats-server."""
+    if value:
+        flags.overrides["client_advertise"] = value
 
 
 def _config(flags: _Flags, value: str) -> None:
@@ -207,6 +249,7 @@ for _names, _is_bool, _apply in [
     (("a", "addr", "net"), False, _setter("host", str)),
     (("p", "port"), False, _setter("port", _parse_int)),
     (("n", "name", "server_name"), False, _setter("server_name", str)),
+    (("client_advertise",), False, _client_advertise),
     (("P", "pid"), False, _setter("pid_file", str)),
     (("ports_file_dir",), False, _setter("ports_file_dir", str)),
     (("m", "http_port"), False, _setter("http_port", _parse_int)),
@@ -219,6 +262,8 @@ for _names, _is_bool, _apply in [
     (("l", "log"), False, _setter("log_file", str)),
     (("T", "logtime"), True, _setter("logtime", _parse_bool)),
     (("logtime_utc",), True, _setter("logtime_utc", _parse_bool)),
+    (("s", "syslog"), True, _setter("syslog", _parse_bool)),
+    (("r", "remote_syslog"), False, _setter("remote_syslog", str)),
     (("log_format",), False, _setter("log_format", _log_format)),
     (("log_size_limit",), False, _setter("log_size_limit", _parse_int)),
     (("max_traced_msg_len",), False, _setter("max_traced_msg_len", _parse_int)),
@@ -227,6 +272,7 @@ for _names, _is_bool, _apply in [
     (("DV", "DVV"), True, _levels(debug=True, trace=True)),
     (("c", "config"), False, _config),
     (("h", "help"), True, _flag("show_help")),
+    (("help_tls",), True, _flag("show_tls_help")),
     (("v", "version"), True, _flag("show_version")),
     (("t",), True, _flag("check_config")),
     (("sl", "signal"), False, lambda flags, value: setattr(flags, "signal", value)),
@@ -264,6 +310,8 @@ def parse_args(argv: list[str]) -> _Flags:
             name, value = name.split("=", 1)
         if name in NOT_YET:
             raise UsageError(f"flag -{name} is not supported by trionats yet")
+        if name in OUT_OF_SCOPE:
+            raise UsageError(f"flag -{name} is not supported by trionats")
         if name not in FLAGS:
             raise UsageError(f"flag provided but not defined: -{name}")
         is_bool, apply = FLAGS[name]
@@ -344,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
     if flags.show_help:
         print(USAGE)
         return 0
+    if flags.show_tls_help:
+        print(tls_help())
+        return 0
     if flags.show_version:
         print(f"trionats: v{__version__} (nats-server v{defaults.COMPAT_VERSION} protocol)")
         return 0
@@ -367,7 +418,11 @@ def main(argv: list[str] | None = None) -> int:
         digest = hashlib.sha256(Path(flags.config_file).read_bytes()).hexdigest()
         print(f"trionats: configuration file {flags.config_file} is valid (sha256:{digest})")
         return 0
-    tlog.configure_from(options)
+    try:
+        tlog.configure_from(options, startup=True)
+    except SyslogError as exc:  # as nats-server: no server without its syslog
+        print(f"trionats: {exc}", file=sys.stderr)
+        return 1
     for warning in warnings:
         tlog.get_logger().warning(str(warning))
     try:

@@ -37,7 +37,7 @@ from .delivery import (
 from .errors import ProtocolError, Reason
 from .logging import LEVELS, quoted_payload, redact_connect
 from .protocol import encode
-from .protocol.connect import ConnectOptions, decode_connect, is_json_object
+from .protocol.connect import ConnectOptions, Credentials, decode_connect, is_json_object
 from .protocol.events import Connect, Err, Info, Ping, Pong, Pub, PubBatch, PubRun, Sub, Unsub
 from .protocol.parser import Parser
 from .protocol.subjects import has_wildcard, is_valid_literal_subject
@@ -53,6 +53,9 @@ _MSG_TAILS_SIZE = 4096
 class ClientConnection(Connection):
     id_label = "cid"
     kind = "Client"
+    #: Credentials its transport supplied (websocket cookies), for the CONNECT fields the
+    #: client leaves empty; None for TCP clients.
+    credentials: Credentials | None = None
 
     @property
     def stalls(self) -> bool:
@@ -70,6 +73,8 @@ class ClientConnection(Connection):
             logger=server.log,
         )
         self.server = server
+        # nats-server: clients close on a write timeout unless `write_timeout: retry`.
+        self.write_timeout_policy = "retry" if options.write_timeout == "retry" else "close"
         self.sublist = server.sublist
         self.parser = Parser(
             max_control_line=options.max_control_line,
@@ -317,6 +322,8 @@ class ClientConnection(Connection):
             self.log.debug(f"Bad CONNECT: {exc}")
             self.close(Reason.PROTOCOL_VIOLATION)
             return
+        if self.credentials is not None:
+            opts = self.credentials.fill(opts)
         now = trio.current_time()
         if not self.connected:
             self.rtt = max(now - self.start_time, 1e-9)
@@ -596,6 +603,13 @@ class ClientConnection(Connection):
             and not self._may_subscribe(subject, queue)
         ):
             self._sub_violation(subject, queue, sid)
+            return
+        max_tokens = self.server.options.max_sub_tokens
+        if max_tokens and subject.count(b".") >= max_tokens:
+            subj = _text(subject)  # nats-server counts the pieces between dots
+            where = f'Subject "{subj}", SID {_text(sid)}'
+            self.log.error(f"Subscription Violation Too Many Tokens - {where}")
+            self.send_err(errors.too_many_tokens(subj))
             return
         limit = self.server.options.max_subscriptions
         if limit > 0 and len(self.subs) >= limit:
@@ -988,10 +1002,11 @@ class ClientConnection(Connection):
     def on_stall(self) -> None:
         self.server.stats.stalled_clients += 1
 
-    def on_write_timeout(self) -> None:
-        self.server.stats.slow_consumers += 1
-        self.log.info("Slow Consumer Detected: WriteDeadline exceeded")
-        self.close(Reason.SLOW_CONSUMER_WRITE, flush=False)
+    def awaiting_connect(self) -> bool:
+        return not self.connected and self.auth.auth_required
+
+    def count_slow_consumer(self, *, again: bool) -> None:
+        self.server.stats.slow_consumers += 1  # nats-server counts every client event
 
     def on_close(self, reason: str) -> None:
         self.server.record_closed(self, reason)  # for /connz?state=closed, subs included

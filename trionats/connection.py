@@ -2,9 +2,10 @@
 
 `run()` owns the stream for the connection's whole life. The reader hands each read to the
 subclass's synchronous `process`, so a message is parsed, matched and queued to its
-subscribers without an `await` in between. The writer drains the outbound queue with one
-`send_all` per batch under the write deadline. Before they start, `upgrade()` may swap the
-stream for a TLS one (the client port's INFO-then-handshake, a route's handshake). The pinger calls `on_ping_timer` when
+subscribers without an `await` in between. The writer drains the outbound queue one batch at a
+time under the write deadline (plain TCP straight to the socket, so a write the deadline cuts
+short knows what is left: `write_timeout: retry` carries on from there). Before they start,
+`upgrade()` may swap the stream for a TLS one (the client port's INFO-then-handshake, a route's handshake). The pinger calls `on_ping_timer` when
 `next_ping` is reached. Closing is synchronous and idempotent: it stops the reader at once,
 gives the writer a short deadline to flush what is queued (an -ERR, say), then the nursery
 is cancelled; the stream is closed in `finally`.
@@ -22,6 +23,10 @@ from .logging import connection_fields
 from .outbound import Outbound, collect_writes, stall
 
 
+#: An empty view: what `_unsent` holds between batches.
+_NOTHING = memoryview(b"")
+
+
 class Connection:
     """Base for client (and route) connections: the I/O tasks and the close protocol."""
 
@@ -34,6 +39,9 @@ class Connection:
     #: A producer that filled a consumer's queue past its stall mark waits for it to drain
     #: (clients; a route's reader must never wait for one consumer).
     stalls = False
+    #: What a write past the write deadline does: "close", or "retry" (keep the connection,
+    #: marked as a slow consumer, and go on writing). Subclasses set it from the options.
+    write_timeout_policy = "close"
 
     def __init__(
         self,
@@ -63,6 +71,10 @@ class Connection:
         self._reader_scope = trio.CancelScope()
         self._ping_scope: trio.CancelScope | None = None
         self._closing = trio.Event()
+        #: Marked by a write timeout under the retry policy, until a write completes in time.
+        self.slow_consumer = False
+        self._written = 0  # bytes of the current batch written (direct socket writes)
+        self._unsent = _NOTHING  # and what is left of it
 
     # --- the task tree --------------------------------------------------------------------
 
@@ -130,24 +142,65 @@ class Connection:
     async def _write_loop(self) -> None:
         outbound = self.outbound
         stream = self.stream
+        unsent = b""  # what a write cut short by the deadline left (retry policy): sent first
         while True:
-            if not outbound.chunks:
+            if unsent:
+                batch, chunks, unsent = unsent, 1, b""
+            elif not outbound.chunks:
                 if self.closed_reason is not None:
                     break
                 await outbound.wait()
                 continue
-            batch = outbound.take(defaults.MAX_WRITE_BATCH)
+            else:
+                chunks = len(outbound.chunks)
+                batch = outbound.take(defaults.MAX_WRITE_BATCH)
+            sock = outbound.sock
+            self._written = 0
+            start = trio.current_time()
             try:
                 with trio.move_on_after(self.write_deadline) as scope:
-                    await self._send(stream, batch)
+                    if sock is not None:
+                        await self._send_socket(sock, batch)
+                    else:
+                        await self._send(stream, batch)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 self.close(Reason.WRITE_ERROR, flush=False)
                 break
             if scope.cancelled_caught:
-                self.on_write_timeout()
-                break
+                # Only a direct socket write knows what is left; a stream's (TLS, websocket)
+                # state is unknown after a cancelled send_all, so it cannot be retried.
+                resumable = sock is not None
+                if self.on_write_timeout(self._written, len(batch), chunks, resumable=resumable):
+                    break
+                unsent = bytes(self._unsent)
+                self._unsent = _NOTHING
+            elif self.slow_consumer:
+                self.slow_consumer = False
+                self.log.info(
+                    f"Slow Consumer Recovered: Flush took {trio.current_time() - start:.3f}s "
+                    f"with {chunks} chunks of {len(batch)} total bytes."
+                )
         # Closing, and everything queued has been written: the connection is done.
         self._scope.cancel()
+
+    async def _send_socket(self, sock, batch: bytes) -> None:
+        """Write one batch straight to the OS socket (plain TCP), counting each byte as it
+        leaves: `_written` and `_unsent` stay exact when the write deadline cuts it short,
+        so the retry policy can carry on where it stopped."""
+        outbound = self.outbound
+        view = self._unsent = memoryview(batch)
+        while view:
+            try:
+                sent = sock.send(view)
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(sock)
+                continue
+            view = self._unsent = view[sent:]
+            self._written += sent
+            outbound.sent(sent)
+        self._unsent = _NOTHING  # do not keep the batch alive until the next one
+        # A schedule point per batch, as send_all has; never a cancel point once all is sent.
+        await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def _send(self, stream, batch: bytes) -> None:
         """Write one batch. A large one goes out in pieces, each counted when written, so
@@ -225,9 +278,35 @@ class Connection:
     def on_stall(self) -> None:
         """This connection is about to wait for consumers it filled (fast producer stall)."""
 
-    def on_write_timeout(self) -> None:
-        """A write did not finish within the write deadline."""
-        self.close(Reason.SLOW_CONSUMER_WRITE, flush=False)
+    def on_write_timeout(
+        self, written: int, attempted: int, chunks: int, *, resumable: bool
+    ) -> bool:
+        """A write did not finish within the write deadline (nats-server's handleWriteTimeout):
+        count and log a slow consumer, then close, or with the `retry` policy keep the
+        connection, marked slow, and write the rest. A write that moved no byte at all, or
+        that cannot be resumed, always closes. Returns whether the connection is closing."""
+        if self.awaiting_connect():
+            # nats-server: no CONNECT yet (authentication required): closed, not counted.
+            self.close(Reason.SLOW_CONSUMER_WRITE, flush=False)
+            return True
+        state = "State" if self.slow_consumer else "Detected"
+        self.count_slow_consumer(again=self.slow_consumer)
+        self.log.info(
+            f"Slow Consumer {state}: WriteDeadline of {_go_duration(self.write_deadline)} "
+            f"exceeded with {chunks} chunks of {attempted} total bytes."
+        )
+        if self.write_timeout_policy != "retry" or written == 0 or not resumable:
+            self.close(Reason.SLOW_CONSUMER_WRITE, flush=False)
+            return True
+        self.slow_consumer = True
+        return False
+
+    def awaiting_connect(self) -> bool:
+        """The peer must still send its CONNECT (a write timeout then closes uncounted)."""
+        return False
+
+    def count_slow_consumer(self, *, again: bool) -> None:
+        """One more slow consumer event (`again`: this connection was already marked slow)."""
 
     def _on_slow_consumer(self) -> None:
         """More than max_pending bytes are queued."""
@@ -238,3 +317,17 @@ class Connection:
 
     def on_closed(self) -> None:
         """Called once when the connection's tasks are done, before the stream closes."""
+
+
+def _go_duration(seconds: float) -> str:
+    """A deadline as Go prints a time.Duration: `200ms`, `10s`, `1m30s` (log texts)."""
+    if 0 < seconds < 1e-3:
+        return f"{seconds * 1e6:g}µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:g}ms"
+    minutes, rest = divmod(seconds, 60)
+    text = f"{rest:g}s"
+    if minutes:
+        hours, minutes = divmod(int(minutes), 60)
+        text = f"{minutes}m{text}" if not hours else f"{hours}h{minutes}m{text}"
+    return text

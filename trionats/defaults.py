@@ -160,3 +160,18 @@ MAX_RESPONSE_GRANTS = 10000
 #: allow_responses defaults: one reply per received request, within two minutes.
 ALLOW_RESPONSES_MAX_MSGS = 1
 ALLOW_RESPONSES_EXPIRES = 120.0
+
+# --- syslog (trionats/syslog.py) ---------------------------------------------------------------
+
+#: Log lines waiting for the syslog writer thread, in bytes. Past it new lines are dropped (and
+#: counted) rather than held in memory or waited for: a syslog daemon that is down or slow
+#: must never stall the server or grow it without bound.
+SYSLOG_QUEUE_BYTES = 8 * 1024 * 1024
+#: Seconds a TCP or unix-stream syslog connection may take to open, and one write may take
+#: before the connection is given up (and dialed again).
+SYSLOG_CONNECT_TIMEOUT = 5.0
+SYSLOG_WRITE_TIMEOUT = 5.0
+#: After a failed dial, seconds before the next one; lines keep queueing (within the bound).
+SYSLOG_RETRY_INTERVAL = 1.0
+#: At exit or when the destination changes, seconds given to send what is still queued.
+SYSLOG_CLOSE_TIMEOUT = 2.0

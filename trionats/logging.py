@@ -14,6 +14,11 @@ reload (every connection's) follow a new format, file or size limit at once. The
 the log file: size-based rotation (`log_size_limit`, `log_max_num`) and reopening after an
 external rename (SIGUSR1), as nats-server's file logger does.
 
+Syslog (`syslog`, `remote_syslog`, trionats/syslog.py): as in nats-server a log file wins
+over it; its text lines are the message with the connection prefix, without pid, time or
+label (syslog adds its own), and a `SyslogWriter` thread sends them, so a slow or absent
+daemon never stalls the server. JSON lines go to syslog unchanged.
+
 Secrets: `redact_connect` removes passwords, tokens and signatures from CONNECT traces with
 nats-server's patterns, and `redact_processor` is the safety net run on every event: values
 of keys named like secrets are replaced, and CONNECT text in a message is redacted again.
@@ -34,6 +39,8 @@ from typing import Any, TextIO
 import structlog
 
 from . import __version__
+from .syslog import SyslogWriter
+from .syslog import destination as syslog_destination
 
 _LABELS = {
     "trace": "TRC",
@@ -192,6 +199,14 @@ class NatsTextRenderer:
         return f"[{self.pid}] [{label}] {text}"
 
 
+def syslog_text(logger: Any, method: str, event_dict: dict) -> str:
+    """A text line for syslog: the prefix and the message only, as nats-server's syslog
+    logger writes it (the syslog header carries the time, pid and severity)."""
+    prefix = event_dict.get("conn", "")
+    event = event_dict.get("event", "")
+    return f"{prefix} - {event}" if prefix else str(event)
+
+
 #: Bound keys -> ECS field names in JSON lines (keys not listed go under `nats.`).
 ECS_NAMES = {
     "peer_host": "client.ip",
@@ -266,7 +281,7 @@ _BACKUP_SUFFIX = re.compile(r"\.\d{4}\.\d{2}\.\d{2}\.\d{2}\.\d{2}\.\d{2}\.\d{9}"
 
 
 class _Sink:
-    """The one structlog logger: writes each rendered line to stderr or the log file.
+    """The one structlog logger: writes each rendered line to stderr, the log file or syslog.
 
     With a size limit, once the file grows past it the file is renamed to a timestamped
     backup, a new file is opened whose first line says so, and with `max_num` the oldest
@@ -279,6 +294,8 @@ class _Sink:
         self.size = 0
         self.limit = 0
         self.max_num = 0
+        #: With syslog on (and no log file) every line goes there instead, by level.
+        self.syslog: SyslogWriter | None = None
 
     @property
     def stream(self) -> TextIO:
@@ -309,7 +326,41 @@ class _Sink:
             if 0 < self.limit < self.size:
                 self.rotate()
 
-    trace = debug = info = warning = error = fatal = msg
+    def _emit(self, method: str, message: str) -> None:
+        if self.syslog is not None:
+            self.syslog.send(method, message)
+        else:
+            self.msg(message)
+
+    def trace(self, message: str) -> None:
+        self._emit("trace", message)
+
+    def debug(self, message: str) -> None:
+        self._emit("debug", message)
+
+    def info(self, message: str) -> None:
+        self._emit("info", message)
+
+    def warning(self, message: str) -> None:
+        self._emit("warning", message)
+
+    def error(self, message: str) -> None:
+        self._emit("error", message)
+
+    def fatal(self, message: str) -> None:
+        self._emit("fatal", message)
+
+    def use_syslog(self, where: Any, *, connect_now: bool) -> None:
+        """Send lines to this syslog destination (None: back to stderr or the file). The new
+        destination is opened before the old one is closed; at startup (`connect_now`) a
+        destination that cannot be dialed raises SyslogError and nothing changes."""
+        current = self.syslog.destination if self.syslog is not None else None
+        if where == current:
+            return
+        writer = SyslogWriter(where, connect_now=connect_now) if where is not None else None
+        old, self.syslog = self.syslog, writer
+        if old is not None:
+            old.close(timeout=0)  # its thread sends what is queued by itself: no waiting here
 
     def rotate(self) -> None:
         path = self.path
@@ -362,7 +413,9 @@ class _Settings:
         self.processors = processors
 
 
-def _text_processors(logtime: bool, utc: bool) -> list:
+def _text_processors(logtime: bool, utc: bool, to_syslog: bool = False) -> list:
+    if to_syslog:
+        return [redact_processor, syslog_text]
     return [redact_processor, NatsTextRenderer(logtime=logtime, utc=utc)]
 
 
@@ -416,7 +469,7 @@ _configured = False
 #: The Options fields that `configure_from` reads: a reload changing any reconfigures logging.
 LOGGING_OPTIONS = frozenset(
     {"debug", "trace", "trace_verbose", "logtime", "logtime_utc", "log_file", "log_format",
-     "log_size_limit", "log_max_num", "max_traced_msg_len"}
+     "log_size_limit", "log_max_num", "max_traced_msg_len", "syslog", "remote_syslog"}
 )  # fmt: skip
 
 
@@ -431,16 +484,28 @@ def configure(
     log_size_limit: int = 0,
     log_max_num: int = 0,
     max_traced_msg_len: int = 0,
+    syslog: bool = False,
+    remote_syslog: str = "",
+    startup: bool = False,
 ) -> None:
-    """Set up logging for the process; may be called again (reload) to change it."""
+    """Set up logging for the process; may be called again (reload) to change it.
+
+    `startup`: dial a syslog destination now and raise SyslogError (nats-server's text) if it
+    cannot be reached, as nats-server exits then. Otherwise (a reload, in the event loop) the
+    syslog thread dials it, and a failure is reported on stderr while lines keep queueing.
+    """
     global _configured
     if log_format not in LOG_FORMATS:
         raise ValueError(f"log_format must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}")
+    where = syslog_destination(log_file=log_file, syslog=syslog, remote_syslog=remote_syslog)
+    _SINK.use_syslog(where, connect_now=startup)
     LEVELS.debug = debug
     LEVELS.trace = trace
     LEVELS.max_traced_msg_len = max(0, max_traced_msg_len)
     _SETTINGS.processors = (
-        _json_processors() if log_format == "json" else _text_processors(logtime, logtime_utc)
+        _json_processors()
+        if log_format == "json"
+        else _text_processors(logtime, logtime_utc, to_syslog=where is not None)
     )
     if not _configured:
         structlog.configure(
@@ -458,7 +523,7 @@ def configure(
         get_logger().info("Rotating logfile...")  # as nats-server: this line rotates it
 
 
-def configure_from(options: Any) -> None:
+def configure_from(options: Any, *, startup: bool = False) -> None:
     """`configure` with an Options tree's logging fields."""
     configure(
         debug=options.debug,
@@ -470,6 +535,9 @@ def configure_from(options: Any) -> None:
         log_size_limit=options.log_size_limit,
         log_max_num=options.log_max_num,
         max_traced_msg_len=options.max_traced_msg_len,
+        syslog=options.syslog,
+        remote_syslog=options.remote_syslog,
+        startup=startup,
     )
 
 

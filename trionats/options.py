@@ -14,10 +14,53 @@ import attrs
 
 from . import defaults
 from .errors import ConfigError
+from .hostport import parse_host_port
+from .syslog import SyslogError
+from .syslog import destination as syslog_destination
 
 
 def _strings(value) -> tuple[str, ...]:
     return tuple(value)
+
+
+def _tags(value) -> tuple[str, ...]:
+    """server_tags as nats-server keeps them (jwt.TagList.Add): trimmed, lower-cased, empty
+    ones dropped, each once, in the order given. A single string is one tag."""
+    tags: list[str] = []
+    for tag in (value,) if isinstance(value, str) else value:
+        tag = tag.strip().lower()
+        if tag and tag not in tags:
+            tags.append(tag)
+    return tuple(tags)
+
+
+def _pairs(value) -> tuple[tuple[str, str], ...]:
+    """A map ({name: value}) or (name, value) pairs, as a tuple of pairs in order."""
+    items = value.items() if isinstance(value, dict) else value
+    return tuple((name, item) for name, item in items)
+
+
+#: Response headers a websocket `headers` block may not set (nats-server's list).
+_RESERVED_WS_HEADERS = ("host", "content-length", "connection", "upgrade", "nats-no-masking")
+#: HTTP token characters (RFC 7230 tchar): what a header name is made of.
+_HEADER_NAME = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+
+
+def _ws_header_problem(name: str, value: str) -> str:
+    """Why the websocket block's header `name: value` cannot be sent ("" if it can)."""
+    lowered = name.lower()
+    if lowered in _RESERVED_WS_HEADERS:
+        return f'websocket: invalid header "{name}" not allowed'
+    if lowered.startswith("sec-websocket-"):
+        return f'websocket: invalid header "{name}", "Sec-WebSocket-" prefix not allowed'
+    # Not checked by nats-server, which would send a broken 101 response.
+    if not name or not _HEADER_NAME.issuperset(name):
+        return f'websocket: invalid header "{name}": not an HTTP header name'
+    if any(char in value for char in "\r\n\0"):
+        return f'websocket: invalid value for header "{name}": CR, LF and NUL are not allowed'
+    return ""
 
 
 @attrs.frozen(kw_only=True)
@@ -139,6 +182,8 @@ class WebsocketOptions:
     pass_cookie: str = ""
     token_cookie: str = ""
     ping_interval: float = 0.0
+    #: Extra headers of the 101 response (name, value), in the configuration's order.
+    headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs)
 
     def problems(self) -> list[str]:
         """What cannot run (nats-server's texts where it has them); nothing if disabled."""
@@ -156,8 +201,16 @@ class WebsocketOptions:
                 )
             elif not parts.netloc:
                 problems.append(f'unable to parse allowed origin "{origin}": host is required')
-        if self.jwt_cookie or self.user_cookie or self.pass_cookie or self.token_cookie:
-            problems.append("websocket cookies are not supported by trionats yet")
+        if self.jwt_cookie:
+            # nats-server's check: a JWT needs trusted operators, which trionats has not.
+            problems.append(
+                "trusted operators or trusted keys configuration is required for JWT "
+                f'authentication via cookie "{self.jwt_cookie}"'
+            )
+        for name, value in self.headers:
+            problem = _ws_header_problem(name, value)
+            if problem:
+                problems.append(problem)
         if not (-1 <= self.port <= 65535):
             problems.append(f"websocket port {self.port} is out of range")
         return problems
@@ -169,8 +222,11 @@ class Options:
     host: str = defaults.DEFAULT_HOST
     port: int = defaults.DEFAULT_PORT
     server_name: str = ""
+    #: `host[:port]` given to clients (INFO host, port, connect_urls) and to peers instead of
+    #: the listener's address; see hostport.parse_host_port.
     client_advertise: str = ""
-    server_tags: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    #: Informational: /varz `tags`.
+    server_tags: tuple[str, ...] = attrs.field(default=(), converter=_tags)
 
     # limits
     max_payload: int = defaults.MAX_PAYLOAD
@@ -237,6 +293,14 @@ class Options:
         problems = []
         if " " in self.server_name:
             problems.append("server name cannot contain spaces")
+        if self.client_advertise:
+            try:
+                parse_host_port(self.client_advertise, self.port)
+            except ValueError as exc:  # nats-server fails so when it starts listening
+                problems.append(
+                    "Error setting server INFO with ClientAdvertise value of "
+                    f"{self.client_advertise}, err={exc}"
+                )
         if not (0 <= self.port <= 65535 or self.port == defaults.RANDOM_PORT):
             problems.append(f"port {self.port} is out of range")
         if not (0 <= self.http_port <= 65535 or self.http_port == defaults.RANDOM_PORT):
@@ -263,6 +327,17 @@ class Options:
             problems.append("ping_interval must be positive")
         if self.write_deadline <= 0:
             problems.append("write_deadline must be positive")
+        policies = (self.write_timeout, self.cluster.write_timeout if self.cluster else "default")
+        if any(policy not in ("default", "close", "retry") for policy in policies):
+            problems.append("write_timeout must be 'default', 'close' or 'retry'")
+        if not 0 <= self.max_sub_tokens <= 255:
+            problems.append("max_sub_tokens must be between 0 (unlimited) and 255")
+        try:  # only when used: nats-server ignores remote_syslog behind a log file
+            syslog_destination(
+                log_file=self.log_file, syslog=self.syslog, remote_syslog=self.remote_syslog
+            )
+        except SyslogError as exc:  # nats-server's text; it fails when it starts logging
+            problems.append(str(exc))
         if self.no_auth_user:
             auth = self.authorization
             names = {user.user or user.nkey for user in auth.users} if auth else set()

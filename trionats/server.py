@@ -39,7 +39,7 @@ from .auth import Authenticator
 from .client import ClientConnection
 from .core.sublist import Sublist
 from .config.load import load as load_config
-from .config.reload import BEFORE_AUTHORIZATION, authorization_lines
+from .config.reload import BEFORE_AUTHORIZATION, authorization_lines, check_client_advertise
 from .config.reload import diff as reload_diff
 from .errors import ConfigError, Reason
 from .lameduck import run_lame_duck
@@ -47,6 +47,7 @@ from .listeners import accept_forever
 from .logging import LEVELS, LOGGING_OPTIONS, configure_from, get_logger, reopen_log_file
 from .monitor.http import open_monitor_listeners, serve_monitor
 from .monitor.snapshots import Clock, conn_record
+from .hostport import parse_host_port
 from .options import Options
 from .routes.cluster import Cluster
 from .websocket import WebsocketListener
@@ -111,6 +112,9 @@ class Server:
             self.lame_duck_hooks.append(self.cluster.announce_lame_duck)
         #: Client URLs (host:port) of this server and its peers, in client INFO once clustered.
         self.connect_urls: list[str] = []
+        #: This server's own entries of connect_urls (client_advertise, else the listener's
+        #: addresses), fixed when it starts listening, as nats-server's clientConnectURLs.
+        self._own_connect_urls: list[str] | None = None
         #: The same for websocket clients: websocket URLs of this server and its peers.
         self.ws_connect_urls: list[str] = []
         self._stop = trio.Event()
@@ -143,6 +147,7 @@ class Server:
                 self.websocket = await WebsocketListener.open(self, options.websocket)
             sockname = listeners[0].socket.getsockname()
             self.port = sockname[1]
+            self._own_connect_urls = self._client_connect_urls()
             async with trio.open_nursery() as nursery:
                 if http_listeners:
                     self.monitor = await nursery.start(serve_monitor, self, http_listeners)
@@ -282,6 +287,7 @@ class Server:
             return False
         try:
             new = attrs.evolve(load_config(path), **self.flag_overrides)
+            check_client_advertise(self.options, new)
             new.check()
             changes = reload_diff(self.options, new)
         except ConfigError as exc:
@@ -290,7 +296,7 @@ class Server:
         old, old_auth = self.options, self.auth
         self.options = new
         self._apply_reload(changes)
-        first, then = [], []
+        first, then, last = [], [], []
         for name, value in changes.items():
             if name in AUTH_OPTIONS and name != "tls":
                 continue  # authorization_lines below
@@ -298,9 +304,14 @@ class Server:
             if name == "tls":  # nats-server's line, and no file names in the log
                 shown = "disabled" if value is None else "enabled"
             line = f"Reloaded: {name} = {shown}"
+            if name == "client_advertise":  # nats-server's words
+                line = f"Reload: client_advertise = {value}"
+            if name == "server_tags":  # nats-server's line, logged after the others
+                last.append("Reloaded: tags")
+                continue
             (first if name in BEFORE_AUTHORIZATION else then).append(line)
         auth_lines = authorization_lines(old, new, (old_auth.timeout, self.auth.timeout))
-        for line in first + auth_lines + then:
+        for line in first + auth_lines + then + last:
             self.log.info(line)
         if changes.keys() & AUTH_OPTIONS:  # after the lines, as nats-server
             self._reauthorize_clients()
@@ -425,14 +436,15 @@ class Server:
     def client_info(self, client: ClientConnection) -> dict:
         """The INFO fields for `client`, in nats-server's order."""
         options = self.options
+        host, port = self.info_host_port()
         info = {
             "server_id": self.server_id,
             "server_name": self.name,
             "version": defaults.COMPAT_VERSION,
             "proto": defaults.CLIENT_PROTO,
             "go": f"python{platform.python_version()}",
-            "host": options.host,
-            "port": self.port,
+            "host": host,
+            "port": port,
             "headers": not options.no_header_support,
         }
         if getattr(client, "websocket", None) is not None:
@@ -464,8 +476,31 @@ class Server:
                 info["connect_urls"] = list(urls)
         return info
 
+    def info_host_port(self) -> tuple[str, int]:
+        """INFO's (and /varz's) `host` and `port`: the `client_advertise` address (its port
+        defaults to the bound one), else the listener's. Follows a reload, as nats-server."""
+        if self.options.client_advertise:
+            try:
+                return parse_host_port(self.options.client_advertise, self.port)
+            except ValueError:  # refused by Options.check before it gets here
+                pass
+        return self.options.host, self.port
+
     def own_connect_urls(self) -> list[str]:
-        """This server's client URLs as INFO `connect_urls` lists them (host:port)."""
+        """This server's client URLs as INFO `connect_urls` lists them (host:port).
+
+        As nats-server, they are fixed when the server starts listening: a reload that
+        changes `client_advertise` changes INFO's host and port, not connect_urls."""
+        if self._own_connect_urls is None:
+            return self._client_connect_urls()
+        return list(self._own_connect_urls)
+
+    def _client_connect_urls(self) -> list[str]:
+        """`client_advertise` if set (nats-server's getClientConnectURLs), else the
+        listener's addresses."""
+        if self.options.client_advertise:
+            host, port = self.info_host_port()
+            return [_hostport(host, port)]
         return [url.partition("://")[2] for url in self.client_urls()]
 
     def own_ws_connect_urls(self) -> list[str]:

@@ -7,7 +7,9 @@ statuses), then runs an ordinary `ClientConnection` over a `WebSocketStream`, a 
 whose `receive_some` returns the frames' payloads and whose `send_all` sends one binary frame
 per batch. So parsing, limits, auth and delivery are those of TCP clients; only the stream
 differs. Websocket clients authenticate with the websocket
-block's override (`auth_options`) and `WEBSOCKET` in allowed_connection_types.
+block's override (`auth_options`) and `WEBSOCKET` in allowed_connection_types; the block's
+cookie options turn the upgrade's cookies into `client.credentials`, which fill the CONNECT
+fields the client leaves empty (client.py), and its `headers` end the 101 response.
 
 Why our own frames and not trio-websocket: nats-server accepts unmasked frames from clients
 that ask (`Nats-No-Masking`), accepts text frames without UTF-8 checks, answers bad requests
@@ -198,6 +200,12 @@ class WebsocketListener:
         self.tls = options.tls is not None
         self.tls_context = tls.server_context(options.tls) if options.tls is not None else None
         self.origins = ws.OriginPolicy(options.same_origin, options.allowed_origins, self.tls)
+        #: The block's `headers`, as they end the 101 response.
+        self.extra_headers = b"".join(
+            f"{name}: {value}\r\n".encode() for name, value in options.headers
+        )
+        #: Cookies that supply CONNECT credentials (user_cookie, pass_cookie, token_cookie).
+        self.cookie_names = (options.user_cookie, options.pass_cookie, options.token_cookie)
         self._scope: trio.CancelScope | None = None
         self._auth: Authenticator | None = None
         self._auth_options: Options | None = None
@@ -290,6 +298,8 @@ class WebsocketListener:
         wstream = WebSocketStream(stream, upgrade, self.server.options.max_payload)
         client = self.server.admit(wstream, peer, WebSocketClient)
         client.websocket = self
+        if any(self.cookie_names) and upgrade.cookies:
+            client.credentials = ws.cookie_credentials(upgrade.cookies, *self.cookie_names)
         await client.run()
 
     async def _tls_handshake(self, stream: trio.SocketStream, peer) -> trio.SSLStream | None:
@@ -334,6 +344,7 @@ class WebsocketListener:
                     headers,
                     origins=self.origins,
                     compression=self.options.compression,
+                    extra_headers=self.extra_headers,
                 )
                 if isinstance(verdict, ws.Refusal):
                     self._log_refusal(peer, verdict.detail)

@@ -22,6 +22,7 @@ import cattrs
 from .. import defaults
 from .. import options as opts
 from ..errors import ConfigError
+from ..hostport import split_host_port
 from .natsconf import ConfigSyntaxError, ConfList, ConfMap, Position, parse_file
 
 
@@ -105,6 +106,14 @@ def _sub_tokens(value: Any) -> int:
     if tokens <= 0:
         raise _Bad("value can not be negative")  # nats-server's words, for 0 too
     return tokens
+
+
+def _write_timeout(value: Any) -> str:
+    """The write deadline policy (case-sensitive, as nats-server)."""
+    text = _str(value)
+    if text not in ("default", "close", "retry"):
+        raise _Bad("must be 'default', 'close' or 'retry'")  # nats-server's words
+    return text
 
 
 def _bool(value: Any) -> bool:
@@ -194,6 +203,18 @@ def _handshake_first(value: Any) -> bool | float:
     return _duration(value)
 
 
+def _headers(value: Any) -> tuple[tuple[str, str], ...]:
+    """websocket `headers`: a map of header name -> string value, names as written."""
+    if not isinstance(value, dict):
+        raise _Bad(f"expected a map of header names to values, got {_kind(value)}")
+    pairs = []
+    for name, item in value.items():
+        if not isinstance(item, str):
+            raise _Bad(f'header "{name}": expected a string, got {_kind(item)}')
+        pairs.append((name, item))
+    return tuple(pairs)
+
+
 def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
@@ -234,22 +255,6 @@ class Schema:
         return cls(target, table)
 
 
-def _split_host_port(text: str) -> tuple[str, str]:
-    """Go's net.SplitHostPort: `host:port`, `[v6]:port`, `:port`; ValueError otherwise."""
-    if text.startswith("["):
-        close = text.find("]")
-        if close < 0 or text[close + 1 : close + 2] != ":":
-            raise ValueError(text)
-        host, port = text[1:close], text[close + 2 :]
-    else:
-        host, sep, port = text.rpartition(":")
-        if not sep or ":" in host:
-            raise ValueError(text)
-    if "[" in host or "]" in host or "[" in port or "]" in port:
-        raise ValueError(text)
-    return host, port
-
-
 def _host_port(host_field: str, port_field: str) -> Callable[[Any, dict], None]:
     """`listen: host:port` or `listen: port` (nats-server's parseListen; a string needs the
     port, and `:port` sets the host to "", all interfaces)."""
@@ -261,7 +266,7 @@ def _host_port(host_field: str, port_field: str) -> Callable[[Any, dict], None]:
         if not isinstance(value, str):
             raise _Bad(f"expected port or host:port, got {_kind(value)}")
         try:
-            host, port = _split_host_port(value)
+            host, port = split_host_port(value)
         except ValueError:
             raise _Bad(f"could not parse address string \"{value}\"") from None
         if not re.fullmatch(r"[+-]?\d+", port):
@@ -432,7 +437,7 @@ CLUSTER = Schema.of(
         (("ping_interval",), Field("ping_interval", _duration)),
         (("ping_max",), Field("ping_max", _int)),
         (("write_deadline",), Field("write_deadline", _duration)),
-        (("write_timeout",), Field("write_timeout", _choice("default", "close", "retry"))),
+        (("write_timeout",), Field("write_timeout", _write_timeout)),
     ],
 )
 
@@ -459,6 +464,7 @@ WEBSOCKET = Schema.of(
         (("pass_cookie",), Field("pass_cookie", _str)),
         (("token_cookie",), Field("token_cookie", _str)),
         (("ping_interval",), Field("ping_interval", _duration)),
+        (("headers",), Field("headers", _headers)),
     ],
 )
 
@@ -484,7 +490,7 @@ OPTIONS = Schema.of(
         (("max_sub_tokens", "max_subscription_tokens"), Field("max_sub_tokens", _sub_tokens)),
         (("max_pending",), Field("max_pending", _size)),
         (("write_deadline",), Field("write_deadline", _duration)),
-        (("write_timeout",), Field("write_timeout", _choice("default", "close", "retry"))),
+        (("write_timeout",), Field("write_timeout", _write_timeout)),
         (("ping_interval",), Field("ping_interval", _duration)),
         (("ping_max",), Field("ping_max", _int)),
         (("no_header_support",), Field("no_header_support", _bool)),
@@ -538,16 +544,15 @@ OUT_OF_SCOPE = {
 
 #: Options trionats parses and validates but does not act on yet: refused, not ignored. Each
 #: later feature (auth, TLS, clustering, monitoring, WebSocket, ...) removes its keys here.
-NOT_YET = {
-    "syslog", "remote_syslog",
-    "write_timeout", "system_account", "system", "no_system_account",
-    "no_system", "no_sys_acc",
-    "server_tags", "client_advertise", "max_sub_tokens", "max_subscription_tokens",
-}  # fmt: skip
+NOT_YET: set[str] = set()
 #: The same inside blocks: block key -> its keys not acted on yet.
-NOT_YET_IN = {
-    "cluster": {"accounts"},
-}
+NOT_YET_IN: dict[str, set[str]] = {}
+#: Options that name accounts: parsed, then refused, since trionats has the global account only
+#: (the `accounts` block is out of scope). nats-server itself will not start with a
+#: `system_account` that no `accounts` block defines.
+ACCOUNT_OPTIONS = {"system_account", "system"}
+ACCOUNT_OPTIONS_IN = {"cluster": {"accounts"}}
+_ACCOUNTS_ONLY = "names an account, and trionats has the global account only"
 
 _converter = cattrs.Converter()
 _converter.register_structure_hook(bool | float, lambda value, _: value)
@@ -705,11 +710,17 @@ def options_from_conf(
     for key, value in conf.items():
         if key.lower() in NOT_YET:
             problems.append(Problem(conf.positions.get(key), f'"{key}" is not supported by trionats yet'))
-        elif key.lower() in NOT_YET_IN and isinstance(value, dict):
+        elif key.lower() in ACCOUNT_OPTIONS:
+            text = f'"{key}" is not supported by trionats: it {_ACCOUNTS_ONLY}'
+            problems.append(Problem(conf.positions.get(key), text))
+        if isinstance(value, dict):
             inner = getattr(value, "positions", {})
             for name in value:
-                if name.lower() in NOT_YET_IN[key.lower()]:
+                if name.lower() in NOT_YET_IN.get(key.lower(), ()):
                     text = f'"{key}.{name}" is not supported by trionats yet'
+                    problems.append(Problem(inner.get(name), text))
+                elif name.lower() in ACCOUNT_OPTIONS_IN.get(key.lower(), ()):
+                    text = f'"{key}.{name}" is not supported by trionats: it {_ACCOUNTS_ONLY}'
                     problems.append(Problem(inner.get(name), text))
     problems.sort(key=_problem_order)
     if warnings is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import attrs
 
 from ..errors import ConfigError
+from ..hostport import parse_host_port
 from ..options import Authorization, ClusterOptions, Options
 
 #: Options a running server applies on reload (what trionats acts on today and nats-server
@@ -25,6 +26,8 @@ RELOADABLE = frozenset(
         "logtime_utc",
         "log_file",
         "log_format",
+        "syslog",
+        "remote_syslog",
         "max_traced_msg_len",
         "max_payload",
         "max_control_line",
@@ -40,6 +43,9 @@ RELOADABLE = frozenset(
         # Live clients are re-authorized and their subscriptions re-checked (server.py).
         "authorization",
         "no_auth_user",  # only its removal, with its user: see _check_no_auth_user
+        # Later INFOs' host and port (not connect_urls: fixed at startup, as nats-server).
+        "client_advertise",
+        "server_tags",  # /varz
     }
 )
 
@@ -92,11 +98,22 @@ def diff(old: Options, new: Options) -> dict[str, object]:
             _check_no_auth_user(old.no_auth_user, new)
         if name not in RELOADABLE:
             raise ConfigError(
-                f"config reload not supported for {go_name(name)}: old={_show(before)}, "
-                f"new={_show(after)}"
+                f"config reload not supported for {go_name(name)}: old={_show(before, name)}, "
+                f"new={_show(after, name)}"
             )
         changes[name] = after
     return changes
+
+
+def check_client_advertise(old: Options, new: Options) -> None:
+    """A reload's new client_advertise is checked as nats-server does on reload (its
+    message; at startup the same mistake reads differently, see Options.check)."""
+    value = new.client_advertise
+    if value and value != old.client_advertise:
+        try:
+            parse_host_port(value, 0)
+        except ValueError as exc:
+            raise ConfigError(f"invalid ClientAdvertise value of {value}, err={exc}") from None
 
 
 def _check_cluster(old: ClusterOptions | None, new: ClusterOptions | None) -> None:
@@ -123,7 +140,15 @@ def _check_cluster(old: ClusterOptions | None, new: ClusterOptions | None) -> No
 
 #: Options nats-server logs before its authorization lines on reload (its field order).
 BEFORE_AUTHORIZATION = frozenset(
-    {"debug", "trace", "trace_verbose", "logtime", "logtime_utc", "max_connections"}
+    {
+        "client_advertise",
+        "debug",
+        "trace",
+        "trace_verbose",
+        "logtime",
+        "logtime_utc",
+        "max_connections",
+    }
 )
 
 
@@ -169,7 +194,9 @@ def _check_no_auth_user(before: str, new: Options) -> None:
     )
 
 
-def _show(value: object) -> str:
+def _show(value: object, name: str = "") -> str:
+    if name == "write_timeout" and value == "default":  # nats-server prints that policy as ""
+        return ""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)

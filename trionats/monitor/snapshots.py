@@ -485,7 +485,8 @@ class RouteTraffic:
     """All routes' counters, open and closed: what /varz subtracts to get client figures."""
 
     __slots__ = (
-        "in_msgs", "in_bytes", "out_msgs", "out_bytes", "slow_consumers", "stale_connections",
+        "in_msgs", "in_bytes", "out_msgs", "out_bytes", "slow_consumers", "slow_consumer_routes",
+        "stale_connections",
     )  # fmt: skip
 
     def __init__(self, server) -> None:
@@ -498,6 +499,9 @@ class RouteTraffic:
             self.in_bytes += route.in_bytes
             self.out_msgs += route.out_msgs
             self.out_bytes += route.out_bytes
+            # A route kept after a write timeout (write_timeout: retry) was counted already.
+            self.slow_consumers += getattr(route, "slow_consumer_events", 0)
+            self.slow_consumer_routes += getattr(route, "slow_consumer_episodes", 0)
 
 
 def cluster_varz(server) -> dict:
@@ -551,12 +555,11 @@ def accountz(server, query: dict, clock: Clock) -> dict:
     """/accountz: the account names (trionats has the global account only)."""
     options = server.options
     system = "" if options.no_system_account else options.system_account
-    return {
-        "server_id": server.server_id,
-        "now": rfc3339(clock.wall_ns),
-        "system_account": system,
-        "accounts": [system, GLOBAL_ACCOUNT] if system else [GLOBAL_ACCOUNT],
-    }
+    body = {"server_id": server.server_id, "now": rfc3339(clock.wall_ns)}
+    if system:  # left out when there is none, as nats-server does
+        body["system_account"] = system
+    body["accounts"] = [system, GLOBAL_ACCOUNT] if system else [GLOBAL_ACCOUNT]
+    return body
 
 
 def websocket_varz(server) -> dict:
@@ -586,6 +589,7 @@ def varz(server, clock: Clock, *, start_ns: int, process: dict, http_port: int,
     routes = open_routes(server)
     # The totals count route traffic too; nats-server's *_client_* figures are clients only.
     routed = RouteTraffic(server)
+    host, port = server.info_host_port()  # client_advertise's, as in INFO
     body = {
         "server_id": server.server_id,
         "server_name": server.name,
@@ -593,8 +597,8 @@ def varz(server, clock: Clock, *, start_ns: int, process: dict, http_port: int,
         "proto": defaults.CLIENT_PROTO,
         "git_commit": "",
         "go": f"python{platform.python_version()}",
-        "host": options.host,
-        "port": server.port,
+        "host": host,
+        "port": port,
     }
     if options.authorization is not None:
         body["auth_required"] = True
@@ -631,6 +635,10 @@ def varz(server, clock: Clock, *, start_ns: int, process: dict, http_port: int,
         jetstream={},
         tls_timeout=go_float(tls.timeout if tls and tls.timeout > 0 else defaults.TLS_TIMEOUT),
         write_deadline=round(options.write_deadline * _NS),
+    )
+    if options.write_timeout in ("close", "retry"):  # nats-server omits "default"
+        body["write_timeout"] = options.write_timeout
+    body.update(
         start=rfc3339(start_ns),
         now=rfc3339(clock.wall_ns),
         uptime=uptime(clock.wall_ns - start_ns),
@@ -658,11 +666,12 @@ def varz(server, clock: Clock, *, start_ns: int, process: dict, http_port: int,
         http_req_stats=dict(sorted(http_req_stats.items())),
         config_load_time=rfc3339(config_load_ns or start_ns),
         config_digest=config_digest,
+        **({"tags": list(options.server_tags)} if options.server_tags else {}),
         feature_flags={},
         system_account="" if options.no_system_account else options.system_account,
         slow_consumer_stats={
             "clients": max(stats.slow_consumers - routed.slow_consumers, 0),
-            "routes": routed.slow_consumers, "gateways": 0, "leafs": 0,
+            "routes": routed.slow_consumer_routes, "gateways": 0, "leafs": 0,
         },
         stale_connection_stats={
             "clients": max(stats.stale_connections - routed.stale_connections, 0),
@@ -670,6 +679,8 @@ def varz(server, clock: Clock, *, start_ns: int, process: dict, http_port: int,
         },
         disk_io_wait_stats={"waiters": 0, "waits": 0, "wait_time": 0, "max_wait_time": 0},
     )
+    if not body["system_account"]:
+        del body["system_account"]  # no_system_account: left out, as nats-server does
     return body
 
 

@@ -42,6 +42,25 @@ class ConnectOptions:
     export: dict | None = None
 
 
+@attrs.frozen
+class Credentials:
+    """Credentials the transport supplied (a websocket upgrade's cookies), used for each CONNECT
+    field the client leaves empty, as nats-server does with its websocket cookies."""
+
+    user: str = ""
+    password: str = ""
+    auth_token: str = ""
+
+    def fill(self, opts: ConnectOptions) -> ConnectOptions:
+        """`opts` with its empty user, password and auth_token taken from here."""
+        return attrs.evolve(
+            opts,
+            user=opts.user or self.user,
+            password=opts.password or self.password,
+            auth_token=opts.auth_token or self.auth_token,
+        )
+
+
 # JSON key -> (attribute, expected type)
 _FIELDS: dict[str, tuple[str, type]] = {
     "verbose": ("verbose", bool),

@@ -21,6 +21,8 @@ import zlib
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
+from .connect import Credentials
+
 # Opcodes
 CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0, 1, 2, 8, 9, 10
 _CONTROL = (CLOSE, PING, PONG)
@@ -79,6 +81,8 @@ class Upgrade(NamedTuple):
     masked: bool
     browser: bool
     forwarded_ip: str
+    #: The request's cookies (name, value), in order, as Go's Request.Cookies() reads them.
+    cookies: tuple[tuple[str, str], ...] = ()
 
 
 class Refusal(NamedTuple):
@@ -201,7 +205,65 @@ def check_upgrade(
         masked=masked,
         browser=agent.startswith("Mozilla/"),
         forwarded_ip=forwarded if _is_ip(forwarded) else "",
+        cookies=parse_cookies(headers.get("cookie", [])),
     )
+
+
+# --- cookies: credentials for the CONNECT (user_cookie, pass_cookie, token_cookie) ----------
+
+#: HTTP token characters (RFC 7230 tchar), what Go accepts in a cookie name.
+_TOKEN_CHARS = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+#: Go's textproto.TrimString: ASCII space, tab, CR, LF.
+_HTTP_SPACE = " \t\r\n"
+
+
+def _cookie_value(raw: str) -> str | None:
+    """Go's parseCookieValue: surrounding double quotes dropped; None if a byte is invalid."""
+    if len(raw) > 1 and raw[0] == '"' and raw[-1] == '"':
+        raw = raw[1:-1]
+    for char in raw:
+        if not (0x20 <= ord(char) < 0x7F) or char in '";\\':
+            return None
+    return raw
+
+
+def parse_cookies(values: list[str]) -> tuple[tuple[str, str], ...]:
+    """Every `Cookie` header's name=value pairs, as Go's Request.Cookies(): split at `;`,
+    trimmed, pairs with an invalid name or value skipped, no decoding."""
+    cookies = []
+    for line in values:
+        for part in line.split(";"):
+            part = part.strip(_HTTP_SPACE)
+            if not part:
+                continue
+            name, _, value = part.partition("=")
+            name = name.strip(_HTTP_SPACE)
+            if not name or not _TOKEN_CHARS.issuperset(name):
+                continue
+            parsed = _cookie_value(value)
+            if parsed is not None:
+                cookies.append((name, parsed))
+    return tuple(cookies)
+
+
+def cookie_credentials(
+    cookies: tuple[tuple[str, str], ...], user_cookie: str, pass_cookie: str, token_cookie: str
+) -> Credentials:
+    """The user, password and token named by the websocket block's cookie options.
+
+    As nats-server's wsUpgrade: each cookie goes to the first option naming it (user, then
+    pass, then token), and a later cookie of the same name wins."""
+    found = {"user": "", "password": "", "auth_token": ""}
+    for name, value in cookies:
+        if name == user_cookie:
+            found["user"] = value
+        elif name == pass_cookie:
+            found["password"] = value
+        elif name == token_cookie:
+            found["auth_token"] = value
+    return Credentials(**found)
 
 
 def offers_deflate(values: list[str]) -> bool:

@@ -82,7 +82,8 @@ class RouteTotals:
     in_bytes: int = 0
     out_msgs: int = 0
     out_bytes: int = 0
-    slow_consumers: int = 0
+    slow_consumers: int = 0  # events, as counted in the server's total
+    slow_consumer_routes: int = 0  # episodes, as /varz slow_consumer_stats counts routes
     stale_connections: int = 0
 
     def retire(self, route: RouteConnection) -> None:
@@ -90,10 +91,9 @@ class RouteTotals:
         self.in_bytes += route.in_bytes
         self.out_msgs += route.out_msgs
         self.out_bytes += route.out_bytes
-        reason = route.closed_reason
-        if reason in (Reason.SLOW_CONSUMER_PENDING, Reason.SLOW_CONSUMER_WRITE):
-            self.slow_consumers += 1
-        elif reason == Reason.STALE_CONNECTION:
+        self.slow_consumers += route.slow_consumer_events
+        self.slow_consumer_routes += route.slow_consumer_episodes
+        if route.closed_reason == Reason.STALE_CONNECTION:
             self.stale_connections += 1
 
 

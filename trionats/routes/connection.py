@@ -85,6 +85,10 @@ class RouteConnection(Connection):
         )
         self.cluster = cluster
         self.server = server
+        # nats-server: routes retry after a write timeout unless `cluster.write_timeout: close`.
+        self.write_timeout_policy = "close" if cluster.options.write_timeout == "close" else "retry"
+        #: Slow consumer counts: every event (server total), and episodes (slow_consumer_stats).
+        self.slow_consumer_events = self.slow_consumer_episodes = 0
         self.sublist = server.sublist
         self.parser = RouteParser(max_control_line=options.max_control_line)
         #: The URL we dialed (None when the peer dialed us) and whether gossip named it.
@@ -524,13 +528,19 @@ class RouteConnection(Connection):
         self.outbound.write(encode.PING)
         self.reschedule_ping(now + self.cluster.ping_interval)
 
-    def on_write_timeout(self) -> None:
+    def awaiting_connect(self) -> bool:
+        return self.connect_deadline != math.inf  # accepted, its CONNECT not accepted yet
+
+    def count_slow_consumer(self, *, again: bool) -> None:
+        # nats-server counts every event in the total, and a route once per episode (until a
+        # write completes in time again) in slow_consumer_stats.
         self.server.stats.slow_consumers += 1
-        self.log.info("Slow Consumer Detected: WriteDeadline exceeded")
-        self.close(Reason.SLOW_CONSUMER_WRITE, flush=False)
+        self.slow_consumer_events += 1
+        if not again:
+            self.slow_consumer_episodes += 1
 
     def _on_slow_consumer(self) -> None:
-        self.server.stats.slow_consumers += 1
+        self.count_slow_consumer(again=False)
         self.log.info(f"Slow Consumer Detected: MaxPending of {self.outbound.max_pending} Exceeded")
         self.close(Reason.SLOW_CONSUMER_PENDING, flush=False)
 
