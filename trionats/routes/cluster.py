@@ -268,10 +268,18 @@ class Cluster:
         their own: both then close and re-dial, and can collide again. So between a
         connection we dialed and one the peer dialed, both sides keep the one dialed by the
         server with the lower id (nats-server keeps whichever came first; with a nats-server
-        peer that may still end in two closes and a re-dial, as between nats-servers)."""
+        peer that may still end in two closes and a re-dial, as between nats-servers).
+        A route that has already carried messages is never replaced, though: what was in
+        flight on it would be lost without a gap anyone could see. Then the first one stays,
+        as in nats-server, and at worst both close and re-dial, a visible outage."""
         existing = self.routes.get(route.remote_id)
         if existing is not None:
-            if existing.solicited == route.solicited or self._dialer(route) > self._dialer(existing):
+            if (
+                existing.solicited == route.solicited
+                or existing.in_msgs
+                or existing.out_msgs
+                or self._dialer(route) > self._dialer(existing)
+            ):
                 return False
             self.routes[route.remote_id] = route  # before the close: it must not unregister
             existing.close(Reason.DUPLICATE_ROUTE, flush=False)
