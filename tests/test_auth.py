@@ -698,11 +698,8 @@ def test_log_lines_like_nats_server(users_conf):
                     received += chunk
 
     logs = {}
-    for name, process in (
-        ("nats-server", NatsServerProcess("-c", str(users_conf))),
-        ("trionats", TrionatsProcess("-c", str(users_conf))),
-    ):
-        with process:
+    for name, kind in (("nats-server", NatsServerProcess), ("trionats", TrionatsProcess)):
+        with kind("-c", str(users_conf)) as process:  # one at a time: a failure stops what it started
             drive(process.port)
             time.sleep(0.2)
             logs[name] = process.log()
@@ -947,11 +944,8 @@ def test_nkey_log_lines_like_nats_server(tmp_path):
     path = tmp_path / "nkey.conf"
     path.write_text(NKEY_CONF)
     logs = {}
-    for name, process in (
-        ("nats-server", NatsServerProcess("-c", str(path))),
-        ("trionats", TrionatsProcess("-c", str(path))),
-    ):
-        with process:
+    for name, kind in (("nats-server", NatsServerProcess), ("trionats", TrionatsProcess)):
+        with kind("-c", str(path)) as process:  # one at a time: a failure stops what it started
             for mode in ("raw", "unknown_nkey", "no_credentials"):
                 trio.run(_nkey_session, process.port, mode)
             time.sleep(0.2)

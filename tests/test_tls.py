@@ -625,8 +625,8 @@ async def test_info_tls_fields_match_nats_server(tmp_path, certs, extra, top, tl
     conf = tls_conf(tmp_path, certs, extra, top)
     fields = ("tls_required", "tls_verify", "tls_available", "auth_required")
     infos = []
-    for process in (NatsServerProcess("-c", conf), TrionatsProcess("-c", conf)):
-        with process:
+    for kind in (NatsServerProcess, TrionatsProcess):
+        with kind("-c", conf) as process:
             client = await TLSClient.connect(process.port)
             info = info_of(client.info)
             infos.append({key: info.get(key) for key in fields})
@@ -638,8 +638,8 @@ async def test_info_tls_fields_match_nats_server(tmp_path, certs, extra, top, tl
 async def test_plaintext_client_sees_the_same_as_from_nats_server(tmp_path, certs, tls_server):
     conf = tls_conf(tmp_path, certs)
     seen = []
-    for process in (NatsServerProcess("-c", conf), TrionatsProcess("-c", conf)):
-        with process:
+    for kind in (NatsServerProcess, TrionatsProcess):
+        with kind("-c", conf) as process:
             client = await TLSClient.connect(process.port)
             await client.send(C + b"PING\r\n")
             seen.append(await client.expect_closed())
@@ -659,8 +659,8 @@ async def test_verify_and_map_matches_nats_server(tmp_path, certs, user, who, tl
     users = f"authorization {{ users: [ {entry} ] }}\n"
     conf = tls_conf(tmp_path, certs, "  verify_and_map: true\n", users)
     replies = []
-    for process in (NatsServerProcess("-c", conf), TrionatsProcess("-c", conf)):
-        with process:
+    for kind in (NatsServerProcess, TrionatsProcess):
+        with kind("-c", conf) as process:
             client = await TLSClient.connect(process.port)
             await client.start_tls(certs.client_context(who))
             await client.send(C + b"PUB bar 0\r\n\r\nPING\r\n")
