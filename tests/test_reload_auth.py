@@ -563,3 +563,43 @@ def test_nats_py_sees_its_permissions_shrink_and_its_password_go(tmp_path):
             assert isinstance(nc.last_error, nats.errors.AuthorizationError)
 
         asyncio.run(asyncio.wait_for(main(), 30))
+
+
+# --- cluster.authorization: routes the peers dialed are checked again ------------------------
+
+
+@pytest.mark.parametrize("hashed", [False, True], ids=["plain", "bcrypt"])
+async def test_reload_closes_routes_whose_credential_no_longer_passes(nursery, tmp_path, hashed):
+    from tests.test_cluster import routed, wait_for
+    from trionats.options import ClusterOptions
+
+    def conf(password: str) -> str:
+        if hashed:
+            password = bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()
+        return (f'cluster {{ name: C, listen: "127.0.0.1:-1", '
+                f'authorization {{ user: ruser, password: "{password}" }} }}\n')  # fmt: skip
+
+    path = tmp_path / "a.conf"
+    path.write_text(conf("old-secret"))
+    options = attrs.evolve(load(path), host="127.0.0.1", port=-1)
+    a = await nursery.start(Server(options, flag_overrides={"host": "127.0.0.1", "port": -1}).serve)
+    url = f"nats-route://ruser:old-secret@127.0.0.1:{a.cluster.port}"
+    dialer = ClusterOptions(name="C", host="127.0.0.1", port=-1, routes=(url,))
+    b = await nursery.start(Server(Options(host="127.0.0.1", port=-1, cluster=dialer)).serve)
+    await wait_for(lambda: routed(a, b))
+    route = a.cluster.routes[b.server_id]
+
+    path.write_text(conf("old-secret"))  # (a new bcrypt hash of it: checked again, passes)
+    assert a.reload()
+    await trio.sleep(0.3)  # the bcrypt re-check runs in a worker thread
+    assert route.closed_reason is None
+
+    path.write_text(conf("new-secret"))
+    assert a.reload()
+    await wait_for(lambda: route.closed_reason is not None)
+    assert route.closed_reason == "Authentication Failure"
+    # B dials again with the old credential and is refused each time.
+    await trio.sleep(1.5)
+    assert b.server_id not in a.cluster.routes
+    a.shutdown()
+    b.shutdown()

@@ -175,7 +175,13 @@ class Cluster:
                     del self._supervisors[url]
 
     def update(self, options: ClusterOptions) -> None:
-        """A reload: dial routes added to the configuration, drop the ones removed."""
+        """A reload: dial routes added to the configuration, drop the ones removed, and check
+        the routes peers dialed against a changed authorization."""
+        if options.authorization != self.options.authorization:
+            auth = options.authorization
+            self.auth_timeout = auth.timeout if auth and auth.timeout else defaults.AUTH_TIMEOUT
+            for route in list(self.routes.values()):
+                route.reauthorize(auth)
         urls = tuple(RouteURL.parse(url) for url in options.routes)
         for url in set(self.urls) - set(urls):
             self.log.info(f"Removing route {url.redacted}")

@@ -106,6 +106,9 @@ class RouteConnection(Connection):
         self.rtt = 0.0
         self.rtt_start = 0.0
         self.in_msgs = self.in_bytes = self.out_msgs = self.out_bytes = 0
+        #: An accepted route's CONNECT credentials, checked again when a reload changes
+        #: cluster.authorization.
+        self.connect_user = self.connect_password = ""
         #: Remote interest by (subject, queue): one entry per subject or queue group.
         self.remote_subs: dict[tuple[bytes, bytes | None], Subscription] = {}
         #: A CONNECT waiting for its bcrypt check, and the events of its read after it.
@@ -219,9 +222,11 @@ class RouteConnection(Connection):
             self.close(Reason.PROTOCOL_VIOLATION)
             return
         credential = self.cluster.options.authorization
+        self.connect_user = str(fields.get("user") or "")
+        self.connect_password = str(fields.get("pass") or "")
         if credential is not None and credential.user:
-            user_ok = _same(str(fields.get("user") or ""), credential.user)
-            password = str(fields.get("pass") or "")
+            user_ok = _same(self.connect_user, credential.user)
+            password = self.connect_password
             if is_bcrypt(credential.password):
                 self._pending_connect = fields
                 self.awaiting = lambda: self._check_password(user_ok, password, credential.password)
@@ -238,6 +243,30 @@ class RouteConnection(Connection):
     def _refuse_credentials(self) -> None:
         self.log.error("Router authorization failure: wrong or missing credentials")
         self._refuse(errors.AUTH_VIOLATION, Reason.AUTH_VIOLATION)
+
+    def reauthorize(self, credential) -> None:
+        """A reload changed cluster.authorization: as nats-server, a route the peer dialed
+        whose CONNECT no longer passes gets -ERR 'Authorization Violation' and is closed.
+        Routes this server dialed are left alone (the peer judges what we sent it)."""
+        if self.solicited or self.closed_reason is not None or self.awaiting_connect():
+            return  # (a CONNECT still to come is checked against the new credential)
+        if credential is None or not credential.user:
+            return  # no credential asked for now
+        user_ok = _same(self.connect_user, credential.user)
+        if is_bcrypt(credential.password):
+            self.server.start_connection_task(self._recheck_password, user_ok, credential)
+        elif not (user_ok and _same(self.connect_password, credential.password)):
+            self._refuse_after_reload()
+
+    async def _recheck_password(self, user_ok: bool, credential) -> None:
+        ok = await self.server.auth.bcrypt_matches(self.connect_password, credential.password)
+        if not (ok and user_ok) and self.cluster.options.authorization is credential:
+            self._refuse_after_reload()  # (unless another reload came meanwhile)
+
+    def _refuse_after_reload(self) -> None:
+        if self.closed_reason is None:
+            self.log.error(f'authentication error - User "{self.connect_user or "N/A"}"')
+            self._refuse(errors.AUTH_VIOLATION, Reason.AUTH_VIOLATION)
 
     def _accept_connect(self, fields: dict) -> None:
         cluster = self.cluster
