@@ -3,6 +3,7 @@ a throwaway CA (trustme) - among trionats servers and with nats-server."""
 
 from __future__ import annotations
 
+import attrs
 import pytest
 import trio
 
@@ -89,3 +90,53 @@ async def test_tls_routes_with_nats_server_both_ways(nursery, certs, tmp_path):
         await exchange_messages(ours, go)
         assert "TLS route handshake error" not in go.log()
     ours.shutdown()
+
+
+# --- the certificate as the route's credential ---------------------------------------------------
+
+
+@pytest.mark.parametrize(("cert", "joins"), [("alice", True), ("bob", False)])
+async def test_verify_and_map_the_certificate_must_name_the_cluster_user(nursery, certs, cert,
+                                                                         joins):  # fmt: skip
+    from trionats.options import RouteAuthorization
+
+    # A asks for user alice@example.com (and a password no one sends): with verify_and_map
+    # the certificate is the credential. alice's names that user, bob's does not.
+    auth = RouteAuthorization(user="alice@example.com", password="unused")
+    server_side = tls_cluster(certs, authorization=auth)
+    block = attrs.evolve(server_side.tls, verify_and_map=True)
+    a = await start_trionats(nursery, cluster=attrs.evolve(server_side, tls=block),
+                             server_name="A")  # fmt: skip
+    b = await start_trionats(nursery, cluster=tls_cluster(certs, a.cluster.port, cert=cert),
+                             server_name="B")  # fmt: skip
+    if joins:
+        await wait_for(lambda: routed(a, b))
+    else:
+        with trio.move_on_after(1.5):
+            await wait_for(lambda: bool(a.cluster.routes))
+        assert not a.cluster.routes
+    a.shutdown()
+    b.shutdown()
+
+
+@pytest.mark.parametrize(("cert", "joins"), [("server", True), ("bob", False)])
+async def test_check_known_urls_the_certificate_must_name_a_configured_route(nursery, certs,
+                                                                             cert, joins):  # fmt: skip
+    # A's configured routes name `localhost` (a member not started here): a peer whose
+    # certificate has the DNS name localhost may join; bob.example.com may not.
+    server_side = tls_cluster(certs, free_port())
+    server_side = attrs.evolve(server_side, routes=tuple(
+        url.replace("127.0.0.1", "localhost") for url in server_side.routes))  # fmt: skip
+    block = attrs.evolve(server_side.tls, verify_cert_and_check_known_urls=True)
+    a = await start_trionats(nursery, cluster=attrs.evolve(server_side, tls=block),
+                             server_name="A")  # fmt: skip
+    b = await start_trionats(nursery, cluster=tls_cluster(certs, a.cluster.port, cert=cert),
+                             server_name="B")  # fmt: skip
+    if joins:
+        await wait_for(lambda: routed(a, b))
+    else:
+        with trio.move_on_after(1.5):
+            await wait_for(lambda: bool(a.cluster.routes))
+        assert not a.cluster.routes
+    a.shutdown()
+    b.shutdown()

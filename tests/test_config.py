@@ -1186,3 +1186,19 @@ def test_docs_option_table_matches_the_loader():
     assert set(documented) == set(loader.OPTIONS.fields)
     for name, acts_on in documented.items():
         assert (acts_on == "not yet") == (name in loader.NOT_YET), name
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [("tls { verify_cert_and_check_known_urls: true }", "1:7"),
+     ("websocket { port: 8080, tls { verify_cert_and_check_known_urls: true } }", "1:31")],
+)  # fmt: skip
+def test_check_known_urls_only_in_a_cluster_tls_block(tmp_path, monkeypatch, text, where):
+    # nats-server: "... not supported in this context" for client-facing tls blocks.
+    monkeypatch.setattr(loader, "_check_tls", lambda *args: None)
+    assert problems(tmp_path, text + "\n") == [
+        f"{tmp_path}/node.conf:{where}: verify_cert_and_check_known_urls not supported in "
+        "this context"
+    ]
+    ok = "cluster { port: 6222, tls { verify_cert_and_check_known_urls: true } }\n"
+    assert load(write(tmp_path, ok)).cluster.tls.verify_cert_and_check_known_urls

@@ -231,3 +231,36 @@ def rdns_match(a: DN, b: DN) -> bool:
         else:
             return False
     return True
+
+
+def names_route(der: bytes | None, *, user: str, tls_map: bool, known_hosts: list[str]) -> bool:
+    """Whether a route peer's certificate passes cluster tls `verify_and_map` (it names the
+    cluster user) or `verify_cert_and_check_known_urls` (one of its names is the host of a
+    configured route, a leading `*` label matching any one label): nats-server's
+    isRouterAuthorized. Names are tried as for clients; a name that is not a DNS one cannot
+    look like a host, so every name is tried against the hosts."""
+
+    def lookup(name: str) -> str | None:
+        if not name:
+            return None
+        if known_hosts and _dns_name_matches(name, known_hosts):
+            return name
+        if tls_map and name == user:
+            return name
+        return None
+
+    return map_user(der, lookup, [user] if tls_map and user else []) is not None
+
+
+def _dns_name_matches(name: str, hosts: list[str]) -> bool:
+    """RFC 6125 6.4.3 as nats-server applies it: same number of labels, each equal (case
+    folded), except a `*` as the left-most label, which matches any one label."""
+    labels = name.lower().split(".")
+    for host in hosts:
+        host_labels = host.lower().split(".")
+        if len(host_labels) != len(labels):
+            continue
+        start = 1 if labels[0] == "*" else 0
+        if labels[start:] == host_labels[start:]:
+            return True
+    return False

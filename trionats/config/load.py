@@ -582,6 +582,8 @@ def _walk(schema: Schema, conf: dict, out: dict, problems: list[Problem], where:
             elif field.block is not None:
                 out[field.name] = _convert_block(field.block, value, problems, key)
                 if field.block is TLS:
+                    if schema is not CLUSTER:
+                        _client_context_only(value, problems)
                     _check_tls(out[field.name], position, problems)
             else:
                 out[field.name] = field.convert(value)
@@ -591,6 +593,18 @@ def _walk(schema: Schema, conf: dict, out: dict, problems: list[Problem], where:
             problems.append(Problem(position, message, warning=True))
         except _Bad as exc:
             problems.append(Problem(position, f"{key}: {exc}"))
+
+
+def _client_context_only(conf: Any, problems: list[Problem]) -> None:
+    """A `tls` block for clients (top level, websocket) cannot check peers against the
+    configured routes: nats-server refuses `verify_cert_and_check_known_urls` there."""
+    if not isinstance(conf, dict):
+        return
+    positions = getattr(conf, "positions", {})
+    for key, value in conf.items():
+        if key.lower() == "verify_cert_and_check_known_urls" and value is True:
+            problems.append(Problem(positions.get(key),
+                                    f"{key} not supported in this context"))  # fmt: skip
 
 
 def _check_tls(block: dict, position: Position | None, problems: list[Problem]) -> None:

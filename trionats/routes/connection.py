@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from .. import defaults, errors, tls
+from ..auth.certmap import names_route
 from ..auth.users import is_bcrypt
 from ..core.sublist import InvalidSubject, Subscription
 from ..auth.permissions import GrantingOutbound
@@ -109,6 +110,8 @@ class RouteConnection(Connection):
         #: An accepted route's CONNECT credentials, checked again when a reload changes
         #: cluster.authorization.
         self.connect_user = self.connect_password = ""
+        #: The certificate (DER) of a peer that dialed us over TLS.
+        self.peer_cert: bytes | None = None
         #: Remote interest by (subject, queue): one entry per subject or queue group.
         self.remote_subs: dict[tuple[bytes, bytes | None], Subscription] = {}
         #: A CONNECT waiting for its bcrypt check, and the events of its read after it.
@@ -149,6 +152,8 @@ class RouteConnection(Connection):
             self.close(Reason.TLS_HANDSHAKE, flush=False)
             return
         self.outbound.sock = None  # every byte must now go through the TLS stream
+        if not self.solicited:  # for verify_and_map / verify_cert_and_check_known_urls
+            self.peer_cert = tls.peer_certificate(self.stream)
         self.log.debug("TLS handshake complete")
 
     def on_start(self) -> None:
@@ -224,6 +229,13 @@ class RouteConnection(Connection):
         credential = self.cluster.options.authorization
         self.connect_user = str(fields.get("user") or "")
         self.connect_password = str(fields.get("pass") or "")
+        certified = self._certificate_verdict(credential)
+        if certified is not None:  # the certificate decides, not user and password
+            if certified:
+                self._accept_connect(fields)
+            else:
+                self._refuse_credentials()
+            return
         if credential is not None and credential.user:
             user_ok = _same(self.connect_user, credential.user)
             password = self.connect_password
@@ -244,12 +256,30 @@ class RouteConnection(Connection):
         self.log.error("Router authorization failure: wrong or missing credentials")
         self._refuse(errors.AUTH_VIOLATION, Reason.AUTH_VIOLATION)
 
+    def _certificate_verdict(self, credential) -> bool | None:
+        """With cluster tls `verify_and_map` or `verify_cert_and_check_known_urls`: whether
+        the peer's certificate authorizes it (nats-server checks nothing else then); None
+        without them."""
+        opts = self.cluster.options.tls
+        if opts is None or not (opts.verify_and_map or opts.verify_cert_and_check_known_urls):
+            return None
+        known = opts.verify_cert_and_check_known_urls
+        hosts = [url.host for url in self.cluster.urls] if known else []
+        user = credential.user if credential is not None else ""
+        return names_route(self.peer_cert, user=user, tls_map=opts.verify_and_map,
+                           known_hosts=hosts)  # fmt: skip
+
     def reauthorize(self, credential) -> None:
         """A reload changed cluster.authorization: as nats-server, a route the peer dialed
         whose CONNECT no longer passes gets -ERR 'Authorization Violation' and is closed.
         Routes this server dialed are left alone (the peer judges what we sent it)."""
         if self.solicited or self.closed_reason is not None or self.awaiting_connect():
             return  # (a CONNECT still to come is checked against the new credential)
+        certified = self._certificate_verdict(credential)
+        if certified is not None:
+            if not certified:
+                self._refuse_after_reload()
+            return
         if credential is None or not credential.user:
             return  # no credential asked for now
         user_ok = _same(self.connect_user, credential.user)
