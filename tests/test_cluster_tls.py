@@ -95,6 +95,18 @@ async def test_tls_routes_with_nats_server_both_ways(nursery, certs, tmp_path):
 # --- the certificate as the route's credential ---------------------------------------------------
 
 
+async def expect_route(a, b, joins: bool) -> None:
+    """B, dialing A, joins it, or is refused (A keeps no route for a while)."""
+    if joins:
+        await wait_for(lambda: routed(a, b))
+    else:
+        with trio.move_on_after(1.5):
+            await wait_for(lambda: bool(a.cluster.routes))
+        assert not a.cluster.routes
+    a.shutdown()
+    b.shutdown()
+
+
 @pytest.mark.parametrize(("cert", "joins"), [("alice", True), ("bob", False)])
 async def test_verify_and_map_the_certificate_must_name_the_cluster_user(nursery, certs, cert,
                                                                          joins):  # fmt: skip
@@ -109,14 +121,7 @@ async def test_verify_and_map_the_certificate_must_name_the_cluster_user(nursery
                              server_name="A")  # fmt: skip
     b = await start_trionats(nursery, cluster=tls_cluster(certs, a.cluster.port, cert=cert),
                              server_name="B")  # fmt: skip
-    if joins:
-        await wait_for(lambda: routed(a, b))
-    else:
-        with trio.move_on_after(1.5):
-            await wait_for(lambda: bool(a.cluster.routes))
-        assert not a.cluster.routes
-    a.shutdown()
-    b.shutdown()
+    await expect_route(a, b, joins)
 
 
 @pytest.mark.parametrize(("cert", "joins"), [("server", True), ("bob", False)])
@@ -132,11 +137,4 @@ async def test_check_known_urls_the_certificate_must_name_a_configured_route(nur
                              server_name="A")  # fmt: skip
     b = await start_trionats(nursery, cluster=tls_cluster(certs, a.cluster.port, cert=cert),
                              server_name="B")  # fmt: skip
-    if joins:
-        await wait_for(lambda: routed(a, b))
-    else:
-        with trio.move_on_after(1.5):
-            await wait_for(lambda: bool(a.cluster.routes))
-        assert not a.cluster.routes
-    a.shutdown()
-    b.shutdown()
+    await expect_route(a, b, joins)
