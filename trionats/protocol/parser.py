@@ -211,6 +211,7 @@ class Parser:
         runs = batch or self.runs_only
         prefix = self.fast_prefix
         skip = len(prefix)
+        probe = self.subject_after_prefix
         pending: list[tuple[bytes, bytes, bytes]] = []  # batch mode: PUBs not yet yielded
         span_lines = self._span_lines
         try:
@@ -249,8 +250,10 @@ class Parser:
                                 yield self._run_event(subject, reply, parts)
                                 pos += len(parts) * (stop - pos)
                                 continue
-                        if runs:
-                            lines = span_lines.get(subject) if not reply else None
+                        # A span needs the next line to name the same subject: for PUB that
+                        # is one cheap look at it, so random subjects skip the span attempt.
+                        if runs and not reply and (not probe or startswith(subject, stop + skip)):
+                            lines = span_lines.get(subject)
                             if lines is not None and (prefix + key) in lines:
                                 # A canonical PUB: take the canonical PUBs to the same subject
                                 # that follow as one span (see PubBatch.span), in a tight loop.
@@ -470,6 +473,8 @@ class Parser:
 
     #: The op whose common shape takes the fast path, with its separator.
     fast_prefix = b"PUB "
+    #: The fast path's subject (bytes) is what follows `fast_prefix` on the line.
+    subject_after_prefix = True
     #: Yield runs of identical lines even without `batch` (RouteParser: runs, never batches).
     runs_only = False
 
@@ -636,6 +641,7 @@ class RouteParser(Parser):
     # ones as RMsgRun: a sender's run of PUBs crosses the route as such a run.
     fast_prefix = b"RMSG "
     runs_only = True
+    subject_after_prefix = False  # the fields tuple; the account comes first on the line
 
     def _decode_fast_line(self, arg: bytes) -> tuple:
         """((account, subject, reply, queues), None, size) of an RMSG line."""
