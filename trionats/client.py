@@ -29,6 +29,7 @@ from .delivery import (
     deliver_routed,
     deliver_routed_run,
     deliver_run_to_groups,
+    deliver_run_to_plain,
     local_target,
     pick,
     remote_members,
@@ -504,7 +505,6 @@ class ClientConnection(Connection):
 
     def _connect_accepted(self) -> None:
         """The rest of CONNECT once the client is who it says: +OK, first PING, log label."""
-        server = self.server
         opts = self.opts
         now = trio.current_time()
         if opts.verbose:
@@ -861,14 +861,7 @@ class ClientConnection(Connection):
             delivered = deliver_routed_run(plan, subject, reply, parts, size)
         elif plan.plain or plan.queues:
             tail = encode.msg_tail(reply, size)
-            for sub, outbound, head, _ in plan.plain:
-                prefix = head + tail
-                outbound.write(prefix + prefix.join(parts))
-                client = sub.client
-                client.out_msgs += count
-                client.out_bytes += count * size
-                sub.delivered += count
-            delivered = count * len(plan.plain)
+            delivered = deliver_run_to_plain(plan.plain, parts, tail, size)
             if plan.queues:
                 delivered += deliver_run_to_groups(plan.queues, parts, tail, size)
         stats = self.server.stats

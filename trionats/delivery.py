@@ -233,6 +233,16 @@ def _pick_members(queues) -> tuple[list, dict]:
     return local, forward
 
 
+def deliver_run_to_plain(targets, parts: list, tail: bytes, size: int) -> int:
+    """A run of identical messages to plain targets: each one's MSGs joined and queued once."""
+    count = len(parts)
+    for sub, outbound, head, _ in targets:
+        prefix = head + tail
+        outbound.write(prefix + prefix.join(parts))
+        _count(sub, count, size)
+    return count * len(targets)
+
+
 def deliver_run_to_groups(groups, parts: list, tail: bytes, size: int) -> int:
     """Each message of a run to one member of each group; each member's share joined once."""
     shares: dict[int, list] = {}

@@ -23,7 +23,14 @@ from ..auth.certmap import names_route
 from ..auth.users import is_bcrypt
 from ..core.sublist import InvalidSubject, Subscription
 from ..auth.permissions import GrantingOutbound
-from ..delivery import InboundPlan, deliver, deliver_inbound, deliver_run_to_groups, local_target
+from ..delivery import (
+    InboundPlan,
+    deliver,
+    deliver_inbound,
+    deliver_run_to_groups,
+    deliver_run_to_plain,
+    local_target,
+)
 from ..connection import Connection
 from ..errors import ProtocolError, Reason
 from ..protocol import encode
@@ -476,14 +483,7 @@ class RouteConnection(Connection):
         if not plan.plain and not groups:
             return
         tail = encode.msg_tail(reply, size)
-        for sub, outbound, head, _ in plan.plain:
-            prefix = head + tail
-            outbound.write(prefix + prefix.join(parts))
-            client = sub.client
-            client.out_msgs += count
-            client.out_bytes += count * size
-            sub.delivered += count
-        delivered = count * len(plan.plain)
+        delivered = deliver_run_to_plain(plan.plain, parts, tail, size)
         if groups:  # one local member of each named group per message
             delivered += deliver_run_to_groups(groups, parts, tail, size)
         stats.out_msgs += delivered
