@@ -673,7 +673,11 @@ async def test_first_ping_sent_despite_client_activity(tmp_path, server_factory)
     steps = [C] + [pub(b"foo", b"x")] * 20 + [PING]  # publishing for 1 s, every 50 ms
     with NatsServerProcess("-c", str(config)) as reference:
         replies = await assert_same_replies(reference.port, trionats.port, steps, gap=0.05)
-    assert replies[0].output == b"PING\r\nPONG\r\n"
+    # The first PING comes while the client is busy; on a loaded machine a pause in the
+    # publishing may let both servers send another one (the replies above still agree).
+    output = replies[0].output
+    assert output.startswith(b"PING\r\n") and output.endswith(b"PONG\r\n")
+    assert set(output.split(b"\r\n")[:-1]) == {b"PING", b"PONG"}
 
 
 # --- random op sequences ----------------------------------------------------------------------
