@@ -583,15 +583,44 @@ async def test_no_responders_not_when_another_connection_subscribed(reference_se
     await assert_same_replies(reference_server.port, server.port, steps, connections=2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nats-server decodes a client's INFO into its typed Info struct and closes the "
-    "connection on a wrongly typed field; trionats only checks that INFO is a JSON object",
-)
 async def test_client_info_with_wrongly_typed_field_closes(reference_server, server):
     steps = [b'INFO {"port":"x"}\r\n' + PING]
     replies = await assert_same_replies(reference_server.port, server.port, steps)
     assert replies[0].closed
+
+
+def _nested(depth: int, inner: bytes = b"") -> bytes:
+    return b"[" * depth + inner + b"]" * depth
+
+
+#: Hostile JSON before any authentication: each once ended the whole trionats process.
+HOSTILE_JSON = {
+    "connect_array_nested_2000": b"CONNECT " + _nested(2000) + b"\r\n" + PING,
+    "connect_object_nested_1500": b"CONNECT " + b'{"a":' * 1500 + b"1" + b"}" * 1500 + b"\r\n"
+    + PING,
+    "connect_deep_unknown_member": b'CONNECT {"x":' + _nested(1900) + b',"verbose":false}\r\n'
+    + PING,
+    "connect_deep_member_after_bad": b'CONNECT {"x":' + _nested(1900) + b',"verbose":1}\r\n'
+    + PING,
+    "info_nested_2000": b"INFO " + _nested(2000) + b"\r\n" + PING,
+    "info_deep_unknown_member": b'INFO {"x":' + _nested(1900) + b"}\r\n" + PING,
+    "connect_lone_surrogate_name": b'CONNECT {"verbose":false,"name":"\\ud800"}\r\n' + PING,
+    "connect_lone_surrogate_key": b'CONNECT {"\\udc00":1,"verbose":false}\r\n' + PING,
+    "info_lone_surrogate": b'INFO {"server_id":"\\ud800x","\\ud800":true}\r\n' + PING,
+    "connect_huge_number_unknown": b'CONNECT {"x":' + b"9" * 3000 + b',"verbose":false}\r\n'
+    + PING,
+    "connect_huge_protocol": b'CONNECT {"protocol":' + b"9" * 30 + b"}\r\n" + PING,
+    "connect_float_protocol": b'CONNECT {"verbose":false,"protocol":1.0}\r\n' + PING,
+    "connect_import_wrong_type": b'CONNECT {"verbose":false,"import":{"allow":"a"}}\r\n' + PING,
+    "info_connect_urls_number": b'INFO {"connect_urls":5}\r\n' + PING,
+    "info_max_payload_over_int32": b'INFO {"max_payload":4294967296}\r\n' + PING,
+    "info_gateway_cmd_payload_not_base64": b'INFO {"gateway_cmd_payload":"!!"}\r\n' + PING,
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_JSON))
+async def test_hostile_json(reference_server, server, name):
+    await assert_same_replies(reference_server.port, server.port, [HOSTILE_JSON[name]])
 
 
 # --- non-default limits -----------------------------------------------------------------------

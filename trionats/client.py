@@ -38,7 +38,7 @@ from .delivery import (
 from .errors import ProtocolError, Reason
 from .logging import LEVELS, quoted_payload, redact_connect
 from .protocol import encode
-from .protocol.connect import ConnectOptions, Credentials, decode_connect, is_json_object
+from .protocol.connect import ConnectOptions, Credentials, decode_connect, decode_info
 from .protocol.events import Connect, Err, Info, Ping, Pong, Pub, PubBatch, PubRun, Sub, Unsub
 from .protocol.parser import Parser
 from .protocol.subjects import has_wildcard, is_valid_literal_subject
@@ -251,8 +251,8 @@ class ClientConnection(Connection):
                 self.log.error(f"Client Error {event.text.decode(errors='replace')}")
                 self.close(Reason.PARSE_ERROR)  # what was queued before still goes out
             elif kind is Info:
-                # Ignored, but like nats-server it must decode as a JSON object (or null).
-                if not is_json_object(event.raw):
+                # Ignored, but like nats-server it must decode into its Info struct.
+                if not _is_info(event.raw):
                     self.close(Reason.PROTOCOL_VIOLATION)
             if self.closed_reason is not None:
                 return
@@ -293,7 +293,7 @@ class ClientConnection(Connection):
                 elif kind is Err:
                     self.log.error(f"Client Error {_text(item.text)}")
                     self.close(Reason.PARSE_ERROR)
-                elif kind is Info and not is_json_object(item.raw):
+                elif kind is Info and not _is_info(item.raw):
                     self.close(Reason.PROTOCOL_VIOLATION)
                 if self.closed_reason is not None:
                     return
@@ -1032,3 +1032,12 @@ def _quoted(payload: bytes) -> str:
     """A payload as nats-server's trace shows it: a double-quoted, escaped string (cut past
     max_traced_msg_len)."""
     return quoted_payload(payload)
+
+
+def _is_info(raw: bytes) -> bool:
+    """Whether a client's INFO decodes as nats-server's Info struct (else it is closed)."""
+    try:
+        decode_info(raw)
+    except ValueError:
+        return False
+    return True

@@ -3,15 +3,15 @@
 Keys match field names case-insensitively, `null` leaves a field as it was, a value of the wrong
 JSON type is an error (nats-server then closes the connection without -ERR), and fields that
 were not sent keep their previous value: the pre-CONNECT defaults, or an earlier CONNECT's.
+`gojson` does the decoding and the type checks, against nats-server's ClientOpts (`structs`).
 """
 
 from __future__ import annotations
 
-import json
-
 import attrs
 
-_INT64 = (-(2**63), 2**63 - 1)
+from .gojson import decode_struct
+from .structs import CLIENT_OPTS, INFO
 
 
 @attrs.define(slots=True)
@@ -61,85 +61,18 @@ class Credentials:
         )
 
 
-# JSON key -> (attribute, expected type)
-_FIELDS: dict[str, tuple[str, type]] = {
-    "verbose": ("verbose", bool),
-    "pedantic": ("pedantic", bool),
-    "echo": ("echo", bool),
-    "tls_required": ("tls_required", bool),
-    "headers": ("headers", bool),
-    "no_responders": ("no_responders", bool),
-    "protocol": ("protocol", int),
-    "user": ("user", str),
-    "pass": ("password", str),
-    "auth_token": ("auth_token", str),
-    "nkey": ("nkey", str),
-    "sig": ("sig", str),
-    "jwt": ("jwt", str),
-    "name": ("name", str),
-    "lang": ("lang", str),
-    "version": ("version", str),
-    "account": ("account", str),
-    "new_account": ("new_account", bool),
-    "remote_account": ("remote_account", str),
-    "proxy_sig": ("proxy_sig", str),
-    "import": ("import_", dict),
-    "export": ("export", dict),
-}
-
-
-def _no_constants(name: str) -> None:
-    raise ValueError(f"invalid JSON literal {name}")
-
-
-class _Members(dict):
-    """A decoded JSON object that also keeps its members in order, duplicate keys included."""
-
-    __slots__ = ("members",)
-
-    def __init__(self, pairs: list) -> None:
-        super().__init__(pairs)
-        self.members = pairs
+#: CONNECT keys whose ConnectOptions attribute is named differently.
+_ATTRIBUTES = {"pass": "password", "import": "import_"}
 
 
 def decode_connect(raw: bytes, previous: ConnectOptions) -> ConnectOptions:
     """Apply the CONNECT JSON `raw` on top of `previous`; raise ValueError if Go would refuse it."""
-    document = json.loads(
-        raw.decode("utf-8", "replace"), parse_constant=_no_constants, object_pairs_hook=_Members
+    fields = decode_struct(raw, CLIENT_OPTS)
+    return attrs.evolve(
+        previous, **{_ATTRIBUTES.get(tag, tag): value for tag, value in fields.items()}
     )
-    if document is None:  # Go: unmarshalling `null` into a struct is a no-op
-        return attrs.evolve(previous)
-    if not isinstance(document, dict):
-        raise ValueError("CONNECT is not a JSON object")
-    result = attrs.evolve(previous)
-    # Every member in order, duplicates too: Go applies each in turn (a later null keeps the
-    # earlier value; a wrong type anywhere is an error).
-    for key, value in document.members:
-        # Go's EqualFold: ASCII case, plus the long s (and the Kelvin sign, which lower() does).
-        field = _FIELDS.get(key) or _FIELDS.get(key.lower().replace("\u017f", "s"))
-        if field is None:
-            continue
-        attribute, kind = field
-        if value is None:
-            if kind is dict:  # import/export are pointers in nats-server: null sets nil
-                setattr(result, attribute, None)
-            continue
-        if kind is bool:
-            ok = isinstance(value, bool)
-        elif kind is int:
-            ok = type(value) is int and _INT64[0] <= value <= _INT64[1]
-        else:
-            ok = isinstance(value, kind)
-        if not ok:
-            raise ValueError(f"CONNECT field {key!r} has the wrong type")
-        setattr(result, attribute, value)
-    return result
 
 
-def is_json_object(raw: bytes) -> bool:
-    """True if `raw` is a JSON object or `null`: what Go accepts when decoding into a struct."""
-    try:
-        document = json.loads(raw.decode("utf-8", "replace"), parse_constant=_no_constants)
-    except ValueError:
-        return False
-    return document is None or isinstance(document, dict)
+def decode_info(raw: bytes) -> dict:
+    """A peer's INFO as nats-server's Info struct takes it; ValueError if Go would refuse it."""
+    return decode_struct(raw, INFO)
