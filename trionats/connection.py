@@ -73,6 +73,9 @@ class Connection:
         self._closing = trio.Event()
         #: Marked by a write timeout under the retry policy, until a write completes in time.
         self.slow_consumer = False
+        #: Until when (Trio time) the reader leaves the socket alone: a stalled peer, injected
+        #: by chaos tests (trionats.testing); the past otherwise.
+        self.stalled_until = -math.inf
         self._written = 0  # bytes of the current batch written (direct socket writes)
         self._unsent = _NOTHING  # and what is left of it
 
@@ -108,6 +111,9 @@ class Connection:
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                     self.close(Reason.READ_ERROR, flush=False)
                     return
+                if self.stalled_until != -math.inf:  # what arrived waits out the stall
+                    await trio.sleep_until(self.stalled_until)
+                    self.stalled_until = -math.inf
                 if not data:
                     self.close(Reason.CLIENT_CLOSED, flush=False)
                     return

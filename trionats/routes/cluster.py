@@ -135,6 +135,9 @@ class Cluster:
         self._nursery: trio.Nursery | None = None
         #: Counters of registered routes that have closed (for monitoring).
         self.closed_totals = RouteTotals()
+        #: Server names this server refuses routes with: a network partition, injected by
+        #: chaos tests (trionats.testing); empty otherwise.
+        self.partitioned: set[str] = set()
 
     # --- the task tree --------------------------------------------------------------------
 
@@ -278,6 +281,9 @@ class Cluster:
         A route that has already carried messages is never replaced, though: what was in
         flight on it would be lost without a gap anyone could see. Then the first one stays,
         as in nats-server, and at worst both close and re-dial, a visible outage."""
+        if route.remote_name in self.partitioned:
+            route.log.debug(f"Route to {route.remote_name!r} refused: partitioned (chaos test)")
+            return False
         existing = self.routes.get(route.remote_id)
         if existing is not None:
             if (
