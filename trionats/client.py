@@ -72,6 +72,7 @@ class ClientConnection(Connection):
             max_pending=options.max_pending,
             write_deadline=options.write_deadline,
             logger=server.log,
+            stats=server.stats,
         )
         self.server = server
         # nats-server: clients close on a write timeout unless `write_timeout: retry`.
@@ -1002,11 +1003,12 @@ class ClientConnection(Connection):
         self.server.stats.slow_consumers += 1  # nats-server counts every client event
 
     def on_close(self, reason: str) -> None:
-        self.server.record_closed(self, reason)  # for /connz?state=closed, subs included
-        for sub in list(self.subs.values()):
-            self.remove_sub(sub)
-        self._plans.clear()
+        # Each step on its own: a failing one cannot leave the others' entries behind.
+        self.closing_step(self.server.record_closed, self, reason)  # /connz?state=closed
         self.server.forget(self)
+        for sub in list(self.subs.values()):
+            self.closing_step(self.remove_sub, sub)
+        self._plans.clear()
         self.log.debug(f"Client connection closed: {reason}", reason=reason)
 
 

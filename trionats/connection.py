@@ -9,6 +9,11 @@ short knows what is left: `write_timeout: retry` carries on from there). Before 
 `next_ping` is reached. Closing is synchronous and idempotent: it stops the reader at once,
 gives the writer a short deadline to flush what is queued (an -ERR, say), then the nursery
 is cancelled; the stream is closed in `finally`.
+
+A failure stays inside the connection (containment.py): an unexpected exception from any of
+its tasks or hooks closes it as `Internal Error`, reported once; so does one raised by
+`on_close`, which cannot stop the rest of the close (`closing_step`), and nothing escapes
+`run()` but cancellation.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import math
 import trio
 
 from . import defaults
+from .containment import contained, report
 from .errors import ProtocolError, Reason
 from .logging import connection_fields
 from .outbound import Outbound, collect_writes, stall
@@ -52,8 +58,11 @@ class Connection:
         max_pending: int,
         write_deadline: float,
         logger,
+        stats,
     ) -> None:
         self.stream = stream
+        #: The server's counters (an internal error is counted there).
+        self.stats = stats
         self.cid = cid
         self.peer_host, self.peer_port = peer[0], peer[1]
         self.write_deadline = write_deadline
@@ -82,25 +91,38 @@ class Connection:
     # --- the task tree --------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Serve the connection until it closes; always closes the stream."""
+        """Serve the connection until it closes; always closes the stream. Raises nothing
+        but cancellation: an unexpected exception closes this connection (`fail`)."""
         try:
-            async with trio.open_nursery() as nursery:
-                self._scope = nursery.cancel_scope
-                if self.closed_reason is not None:  # closed before it started
-                    self._scope.cancel()
-                await self.upgrade()
-                if self.closed_reason is not None:
-                    return
-                nursery.start_soon(self._read_loop)
-                nursery.start_soon(self._write_loop)
-                nursery.start_soon(self._ping_loop)
-                self.on_start()
+            with contained(self.log, self.stats, on_error=self._failed):
+                async with trio.open_nursery() as nursery:
+                    self._scope = nursery.cancel_scope
+                    if self.closed_reason is not None:  # closed before it started
+                        self._scope.cancel()
+                    await self.upgrade()
+                    if self.closed_reason is not None:
+                        return
+                    nursery.start_soon(self._read_loop)
+                    nursery.start_soon(self._write_loop)
+                    nursery.start_soon(self._ping_loop)
+                    self.on_start()
         finally:
             self.close(Reason.CLIENT_CLOSED, flush=False)
-            self.on_closed()
+            with contained(self.log, self.stats):
+                self.on_closed()
             with trio.CancelScope(shield=True):
                 with trio.move_on_after(defaults.CLOSE_FLUSH_TIMEOUT):
-                    await self.stream.aclose()
+                    with contained(self.log, self.stats):
+                        await self.stream.aclose()
+
+    def fail(self, error: BaseException) -> None:
+        """An unexpected exception in this connection's code (a task it started outside its
+        nursery, say): report it once and close the connection as `Internal Error`."""
+        report(self.log, self.stats, error)
+        self._failed()
+
+    def _failed(self) -> None:
+        self.close(Reason.INTERNAL_ERROR, flush=False)
 
     async def _read_loop(self) -> None:
         stream = self.stream
@@ -258,7 +280,16 @@ class Connection:
             self.outbound.discard()
             if self._scope is not None:
                 self._scope.cancel()
-        self.on_close(reason)
+        # Called from any task (a publisher's, closing a slow consumer): a failing hook must
+        # not end that task's connection.
+        with contained(self.log, self.stats):
+            self.on_close(reason)
+
+    def closing_step(self, step, *args) -> None:
+        """Run one step of `on_close`; if it raises, report it and let the next steps run,
+        so one failure cannot leave the rest (subscriptions, registry entries) behind."""
+        with contained(self.log, self.stats):
+            step(*args)
 
     # --- hooks for subclasses -------------------------------------------------------------
 

@@ -65,6 +65,8 @@ class Reason:
     DUPLICATE_SERVER_NAME = "Duplicate Server Name"
     CLUSTER_NAME_CONFLICT = "Cluster Name Conflict"
     ROUTE_REMOVED = "Route Removed"
+    #: trionats only: an unexpected exception (a bug) closed the connection (containment.py).
+    INTERNAL_ERROR = "Internal Error"
 
 
 # --- exceptions -------------------------------------------------------------------------------

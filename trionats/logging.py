@@ -157,9 +157,10 @@ def redact_processor(logger: Any, method: str, event_dict: dict) -> dict:
             event_dict[key] = REDACTED
         elif isinstance(value, dict | list | tuple):
             event_dict[key] = _redact_value(value)
-    event = event_dict.get("event")
-    if isinstance(event, str) and "CONNECT" in event:
-        event_dict["event"] = redact_connect(event)
+    for key in ("event", "stack_trace", "error_message"):  # an exception may quote a CONNECT
+        text = event_dict.get(key)
+        if isinstance(text, str) and "CONNECT" in text:
+            event_dict[key] = redact_connect(text)
     return event_dict
 
 
@@ -193,6 +194,9 @@ class NatsTextRenderer:
         if prefix:
             prefix += " - "
         text = f"{prefix}{event_dict.get('event', '')}"
+        trace = event_dict.get("stack_trace")
+        if trace:  # an internal error's traceback, on the lines after the message
+            text = f"{text}\n{trace}"
         if self.logtime:
             now = _dt.datetime.now(_dt.timezone.utc) if self.utc else _dt.datetime.now()
             return f"[{self.pid}] {now:%Y/%m/%d %H:%M:%S.%f} [{label}] {text}"
@@ -204,6 +208,9 @@ def syslog_text(logger: Any, method: str, event_dict: dict) -> str:
     logger writes it (the syslog header carries the time, pid and severity)."""
     prefix = event_dict.get("conn", "")
     event = event_dict.get("event", "")
+    trace = event_dict.get("stack_trace")
+    if trace:
+        event = f"{event}\n{trace}"
     return f"{prefix} - {event}" if prefix else str(event)
 
 
@@ -219,6 +226,10 @@ ECS_NAMES = {
     "client_name": "nats.client.name",
     "client_lang": "nats.client.lang",
     "client_version": "nats.client.version",
+    # An internal error (containment.py): the exception, as ECS names it.
+    "stack_trace": "error.stack_trace",
+    "error_type": "error.type",
+    "error_message": "error.message",
 }
 
 #: Connection id labels (the text prefix's `cid:7`) -> the connection kind in JSON.
@@ -241,6 +252,12 @@ def connection_fields(id_label: str, cid: int, host: str, port: int) -> dict[str
         "kind": CONNECTION_KINDS.get(id_label, id_label),
         id_label: cid,
     }
+
+
+def peer_fields(host: str, port: int, label: str) -> dict[str, Any]:
+    """What a logger binds for a connection without an id (a websocket upgrade, a monitoring
+    HTTP connection): the text prefix `host:port - <label>` and the peer's fields."""
+    return {"conn": f"{host}:{port} - {label}", "peer_host": host, "peer_port": port}
 
 
 class EcsFields:

@@ -41,6 +41,8 @@ from .core.sublist import Sublist
 from .config.load import load as load_config
 from .config.reload import BEFORE_AUTHORIZATION, authorization_lines, check_client_advertise
 from .config.reload import diff as reload_diff
+from .connection import Connection
+from .containment import report
 from .errors import ConfigError, Reason
 from .lameduck import run_lame_duck
 from .listeners import accept_forever
@@ -70,6 +72,7 @@ class Stats:
         "stale_connections",
         "total_connections",
         "stalled_clients",  # reads a publisher waited on a full consumer (fast producer stall)
+        "internal_errors",  # unexpected exceptions contained, each closing its connection
     )
 
     def __init__(self) -> None:
@@ -213,7 +216,7 @@ class Server:
 
     async def _accept_loop(self, listener: trio.SocketListener) -> None:
         """Accept clients until shutdown; each is admitted in accept order."""
-        await accept_forever(listener, self._start_client, self.log, "client")
+        await accept_forever(listener, self._start_client, self.log, "client", stats=self.stats)
 
     def _start_client(self, stream: trio.SocketStream) -> None:
         try:
@@ -224,8 +227,22 @@ class Server:
         self._connections.start_soon(self.admit(stream, peer).run)
 
     def start_connection_task(self, fn, *args) -> None:
-        """Run `fn(*args)` in the connections nursery (a websocket upgrade, say)."""
-        self._connections.start_soon(fn, *args)
+        """Run `fn(*args)` in the connections nursery (a websocket upgrade, a password check
+        again after a reload). A failure stays inside its connection: an unexpected exception
+        from a connection's method closes that connection; from anything else, it is
+        reported and the task ends."""
+        name = getattr(fn, "__qualname__", None)
+        self._connections.start_soon(self._run_contained, fn, *args, name=name)
+
+    async def _run_contained(self, fn, *args) -> None:
+        try:
+            await fn(*args)
+        except* Exception as group:
+            owner = getattr(fn, "__self__", None)
+            if isinstance(owner, Connection):
+                owner.fail(group)
+            else:
+                report(self.log, self.stats, group)
 
     def admit(self, stream: trio.abc.Stream, peer, kind=ClientConnection) -> ClientConnection:
         """Register a new client in accept order (cids and the connection limit follow it).

@@ -30,8 +30,10 @@ import trio
 from . import defaults, tls
 from .auth import Authenticator
 from .client import ClientConnection
+from .containment import contained
 from .errors import Reason
 from .listeners import accept_forever
+from .logging import peer_fields
 from .options import Authorization
 from .protocol import websocket as ws
 
@@ -254,14 +256,16 @@ class WebsocketListener:
             with trio.CancelScope() as self._scope:
                 async with trio.open_nursery() as nursery:
                     for listener in self.listeners:
-                        nursery.start_soon(
-                            accept_forever, listener, self._start, server.log, "websocket"
-                        )
+                        nursery.start_soon(self._accept, listener)
                     task_status.started()
         finally:
             for listener in self.listeners:
                 with trio.CancelScope(shield=True):
                     await listener.aclose()
+
+    async def _accept(self, listener) -> None:
+        server = self.server
+        await accept_forever(listener, self._start, server.log, "websocket", stats=server.stats)
 
     def close(self) -> None:
         """Stop accepting (lame duck mode, shutdown); upgraded clients are not affected."""
@@ -277,8 +281,24 @@ class WebsocketListener:
         except OSError:
             await stream.aclose()
             return
+        client = None
+        log = self.server.log.bind(**peer_fields(*peer, "websocket"))
+        try:
+            with contained(log, self.server.stats):  # a failure ends this socket only
+                client = await self._upgrade(stream, peer)
+        finally:
+            if client is None:  # refused or failed: no connection owns the socket
+                with trio.CancelScope(shield=True), trio.move_on_after(
+                    defaults.CLOSE_FLUSH_TIMEOUT
+                ):
+                    await stream.aclose()
+        if client is not None:
+            await client.run()
+
+    async def _upgrade(self, raw: trio.SocketStream, peer) -> WebSocketClient | None:
+        """TLS (wss) and the HTTP upgrade; the admitted client, or None if refused."""
         upgrade = None
-        raw = stream
+        stream = raw
         try:
             # As nats-server: handshake_timeout bounds the TLS handshake and the HTTP upgrade.
             timeout = self.options.handshake_timeout or float("inf")
@@ -290,17 +310,23 @@ class WebsocketListener:
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             upgrade = None
         if upgrade is None:
-            with trio.CancelScope(shield=True), trio.move_on_after(defaults.CLOSE_FLUSH_TIMEOUT):
-                await (stream or raw).aclose()
-            return
+            if stream is not None and stream is not raw:  # TLS: say goodbye (close_notify)
+                with trio.CancelScope(shield=True), trio.move_on_after(
+                    defaults.CLOSE_FLUSH_TIMEOUT
+                ):
+                    await stream.aclose()
+            return None
         if upgrade.forwarded_ip:
             peer = (upgrade.forwarded_ip, peer[1])
-        wstream = WebSocketStream(stream, upgrade, self.server.options.max_payload)
-        client = self.server.admit(wstream, peer, WebSocketClient)
-        client.websocket = self
+        credentials = None
         if any(self.cookie_names) and upgrade.cookies:
-            client.credentials = ws.cookie_credentials(upgrade.cookies, *self.cookie_names)
-        await client.run()
+            credentials = ws.cookie_credentials(upgrade.cookies, *self.cookie_names)
+        wstream = WebSocketStream(stream, upgrade, self.server.options.max_payload)
+        client = self.server.admit(wstream, peer, WebSocketClient)  # last: it registers
+        client.websocket = self
+        if credentials is not None:
+            client.credentials = credentials
+        return client
 
     async def _tls_handshake(self, stream: trio.SocketStream, peer) -> trio.SSLStream | None:
         options = self.options.tls

@@ -25,7 +25,9 @@ import h11
 import trio
 
 from .. import defaults, tls
+from ..containment import contained, report
 from ..listeners import accept_forever
+from ..logging import peer_fields
 from . import metrics, snapshots
 from .snapshots import Clock, QueryError
 
@@ -135,13 +137,15 @@ class Monitor:
             return text_response(400, str(error))
         return text_response(404, "404 page not found\n")
 
-    def _respond(self, target: str) -> Response:
-        """`handle`, except that a bug in a snapshot is a 500 and a log line, not a crash."""
+    def _respond(self, target: str, log) -> Response:
+        """`handle`, except that a bug in an endpoint is a 500 that closes this connection,
+        reported as any internal error (containment.py), never a crash of the monitor."""
         try:
             return self.handle(target)
-        except Exception as exc:  # the server must outlive a monitoring bug
-            self.server.log.error(f"Error serving {target}: {exc!r}")
-            return text_response(500, "500 Internal Server Error")
+        except Exception as exc:
+            failure = f"Internal error serving {target}, closing connection"
+            report(log, self.server.stats, exc, failure)
+            return text_response(500, "500 Internal Server Error", ("Connection", "close"))
 
     def varz(self, clock: Clock) -> dict:
         server = self.server
@@ -179,10 +183,21 @@ class Monitor:
         def serve(stream: trio.SocketStream) -> None:
             nursery.start_soon(self._serve_http, stream)
 
-        await accept_forever(listener, serve, self.server.log, "monitoring")
+        await accept_forever(listener, serve, self.server.log, "monitoring",
+                             stats=self.server.stats)  # fmt: skip
 
-    async def _serve_http(self, stream: trio.abc.Stream) -> None:
-        """One HTTP/1.1 connection: requests answered in turn while the client keeps it alive."""
+    async def _serve_http(self, stream: trio.SocketStream) -> None:
+        """One HTTP/1.1 connection: requests answered in turn while the client keeps it alive.
+        A failure stays inside it: an unexpected exception is reported and ends only it."""
+        try:
+            host, port = stream.socket.getpeername()[:2]
+            log = self.server.log.bind(**peer_fields(host, port, "http"))
+        except OSError:
+            log = self.server.log
+        with contained(log, self.server.stats):
+            await self._serve_requests(stream, log)
+
+    async def _serve_requests(self, stream: trio.abc.Stream, log) -> None:
         context = self.server.https_context if self.server.options.https_port else None
         if context is not None:
             # HTTPS: the handshake runs in this connection's task, under the tls timeout, with
@@ -210,7 +225,7 @@ class Monitor:
                         event = await reader.next_event()
                         if event is None or isinstance(event, h11.ConnectionClosed):
                             return
-                    await _send(conn, stream, self._respond(target))
+                    await _send(conn, stream, self._respond(target, log))
                 elif event is None or isinstance(event, h11.ConnectionClosed):
                     return
                 if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:

@@ -26,6 +26,8 @@ FAMILIES = (
     ("slow_consumers_total", "counter", "slow_consumers", "Connections closed as slow consumers."),
     ("stale_connections_total", "counter", "stale_connections",
      "Connections closed for missing PONGs."),
+    ("internal_errors_total", "counter", "internal_errors",
+     "Connections closed by an unexpected exception (a trionats bug; see the ERR log)."),
     ("in_client_msgs_total", "counter", "in_client_msgs", "Messages received from clients."),
     ("in_client_bytes_total", "counter", "in_client_bytes", "Payload bytes received from clients."),
     ("out_client_msgs_total", "counter", "out_client_msgs", "Messages sent to clients."),

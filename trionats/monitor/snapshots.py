@@ -662,6 +662,7 @@ def varz(server, clock: Clock, *, start_ns: int, process: dict, http_port: int,
         slow_consumers=stats.slow_consumers,
         stale_connections=stats.stale_connections,
         stalled_clients=stats.stalled_clients,
+        internal_errors=stats.internal_errors,  # trionats only (containment.py)
         subscriptions=server.sublist.count,
         http_req_stats=dict(sorted(http_req_stats.items())),
         config_load_time=rfc3339(config_load_ns or start_ns),

@@ -7,6 +7,10 @@ Task tree (inside the server nursery):
       ├── _supervise(url)               one per configured route URL: dial, run, re-dial
       └── _supervise(url, implicit)     one per server learned by gossip (bounded retries)
 
+A failure stays inside its connection (containment.py): a route whose code raises is closed
+by its own `run` (Internal Error) and re-dialed like any dropped route; an accepted socket
+whose admission raises is closed; a supervisor that raises starts over.
+
 A supervisor runs its route connection inline, so "reconnect" is a loop and closing a
 route is cancelling nothing but that connection's own scope. Routes are keyed by the peer's
 server id: the first connection whose INFO is processed carries the route, a later one to
@@ -26,6 +30,7 @@ import attrs
 import trio
 
 from .. import defaults, ids, tls
+from ..containment import contained
 from ..core.interest import LocalInterest
 from ..errors import Reason
 from ..auth.permissions import CompiledPermissions
@@ -146,10 +151,14 @@ class Cluster:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             for listener in listeners:
-                nursery.start_soon(accept_forever, listener, self._start_accepted, self.log, "route")
+                nursery.start_soon(self._accept_routes, listener)
             for url in self.urls:
                 nursery.start_soon(self._supervise_configured, url)
             task_status.started()
+
+    async def _accept_routes(self, listener) -> None:
+        await accept_forever(listener, self._start_accepted, self.log, "route",
+                             stats=self.server.stats)  # fmt: skip
 
     def close(self) -> None:
         """Shutdown: close every route and stop accepting and dialing."""
@@ -202,7 +211,18 @@ class Cluster:
         self.urls = urls
 
     async def _supervise(self, url: RouteURL, implicit: bool = False) -> None:
-        """Keep a route to `url`: dial, run the connection, dial again when it drops.
+        """Keep a route to `url` (`_keep_route`). A route that fails is closed by its own
+        `run` and dialed again like any dropped route; a failure of the supervisor itself is
+        reported (containment.py) and it starts over after the retry delay."""
+        failure = f"Internal error supervising route {url.redacted}, starting over"
+        while True:
+            with contained(self.log, self.server.stats, failure):
+                await self._keep_route(url, implicit)
+                return
+            await trio.sleep(defaults.ROUTE_CONNECT_RETRY_DELAY)
+
+    async def _keep_route(self, url: RouteURL, implicit: bool) -> None:
+        """Dial `url`, run the connection, dial again when it drops.
 
         A configured (explicit) route is dialed forever; one learned by gossip gets
         1 + connect_retries attempts each time it is needed.
@@ -319,10 +339,10 @@ class Cluster:
     def unregister(self, route: RouteConnection) -> None:
         if self.routes.get(route.remote_id) is route:
             del self.routes[route.remote_id]
-            self.closed_totals.retire(route)
             event = self._gone.pop(route.remote_id, None)
-            if event is not None:
+            if event is not None:  # first: a supervisor waits on it to dial again
                 event.set()
+            self.closed_totals.retire(route)
             self.server.cluster_urls_changed()
 
     def learn_peer(self, info: dict) -> None:

@@ -90,6 +90,7 @@ class RouteConnection(Connection):
             max_pending=options.max_pending,
             write_deadline=cluster.options.write_deadline or options.write_deadline,
             logger=server.log,
+            stats=server.stats,
         )
         self.cluster = cluster
         self.server = server
@@ -421,7 +422,7 @@ class RouteConnection(Connection):
     def _drop_remote_interest(self) -> None:
         for sub in self.remote_subs.values():
             sub.closed = True
-            self.sublist.remove(sub)
+            self.closing_step(self.sublist.remove, sub)
         self.remote_subs.clear()
 
     def remove_sub(self, sub: Subscription) -> None:
@@ -608,7 +609,7 @@ class RouteConnection(Connection):
         self._plans.clear()
         if self.registered:
             self.log.info(f"Route connection closed: {reason}", reason=reason)
-            self.cluster.unregister(self)
+            self.closing_step(self.cluster.unregister, self)
         else:
             self.log.debug(f"Route connection closed: {reason}", reason=reason)
 
