@@ -106,7 +106,7 @@ def test_duplicate_members_apply_in_order():
     "raw, struct, fields",
     [
         (b'{"Server_ID":"x","PORT":5}', INFO, {"server_id": "x", "port": 5}),
-        (b'{"connect_urls":["a",null]}', INFO, {"connect_urls": ["a", None]}),
+        (b'{"connect_urls":["a",null]}', INFO, {"connect_urls": ["a", ""]}),  # Go's zero value
         (b'{"connect_urls":null}', INFO, {"connect_urls": None}),
         (b'{"port":null}', INFO, {}),
         (b'{"max_payload":2147483647}', INFO, {"max_payload": 2**31 - 1}),

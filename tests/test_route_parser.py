@@ -17,6 +17,7 @@ from trionats.protocol.events import (
     RMsg,
     RSub,
     RUnsub,
+    Sub,
 )
 from trionats.protocol.parser import RouteParser
 
@@ -123,14 +124,31 @@ def test_malformed_lines_close_the_route_silently(data):
 
 
 @pytest.mark.parametrize(
-    "data",
-    [b"PUB foo 2\r\nhi\r\n", b"SUB foo 1\r\n", b"MSG foo 1 2\r\nhi\r\n", b"RMSG $G foo 2\r\nhiX\r\n"],
-    ids=repr,
+    "data", [b"MSG foo 1 2\r\nhi\r\n", b"RMSG $G foo 2\r\nhiX\r\n"], ids=repr
 )
-def test_client_ops_and_bad_framing_are_unknown(data):
+def test_a_clients_msg_and_bad_framing_are_unknown(data):
     with pytest.raises(ProtocolError) as raised:
         parse(data)
     assert raised.value.err == errors.UNKNOWN_PROTOCOL
+
+
+def test_a_clients_ops_read_as_nats_server_reads_them_on_a_route():
+    """PUB: a routed message of no account; SUB: read and ignored; UNSUB: RS-."""
+    events = list(RouteParser().feed(b"PUB foo r 2\r\nhi\r\nSUB foo 1\r\nUNSUB $G foo q\r\n"))
+    assert events[0] == RMsg(b"", b"foo", b"r", (), -1, b"hi\r\n")
+    assert type(events[1]) is Sub
+    assert events[2] == RUnsub(b"$G", b"foo", b"q")
+    parser = RouteParser()
+    with pytest.raises(ProtocolError) as raised:  # HPUB only once headers are agreed on
+        list(parser.feed(b"HPUB foo 2 4\r\n\r\nhi\r\n"))
+    assert raised.value.err is None
+    parser = RouteParser()
+    parser.headers = True
+    hpub = list(parser.feed(b"HPUB foo 2 4\r\n\r\nhi\r\n"))
+    assert hpub == [RMsg(b"", b"foo", b"", (), 2, b"\r\nhi\r\n")]
+    with pytest.raises(ProtocolError) as raised:
+        parse(b"UNSUB 1\r\n")
+    assert raised.value.err is None
 
 
 def test_route_control_line_is_sixteen_times_the_client_limit():

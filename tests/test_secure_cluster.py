@@ -175,11 +175,11 @@ def test_a_node_with_the_wrong_route_password_is_refused(secure_cluster, tmp_pat
     node = _Node(intruder, port)
     try:
         deadline = time.monotonic() + TIMEOUT
-        while node.log().count("Router Error 'Authorization Violation'") < 3:
+        while node.log().count("Route Error 'Authorization Violation'") < 3:
             assert time.monotonic() < deadline, node.log()
             time.sleep(0.05)
         # The members refused it (the intruder, as a dialer, took their INFO for a route
         # until their -ERR came, as nats-server's dialers do).
-        assert "Router authorization failure" in a.log()
+        assert 'authentication error - User "route"' in a.log()
     finally:
         node.stop()

@@ -178,9 +178,11 @@ def _read_iteratively(text: str):
 class Field:
     """A Go field type: whether a (non-null) JSON value can be assigned to it, and the value
     as trionats keeps it. JSON null sets pointers, slices and maps to nil (None) and leaves
-    other fields as they were."""
+    other fields as they were; a null element of a slice or map is the type's zero value."""
 
     nullable = False
+    #: Go's zero value of the type (what a null element of a slice becomes).
+    zero = None
 
     def assign(self, value):
         """The value to keep; raises _Mismatch naming the Go type if it does not fit."""
@@ -192,6 +194,8 @@ class _Mismatch(Exception):
 
 
 class _Bool(Field):
+    zero = False
+
     def assign(self, value):
         if isinstance(value, bool):
             return value
@@ -199,6 +203,8 @@ class _Bool(Field):
 
 
 class _Int(Field):
+    zero = 0
+
     def __init__(self, low: int, high: int, name: str) -> None:
         self.low, self.high, self.name = low, high, name
 
@@ -209,6 +215,8 @@ class _Int(Field):
 
 
 class _Float(Field):
+    zero = 0.0
+
     def assign(self, value):
         if type(value) in (int, float) and math.isfinite(value):
             return value
@@ -216,6 +224,8 @@ class _Float(Field):
 
 
 class _Str(Field):
+    zero = ""
+
     def assign(self, value):
         if type(value) is str:
             return value
@@ -248,7 +258,7 @@ class _List(Field):
         if type(value) is not list:
             raise _Mismatch("slice")
         item = self.item
-        return [None if element is None else item.assign(element) for element in value]
+        return [item.zero if element is None else item.assign(element) for element in value]
 
 
 class _Map(Field):
@@ -261,7 +271,7 @@ class _Map(Field):
         if not isinstance(value, dict):
             raise _Mismatch("map")
         item = self.item
-        return {key: None if element is None else item.assign(element)
+        return {key: item.zero if element is None else item.assign(element)
                 for key, element in _members(value)}  # fmt: skip
 
 

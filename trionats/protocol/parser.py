@@ -612,6 +612,11 @@ ROUTE_KEYWORDS = {
     b"LMSG": (OP_LMSG, SEP),
     b"A+": (OP_ASUB, SEP),
     b"A-": (OP_AUNSUB, SEP),
+    # A client's ops, as nats-server's parser takes them on a route (see RouteParser).
+    b"PUB": (OP_PUB, SEP),
+    b"HPUB": (OP_HPUB, SEP),
+    b"SUB": (OP_SUB, SEP),
+    b"UNSUB": (OP_UNSUB, SEP),
     **COMMON_KEYWORDS,
 }
 
@@ -633,10 +638,14 @@ class RouteParser(Parser):
     control line may be ROUTE_CONTROL_LINE_FACTOR times the client limit; routed messages
     have no payload limit. A malformed line closes the route without -ERR, as in nats-server.
     `origin_unsubs`: the peer sends LS- with the leaf origin (only if we announced `lnocu`).
+
+    A client's ops are read as nats-server's parser reads them on a route: PUB (and HPUB, if
+    `headers` were agreed on) as a routed message of no account, which nobody gets; UNSUB as
+    RS-; SUB is read and ignored. Other client ops (MSG) are unknown.
     """
 
     keywords = ROUTE_KEYWORDS
-    message_ops = frozenset({OP_RMSG, OP_HMSG, OP_LMSG})
+    message_ops = frozenset({OP_RMSG, OP_HMSG, OP_LMSG, OP_PUB, OP_HPUB})
     # The fast path takes RMSG lines (the bulk of route traffic), and yields runs of identical
     # ones as RMsgRun: a sender's run of PUBs crosses the route as such a run.
     fast_prefix = b"RMSG "
@@ -691,6 +700,9 @@ class RouteParser(Parser):
         )
 
     def _decode_message(self, op: str, arg: bytes) -> tuple[type, tuple, int]:
+        if op is OP_PUB or op is OP_HPUB:  # a client's: no account
+            _, (subject, reply, header_size), size = super()._decode_message(op, arg)
+            return RMsg, (b"", subject, reply, (), header_size), size
         args = _split_args(arg)
         count = len(args)
         if op is OP_RMSG:
@@ -734,6 +746,10 @@ class RouteParser(Parser):
         return LMsg, (args[0], args[1], args[2], reply, queues, header_size), size
 
     def _decode_other(self, op: str, arg: bytes) -> object:
+        if op is OP_SUB:
+            return new_event(Sub, (b"", None, b""))  # read, and ignored by routes
+        if op is OP_UNSUB:
+            op = OP_RUNSUB
         args = _split_args(arg)
         count = len(args)
         if op is OP_RSUB:

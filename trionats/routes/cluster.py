@@ -324,8 +324,7 @@ class Cluster:
 
     def registered(self, route: RouteConnection) -> None:
         """A new peer: tell the others about it (gossip) and the clients its URLs."""
-        gossip = dict(route.remote_info)
-        gossip.pop("nonce", None)
+        gossip = route.gossip_info()
         if not gossip.get("ip"):
             host = route.peer_host
             host = f"[{host}]" if ":" in host else host
@@ -346,8 +345,11 @@ class Cluster:
             self.server.cluster_urls_changed()
 
     def learn_peer(self, info: dict) -> None:
-        """Gossip named a server: dial it unless it is us, known, or configured already."""
-        remote_id = info.get("server_id")
+        """Gossip named a server: dial it unless it is us, known, or configured already.
+
+        `info` is decoded as nats-server's Info struct (its values have their Go types), but
+        any text may be in it: an address that cannot be dialed is ignored."""
+        remote_id = info.get("server_id", "")
         if (
             not remote_id
             or remote_id == self.server.server_id
@@ -356,13 +358,16 @@ class Cluster:
             or self._nursery is None
         ):
             return
+        host, port = info.get("host", ""), info.get("port", 0)
         try:
-            url = RouteURL.parse(info.get("ip") or f"{info.get('host')}:{info.get('port')}")
+            url = RouteURL.parse(info.get("ip") or f"{_bracketed(host)}:{port}")
         except ValueError:
+            url = None
+        if url is None or not _dialable(url.host):
             self.log.debug(f"Ignoring gossip without a usable route address: {info!r}")
             return
         configured = {(u.host, u.port) for u in self.urls}
-        if (url.host, url.port) in configured or (info.get("host"), info.get("port")) in configured:
+        if (url.host, url.port) in configured or (host, port) in configured:
             return  # a supervisor of ours already dials it
         own = self.options.authorization
         if own is not None and own.user:
@@ -467,6 +472,19 @@ class Cluster:
         for route in self.routes.values():
             urls += route.client_urls("ws_connect_urls")
         return urls
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _dialable(host: str) -> bool:
+    """Whether a host name can be handed to the resolver: Python's IDNA codec raises
+    UnicodeError (not OSError) for some names, and Go would not resolve a non-ASCII one."""
+    try:
+        return host.isascii() and bool(host.encode("idna"))
+    except UnicodeError:
+        return False
 
 
 def _is_ip(host: str) -> bool:

@@ -6,10 +6,17 @@ registered with the cluster when the peer's first INFO is processed, not on CONN
 then is remote interest (RS+/RS-) stored and are routed messages delivered. A message from
 a route goes to local subscribers only (the one-hop rule). Everything here is synchronous
 protocol handling on top of `Connection`'s reader, writer and pinger tasks.
+
+Admission, as nats-server's: on a route the peer dialed, nothing but a CONNECT is read until
+one has passed the cluster's authorization (the parser's `require_connect` gate: anything else
+is an Authorization Violation). Every CONNECT and INFO is decoded into nats-server's structs
+(`gojson`, `structs`) before it is acted on; one Go could not decode closes the route as a
+Protocol Violation without -ERR.
 """
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
 import math
@@ -50,7 +57,9 @@ from ..protocol.events import (
     RMsgSpan,
     RSub,
     RUnsub,
+    Sub,
 )
+from ..protocol.gojson import decode_struct
 from ..protocol.parser import RouteParser
 from ..protocol.route_handshake import (
     SAME_NAME,
@@ -58,6 +67,7 @@ from ..protocol.route_handshake import (
     check_route_connect,
     check_route_info,
 )
+from ..protocol.structs import CLIENT_OPTS, INFO, ROUTE_CONNECT
 
 if TYPE_CHECKING:
     from .cluster import Cluster, RouteURL
@@ -99,14 +109,19 @@ class RouteConnection(Connection):
         #: Slow consumer counts: every event (server total), and episodes (slow_consumer_stats).
         self.slow_consumer_events = self.slow_consumer_episodes = 0
         self.sublist = server.sublist
-        self.parser = RouteParser(max_control_line=options.max_control_line)
         #: The URL we dialed (None when the peer dialed us) and whether gossip named it.
         self.url = url
         self.solicited = url is not None
+        # A peer that dialed us must send CONNECT before anything else (nats-server's
+        # expectConnect); one we dialed never sends one.
+        self.parser = RouteParser(max_control_line=options.max_control_line,
+                                  require_connect=not self.solicited)  # fmt: skip
         self.implicit = implicit
         self.remote_id = ""
         self.remote_name = ""
+        #: The peer's own INFO, as nats-server's Info struct decodes it.
         self.remote_info: dict = {}
+        self.info_received = False
         self.registered = False
         #: A route to ourselves: never dialed again.
         self.to_self = False
@@ -115,15 +130,18 @@ class RouteConnection(Connection):
         self.rtt = 0.0
         self.rtt_start = 0.0
         self.in_msgs = self.in_bytes = self.out_msgs = self.out_bytes = 0
-        #: An accepted route's CONNECT credentials, checked again when a reload changes
+        #: The peer's CONNECT as nats-server's ClientOpts decodes it (a later CONNECT is
+        #: decoded on top), and its credentials, checked again when a reload changes
         #: cluster.authorization.
+        self.connect_opts: dict = {}
         self.connect_user = self.connect_password = ""
         #: The certificate (DER) of a peer that dialed us over TLS.
         self.peer_cert: bytes | None = None
         #: Remote interest by (subject, queue): one entry per subject or queue group.
         self.remote_subs: dict[tuple[bytes, bytes | None], Subscription] = {}
-        #: A CONNECT waiting for its bcrypt check, and the events of its read after it.
-        self._pending_connect: dict | None = None
+        #: A CONNECT (raw, decoded) waiting for its bcrypt check, and the events of its read
+        #: after it.
+        self._pending_connect: tuple[bytes, dict] | None = None
         self._paused_events = None
         self._password_ok = False
         self._plans: dict[bytes, InboundPlan] = {}
@@ -180,11 +198,11 @@ class RouteConnection(Connection):
 
     def resume(self) -> None:
         """The bcrypt check of the route's CONNECT is done: judge it, go on with the events."""
-        fields, self._pending_connect = self._pending_connect, None
+        (raw, opts), self._pending_connect = self._pending_connect, None
         if not self._password_ok:
             self._refuse_credentials()
             return
-        self._accept_connect(fields)
+        self._accept_connect(raw, opts)
         if self.closed_reason is None:
             self._dispatch(self._paused_events)
 
@@ -215,32 +233,48 @@ class RouteConnection(Connection):
                     self._paused_events = events
                     return
             elif kind is Err:
-                self.log.error(f"Router Error {event.text.decode(errors='replace')}")
+                self.log.error(f"Route Error {event.text.decode(errors='replace')}")
                 self.close(Reason.PARSE_ERROR, flush=False)
             elif kind is LSub or kind is LUnsub or kind is LMsg or kind is ASub or kind is AUnsub:
                 pass  # leaf-node and gateway traffic: trionats has neither
+            elif kind is Sub:
+                pass  # a client's SUB on a route: nats-server reads it and does nothing
             if self.closed_reason is not None:
                 return
 
     def on_protocol_error(self, error: ProtocolError) -> None:
-        # Any malformed route line closes the route; nats-server sends no -ERR.
-        self.log.error(f"Route parser ERROR: {error}")
-        self.close(error.reason, flush=False)
+        """As nats-server: anything before CONNECT on an accepted route is an Authorization
+        Violation, an unknown op gets -ERR 'Unknown Protocol Operation', a malformed line of a
+        known op closes silently; each as a Protocol Violation except the first."""
+        if error.reason == Reason.AUTH_VIOLATION:
+            self.log.error("authentication error")
+        elif error.err == errors.UNKNOWN_PROTOCOL:
+            self.log.error(f"Router parser ERROR: {error.err}")
+        else:
+            self.log.error(f"Router parser ERROR: {error}")
+        if error.err is not None:
+            self.outbound.write(encode.err(error.err))
+        self.close(error.reason)  # what was queued before (and the -ERR) still goes out
 
     # --- handshake ------------------------------------------------------------------------
 
     def _on_connect(self, event: Connect) -> None:
-        fields = _json_object(event.raw)
-        if fields is None:
-            self.close(Reason.PROTOCOL_VIOLATION)
+        # nats-server decodes a route's CONNECT into ClientOpts first (on top of the previous
+        # one), authenticates, then decodes it again into its route connectInfo.
+        raw = event.raw
+        try:
+            opts = decode_struct(raw, CLIENT_OPTS, self.connect_opts)
+        except ValueError as error:
+            self._undecodable("CONNECT", error)
             return
+        self.connect_opts = opts
         credential = self.cluster.options.authorization
-        self.connect_user = str(fields.get("user") or "")
-        self.connect_password = str(fields.get("pass") or "")
+        self.connect_user = opts.get("user", "")
+        self.connect_password = opts.get("pass", "")
         certified = self._certificate_verdict(credential)
         if certified is not None:  # the certificate decides, not user and password
             if certified:
-                self._accept_connect(fields)
+                self._accept_connect(raw, opts)
             else:
                 self._refuse_credentials()
             return
@@ -248,20 +282,27 @@ class RouteConnection(Connection):
             user_ok = _same(self.connect_user, credential.user)
             password = self.connect_password
             if is_bcrypt(credential.password):
-                self._pending_connect = fields
+                self._pending_connect = raw, opts
                 self.awaiting = lambda: self._check_password(user_ok, password, credential.password)
                 return
             if not (user_ok and _same(password, credential.password)):
                 self._refuse_credentials()
                 return
-        self._accept_connect(fields)
+        self._accept_connect(raw, opts)
+
+    def _undecodable(self, what: str, error: ValueError) -> None:
+        """A CONNECT or INFO Go's json.Unmarshal refuses: nats-server logs the error and
+        closes the route as a Protocol Violation, without -ERR."""
+        self.log.error(f"Route {what} JSON: {error}")
+        self.close(Reason.PROTOCOL_VIOLATION)
 
     async def _check_password(self, user_ok: bool, password: str, hashed: str) -> None:
         ok = await self.server.auth.bcrypt_matches(password, hashed)
         self._password_ok = ok and user_ok
 
     def _refuse_credentials(self) -> None:
-        self.log.error("Router authorization failure: wrong or missing credentials")
+        user = self.connect_user
+        self.log.error(f'authentication error - User "{user}"' if user else "authentication error")
         self._refuse(errors.AUTH_VIOLATION, Reason.AUTH_VIOLATION)
 
     def _certificate_verdict(self, credential) -> bool | None:
@@ -306,29 +347,46 @@ class RouteConnection(Connection):
             self.log.error(f'authentication error - User "{self.connect_user or "N/A"}"')
             self._refuse(errors.AUTH_VIOLATION, Reason.AUTH_VIOLATION)
 
-    def _accept_connect(self, fields: dict) -> None:
+    def _accept_connect(self, raw: bytes, opts: dict) -> None:
+        """The CONNECT passed authentication: nats-server's remaining checks, in its order."""
+        if opts.get("account") or opts.get("new_account"):
+            self._refuse_credentials()  # (nats-server: an account designation is refused)
+            return
         cluster = self.cluster
-        verdict = check_route_connect(fields, cluster=cluster.name, dynamic=cluster.dynamic)
+        if opts.get("lang"):  # a client on the route port, whatever else it sent
+            fields = {"lang": opts["lang"]}
+        else:
+            try:
+                fields = decode_struct(raw, ROUTE_CONNECT)
+            except ValueError as error:
+                self._undecodable("CONNECT", error)
+                return
+        verdict = check_route_connect(fields, cluster=cluster.name, dynamic=cluster.dynamic,
+                                      headers_supported=not self.server.options.no_header_support)
         if verdict.error is not None:
             self.log.error(verdict.error)
             self._refuse(verdict.error, verdict.reason)
             return
+        self.parser.headers = verdict.headers  # (HPUB: only with headers agreed on)
         if verdict.adopt_cluster is not None:
             cluster.adopt_name(verdict.adopt_cluster, static=verdict.adopt_static, keep=self)
         self.connect_deadline = math.inf
+        self.parser.require_connect = False  # the peer is admitted: its other ops count now
 
     def _refuse(self, text: str, reason: str) -> None:
         self.outbound.write(encode.err(text))
         self.close(reason)
 
     def _on_info(self, event: Info) -> None:
-        info = _json_object(event.raw)
-        if info is None:
-            self.close(Reason.PROTOCOL_VIOLATION)
+        try:
+            info = decode_struct(event.raw, INFO)  # (every INFO, gossip too, as nats-server)
+        except ValueError as error:
+            self._undecodable("INFO", error)
             return
-        if not self.remote_id:
+        if not self.info_received:
+            self.info_received = True
             self._on_first_info(info)
-        elif info.get("server_id") != self.remote_id:
+        elif self.remote_id and info.get("server_id", "") != self.remote_id:
             self.cluster.learn_peer(info)  # gossip: a server this peer just met
         else:
             self._on_info_update(info)
@@ -346,19 +404,21 @@ class RouteConnection(Connection):
             self.log.error(f"Remote server has a duplicate name: {info.get('server_name')!r}")
             self.close(Reason.DUPLICATE_SERVER_NAME, flush=False)
             return
-        theirs = {"cluster": info.get("cluster"), "cluster_dynamic": info.get("cluster_dynamic")}
-        verdict = check_route_connect(theirs, cluster=cluster.name, dynamic=cluster.dynamic)
-        if verdict.error is not None:
-            self.log.error(verdict.error)
-            self.close(verdict.reason, flush=False)
-            return
-        if verdict.adopt_cluster is not None:
-            cluster.adopt_name(verdict.adopt_cluster, static=verdict.adopt_static, keep=self)
-        self.remote_id = str(info.get("server_id") or "")
-        self.remote_name = str(info.get("server_name") or "")
+        if info.get("cluster"):  # (an INFO without a cluster name is not judged on it)
+            theirs = {"cluster": info["cluster"], "cluster_dynamic": info.get("cluster_dynamic")}
+            verdict = check_route_connect(theirs, cluster=cluster.name, dynamic=cluster.dynamic)
+            if verdict.error is not None:
+                self.log.error(verdict.error)
+                self.close(verdict.reason, flush=False)
+                return
+            if verdict.adopt_cluster is not None:
+                cluster.adopt_name(verdict.adopt_cluster, static=verdict.adopt_static, keep=self)
+        self.remote_id = info.get("server_id", "")
+        self.remote_name = info.get("server_name", "")
         self.remote_info = info
-        self.headers = bool(info.get("headers")) and not self.server.options.no_header_support
-        if not self.remote_id or not cluster.register(self):
+        self.headers = info.get("headers", False) and not self.server.options.no_header_support
+        self.parser.headers = self.headers
+        if not cluster.register(self):
             self.log.debug("Duplicate route, closing")
             self.close(Reason.DUPLICATE_ROUTE, flush=False)
             return
@@ -384,6 +444,16 @@ class RouteConnection(Connection):
         if self.remote_info.get("ldm"):
             return []
         return list(self.remote_info.get(field) or ())
+
+    def gossip_info(self) -> dict:
+        """The peer's INFO as we tell other routes about it: nats-server re-encodes its Info
+        struct (no nonce; Go writes a []byte as base64)."""
+        gossip = {}
+        for key, value in self.remote_info.items():
+            if value is None or key == "nonce":
+                continue
+            gossip[key] = base64.b64encode(value).decode() if type(value) is bytes else value
+        return gossip
 
     # --- remote interest ------------------------------------------------------------------
 
@@ -617,11 +687,3 @@ class RouteConnection(Connection):
 def _same(given: str, expected: str) -> bool:
     """Credentials compared in constant time."""
     return hmac.compare_digest(given.encode(), expected.encode())
-
-
-def _json_object(raw: bytes) -> dict | None:
-    try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return value if isinstance(value, dict) else None
