@@ -26,7 +26,7 @@ import trio
 
 from .. import defaults, tls
 from ..listeners import accept_forever
-from . import metrics, snapshots
+from . import disabled, metrics, runtime, snapshots
 from .snapshots import Clock, QueryError
 
 
@@ -104,7 +104,8 @@ class Monitor:
         key = "/" + endpoint.strip("/") if endpoint != "/" else "/"
         if endpoint == "subscriptionsz":
             key = "/subsz"
-        self.req_stats[key] = self.req_stats.get(key, 0) + 1
+        if endpoint not in _UNCOUNTED:
+            self.req_stats[key] = self.req_stats.get(key, 0) + 1
         clock = Clock(time.time_ns(), trio.current_time())
         server = self.server
         try:
@@ -131,6 +132,19 @@ class Monitor:
                 routez = snapshots.routez(server, {}, clock)
                 text = metrics.exposition(self.varz(clock), routez)
                 return Response(200, [("Content-Type", metrics.CONTENT_TYPE)], text.encode())
+            if endpoint == "accstatz":
+                return json_response(snapshots.accstatz(server, query, clock))
+            if endpoint in _FEATURES_OFF:
+                return json_response(_FEATURES_OFF[endpoint](server.server_id, query, clock))
+            if endpoint == "ipqueuesz":
+                return json_response(disabled.ipqueuesz(query))
+            if endpoint == "raftz":
+                return text_response(404, disabled.NO_RAFT_NODES)
+            if endpoint == "stacksz":  # a text body marked as JSON, as nats-server sends it
+                return Response(200, list(JSON_HEADERS), runtime.stacks().encode())
+            if endpoint == "debug/vars":
+                body = runtime.expvars(_rss_bytes()).encode()
+                return Response(200, [("Content-Type", "application/json; charset=utf-8")], body)
         except QueryError as error:
             return text_response(400, str(error))
         return text_response(404, "404 page not found\n")
@@ -274,7 +288,14 @@ class _Reader:
 
 _ENDPOINTS = (
     "varz", "connz", "subsz", "subscriptionsz", "routez", "healthz", "accountz", "metrics",
+    "accstatz", "gatewayz", "leafz", "jsz", "raftz", "ipqueuesz", "stacksz", "debug/vars",
 )  # fmt: skip
+
+#: Endpoints nats-server leaves out of /varz http_req_stats.
+_UNCOUNTED = frozenset({"raftz", "ipqueuesz", "stacksz", "debug/vars"})
+
+#: The endpoints of features trionats does not have (monitor/disabled.py).
+_FEATURES_OFF = {"gatewayz": disabled.gatewayz, "leafz": disabled.leafz, "jsz": disabled.jsz}
 
 
 async def _send(conn: h11.Connection, stream: trio.abc.Stream, response: Response) -> None:
