@@ -26,7 +26,7 @@ import trio
 
 from .. import defaults, tls
 from ..listeners import accept_forever
-from . import disabled, metrics, runtime, snapshots
+from . import disabled, gnatsd, metrics, runtime, snapshots
 from .snapshots import Clock, QueryError
 
 
@@ -129,8 +129,7 @@ class Monitor:
                 status, body = snapshots.healthz(server, query)
                 return json_response(body, status, compact=True)
             if endpoint == "metrics":
-                routez = snapshots.routez(server, {}, clock)
-                text = metrics.exposition(self.varz(clock), routez)
+                text = self.metrics(query, clock)
                 return Response(200, [("Content-Type", metrics.CONTENT_TYPE)], text.encode())
             if endpoint == "accstatz":
                 return json_response(snapshots.accstatz(server, query, clock))
@@ -156,6 +155,29 @@ class Monitor:
         except Exception as exc:  # the server must outlive a monitoring bug
             self.server.log.error(f"Error serving {target}: {exc!r}")
             return text_response(500, "500 Internal Server Error")
+
+    def metrics(self, query: dict, clock: Clock) -> str:
+        """/metrics: trionats's families, then prometheus-nats-exporter's (`gnatsd_*`).
+
+        `prefix` replaces the exporter's `gnatsd` namespace, as its `-prefix` flag does.
+        """
+        namespace = query.get("prefix", "") or gnatsd.NAMESPACE
+        if not gnatsd.valid_namespace(namespace):
+            raise QueryError(f"invalid metric name prefix: {namespace!r}")
+        server = self.server
+        varz = self.varz(clock)
+        routez = snapshots.routez(server, {}, clock)
+        bodies = {
+            "varz": varz,
+            "connz": snapshots.connz(server, {}, clock),
+            "routez": routez,
+            "subsz": snapshots.subsz(server, {}, clock),
+        }
+        for endpoint, health_query in _EXPORTER_HEALTHZ:
+            bodies[endpoint] = snapshots.healthz(server, health_query)[1]
+        return metrics.exposition(varz, routez) + gnatsd.exposition(
+            bodies, varz["server_id"], namespace
+        )
 
     def varz(self, clock: Clock) -> dict:
         server = self.server
@@ -296,6 +318,13 @@ _UNCOUNTED = frozenset({"raftz", "ipqueuesz", "stacksz", "debug/vars"})
 
 #: The endpoints of features trionats does not have (monitor/disabled.py).
 _FEATURES_OFF = {"gatewayz": disabled.gatewayz, "leafz": disabled.leafz, "jsz": disabled.jsz}
+
+#: The exporter's /healthz collectors and the query each one sends.
+_EXPORTER_HEALTHZ = (
+    ("healthz", {}),
+    ("healthz_js_enabled_only", {"js-enabled-only": "true"}),
+    ("healthz_js_server_only", {"js-server-only": "true"}),
+)
 
 
 async def _send(conn: h11.Connection, stream: trio.abc.Stream, response: Response) -> None:
