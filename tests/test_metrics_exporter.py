@@ -21,8 +21,8 @@ import pytest
 
 from tests.helpers import NatsServerProcess, TrionatsProcess, free_port
 from tests.test_layers import violations
-from tests.test_monitor import connect, fetch, get, monitored, parse_exposition
-from trionats.monitor import gnatsd
+from tests.test_monitor import connect, fake_client, fetch, get, monitored, parse_exposition
+from trionats.monitor import gnatsd, snapshots
 
 # --- the exporter, ported from prometheus-nats-exporter's collector package -------------------
 
@@ -231,6 +231,30 @@ def test_connz_and_healthz_collectors_on_fixed_bodies():
     assert ours["gnatsd_healthz_status_value"] == ("gauge", {server | {("value", "error")}: 0})
     assert "# HELP gnatsd_healthz_status_value status\n" in text
     assert "# HELP gnatsd_connz_num_connections num_connections\n" in text
+
+
+def test_connz_figures_are_the_numbers_of_the_default_connz_page():
+    from types import SimpleNamespace
+
+    clock = snapshots.Clock(wall_ns=1_795_323_214_000_000_000, trio_now=1000.0)
+    # More clients than a page, registered out of cid order, with distinct figures.
+    clients = {}
+    for cid in [*range(1100, 0, -2), *range(1, 1100, 2)]:
+        client = fake_client(cid, 900.0, subs=["a"] * (cid % 3), in_msgs=cid)
+        client.outbound.pending, client.out_msgs, client.out_bytes = cid % 7, cid % 5, cid % 11
+        clients[cid] = client
+    server = SimpleNamespace(server_id="NTEST", clients=clients)
+    full = snapshots.connz(server, {}, clock)
+    figures = snapshots.connz_figures(server)
+    for key in ("server_id", "num_connections", "total", "offset", "limit"):
+        assert figures[key] == full[key], key
+    assert (figures["num_connections"], figures["total"]) == (1024, 1100)
+    assert figures["connections"] == [
+        {key: conn[key] for key in figures["connections"][0]} for conn in full["connections"]
+    ]
+    assert exported(gnatsd.exposition({"connz": figures}, "N")) == exported(
+        gnatsd.exposition({"connz": full}, "N")
+    )
 
 
 # --- what dashboards and alerts query, from a running server ---------------------------------

@@ -169,7 +169,7 @@ class Monitor:
         routez = snapshots.routez(server, {}, clock)
         bodies = {
             "varz": varz,
-            "connz": snapshots.connz(server, {}, clock),
+            "connz": snapshots.connz_figures(server),
             "routez": routez,
             "subsz": snapshots.subsz(server, {}, clock),
         }

@@ -293,6 +293,32 @@ def connz(server, query: dict, clock: Clock, closed=()) -> dict:
     }
 
 
+def connz_figures(server) -> dict:
+    """/connz's default page (open connections by cid) with its counts and each connection's
+    numbers only: what a metrics scrape reads, without dating and formatting every connection.
+    """
+    clients = sorted(server.clients.values(), key=lambda client: client.cid)
+    page = clients[:DEFAULT_LIST_SIZE]
+    return {
+        "server_id": server.server_id,
+        "num_connections": len(page),
+        "total": len(clients),
+        "offset": 0,
+        "limit": DEFAULT_LIST_SIZE,
+        "connections": [
+            {
+                "pending_bytes": client.outbound.pending,
+                "in_msgs": client.in_msgs,
+                "out_msgs": client.out_msgs,
+                "in_bytes": client.in_bytes,
+                "out_bytes": client.out_bytes,
+                "subscriptions": len(client.subs),
+            }
+            for client in page
+        ],
+    }
+
+
 def _conn_info(r: ConnRecord, now_ns: int, auth: bool, subs: bool, detail: bool) -> dict:
     info = {
         "cid": r.cid,
