@@ -28,7 +28,7 @@ from .. import defaults, tls
 from ..containment import contained, report
 from ..listeners import accept_forever
 from ..logging import peer_fields
-from . import metrics, snapshots
+from . import disabled, gnatsd, metrics, runtime, snapshots
 from .snapshots import Clock, QueryError
 
 
@@ -106,7 +106,8 @@ class Monitor:
         key = "/" + endpoint.strip("/") if endpoint != "/" else "/"
         if endpoint == "subscriptionsz":
             key = "/subsz"
-        self.req_stats[key] = self.req_stats.get(key, 0) + 1
+        if endpoint not in _UNCOUNTED:
+            self.req_stats[key] = self.req_stats.get(key, 0) + 1
         clock = Clock(time.time_ns(), trio.current_time())
         server = self.server
         try:
@@ -130,9 +131,21 @@ class Monitor:
                 status, body = snapshots.healthz(server, query)
                 return json_response(body, status, compact=True)
             if endpoint == "metrics":
-                routez = snapshots.routez(server, {}, clock)
-                text = metrics.exposition(self.varz(clock), routez)
+                text = self.metrics(query, clock)
                 return Response(200, [("Content-Type", metrics.CONTENT_TYPE)], text.encode())
+            if endpoint == "accstatz":
+                return json_response(snapshots.accstatz(server, query, clock))
+            if endpoint in _FEATURES_OFF:
+                return json_response(_FEATURES_OFF[endpoint](server.server_id, query, clock))
+            if endpoint == "ipqueuesz":
+                return json_response(disabled.ipqueuesz(query))
+            if endpoint == "raftz":
+                return text_response(404, disabled.NO_RAFT_NODES)
+            if endpoint == "stacksz":  # a text body marked as JSON, as nats-server sends it
+                return Response(200, list(JSON_HEADERS), runtime.stacks().encode())
+            if endpoint == "debug/vars":
+                body = runtime.expvars(_rss_bytes()).encode()
+                return Response(200, [("Content-Type", "application/json; charset=utf-8")], body)
         except QueryError as error:
             return text_response(400, str(error))
         return text_response(404, "404 page not found\n")
@@ -146,6 +159,29 @@ class Monitor:
             failure = f"Internal error serving {target}, closing connection"
             report(log, self.server.stats, exc, failure)
             return text_response(500, "500 Internal Server Error", ("Connection", "close"))
+
+    def metrics(self, query: dict, clock: Clock) -> str:
+        """/metrics: trionats's families, then prometheus-nats-exporter's (`gnatsd_*`).
+
+        `prefix` replaces the exporter's `gnatsd` namespace, as its `-prefix` flag does.
+        """
+        namespace = query.get("prefix", "") or gnatsd.NAMESPACE
+        if not gnatsd.valid_namespace(namespace):
+            raise QueryError(f"invalid metric name prefix: {namespace!r}")
+        server = self.server
+        varz = self.varz(clock)
+        routez = snapshots.routez(server, {}, clock)
+        bodies = {
+            "varz": varz,
+            "connz": snapshots.connz_figures(server),
+            "routez": routez,
+            "subsz": snapshots.subsz(server, {}, clock),
+        }
+        for endpoint, health_query in _EXPORTER_HEALTHZ:
+            bodies[endpoint] = snapshots.healthz(server, health_query)[1]
+        return metrics.exposition(varz, routez) + gnatsd.exposition(
+            bodies, varz["server_id"], namespace
+        )
 
     def varz(self, clock: Clock) -> dict:
         server = self.server
@@ -289,7 +325,21 @@ class _Reader:
 
 _ENDPOINTS = (
     "varz", "connz", "subsz", "subscriptionsz", "routez", "healthz", "accountz", "metrics",
+    "accstatz", "gatewayz", "leafz", "jsz", "raftz", "ipqueuesz", "stacksz", "debug/vars",
 )  # fmt: skip
+
+#: Endpoints nats-server leaves out of /varz http_req_stats.
+_UNCOUNTED = frozenset({"raftz", "ipqueuesz", "stacksz", "debug/vars"})
+
+#: The endpoints of features trionats does not have (monitor/disabled.py).
+_FEATURES_OFF = {"gatewayz": disabled.gatewayz, "leafz": disabled.leafz, "jsz": disabled.jsz}
+
+#: The exporter's /healthz collectors and the query each one sends.
+_EXPORTER_HEALTHZ = (
+    ("healthz", {}),
+    ("healthz_js_enabled_only", {"js-enabled-only": "true"}),
+    ("healthz_js_server_only", {"js-server-only": "true"}),
+)
 
 
 async def _send(conn: h11.Connection, stream: trio.abc.Stream, response: Response) -> None:

@@ -293,6 +293,32 @@ def connz(server, query: dict, clock: Clock, closed=()) -> dict:
     }
 
 
+def connz_figures(server) -> dict:
+    """/connz's default page (open connections by cid) with its counts and each connection's
+    numbers only: what a metrics scrape reads, without dating and formatting every connection.
+    """
+    clients = sorted(server.clients.values(), key=lambda client: client.cid)
+    page = clients[:DEFAULT_LIST_SIZE]
+    return {
+        "server_id": server.server_id,
+        "num_connections": len(page),
+        "total": len(clients),
+        "offset": 0,
+        "limit": DEFAULT_LIST_SIZE,
+        "connections": [
+            {
+                "pending_bytes": client.outbound.pending,
+                "in_msgs": client.in_msgs,
+                "out_msgs": client.out_msgs,
+                "in_bytes": client.in_bytes,
+                "out_bytes": client.out_bytes,
+                "subscriptions": len(client.subs),
+            }
+            for client in page
+        ],
+    }
+
+
 def _conn_info(r: ConnRecord, now_ns: int, auth: bool, subs: bool, detail: bool) -> dict:
     info = {
         "cid": r.cid,
@@ -562,6 +588,55 @@ def accountz(server, query: dict, clock: Clock) -> dict:
     return body
 
 
+def accstatz(server, query: dict, clock: Clock) -> dict:
+    """/accstatz: per-account connections and traffic; `unused` lists idle accounts too.
+
+    Every client is in the global account, so its figures are the server's; the system
+    account has no connections and no traffic of its own in trionats.
+    """
+    unused = parse_bool(query, "unused")
+    options = server.options
+    system = "" if options.no_system_account else options.system_account
+    accounts = []
+    if system and unused:
+        none = _account_traffic(0, 0, 0, 0)
+        accounts.append(_account_stat(system, 0, 0, none, none, 0))
+    if server.clients or unused:
+        stats, routed = server.stats, RouteTraffic(server)
+        sent = _account_traffic(stats.out_msgs, stats.out_bytes, routed.out_msgs, routed.out_bytes)
+        received = _account_traffic(stats.in_msgs, stats.in_bytes, routed.in_msgs, routed.in_bytes)
+        slow = max(stats.slow_consumers - routed.slow_consumers, 0)  # clients only
+        accounts.append(_account_stat(
+            GLOBAL_ACCOUNT, len(server.clients), server.sublist.count, sent, received, slow
+        ))  # fmt: skip
+    return {"server_id": server.server_id, "now": rfc3339(clock.wall_ns), "account_statz": accounts}
+
+
+def _account_traffic(msgs: int, nbytes: int, route_msgs: int, route_bytes: int) -> dict:
+    """nats-server's DataStats: the totals, then the gateway, route and leaf node shares."""
+    return {
+        "msgs": msgs,
+        "bytes": nbytes,
+        "gateways": {"msgs": 0, "bytes": 0},
+        "routes": {"msgs": route_msgs, "bytes": route_bytes},
+        "leafs": {"msgs": 0, "bytes": 0},
+    }
+
+
+def _account_stat(name: str, conns: int, subs: int, sent: dict, received: dict, slow: int):
+    return {
+        "acc": name,
+        "name": name,
+        "conns": conns,
+        "leafnodes": 0,
+        "total_conns": conns,
+        "num_subscriptions": subs,
+        "sent": sent,
+        "received": received,
+        "slow_consumers": slow,
+    }
+
+
 def websocket_varz(server) -> dict:
     """/varz `websocket`: the block's settings, empty fields left out (as nats-server)."""
     ws = server.options.websocket
@@ -694,11 +769,17 @@ def go_float(value: float):
 
 ENDPOINTS = (
     ("varz", "General"),
+    ("jsz", "JetStream"),
     ("connz", "Connections"),
     ("accountz", "Accounts"),
+    ("accstatz", "Account Stats"),
     ("subsz", "Subscriptions"),
     ("routez", "Routes"),
+    ("leafz", "LeafNodes"),
+    ("gatewayz", "Gateways"),
+    ("raftz", "Raft Groups"),
     ("healthz", "Health Probe"),
+    ("debug/vars", "Expvar"),
     ("metrics", "Prometheus metrics"),
 )
 
