@@ -77,6 +77,33 @@ def test_ordinary_keys(key):
     assert not tlog.is_secret_key(key)
 
 
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        ("nats-route://u:pw@127.0.0.1:6222", "nats-route://u:xxxxx@127.0.0.1:6222"),
+        ("nats://u@h:1", "nats://u@h:1"),  # no password: as Go's url.Redacted
+        ("a nats://a:b@h:1,nats://c:d@[::1]:2 z", "a nats://a:xxxxx@h:1,nats://c:xxxxx@[::1]:2 z"),
+        ('error parsing route url ["nats-route://u:p@w@"]',
+         'error parsing route url ["nats-route://u:xxxxx@"]'),  # malformed: hidden all the same
+        ("nats://u:pa/ss@h:1", "nats://u:xxxxx@h:1"),
+        ("udp://logs:514", "udp://logs:514"),
+    ],
+)  # fmt: skip
+def test_redact_urls_as_go_url_redacted(text, redacted):
+    assert tlog.redact_urls(text) == redacted
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_url_passwords_never_reach_a_line(log_to, log_format):
+    path = log_to(log_format)
+    log = tlog.get_logger()
+    log.info("Adding route nats-route://u:pw-J1@127.0.0.1:6222", url="nats://v:pw-K2@h:1")
+    log.trace('<<- MSG_PAYLOAD: ["nats://payload:kept@h"]')  # a user's data is not touched
+    text = path.read_text()
+    assert "pw-J1" not in text and "pw-K2" not in text
+    assert "nats://payload:kept@h" in text
+
+
 def test_processor_redacts_nested_values_and_connect_text():
     event = {
         "event": 'x <<- [CONNECT {"pass":"p1"}]',

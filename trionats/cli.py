@@ -325,7 +325,8 @@ def parse_args(argv: list[str]) -> _Flags:
         try:
             apply(flags, value)
         except ValueError:
-            raise UsageError(f'invalid value "{value}" for flag -{name}: parse error') from None
+            shown = tlog.redact_urls(value)  # a route or cluster URL's password stays off the screen
+            raise UsageError(f'invalid value "{shown}" for flag -{name}: parse error') from None
     if args:  # as nats-server: only the first non-flag argument counts, in any case
         command = args[0].lower()
         if command == "version":

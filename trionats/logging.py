@@ -20,8 +20,10 @@ label (syslog adds its own), and a `SyslogWriter` thread sends them, so a slow o
 daemon never stalls the server. JSON lines go to syslog unchanged.
 
 Secrets: `redact_connect` removes passwords, tokens and signatures from CONNECT traces with
-nats-server's patterns, and `redact_processor` is the safety net run on every event: values
-of keys named like secrets are replaced, and CONNECT text in a message is redacted again.
+nats-server's patterns; `redact_urls` hides the password of every URL in a text as Go's
+`url.Redacted` does (`nats-route://user:xxxxx@host:port`), and is the one place that does so;
+`redact_processor` is the safety net run on every event: values of keys named like secrets
+are replaced, and CONNECT text and URL passwords in a message are redacted again.
 """
 
 from __future__ import annotations
@@ -124,6 +126,26 @@ def redact_connect(text: str) -> str:
     return _redact(_EXACT_AUTH, _redact(_PREFIX_AUTH, text))
 
 
+#: A URL's `scheme://user:password@`. The password runs to the last `@` before a space, a
+#: quote or the next URL, so an unescaped `@` or `/` in it is hidden too (and if a path or
+#: query of the same URL holds an `@`, more is hidden than needed: the safe side).
+_URL_PASSWORD = re.compile(
+    r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#@:\"'\[\]]*):(?:(?!://)[^\s\"'])*@"
+)
+
+#: What Go's url.Redacted puts in place of a password.
+URL_PASSWORD_MASK = "xxxxx"
+
+
+def redact_urls(text: str) -> str:
+    """`text` with the password of every URL in it replaced by `xxxxx`, as Go's
+    `url.Redacted` (a user without a password stays). Works on URLs that do not parse too,
+    so a malformed route URL in an error message loses its password all the same."""
+    if "://" not in text or "@" not in text:
+        return text
+    return _URL_PASSWORD.sub(rf"\1:{URL_PASSWORD_MASK}@", text)
+
+
 #: Words that make a key a secret's (a key is split at `_`, `.` and `-`).
 _SECRET_WORDS = frozenset(
     {"pass", "password", "passwd", "pwd", "token", "secret", "sig", "signature", "nkey",
@@ -151,15 +173,22 @@ def _redact_value(value: Any) -> Any:
 
 
 def redact_processor(logger: Any, method: str, event_dict: dict) -> dict:
-    """The safety net: no secret-named key's value, and no CONNECT secret, reaches a line."""
+    """The safety net: no secret-named key's value, no CONNECT secret and no URL password
+    reaches a line. Traced payloads are the users' data and stay as they are."""
     for key, value in event_dict.items():
         if is_secret_key(key):
             event_dict[key] = REDACTED
         elif isinstance(value, dict | list | tuple):
             event_dict[key] = _redact_value(value)
+        elif isinstance(value, str) and key != "event":
+            event_dict[key] = redact_urls(value)
     event = event_dict.get("event")
-    if isinstance(event, str) and "CONNECT" in event:
-        event_dict["event"] = redact_connect(event)
+    if isinstance(event, str):
+        if "CONNECT" in event:
+            event = redact_connect(event)
+        if "MSG_PAYLOAD" not in event:
+            event = redact_urls(event)
+        event_dict["event"] = event
     return event_dict
 
 

@@ -23,6 +23,7 @@ from .. import defaults
 from .. import options as opts
 from ..errors import ConfigError
 from ..hostport import split_host_port
+from ..logging import redact_urls
 from .natsconf import ConfigSyntaxError, ConfList, ConfMap, Position, parse_file
 
 
@@ -676,7 +677,8 @@ def _check_rules(conf_out: dict, problems: list[Problem], positions: dict) -> No
             problems.append(Problem(where, "cluster name cannot contain spaces"))
         for url in cluster.get("routes", ()):
             if not _is_route_url(url):
-                problems.append(Problem(where, f'error parsing route url ["{url}"]'))
+                # (nats-server's text, without the password it would show)
+                problems.append(Problem(where, redact_urls(f'error parsing route url ["{url}"]')))
         advertise = cluster.get("advertise", "")
         if advertise and not _is_host_port(advertise):
             problems.append(Problem(where, f"invalid Cluster.Advertise value of {advertise}"))
