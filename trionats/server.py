@@ -39,7 +39,7 @@ from .auth import Authenticator
 from .client import ClientConnection
 from .core.sublist import Sublist
 from .config.load import load as load_config
-from .config.reload import BEFORE_AUTHORIZATION, authorization_lines, check_client_advertise
+from .config.reload import check_client_advertise, reload_lines
 from .config.reload import diff as reload_diff
 from .errors import ConfigError, Reason
 from .lameduck import run_lame_duck
@@ -296,22 +296,7 @@ class Server:
         old, old_auth = self.options, self.auth
         self.options = new
         self._apply_reload(changes)
-        first, then, last = [], [], []
-        for name, value in changes.items():
-            if name in AUTH_OPTIONS and name != "tls":
-                continue  # authorization_lines below
-            shown = str(value).lower() if isinstance(value, bool) else value
-            if name == "tls":  # nats-server's line, and no file names in the log
-                shown = "disabled" if value is None else "enabled"
-            line = f"Reloaded: {name} = {shown}"
-            if name == "client_advertise":  # nats-server's words
-                line = f"Reload: client_advertise = {value}"
-            if name == "server_tags":  # nats-server's line, logged after the others
-                last.append("Reloaded: tags")
-                continue
-            (first if name in BEFORE_AUTHORIZATION else then).append(line)
-        auth_lines = authorization_lines(old, new, (old_auth.timeout, self.auth.timeout))
-        for line in first + auth_lines + then + last:
+        for line in reload_lines(old, new, changes, (old_auth.timeout, self.auth.timeout)):
             self.log.info(line)
         if changes.keys() & AUTH_OPTIONS:  # after the lines, as nats-server
             self._reauthorize_clients()
