@@ -348,6 +348,8 @@ def build_options(flags: _Flags, warnings: list | None = None) -> Options:
         from .config.load import load as load_config
 
         base = load_config(flags.config_file, warnings=warnings)
+    if "routes" in flags.cluster and "port" not in flags.cluster and not _listens(base.cluster):
+        raise ConfigError("solicited routes require cluster capabilities, e.g. --cluster")
     if flags.cluster:
         # Kept in the overrides so a reload re-applies them over the file's block.
         flags.overrides["cluster"] = attrs.evolve(base.cluster or ClusterOptions(), **flags.cluster)
@@ -357,6 +359,11 @@ def build_options(flags: _Flags, warnings: list | None = None) -> Options:
         return attrs.evolve(base, **flags.overrides)
     except TypeError as exc:  # pragma: no cover - the flag table and Options agree
         raise ConfigError(str(exc)) from exc
+
+
+def _listens(cluster: ClusterOptions | None) -> bool:
+    """Does the file's cluster block say where to listen (nats-server: a host or a port)?"""
+    return cluster is not None and (cluster.port != 0 or cluster.host != defaults.DEFAULT_HOST)
 
 
 def _tls_block(given: dict) -> TLSOptions | None:
