@@ -266,6 +266,24 @@ def test_routes_with_somewhere_to_listen_pass(tmp_path, conf, flags):
     assert cli.build_options(parsed).cluster.routes == ("nats-route://127.0.0.1:6222",)
 
 
+def test_log_file_in_a_missing_directory_is_one_line(tmp_path):
+    """nats-server's text, on one line, no traceback; `-t` reports it too (nats-server's
+    `-t` does not: it fails only when it starts)."""
+    missing = tmp_path / "gone" / "node.log"
+    conf = tmp_path / "node.conf"
+    conf.write_text(f'log_file: "{missing}"\n')
+    expected = f"error opening file: open {missing}: no such file or directory\n"
+    for args in (["-a", "127.0.0.1", "-p", "-1"], ["-t"]):
+        ours = run_cli([sys.executable, "-m", "trionats"], "-c", str(conf), *args)
+        assert (ours.returncode, ours.stderr, ours.stdout) == (1, f"trionats: {expected}", "")
+    flag = run_cli([sys.executable, "-m", "trionats"], "-l", str(missing), "-p", "-1")
+    assert (flag.returncode, flag.stderr) == (1, f"trionats: {expected}")
+    theirs = run_cli([nats_server_binary()], "-c", str(conf), "-a", "127.0.0.1", "-p", "-1")
+    assert theirs.returncode == 1
+    assert re.fullmatch(r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d " + re.escape(expected), theirs.stderr)
+    assert not missing.parent.exists()
+
+
 def test_port_in_use_exits_1(tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

@@ -486,6 +486,22 @@ def test_rotation_of_a_json_log(start, tmp_path):
             check_ecs(json.loads(line))
 
 
+def test_sigusr1_with_the_log_directory_gone_logs_to_stderr(start, tmp_path):
+    # (nats-server exits: trionats keeps serving and says why on stderr)
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    log_file = log_dir / "node.log"
+    server = start(log_file=log_file)
+    log_dir.rename(tmp_path / "moved")
+    server.process.send_signal(signal.SIGUSR1)
+    text = server.wait_for("error opening file", lambda: server.out_path.read_text())
+    assert f"[ERR] error opening file: open {log_file}: no such file or directory" in text
+    sock = connect(server.port)  # still serving
+    assert exchange(sock, b"PING\r\n") == b"PONG\r\n"
+    sock.close()
+    assert server.stop() == 0
+
+
 def test_sigusr1_reopens_the_log_file_after_a_move(start, tmp_path):
     log_file = tmp_path / "node.log"
     pid_file = tmp_path / "node.pid"

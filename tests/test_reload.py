@@ -88,6 +88,33 @@ async def test_refused_reload_changes_nothing(nursery, tmp_path):
     server.shutdown()
 
 
+async def test_a_log_file_that_cannot_be_opened_refuses_the_reload(nursery, tmp_path):
+    # (nats-server exits on such a reload; trionats keeps running on its current options)
+    conf = tmp_path / "node.conf"
+    conf.write_text("max_payload: 64\n")
+    server = await start_with_file(nursery, conf)
+    before = server.options
+    missing = tmp_path / "gone" / "node.log"
+    conf.write_text(f'max_payload: 16\nlog_file: "{missing}"\n')
+    assert not server.reload()
+    assert server.options is before and not missing.parent.exists()
+    server.shutdown()
+
+
+def test_check_log_file_says_why_as_go(tmp_path):
+    from trionats.logging import LogFileError, check_log_file
+
+    check_log_file("")  # stderr
+    check_log_file(str(tmp_path / "new.log"))
+    (tmp_path / "plain").write_text("")
+    for path, reason in ((str(tmp_path), "is a directory"),
+                         (str(tmp_path / "plain" / "x.log"), "not a directory"),
+                         (str(tmp_path / "gone" / "x.log"), "no such file or directory")):  # fmt: skip
+        with pytest.raises(LogFileError) as raised:
+            check_log_file(path)
+        assert str(raised.value) == f"error opening file: open {path}: {reason}"
+
+
 async def test_flags_still_win_after_reload(nursery, tmp_path):
     conf = tmp_path / "node.conf"
     conf.write_text("max_payload: 64\n")

@@ -415,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = build_options(flags, warnings)
         options.check()
+        if flags.check_config:  # (starting, the server finds out when it opens the file)
+            tlog.check_log_file(options.log_file)
     except ConfigError as exc:
         print(f"trionats: {exc}", file=sys.stderr)
         return 1
@@ -428,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         tlog.configure_from(options, startup=True)
-    except SyslogError as exc:  # as nats-server: no server without its syslog
+    except (SyslogError, tlog.LogFileError) as exc:  # as nats-server: no server without them
         print(f"trionats: {exc}", file=sys.stderr)
         return 1
     for warning in warnings:

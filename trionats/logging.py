@@ -29,6 +29,7 @@ are replaced, and CONNECT text and URL passwords in a message are redacted again
 from __future__ import annotations
 
 import datetime as _dt
+import errno as errno_module
 import functools
 import json
 import os
@@ -41,6 +42,7 @@ from typing import Any, TextIO
 import structlog
 
 from . import __version__
+from .errors import ConfigError
 from .syslog import SyslogWriter
 from .syslog import destination as syslog_destination
 
@@ -332,12 +334,17 @@ class _Sink:
         return self.file if self.file is not None else sys.stderr
 
     def open(self, path: str) -> None:
-        """Log to `path` (appending), or to stderr if empty."""
+        """Log to `path` (appending), or to stderr if empty. LogFileError (nats-server's
+        text) if it cannot be opened: lines then go to stderr."""
         self.close()
         self.path = path
         self.size = 0
         if path:
-            self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open
+            try:
+                self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open
+            except OSError as exc:
+                self.path = ""
+                raise LogFileError(_open_error(path, exc.errno)) from None
             self.size = self.file.tell()
 
     def close(self) -> None:
@@ -570,12 +577,48 @@ def configure_from(options: Any, *, startup: bool = False) -> None:
     )
 
 
+class LogFileError(ConfigError):
+    """The log file cannot be opened; `str()` is nats-server's text."""
+
+
+def _open_error(path: str, errno: int | None) -> str:
+    """nats-server's (Go's) words: `error opening file: open <path>: no such file or directory`."""
+    reason = os.strerror(errno).lower() if errno else "cannot be opened"
+    return f"error opening file: open {path}: {reason}"
+
+
+def check_log_file(path: str) -> None:
+    """Raise LogFileError if `path` could not be opened for appending, without creating it
+    (for -t and a reload: the file is opened only when logging starts using it)."""
+    if not path:
+        return
+    target = Path(path)
+    parent = target.parent
+    if target.is_dir():
+        error = errno_module.EISDIR
+    elif target.exists():
+        error = 0 if os.access(target, os.W_OK) else errno_module.EACCES
+    elif not parent.exists():
+        error = errno_module.ENOENT
+    elif not parent.is_dir():
+        error = errno_module.ENOTDIR
+    else:
+        error = 0 if os.access(parent, os.W_OK | os.X_OK) else errno_module.EACCES
+    if error:
+        raise LogFileError(_open_error(path, error))
+
+
 def reopen_log_file(log: Any) -> None:
-    """SIGUSR1: reopen the log file by name (after an external rotation), as nats-server."""
+    """SIGUSR1: reopen the log file by name (after an external rotation), as nats-server.
+    If it cannot be opened any more, lines go to stderr and say so (nats-server exits)."""
     if not _SINK.path:
         log.info("File log re-open ignored, not a file logger")
         return
-    _SINK.open(_SINK.path)
+    try:
+        _SINK.open(_SINK.path)
+    except LogFileError as exc:
+        log.error(str(exc))
+        return
     if 0 < _SINK.limit < _SINK.size:
         _SINK.rotate()
     log.info("File log re-opened")

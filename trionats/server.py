@@ -44,7 +44,8 @@ from .config.reload import diff as reload_diff
 from .errors import ConfigError, Reason
 from .lameduck import run_lame_duck
 from .listeners import accept_forever
-from .logging import LEVELS, LOGGING_OPTIONS, configure_from, get_logger, reopen_log_file
+from .logging import LEVELS, LOGGING_OPTIONS, LogFileError, check_log_file, configure_from
+from .logging import get_logger, reopen_log_file
 from .monitor.http import open_monitor_listeners, serve_monitor
 from .monitor.snapshots import Clock, conn_record
 from .hostport import parse_host_port
@@ -290,6 +291,8 @@ class Server:
             check_client_advertise(self.options, new)
             new.check()
             changes = reload_diff(self.options, new)
+            if "log_file" in changes:  # refused here, where nats-server would exit
+                check_log_file(new.log_file)
         except ConfigError as exc:
             self.log.error(f"Failed to reload server configuration: {exc}")
             return False
@@ -316,7 +319,10 @@ class Server:
             auth.carry_over(self.auth)
             self.auth = auth
         if changes.keys() & LOGGING_OPTIONS:
-            configure_from(options)
+            try:
+                configure_from(options)
+            except LogFileError as exc:  # its directory went away since the check: stderr
+                self.log.error(str(exc))
         for client in list(self.clients.values()):
             if "max_payload" in changes or "max_control_line" in changes:
                 client.parser.set_limits(
