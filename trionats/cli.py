@@ -325,7 +325,7 @@ def parse_args(argv: list[str]) -> _Flags:
         try:
             apply(flags, value)
         except ValueError:
-            shown = tlog.redact_urls(value)  # a route or cluster URL's password stays off the screen
+            shown = tlog.redact_urls(value)  # a route URL's password stays off the screen
             raise UsageError(f'invalid value "{shown}" for flag -{name}: parse error') from None
     if args:  # as nats-server: only the first non-flag argument counts, in any case
         command = args[0].lower()

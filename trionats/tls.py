@@ -353,12 +353,14 @@ def verification_error_text(
         reason = _hostname_error(leaf, host)
     elif code in (_EXPIRED, _NOT_YET_VALID):
         reason = "x509: certificate has expired or is not yet valid"
-        for cert, _ in certs:
+        for cert, _ in certs:  # the first one out of its validity, as Go names it
             if moment > cert.not_valid_after_utc:
-                reason += f": current time {_rfc3339(moment)} is after {_rfc3339(cert.not_valid_after_utc)}"
+                reason += f": current time {_rfc3339(moment)} is after "
+                reason += _rfc3339(cert.not_valid_after_utc)
                 break
             if moment < cert.not_valid_before_utc:
-                reason += f": current time {_rfc3339(moment)} is before {_rfc3339(cert.not_valid_before_utc)}"
+                reason += f": current time {_rfc3339(moment)} is before "
+                reason += _rfc3339(cert.not_valid_before_utc)
                 break
     elif code in _UNKNOWN_AUTHORITY:
         reason = "x509: certificate signed by unknown authority"
@@ -368,8 +370,10 @@ def verification_error_text(
     if certs:
         from .auth.certmap import subject_string
 
-        listed = "; ".join(f"{subject_string(cert.subject)} SHA-256: {hashlib.sha256(der).hexdigest()}"
-                           for cert, der in certs)  # fmt: skip
+        listed = "; ".join(
+            f"{subject_string(cert.subject)} SHA-256: {hashlib.sha256(der).hexdigest()}"
+            for cert, der in certs
+        )
         text += f" ({listed})"
     return text
 
@@ -393,7 +397,8 @@ def _hostname_error(cert, host: str) -> str:
     else:
         addresses = names.get_values_for_type(x509.IPAddress) if names else []
         if not addresses:
-            return f"x509: cannot validate certificate for {host} because it doesn't contain any IP SANs"
+            return (f"x509: cannot validate certificate for {host} because it doesn't contain"
+                    " any IP SANs")  # fmt: skip
         valid = ", ".join(str(address) for address in addresses)
     if not valid:
         return f"x509: certificate is not valid for any names, but wanted to match {host}"

@@ -174,9 +174,8 @@ def reload_lines(
         if name in changes:
             lines.append(f"Reloaded: {name} = {show(name)}")
     if "no_fast_producer_stall" in changes:
-        lines.append(
-            f"Reloaded: fast producers will {'not ' if new.no_fast_producer_stall else ''}be stalled"
-        )
+        negation = "not " if new.no_fast_producer_stall else ""
+        lines.append(f"Reloaded: fast producers will {negation}be stalled")
     routes_changed, cluster_changed = _cluster_changes(old.cluster, new.cluster)
     if cluster_changed:
         lines.append("Reloaded: cluster")
