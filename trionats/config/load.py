@@ -742,16 +742,32 @@ def options_from_conf(
     if warnings is not None:
         warnings.extend(p for p in problems if p.warning)
     problems = [p for p in problems if not p.warning]
-    if problems:
-        raise ConfigError("\n".join(str(p) for p in problems))
     merged = attrs.asdict(base or opts.Options(), recurse=False)
     merged.update(out)
+    if problems:
+        lines = [str(p) for p in problems]
+        lines += _check_what_loaded(merged, {p.message for p in problems})
+        raise ConfigError("\n".join(lines))
     try:
         return _converter.structure(merged, opts.Options)
     except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
         # The walk above already checked every value: this is a bug, reported with the file.
         where = next(iter(conf.positions.values())).file if conf.positions else "<config>"
         raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _check_what_loaded(merged: dict, reported: set[str]) -> list[str]:
+    """The file failed: what Options.check would also say about the options that did load
+    (those between keys: `max_payload` over `max_pending`, a websocket without TLS, ...), so
+    one refused block or bad value does not hide the rest. Nothing if the loaded part cannot
+    even be built (a block with bad values inside, already reported)."""
+    try:
+        _converter.structure(merged, opts.Options).check()
+    except ConfigError as exc:
+        return [line for line in str(exc).split("\n") if line not in reported]
+    except (cattrs.BaseValidationError, TypeError, ValueError):
+        pass
+    return []
 
 
 def load(path: str | Path, *, warnings: list[Problem] | None = None) -> opts.Options:
