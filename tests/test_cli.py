@@ -20,7 +20,7 @@ from pathlib import Path
 import nats
 import pytest
 
-from tests.helpers import free_port
+from tests.helpers import free_port, nats_server_binary
 from trionats import cli, tls
 
 #: Seconds a test waits for a process, a file or a log line before failing.
@@ -235,6 +235,53 @@ def test_space_in_server_name_exits_1():
     assert result.returncode == 1
     assert result.stderr == "trionats: server name cannot contain spaces\n"
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("conf", [None, 'cluster { routes: ["nats-route://127.0.0.1:6222"] }'])
+def test_routes_without_cluster_are_refused_as_by_nats_server(tmp_path, conf):
+    """--routes with nowhere to listen for routes (no --cluster, no listen in the file)."""
+    args = ["--routes", "nats-route://127.0.0.1:6222", "-a", "127.0.0.1", "-p", "-1"]
+    if conf is not None:
+        (tmp_path / "node.conf").write_text(conf + "\n")
+        args += ["-c", str(tmp_path / "node.conf")]
+    ours = run_cli([sys.executable, "-m", "trionats"], *args)
+    assert ours.returncode == 1 and ours.stdout == ""
+    assert ours.stderr == "trionats: solicited routes require cluster capabilities, e.g. --cluster\n"
+    theirs = run_cli([nats_server_binary()], *args)
+    assert (theirs.returncode, theirs.stderr.replace("nats-server", "trionats")) == (1, ours.stderr)
+
+
+@pytest.mark.parametrize(
+    ("conf", "flags"),
+    [
+        ("cluster { port: 6222 }", []),
+        ("cluster { host: 127.0.0.1 }", []),
+        ("", ["--cluster", "nats://127.0.0.1:6999"]),
+    ],
+)
+def test_routes_with_somewhere_to_listen_pass(tmp_path, conf, flags):
+    (tmp_path / "node.conf").write_text(conf + "\n")
+    parsed = cli.parse_args(["-c", str(tmp_path / "node.conf"), *flags,
+                             "--routes", "nats-route://127.0.0.1:6222"])  # fmt: skip
+    assert cli.build_options(parsed).cluster.routes == ("nats-route://127.0.0.1:6222",)
+
+
+def test_log_file_in_a_missing_directory_is_one_line(tmp_path):
+    """nats-server's text, on one line, no traceback; `-t` reports it too (nats-server's
+    `-t` does not: it fails only when it starts)."""
+    missing = tmp_path / "gone" / "node.log"
+    conf = tmp_path / "node.conf"
+    conf.write_text(f'log_file: "{missing}"\n')
+    expected = f"error opening file: open {missing}: no such file or directory\n"
+    for args in (["-a", "127.0.0.1", "-p", "-1"], ["-t"]):
+        ours = run_cli([sys.executable, "-m", "trionats"], "-c", str(conf), *args)
+        assert (ours.returncode, ours.stderr, ours.stdout) == (1, f"trionats: {expected}", "")
+    flag = run_cli([sys.executable, "-m", "trionats"], "-l", str(missing), "-p", "-1")
+    assert (flag.returncode, flag.stderr) == (1, f"trionats: {expected}")
+    theirs = run_cli([nats_server_binary()], "-c", str(conf), "-a", "127.0.0.1", "-p", "-1")
+    assert theirs.returncode == 1
+    assert re.fullmatch(r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d " + re.escape(expected), theirs.stderr)
+    assert not missing.parent.exists()
 
 
 def test_port_in_use_exits_1(tmp_path):

@@ -3,14 +3,17 @@ a throwaway CA (trustme) - among trionats servers and with nats-server."""
 
 from __future__ import annotations
 
+import re
+import time
+
 import attrs
 import pytest
 import trio
 
-from tests.helpers import NatsServerProcess, free_port, start_trionats
+from tests.helpers import NatsServerProcess, TrionatsProcess, free_port, start_trionats
 from tests.test_cluster import client, has_remote_interest, routed, wait_for
 from tests.test_cluster_interop import exchange_messages
-from tests.test_tls import Certs, certs  # noqa: F401 (the session fixture)
+from tests.test_tls import NOW, REFUSED, Certs, certs, refused  # noqa: F401 (fixtures)
 from trionats.options import ClusterOptions, TLSOptions
 
 
@@ -138,3 +141,44 @@ async def test_check_known_urls_the_certificate_must_name_a_configured_route(nur
     b = await start_trionats(nursery, cluster=tls_cluster(certs, a.cluster.port, cert=cert),
                              server_name="B")  # fmt: skip
     await expect_route(a, b, joins)
+
+
+# --- a refused certificate says why --------------------------------------------------------------
+
+
+def _route_conf(path, certs: Certs, cert: str, key: str, port: int, *routes: int):
+    listed = ", ".join(f'"nats-route://127.0.0.1:{route}"' for route in routes)
+    path.write_text(
+        f"cluster {{ name: C, listen: 127.0.0.1:{port}, routes: [{listed}]\n"
+        f'  tls {{ cert_file: "{cert}", key_file: "{key}", ca_file: "{certs.ca_file}" }} }}\n'
+    )
+    return str(path)
+
+
+def _first_handshake_error(process, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(r"rid:\d+ - (TLS route handshake error: .*)", process.log())
+        if found:
+            return NOW.sub("<now>", found.group(1))
+        time.sleep(0.05)
+    raise AssertionError(f"no handshake error: {process.log()}")
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("why", list(REFUSED))
+def test_a_refused_route_certificate_is_explained_as_by_nats_server(certs, refused, tmp_path,
+                                                                    why):  # fmt: skip
+    """A nats-server node with a certificate that is for another host, expired or from an
+    unknown CA: trionats dialing it logs what nats-server dialing it logs, word for word."""
+    a_port = free_port()
+    a_conf = _route_conf(tmp_path / "a.conf", certs, *refused[why], a_port)
+    lines = {}
+    with NatsServerProcess("-c", a_conf) as a:
+        for name, kind in (("nats-server", NatsServerProcess), ("trionats", TrionatsProcess)):
+            conf = _route_conf(tmp_path / f"{name}.conf", certs, certs.server_cert,
+                               certs.server_key, free_port(), a_port)  # fmt: skip
+            with kind("-c", conf) as b:
+                lines[name] = _first_handshake_error(b)
+    assert lines["trionats"] == lines["nats-server"]
+    assert REFUSED[why][0] in lines["trionats"]

@@ -516,6 +516,39 @@ def test_all_problems_reported_together_sorted_by_position(tmp_path):
     ]
 
 
+def test_a_refused_block_hides_no_other_problem(tmp_path):
+    """Refused blocks, a bad value, an unknown key, and the rules between keys that only the
+    loaded options can tell (Options.check): all in one report."""
+    text = (
+        "jetstream { store_dir: /tmp/js, max_mem: 1G }\n"  # 1
+        "max_payload: 100MB\n"  # 2: over max_pending
+        "colour: blue\n"  # 3
+        "leafnodes { port: 7422 }\n"  # 4
+        "ping_interval: soon\n"  # 5
+        "websocket { port: 8080 }\n"  # 6: without TLS
+        "http_port: 8222\n"  # 7
+        "https_port: 8223\n"  # 8
+        "accounts { A: { users: [ { user: a, password: b } ] } }\n"  # 9
+        'server_name: "a b"\n'  # 10: its rule is reported once, at its line
+    )
+    f = f"{tmp_path}/node.conf"
+    assert problems(tmp_path, text) == [
+        f'{f}:1:1: "jetstream" is not supported by trionats',
+        f'{f}:3:1: unknown field "colour"',
+        f'{f}:4:1: "leafnodes" is not supported by trionats',
+        f"{f}:5:1: ping_interval: invalid duration 'soon'",
+        f'{f}:9:1: "accounts" is not supported by trionats',
+        f"{f}:10:1: server name cannot contain spaces",
+        "can't specify both HTTP (8222) and HTTPs (8223) ports",
+        "max_payload (104857600) cannot be higher than max_pending (67108864)",
+        "websocket requires TLS configuration",
+    ]
+    checked = subprocess.run([sys.executable, "-m", "trionats", "-c", f, "-t"],
+                             capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert checked.returncode == 1
+    assert checked.stderr.splitlines()[-1] == "websocket requires TLS configuration"
+
+
 def test_every_problem_line_names_file_line_column(tmp_path):
     text = "a: 1\nb: 2\ncluster { c: 3 }\nport: x\n"
     for line in problems(tmp_path, text):

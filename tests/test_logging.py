@@ -77,6 +77,33 @@ def test_ordinary_keys(key):
     assert not tlog.is_secret_key(key)
 
 
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        ("nats-route://u:pw@127.0.0.1:6222", "nats-route://u:xxxxx@127.0.0.1:6222"),
+        ("nats://u@h:1", "nats://u@h:1"),  # no password: as Go's url.Redacted
+        ("a nats://a:b@h:1,nats://c:d@[::1]:2 z", "a nats://a:xxxxx@h:1,nats://c:xxxxx@[::1]:2 z"),
+        ('error parsing route url ["nats-route://u:p@w@"]',
+         'error parsing route url ["nats-route://u:xxxxx@"]'),  # malformed: hidden all the same
+        ("nats://u:pa/ss@h:1", "nats://u:xxxxx@h:1"),
+        ("udp://logs:514", "udp://logs:514"),
+    ],
+)  # fmt: skip
+def test_redact_urls_as_go_url_redacted(text, redacted):
+    assert tlog.redact_urls(text) == redacted
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_url_passwords_never_reach_a_line(log_to, log_format):
+    path = log_to(log_format)
+    log = tlog.get_logger()
+    log.info("Adding route nats-route://u:pw-J1@127.0.0.1:6222", url="nats://v:pw-K2@h:1")
+    log.trace('<<- MSG_PAYLOAD: ["nats://payload:kept@h"]')  # a user's data is not touched
+    text = path.read_text()
+    assert "pw-J1" not in text and "pw-K2" not in text
+    assert "nats://payload:kept@h" in text
+
+
 def test_processor_redacts_nested_values_and_connect_text():
     event = {
         "event": 'x <<- [CONNECT {"pass":"p1"}]',
@@ -457,6 +484,22 @@ def test_rotation_of_a_json_log(start, tmp_path):
     for path in tmp_path.glob("node.log*"):
         for line in path.read_text().splitlines():
             check_ecs(json.loads(line))
+
+
+def test_sigusr1_with_the_log_directory_gone_logs_to_stderr(start, tmp_path):
+    # (nats-server exits: trionats keeps serving and says why on stderr)
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    log_file = log_dir / "node.log"
+    server = start(log_file=log_file)
+    log_dir.rename(tmp_path / "moved")
+    server.process.send_signal(signal.SIGUSR1)
+    text = server.wait_for("error opening file", lambda: server.out_path.read_text())
+    assert f"[ERR] error opening file: open {log_file}: no such file or directory" in text
+    sock = connect(server.port)  # still serving
+    assert exchange(sock, b"PING\r\n") == b"PONG\r\n"
+    sock.close()
+    assert server.stop() == 0
 
 
 def test_sigusr1_reopens_the_log_file_after_a_move(start, tmp_path):

@@ -11,7 +11,8 @@ import attrs
 import pytest
 import trio
 
-from tests.helpers import RawClient, TrionatsProcess, free_port
+from tests.helpers import NatsServerProcess, RawClient, TrionatsProcess, free_port
+from tests.test_tls import Certs, certs  # noqa: F401 (the session fixture)
 from trionats.config.load import load
 from trionats.config.reload import diff
 from trionats.errors import ConfigError
@@ -87,6 +88,33 @@ async def test_refused_reload_changes_nothing(nursery, tmp_path):
     server.shutdown()
 
 
+async def test_a_log_file_that_cannot_be_opened_refuses_the_reload(nursery, tmp_path):
+    # (nats-server exits on such a reload; trionats keeps running on its current options)
+    conf = tmp_path / "node.conf"
+    conf.write_text("max_payload: 64\n")
+    server = await start_with_file(nursery, conf)
+    before = server.options
+    missing = tmp_path / "gone" / "node.log"
+    conf.write_text(f'max_payload: 16\nlog_file: "{missing}"\n')
+    assert not server.reload()
+    assert server.options is before and not missing.parent.exists()
+    server.shutdown()
+
+
+def test_check_log_file_says_why_as_go(tmp_path):
+    from trionats.logging import LogFileError, check_log_file
+
+    check_log_file("")  # stderr
+    check_log_file(str(tmp_path / "new.log"))
+    (tmp_path / "plain").write_text("")
+    for path, reason in ((str(tmp_path), "is a directory"),
+                         (str(tmp_path / "plain" / "x.log"), "not a directory"),
+                         (str(tmp_path / "gone" / "x.log"), "no such file or directory")):  # fmt: skip
+        with pytest.raises(LogFileError) as raised:
+            check_log_file(path)
+        assert str(raised.value) == f"error opening file: open {path}: {reason}"
+
+
 async def test_flags_still_win_after_reload(nursery, tmp_path):
     conf = tmp_path / "node.conf"
     conf.write_text("max_payload: 64\n")
@@ -153,6 +181,71 @@ def test_running_server_reloads(tmp_path, how):
         assert 'Trapped "hangup" signal' in server.log()
         assert "Reloaded: max_payload = 32768" in server.log()
         assert server.stop() == 0
+
+
+ROUTE_PASSWORD = "s3cretRoute"
+CLUSTER_PASSWORD = "s3cretListen"
+
+
+def _reload_conf(certs: Certs, cluster_port: int, after: bool) -> str:
+    tls = f'cert_file: "{certs.server_cert}", key_file: "{certs.server_key}"'
+    if not after:
+        return (f"cluster {{ name: C, listen: 127.0.0.1:{cluster_port} }}\n"
+                f"tls {{ {tls}, timeout: 3 }}\n")  # fmt: skip
+    return f"""
+debug: true
+max_connections: 100
+max_payload: 2000
+ping_interval: "3m"
+write_deadline: "5s"
+no_fast_producer_stall: true
+max_traced_msg_len: 10
+server_tags: ["az:1"]
+cluster {{
+  name: C, listen: 127.0.0.1:{cluster_port}
+  routes: ["nats-route://ruser:{ROUTE_PASSWORD}@127.0.0.1:{free_port()}"]
+  authorization {{ user: ruser, password: {CLUSTER_PASSWORD} }}
+}}
+tls {{ {tls}, timeout: 4, handshake_first: "300ms" }}
+"""
+
+
+@pytest.mark.interop
+def test_reload_lines_match_nats_server(tmp_path, certs):
+    """Each changed option logged by nats-server's name, in its order; a block says only that
+    it changed (the route URL and the cluster password in it are not printed)."""
+    lines = {}
+    for name, kind in (("nats-server", NatsServerProcess), ("trionats", TrionatsProcess)):
+        conf = tmp_path / f"{name}.conf"
+        cluster_port = free_port()
+        conf.write_text(_reload_conf(certs, cluster_port, after=False))
+        with kind("-c", str(conf)) as server:
+            conf.write_text(_reload_conf(certs, cluster_port, after=True))
+            server.process.send_signal(signal.SIGHUP)
+            _wait_for(lambda: "Reloaded server configuration" in server.log())
+            log = server.log()
+        lines[name] = [line.split("] ", 2)[2] for line in log.splitlines()
+                       if "] Reload" in line and "server configuration" not in line]  # fmt: skip
+        assert ROUTE_PASSWORD not in log and CLUSTER_PASSWORD not in log
+    assert lines["trionats"] == lines["nats-server"]
+    assert lines["trionats"] == [
+        "Reloaded: debug = true",
+        "Reloaded: max_connections = 100",
+        "Reloaded: authorization users",
+        "Reloaded: accounts",
+        "Reloaded: ping_interval = 3m0s",
+        "Reloaded: authorization timeout = 5",
+        "Reloaded: max_payload = 2000",
+        "Reloaded: fast producers will not be stalled",
+        "Reloaded: cluster",
+        "Reloaded: cluster routes",
+        "Reloaded: tls timeout = 4",
+        "Reloaded: Client TLS handshake first: true",
+        "Reloaded: Client TLS handshake first fallback delay: 300ms",
+        "Reloaded: write_deadline = 5s",
+        "Reloaded: max_traced_msg_len = 10",
+        "Reloaded: tags",
+    ]
 
 
 def test_signal_flag_errors():

@@ -18,7 +18,7 @@ from tests.helpers import NatsServerProcess, RawClient, TrionatsProcess, free_po
 from tests.test_auth import NKEY, _sign
 from tests.test_websocket import RawWebSocket
 from trionats.config.load import load
-from trionats.config.reload import authorization_lines, diff
+from trionats.config.reload import diff, reload_lines
 from trionats.errors import ConfigError
 from trionats.options import (
     Authorization,
@@ -130,17 +130,20 @@ def test_no_auth_user_changes_as_nats_server(old, new, refused):
 
 def test_authorization_log_lines():
     plain = Options()
-    assert authorization_lines(plain, plain, (2.0, 2.0)) == [
+    assert reload_lines(plain, plain, {}, (2.0, 2.0)) == [
         "Reloaded: authorization users",  # nats-server logs these two on every reload
         "Reloaded: accounts",
     ]
     single = Options(authorization=Authorization(user="u", password="p", token=""))
-    changed = Options(authorization=Authorization(user="v", password="q", timeout=2.5))
-    assert authorization_lines(single, changed, (2.0, 2.5)) == [
+    changed = Options(authorization=Authorization(user="v", password="q", timeout=2.5),
+                      ping_interval=90.0)  # fmt: skip
+    changes = {"authorization": changed.authorization, "ping_interval": 90.0}
+    assert reload_lines(single, changed, changes, (2.0, 2.5)) == [
         "Reloaded: authorization users",
         "Reloaded: accounts",
         "Reloaded: authorization username",
         "Reloaded: authorization password",
+        "Reloaded: ping_interval = 1m30s",  # nats-server's field order: the timeout comes after
         "Reloaded: authorization timeout = 2.5",
     ]
     nkey = Options(authorization=Authorization(users=(User(nkey=NKEY),)))
@@ -148,9 +151,10 @@ def test_authorization_log_lines():
     users = (User(nkey=NKEY),)
     defaults = Options(authorization=Authorization(users=users, default_permissions=perms))
     token = Options(authorization=Authorization(token="t"))
-    lines = authorization_lines(nkey, defaults, (2.0, 2.0))
+    lines = reload_lines(nkey, defaults, {"authorization": None}, (2.0, 2.0))
     assert lines[0] == "Reloaded: authorization nkey users"
-    assert authorization_lines(plain, token, (2.0, 2.0))[-1] == "Reloaded: authorization token"
+    lines = reload_lines(plain, token, {"authorization": None}, (2.0, 2.0))
+    assert lines[-1] == "Reloaded: authorization token"
 
 
 # --- live clients (in-process server, raw clients) --------------------------------------------

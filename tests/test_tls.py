@@ -7,6 +7,7 @@ Certificates come from trustme (a throwaway CA); every test uses real sockets.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import ssl
@@ -19,6 +20,8 @@ import nats.errors
 import pytest
 import trio
 import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from tests.helpers import NatsServerProcess, RawClient, TrionatsProcess
 from trionats import tls
@@ -460,6 +463,75 @@ async def test_client_context_dials_a_tls_peer(certs):
         )
     assert tls.peer_certificate(accepted[0]) is not None
     assert tls.describe(dialed)[0] in ("1.2", "1.3")
+
+
+@pytest.fixture(scope="session")
+def refused(certs, tmp_path_factory) -> dict[str, tuple[str, str]]:
+    """Server certificates a route dialing 127.0.0.1 refuses: (cert file, key file) by why."""
+    import datetime as dt
+
+    folder = tmp_path_factory.mktemp("refused")
+    issued = {
+        "wrong-ip": certs.ca.issue_cert("other.example.com", "10.0.0.1"),
+        "no-ip": certs.ca.issue_cert("other.example.com"),
+        "expired": certs.ca.issue_cert("localhost", "127.0.0.1",
+                                       not_before=dt.datetime(2020, 1, 1),
+                                       not_after=dt.datetime(2021, 1, 1)),  # fmt: skip
+        "unknown-ca": trustme.CA().issue_cert("localhost", "127.0.0.1"),
+    }
+    return {why: (_write(leaf.cert_chain_pems[0], folder / f"{why}-cert.pem"),
+                  _write(leaf.private_key_pem, folder / f"{why}-key.pem"))
+            for why, leaf in issued.items()}  # fmt: skip
+
+
+REFUSED = {
+    "wrong-ip": ("x509: certificate is valid for 10.0.0.1, not 127.0.0.1", "bad certificate"),
+    "no-ip": ("x509: cannot validate certificate for 127.0.0.1 because it doesn't contain any "
+              "IP SANs", "bad certificate"),
+    "expired": ("x509: certificate has expired or is not yet valid: current time "
+                "<now> is after 2021-01-01T00:00:00Z", "expired certificate"),
+    "unknown-ca": ("x509: certificate signed by unknown authority",
+                   "unknown certificate authority"),
+}  # fmt: skip
+NOW = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ(?= is after 2021)")
+
+
+@pytest.mark.parametrize("why", list(REFUSED))
+async def test_a_refused_certificate_says_why_on_both_sides(certs, refused, why):
+    """The dialing side names the problem in Go's words, with the certificates the peer sent
+    (nats-server's list); the alert it sends tells the other side (`remote error: tls: ...`)."""
+    cert, key = refused[why]
+    server_ctx = tls.server_context(TLSOptions(cert_file=cert, key_file=key))
+    client_ctx = tls.client_context(TLSOptions(ca_file=certs.ca_file))
+    left, right = trio.testing.memory_stream_pair()
+    errors = {}
+
+    async def side(name, stream, context, host=None):
+        with pytest.raises(tls.HandshakeError) as raised:
+            await tls.handshake(stream, context, 5, server_side=host is None,
+                                server_hostname=host)  # fmt: skip
+        errors[name] = str(raised.value)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(side, "server", left, server_ctx)
+        nursery.start_soon(side, "client", right, client_ctx, "127.0.0.1")
+    reason, alert = REFUSED[why]
+    leaf = x509.load_pem_x509_certificate(Path(cert).read_bytes())
+    fingerprint = hashlib.sha256(leaf.public_bytes(serialization.Encoding.DER)).hexdigest()
+    listed = f"{certmap.subject_string(leaf.subject)} SHA-256: {fingerprint}"
+    text = NOW.sub("<now>", errors["client"])
+    assert text.startswith(f"tls: failed to verify certificate: {reason} ({listed}")
+    assert errors["server"] == f"remote error: tls: {alert}"
+
+
+def test_verification_error_text_without_the_peer_certificates():
+    """The accepting side (a client certificate refused): OpenSSL keeps no chain there."""
+    assert tls.verification_error_text(20, "unable to get local issuer certificate", [], None) \
+        == "tls: failed to verify certificate: x509: certificate signed by unknown authority"
+    assert tls.verification_error_text(10, "certificate has expired", [], None) == (
+        "tls: failed to verify certificate: x509: certificate has expired or is not yet valid")
+    assert tls.verification_error_text(26, "unsupported certificate purpose", [], None) == (
+        "tls: failed to verify certificate: x509: unsupported certificate purpose")
 
 
 def write_conf(tmp_path: Path, text: str) -> Path:

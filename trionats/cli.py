@@ -325,7 +325,8 @@ def parse_args(argv: list[str]) -> _Flags:
         try:
             apply(flags, value)
         except ValueError:
-            raise UsageError(f'invalid value "{value}" for flag -{name}: parse error') from None
+            shown = tlog.redact_urls(value)  # a route URL's password stays off the screen
+            raise UsageError(f'invalid value "{shown}" for flag -{name}: parse error') from None
     if args:  # as nats-server: only the first non-flag argument counts, in any case
         command = args[0].lower()
         if command == "version":
@@ -347,6 +348,8 @@ def build_options(flags: _Flags, warnings: list | None = None) -> Options:
         from .config.load import load as load_config
 
         base = load_config(flags.config_file, warnings=warnings)
+    if "routes" in flags.cluster and "port" not in flags.cluster and not _listens(base.cluster):
+        raise ConfigError("solicited routes require cluster capabilities, e.g. --cluster")
     if flags.cluster:
         # Kept in the overrides so a reload re-applies them over the file's block.
         flags.overrides["cluster"] = attrs.evolve(base.cluster or ClusterOptions(), **flags.cluster)
@@ -356,6 +359,11 @@ def build_options(flags: _Flags, warnings: list | None = None) -> Options:
         return attrs.evolve(base, **flags.overrides)
     except TypeError as exc:  # pragma: no cover - the flag table and Options agree
         raise ConfigError(str(exc)) from exc
+
+
+def _listens(cluster: ClusterOptions | None) -> bool:
+    """Does the file's cluster block say where to listen (nats-server: a host or a port)?"""
+    return cluster is not None and (cluster.port != 0 or cluster.host != defaults.DEFAULT_HOST)
 
 
 def _tls_block(given: dict) -> TLSOptions | None:
@@ -407,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = build_options(flags, warnings)
         options.check()
+        if flags.check_config:  # (starting, the server finds out when it opens the file)
+            tlog.check_log_file(options.log_file)
     except ConfigError as exc:
         print(f"trionats: {exc}", file=sys.stderr)
         return 1
@@ -420,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         tlog.configure_from(options, startup=True)
-    except SyslogError as exc:  # as nats-server: no server without its syslog
+    except (SyslogError, tlog.LogFileError) as exc:  # as nats-server: no server without them
         print(f"trionats: {exc}", file=sys.stderr)
         return 1
     for warning in warnings:

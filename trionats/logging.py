@@ -20,13 +20,16 @@ label (syslog adds its own), and a `SyslogWriter` thread sends them, so a slow o
 daemon never stalls the server. JSON lines go to syslog unchanged.
 
 Secrets: `redact_connect` removes passwords, tokens and signatures from CONNECT traces with
-nats-server's patterns, and `redact_processor` is the safety net run on every event: values
-of keys named like secrets are replaced, and CONNECT text in a message is redacted again.
+nats-server's patterns; `redact_urls` hides the password of every URL in a text as Go's
+`url.Redacted` does (`nats-route://user:xxxxx@host:port`), and is the one place that does so;
+`redact_processor` is the safety net run on every event: values of keys named like secrets
+are replaced, and CONNECT text and URL passwords in a message are redacted again.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import errno as errno_module
 import functools
 import json
 import os
@@ -39,6 +42,7 @@ from typing import Any, TextIO
 import structlog
 
 from . import __version__
+from .errors import ConfigError
 from .syslog import SyslogWriter
 from .syslog import destination as syslog_destination
 
@@ -124,6 +128,26 @@ def redact_connect(text: str) -> str:
     return _redact(_EXACT_AUTH, _redact(_PREFIX_AUTH, text))
 
 
+#: A URL's `scheme://user:password@`. The password runs to the last `@` before a space, a
+#: quote or the next URL, so an unescaped `@` or `/` in it is hidden too (and if a path or
+#: query of the same URL holds an `@`, more is hidden than needed: the safe side).
+_URL_PASSWORD = re.compile(
+    r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#@:\"'\[\]]*):(?:(?!://)[^\s\"'])*@"
+)
+
+#: What Go's url.Redacted puts in place of a password.
+URL_PASSWORD_MASK = "xxxxx"
+
+
+def redact_urls(text: str) -> str:
+    """`text` with the password of every URL in it replaced by `xxxxx`, as Go's
+    `url.Redacted` (a user without a password stays). Works on URLs that do not parse too,
+    so a malformed route URL in an error message loses its password all the same."""
+    if "://" not in text or "@" not in text:
+        return text
+    return _URL_PASSWORD.sub(rf"\1:{URL_PASSWORD_MASK}@", text)
+
+
 #: Words that make a key a secret's (a key is split at `_`, `.` and `-`).
 _SECRET_WORDS = frozenset(
     {"pass", "password", "passwd", "pwd", "token", "secret", "sig", "signature", "nkey",
@@ -151,16 +175,26 @@ def _redact_value(value: Any) -> Any:
 
 
 def redact_processor(logger: Any, method: str, event_dict: dict) -> dict:
-    """The safety net: no secret-named key's value, and no CONNECT secret, reaches a line."""
+    """The safety net: no secret-named key's value, no CONNECT secret and no URL password
+    reaches a line. Traced payloads are the users' data and stay as they are."""
     for key, value in event_dict.items():
         if is_secret_key(key):
             event_dict[key] = REDACTED
         elif isinstance(value, dict | list | tuple):
             event_dict[key] = _redact_value(value)
-    for key in ("event", "stack_trace", "error_message"):  # an exception may quote a CONNECT
+        elif isinstance(value, str) and key != "event":
+            event_dict[key] = redact_urls(value)
+    for key in ("stack_trace", "error_message"):  # an exception may quote a CONNECT
         text = event_dict.get(key)
         if isinstance(text, str) and "CONNECT" in text:
             event_dict[key] = redact_connect(text)
+    event = event_dict.get("event")
+    if isinstance(event, str):
+        if "CONNECT" in event:
+            event = redact_connect(event)
+        if "MSG_PAYLOAD" not in event:
+            event = redact_urls(event)
+        event_dict["event"] = event
     return event_dict
 
 
@@ -320,12 +354,17 @@ class _Sink:
         return self.file if self.file is not None else sys.stderr
 
     def open(self, path: str) -> None:
-        """Log to `path` (appending), or to stderr if empty."""
+        """Log to `path` (appending), or to stderr if empty. LogFileError (nats-server's
+        text) if it cannot be opened: lines then go to stderr."""
         self.close()
         self.path = path
         self.size = 0
         if path:
-            self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open
+            try:
+                self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open
+            except OSError as exc:
+                self.path = ""
+                raise LogFileError(_open_error(path, exc.errno)) from None
             self.size = self.file.tell()
 
     def close(self) -> None:
@@ -558,12 +597,48 @@ def configure_from(options: Any, *, startup: bool = False) -> None:
     )
 
 
+class LogFileError(ConfigError):
+    """The log file cannot be opened; `str()` is nats-server's text."""
+
+
+def _open_error(path: str, errno: int | None) -> str:
+    """nats-server's (Go's) words: `error opening file: open <path>: no such file or directory`."""
+    reason = os.strerror(errno).lower() if errno else "cannot be opened"
+    return f"error opening file: open {path}: {reason}"
+
+
+def check_log_file(path: str) -> None:
+    """Raise LogFileError if `path` could not be opened for appending, without creating it
+    (for -t and a reload: the file is opened only when logging starts using it)."""
+    if not path:
+        return
+    target = Path(path)
+    parent = target.parent
+    if target.is_dir():
+        error = errno_module.EISDIR
+    elif target.exists():
+        error = 0 if os.access(target, os.W_OK) else errno_module.EACCES
+    elif not parent.exists():
+        error = errno_module.ENOENT
+    elif not parent.is_dir():
+        error = errno_module.ENOTDIR
+    else:
+        error = 0 if os.access(parent, os.W_OK | os.X_OK) else errno_module.EACCES
+    if error:
+        raise LogFileError(_open_error(path, error))
+
+
 def reopen_log_file(log: Any) -> None:
-    """SIGUSR1: reopen the log file by name (after an external rotation), as nats-server."""
+    """SIGUSR1: reopen the log file by name (after an external rotation), as nats-server.
+    If it cannot be opened any more, lines go to stderr and say so (nats-server exits)."""
     if not _SINK.path:
         log.info("File log re-open ignored, not a file logger")
         return
-    _SINK.open(_SINK.path)
+    try:
+        _SINK.open(_SINK.path)
+    except LogFileError as exc:
+        log.error(str(exc))
+        return
     if 0 < _SINK.limit < _SINK.size:
         _SINK.rotate()
     log.info("File log re-opened")

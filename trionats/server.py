@@ -39,14 +39,15 @@ from .auth import Authenticator
 from .client import ClientConnection
 from .core.sublist import Sublist
 from .config.load import load as load_config
-from .config.reload import BEFORE_AUTHORIZATION, authorization_lines, check_client_advertise
+from .config.reload import check_client_advertise, reload_lines
 from .config.reload import diff as reload_diff
 from .connection import Connection
 from .containment import report
 from .errors import ConfigError, Reason
 from .lameduck import run_lame_duck
 from .listeners import accept_forever
-from .logging import LEVELS, LOGGING_OPTIONS, configure_from, get_logger, reopen_log_file
+from .logging import LEVELS, LOGGING_OPTIONS, LogFileError, check_log_file, configure_from
+from .logging import get_logger, reopen_log_file
 from .monitor.http import open_monitor_listeners, serve_monitor
 from .monitor.snapshots import Clock, conn_record
 from .hostport import parse_host_port
@@ -307,28 +308,15 @@ class Server:
             check_client_advertise(self.options, new)
             new.check()
             changes = reload_diff(self.options, new)
+            if "log_file" in changes:  # refused here, where nats-server would exit
+                check_log_file(new.log_file)
         except ConfigError as exc:
             self.log.error(f"Failed to reload server configuration: {exc}")
             return False
         old, old_auth = self.options, self.auth
         self.options = new
         self._apply_reload(changes)
-        first, then, last = [], [], []
-        for name, value in changes.items():
-            if name in AUTH_OPTIONS and name != "tls":
-                continue  # authorization_lines below
-            shown = str(value).lower() if isinstance(value, bool) else value
-            if name == "tls":  # nats-server's line, and no file names in the log
-                shown = "disabled" if value is None else "enabled"
-            line = f"Reloaded: {name} = {shown}"
-            if name == "client_advertise":  # nats-server's words
-                line = f"Reload: client_advertise = {value}"
-            if name == "server_tags":  # nats-server's line, logged after the others
-                last.append("Reloaded: tags")
-                continue
-            (first if name in BEFORE_AUTHORIZATION else then).append(line)
-        auth_lines = authorization_lines(old, new, (old_auth.timeout, self.auth.timeout))
-        for line in first + auth_lines + then + last:
+        for line in reload_lines(old, new, changes, (old_auth.timeout, self.auth.timeout)):
             self.log.info(line)
         if changes.keys() & AUTH_OPTIONS:  # after the lines, as nats-server
             self._reauthorize_clients()
@@ -348,7 +336,10 @@ class Server:
             auth.carry_over(self.auth)
             self.auth = auth
         if changes.keys() & LOGGING_OPTIONS:
-            configure_from(options)
+            try:
+                configure_from(options)
+            except LogFileError as exc:  # its directory went away since the check: stderr
+                self.log.error(str(exc))
         for client in list(self.clients.values()):
             if "max_payload" in changes or "max_control_line" in changes:
                 client.parser.set_limits(

@@ -14,8 +14,11 @@ Routes start TLS at once in both directions and call `handshake()` directly.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
+import ipaddress
 import ssl
+import time
 from collections.abc import Callable
 
 import trio
@@ -228,7 +231,9 @@ async def handshake(
         try:
             await ssl_stream.do_handshake()
         except trio.BrokenResourceError as exc:
-            raise HandshakeError(_ssl_error_text(exc)) from None
+            text = _failure_text(ssl_stream, exc, server_hostname)
+            await _send_alert(ssl_stream, stream)
+            raise HandshakeError(text) from None
         except (trio.ClosedResourceError, OSError) as exc:
             raise HandshakeError(str(exc) or type(exc).__name__) from None
     if scope.cancelled_caught:
@@ -243,13 +248,165 @@ async def handshake(
     return ssl_stream
 
 
+# --- why a handshake failed, in Go's words -----------------------------------------------------
+#
+# nats-server logs Go's errors: `tls: failed to verify certificate: x509: ...` with the peer's
+# certificates after it (`(<subject> SHA-256: <fingerprint>; ...)`) on the side that refused
+# the certificate, and `remote error: tls: <alert>` on the other side. OpenSSL gives a verify
+# code; the certificate it refused is read from the chain the peer sent.
+
+#: OpenSSL verify codes Go reports as an unknown authority (no path to a trusted root).
+_UNKNOWN_AUTHORITY = frozenset({2, 18, 19, 20, 21})  # X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT, ...
+_NOT_YET_VALID, _EXPIRED, _HOSTNAME_MISMATCH, _IP_MISMATCH = 9, 10, 62, 64
+
+#: Go's texts for TLS alerts (crypto/tls alertText), by OpenSSL's alert reason names.
+_GO_ALERTS = {
+    "CLOSE_NOTIFY": "close notify", "UNEXPECTED_MESSAGE": "unexpected message",
+    "BAD_RECORD_MAC": "bad record MAC", "DECRYPTION_FAILED": "decryption failed",
+    "RECORD_OVERFLOW": "record overflow", "HANDSHAKE_FAILURE": "handshake failure",
+    "BAD_CERTIFICATE": "bad certificate", "UNSUPPORTED_CERTIFICATE": "unsupported certificate",
+    "CERTIFICATE_REVOKED": "revoked certificate", "CERTIFICATE_EXPIRED": "expired certificate",
+    "CERTIFICATE_UNKNOWN": "unknown certificate", "ILLEGAL_PARAMETER": "illegal parameter",
+    "UNKNOWN_CA": "unknown certificate authority", "ACCESS_DENIED": "access denied",
+    "DECODE_ERROR": "error decoding message", "DECRYPT_ERROR": "error decrypting message",
+    "PROTOCOL_VERSION": "protocol version not supported",
+    "INSUFFICIENT_SECURITY": "insufficient security level", "INTERNAL_ERROR": "internal error",
+    "INAPPROPRIATE_FALLBACK": "inappropriate fallback", "USER_CANCELLED": "user canceled",
+    "NO_RENEGOTIATION": "no renegotiation", "MISSING_EXTENSION": "missing extension",
+    "UNSUPPORTED_EXTENSION": "unsupported extension", "UNRECOGNIZED_NAME": "unrecognized name",
+    "CERTIFICATE_REQUIRED": "certificate required",
+    "NO_APPLICATION_PROTOCOL": "no application protocol",
+}  # fmt: skip
+_ALERT_PREFIXES = ("SSLV3_ALERT_", "TLSV1_ALERT_", "TLSV13_ALERT_")
+
+
 def _ssl_error_text(exc: BaseException) -> str:
     cause = exc.__cause__ or exc
+    if isinstance(cause, ssl.SSLError) and cause.reason:
+        reason = cause.reason
+        for prefix in _ALERT_PREFIXES:
+            if reason.startswith(prefix):
+                name = reason.removeprefix(prefix)
+                return f"remote error: tls: {_GO_ALERTS.get(name, name.lower().replace('_', ' '))}"
+        if reason == "UNEXPECTED_EOF_WHILE_READING":
+            return "EOF"
+        return reason.lower().replace("_", " ")
     if isinstance(cause, ssl.SSLError):
-        return cause.reason.lower().replace("_", " ") if cause.reason else str(cause)
+        return str(cause)
     if isinstance(cause, trio.BrokenResourceError | EOFError) or not str(cause):
         return "EOF"
     return str(cause)
+
+
+def _failure_text(ssl_stream: trio.SSLStream, exc: BaseException, host: str | None) -> str:
+    cause = exc.__cause__
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return verification_error_text(cause.verify_code, cause.verify_message,
+                                       _unverified_chain(ssl_stream), host)  # fmt: skip
+    return _ssl_error_text(exc)
+
+
+def _unverified_chain(ssl_stream: trio.SSLStream) -> list[bytes]:
+    """The certificates the peer sent (DER), also after it failed verification. OpenSSL
+    keeps them on the dialing side only. Python 3.13 has SSLObject.get_unverified_chain();
+    before, the same method is on its private `_sslobj`."""
+    ssl_object = getattr(ssl_stream, "_ssl_object", None)  # trio keeps it private
+    try:
+        public = getattr(ssl_object, "get_unverified_chain", None)
+        if public is not None:
+            return [bytes(der) for der in public() or ()]
+        chain = ssl_object._sslobj.get_unverified_chain()  # type: ignore[union-attr]
+        return [cert.public_bytes(2) for cert in chain or ()]  # 2: _ssl.ENCODING_DER
+    except (AttributeError, ValueError, ssl.SSLError):
+        return []
+
+
+async def _send_alert(ssl_stream: trio.SSLStream, stream: trio.abc.Stream) -> None:
+    """Send the alert OpenSSL wrote after a failed handshake (trio leaves it unsent), so the
+    peer logs why (`remote error: tls: bad certificate`) rather than an EOF."""
+    outgoing = getattr(ssl_stream, "_outgoing", None)  # trio's private MemoryBIO
+    pending = outgoing.read() if isinstance(outgoing, ssl.MemoryBIO) else b""
+    if pending:
+        with trio.move_on_after(0.5):
+            try:
+                await stream.send_all(pending)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                pass
+
+
+def verification_error_text(
+    code: int, message: str, chain: list[bytes], host: str | None, now: float | None = None
+) -> str:
+    """Go's text for a certificate the TLS handshake refused (crypto/x509's errors), with
+    nats-server's list of the peer's certificates after it."""
+    from cryptography import x509
+
+    certs = []
+    for der in chain:
+        try:
+            certs.append((x509.load_der_x509_certificate(der), der))
+        except ValueError:
+            pass
+    moment = datetime.datetime.fromtimestamp(time.time() if now is None else now, datetime.UTC)
+    leaf = certs[0][0] if certs else None
+    if code in (_HOSTNAME_MISMATCH, _IP_MISMATCH) and leaf is not None and host:
+        reason = _hostname_error(leaf, host)
+    elif code in (_EXPIRED, _NOT_YET_VALID):
+        reason = "x509: certificate has expired or is not yet valid"
+        for cert, _ in certs:  # the first one out of its validity, as Go names it
+            if moment > cert.not_valid_after_utc:
+                reason += f": current time {_rfc3339(moment)} is after "
+                reason += _rfc3339(cert.not_valid_after_utc)
+                break
+            if moment < cert.not_valid_before_utc:
+                reason += f": current time {_rfc3339(moment)} is before "
+                reason += _rfc3339(cert.not_valid_before_utc)
+                break
+    elif code in _UNKNOWN_AUTHORITY:
+        reason = "x509: certificate signed by unknown authority"
+    else:
+        reason = f"x509: {message[:1].lower()}{message[1:]}"
+    text = f"tls: failed to verify certificate: {reason}"
+    if certs:
+        from .auth.certmap import subject_string
+
+        listed = "; ".join(
+            f"{subject_string(cert.subject)} SHA-256: {hashlib.sha256(der).hexdigest()}"
+            for cert, der in certs
+        )
+        text += f" ({listed})"
+    return text
+
+
+def _hostname_error(cert, host: str) -> str:
+    """Go's x509.HostnameError text for a certificate that does not name `host`."""
+    from cryptography import x509
+
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        names = None
+    if names is None:
+        common = [a.value for a in cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)]
+        if any(str(name).lower() == host.lower() for name in common):
+            return "x509: certificate relies on legacy Common Name field, use SANs instead"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        valid = ", ".join(names.get_values_for_type(x509.DNSName)) if names else ""
+    else:
+        addresses = names.get_values_for_type(x509.IPAddress) if names else []
+        if not addresses:
+            return (f"x509: cannot validate certificate for {host} because it doesn't contain"
+                    " any IP SANs")  # fmt: skip
+        valid = ", ".join(str(address) for address in addresses)
+    if not valid:
+        return f"x509: certificate is not valid for any names, but wanted to match {host}"
+    return f"x509: certificate is valid for {valid}, not {host}"
+
+
+def _rfc3339(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def peer_certificate(stream: trio.SSLStream) -> bytes | None:

@@ -23,6 +23,7 @@ from .. import defaults
 from .. import options as opts
 from ..errors import ConfigError
 from ..hostport import split_host_port
+from ..logging import redact_urls
 from .natsconf import ConfigSyntaxError, ConfList, ConfMap, Position, parse_file
 
 
@@ -676,7 +677,8 @@ def _check_rules(conf_out: dict, problems: list[Problem], positions: dict) -> No
             problems.append(Problem(where, "cluster name cannot contain spaces"))
         for url in cluster.get("routes", ()):
             if not _is_route_url(url):
-                problems.append(Problem(where, f'error parsing route url ["{url}"]'))
+                # (nats-server's text, without the password it would show)
+                problems.append(Problem(where, redact_urls(f'error parsing route url ["{url}"]')))
         advertise = cluster.get("advertise", "")
         if advertise and not _is_host_port(advertise):
             problems.append(Problem(where, f"invalid Cluster.Advertise value of {advertise}"))
@@ -740,16 +742,32 @@ def options_from_conf(
     if warnings is not None:
         warnings.extend(p for p in problems if p.warning)
     problems = [p for p in problems if not p.warning]
-    if problems:
-        raise ConfigError("\n".join(str(p) for p in problems))
     merged = attrs.asdict(base or opts.Options(), recurse=False)
     merged.update(out)
+    if problems:
+        lines = [str(p) for p in problems]
+        lines += _check_what_loaded(merged, {p.message for p in problems})
+        raise ConfigError("\n".join(lines))
     try:
         return _converter.structure(merged, opts.Options)
     except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
         # The walk above already checked every value: this is a bug, reported with the file.
         where = next(iter(conf.positions.values())).file if conf.positions else "<config>"
         raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _check_what_loaded(merged: dict, reported: set[str]) -> list[str]:
+    """The file failed: what Options.check would also say about the options that did load
+    (those between keys: `max_payload` over `max_pending`, a websocket without TLS, ...), so
+    one refused block or bad value does not hide the rest. Nothing if the loaded part cannot
+    even be built (a block with bad values inside, already reported)."""
+    try:
+        _converter.structure(merged, opts.Options).check()
+    except ConfigError as exc:
+        return [line for line in str(exc).split("\n") if line not in reported]
+    except (cattrs.BaseValidationError, TypeError, ValueError):
+        pass
+    return []
 
 
 def load(path: str | Path, *, warnings: list[Problem] | None = None) -> opts.Options:

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import attrs
 
+from .. import defaults
 from ..errors import ConfigError
 from ..hostport import parse_host_port
-from ..options import Authorization, ClusterOptions, Options
+from ..logging import redact_urls
+from ..monitor.snapshots import go_duration
+from ..options import Authorization, ClusterOptions, Options, TLSOptions
 
 #: Options a running server applies on reload (what trionats acts on today and nats-server
 #: hot-reloads). Everything else that changes makes the reload fail.
@@ -138,26 +141,66 @@ def _check_cluster(old: ClusterOptions | None, new: ClusterOptions | None) -> No
         raise ConfigError("config reload not supported for cluster tls")
 
 
-#: Options nats-server logs before its authorization lines on reload (its field order).
-BEFORE_AUTHORIZATION = frozenset(
-    {
-        "client_advertise",
-        "debug",
-        "trace",
-        "trace_verbose",
-        "logtime",
-        "logtime_utc",
-        "max_connections",
-    }
-)
+def reload_lines(
+    old: Options, new: Options, changes: dict[str, object], auth_timeouts: tuple[float, float]
+) -> list[str]:
+    """nats-server's `Reloaded:` lines for a reload's `changes`, in its order (the order of
+    the fields of its Options struct), each naming what changed by nats-server's name.
+
+    Never an options object: a block says only that it changed (`Reloaded: cluster`,
+    `Reloaded: cluster routes`, `Reloaded: tls = enabled`), the authorization settings only
+    which of them changed, so no password, token or credential in a route URL reaches the
+    log. `auth_timeouts` are the effective authentication timeouts before and after (the TLS
+    timeout moves the default)."""
+
+    def show(name: str) -> str:
+        value = changes[name]
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
+    lines: list[str] = []
+    if "client_advertise" in changes:
+        lines.append(f"Reload: client_advertise = {changes['client_advertise']}")  # sic
+    for name in ("trace", "debug", "trace_verbose", "logtime", "logtime_utc", "max_connections"):
+        if name in changes:
+            lines.append(f"Reloaded: {name} = {show(name)}")
+    lines += authorization_lines(old, new)
+    if "ping_interval" in changes:
+        lines.append(f"Reloaded: ping_interval = {_duration(new.ping_interval)}")
+    if "ping_max" in changes:
+        lines.append(f"Reloaded: ping_max = {new.ping_max}")
+    if auth_timeouts[0] != auth_timeouts[1]:
+        lines.append(f"Reloaded: authorization timeout = {auth_timeouts[1]:g}")
+    for name in ("max_control_line", "max_payload"):
+        if name in changes:
+            lines.append(f"Reloaded: {name} = {show(name)}")
+    if "no_fast_producer_stall" in changes:
+        negation = "not " if new.no_fast_producer_stall else ""
+        lines.append(f"Reloaded: fast producers will {negation}be stalled")
+    routes_changed, cluster_changed = _cluster_changes(old.cluster, new.cluster)
+    if cluster_changed:
+        lines.append("Reloaded: cluster")
+    for name in ("pid_file", "ports_file_dir", "log_file", "syslog", "remote_syslog", "log_format"):
+        if name in changes:
+            lines.append(f"Reloaded: {name} = {redact_urls(show(name))}")
+    if routes_changed:
+        lines.append("Reloaded: cluster routes")
+    if "tls" in changes:
+        lines += _tls_lines(old.tls, new.tls)
+    if "write_deadline" in changes:
+        lines.append(f"Reloaded: write_deadline = {_duration(new.write_deadline)}")
+    if "max_traced_msg_len" in changes:
+        lines.append(f"Reloaded: max_traced_msg_len = {new.max_traced_msg_len}")
+    if "server_tags" in changes:
+        lines.append("Reloaded: tags")
+    return lines
 
 
-def authorization_lines(old: Options, new: Options, timeouts: tuple[float, float]) -> list[str]:
-    """nats-server's `Reloaded:` lines for the authorization settings, in its order.
+def authorization_lines(old: Options, new: Options) -> list[str]:
+    """nats-server's lines for the authorization settings, in its order: which of them
+    changed, never their values.
 
     It logs `authorization users` and `accounts` on every reload (its Users and Accounts
-    options always compare as changed); `timeouts` are the effective authentication
-    timeouts before and after (the TLS timeout moves the default)."""
+    options always compare as changed)."""
     before, after = old.authorization or Authorization(), new.authorization or Authorization()
     lines = []
     if _nkey_users(before) != _nkey_users(after):
@@ -169,9 +212,56 @@ def authorization_lines(old: Options, new: Options, timeouts: tuple[float, float
         lines.append("authorization password")
     if before.token != after.token:
         lines.append("authorization token")
-    if timeouts[0] != timeouts[1]:
-        lines.append(f"authorization timeout = {timeouts[1]:g}")
     return [f"Reloaded: {line}" for line in lines]
+
+
+def _cluster_changes(old: ClusterOptions | None, new: ClusterOptions | None) -> tuple[bool, bool]:
+    """(routes changed, anything else in the block changed): nats-server keeps the routes
+    apart from the cluster block and logs each on its own."""
+    old, new = old or ClusterOptions(), new or ClusterOptions()
+    routes_changed = old.routes != new.routes
+    return routes_changed, attrs.evolve(old, routes=()) != attrs.evolve(new, routes=())
+
+
+def _tls_lines(old: TLSOptions | None, new: TLSOptions | None) -> list[str]:
+    """nats-server's lines for the client `tls` block: its timeout, whether TLS is on (when
+    the certificates or verification changed), its pinned certificates, handshake first."""
+    lines = []
+    timeouts = [tls.timeout if tls is not None and tls.timeout > 0 else defaults.TLS_TIMEOUT
+                for tls in (old, new)]  # fmt: skip
+    if timeouts[0] != timeouts[1]:
+        lines.append(f"Reloaded: tls timeout = {timeouts[1]:g}")
+    if (old is None) != (new is None) or _tls_config(old) != _tls_config(new):
+        lines.append(f"Reloaded: tls = {'enabled' if new is not None else 'disabled'}")
+    pinned = [tls.pinned_certs if tls is not None else () for tls in (old, new)]
+    if pinned[0] != pinned[1]:
+        lines.append(f"Reloaded: {len(pinned[1])} pinned_certs")
+    (first_before, delay_before), (first, delay) = _handshake_first(old), _handshake_first(new)
+    if first != first_before:
+        lines.append(f"Reloaded: Client TLS handshake first: {str(first).lower()}")
+    if delay != delay_before:
+        lines.append(f"Reloaded: Client TLS handshake first fallback delay: {_duration(delay)}")
+    return lines
+
+
+def _tls_config(block: TLSOptions | None) -> TLSOptions | None:
+    """What nats-server builds its tls.Config from: the block without the settings it
+    keeps beside it (timeout, pinned certificates, handshake first)."""
+    if block is None:
+        return None
+    return attrs.evolve(block, timeout=0, pinned_certs=(), handshake_first=False)
+
+
+def _handshake_first(block: TLSOptions | None) -> tuple[bool, float]:
+    """nats-server's two settings: handshake first, and its fallback delay in seconds."""
+    value = block.handshake_first if block is not None else False
+    if isinstance(value, bool):
+        return value, 0.0
+    return True, float(value)
+
+
+def _duration(seconds: float) -> str:
+    return go_duration(round(seconds * 1e9))
 
 
 def _nkey_users(auth: Authorization) -> list:

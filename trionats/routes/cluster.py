@@ -35,6 +35,7 @@ from ..core.interest import LocalInterest
 from ..errors import Reason
 from ..auth.permissions import CompiledPermissions
 from ..listeners import accept_forever
+from ..logging import redact_urls
 from ..options import ClusterOptions, Permissions
 from ..protocol import encode
 from ..protocol.route_handshake import route_connect, route_info
@@ -72,9 +73,10 @@ class RouteURL:
 
     @property
     def redacted(self) -> str:
-        """The URL as logs show it: never the password."""
-        user = f"{self.user}:[REDACTED]@" if self.user else ""
-        return f"nats-route://{user}{self.hostport}"
+        """The URL as logs show it: never the password (`user:xxxxx@`, as Go's url.Redacted)."""
+        userinfo = f"{self.user}:{self.password}@" if self.password else ""
+        userinfo = userinfo or (f"{self.user}@" if self.user else "")
+        return redact_urls(f"nats-route://{userinfo}{self.hostport}")
 
 
 @attrs.define
