@@ -102,7 +102,7 @@ def test_no_secret_in_any_line(tmp_path, certs, log_format):
               TrionatsProcess("-c", str(c_conf), *flags) as c):  # fmt: skip
             # Routes: B joins with the right credential, C is refused.
             _wait_for(lambda: "Route connection created" in b.log())
-            _wait_for(lambda: "Router authorization failure" in a.log())
+            _wait_for(lambda: "authentication error" in a.log())
             # Clients: passwords (plain and bcrypt), right and wrong; an nkey.
             assert b"PONG" in _connect(a.port, context, user="alice", **{"pass": PW_ALICE})
             assert b"-ERR" in _connect(a.port, context, user="alice", **{"pass": PW_WRONG})
