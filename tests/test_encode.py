@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trionats import errors
 from trionats.protocol import encode
 
 
@@ -61,6 +62,33 @@ def test_err_wraps_the_text_in_single_quotes():
     assert encode.err('Permissions Violation for Publish to "x"') == (
         b"-ERR 'Permissions Violation for Publish to \"x\"'\r\n"
     )
+
+
+# nats-server names subjects, queues and sids with Go's %q (checked on nats-server 2.15.1 by
+# tests/test_reload_auth.py's odd subscriptions).
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (b"foo.bar", '"foo.bar"'),
+        (b'a"b\\c', '"a\\"b\\\\c"'),
+        ("é日本".encode(), '"é日本"'),  # printable non-ASCII stays
+        (b"\x01\x7f\x1b", '"\\x01\\x7f\\x1b"'),
+        (b"\a\b\f\n\r\t\v", '"\\a\\b\\f\\n\\r\\t\\v"'),
+        (b"q\xffz\xe2\x82", '"q\\xffz\\xe2\\x82"'),  # bytes that are not UTF-8
+        ("\u00a0\u2028".encode(), '"\\u00a0\\u2028"'),  # non-printable characters
+        ("\U000e0001".encode(), '"\\U000e0001"'),
+        ("str", '"str"'),
+    ],
+)
+def test_go_quote(value, text):
+    assert errors.go_quote(value) == text
+
+
+def test_violation_texts_quote_as_go():
+    assert errors.subscribe_violation(b'a"b', b"q\x01") == (
+        'Permissions Violation for Subscription to "a\\"b" using queue "q\\x01"'
+    )
+    assert errors.publish_violation(b"\xff") == 'Permissions Violation for Publish to "\\xff"'
 
 
 def test_msg_lines():
