@@ -77,8 +77,15 @@ class BytesStream(trio.abc.Stream):
         await self.stream.aclose()
 
 
-@pytest.fixture
-async def open_client(nursery):
+@pytest.fixture(params=["plain", "traced"])
+async def open_client(nursery, request, tmp_path):
+    """Each test runs as is and with the protocol trace on (-V), whose read loop is its own."""
+    from trionats import logging as tlog
+
+    if request.param == "traced":
+        tlog.configure(log_file=str(tmp_path / "trace.log"), trace=True)
+        request.addfinalizer(tlog.configure)
+
     async def open_client(**options) -> TrickleClient:
         server = Server(Options(host="127.0.0.1", port=-1, **options))
         ours, theirs = trio.testing.memory_stream_pair()

@@ -261,6 +261,8 @@ class ClientConnection(Connection):
 
     def _process_traced(self, events) -> None:
         """`process` with nats-server's protocol trace: every op in, every message out."""
+        in_msgs = self.in_msgs
+        interest = False
         for event in events:
             kind = type(event)
             items = event.expand() if kind is PubBatch or kind is PubRun else (event,)
@@ -283,8 +285,10 @@ class ClientConnection(Connection):
                     self._on_pong()
                 elif kind is Sub:
                     self._on_sub(item)
+                    interest = True
                 elif kind is Unsub:
                     self._on_unsub(item)
+                    interest = True
                 elif kind is Connect:
                     self._on_connect(item)
                     if self.awaiting is not None:
@@ -297,7 +301,8 @@ class ClientConnection(Connection):
                     self.close(Reason.PROTOCOL_VIOLATION)
                 if self.closed_reason is not None:
                     return
-        self.last_in = self.last_activity = trio.current_time()
+        if interest or self.in_msgs != in_msgs:  # as in _dispatch: what delays the next PING
+            self.last_in = self.last_activity = trio.current_time()
 
     def on_protocol_error(self, error: ProtocolError) -> None:
         if error.err is not None:
