@@ -709,6 +709,48 @@ async def test_first_ping_sent_despite_client_activity(tmp_path, server_factory)
     assert set(output.split(b"\r\n")[:-1]) == {b"PING", b"PONG"}
 
 
+# --- a client whose bytes arrive one per read -------------------------------------------------
+#
+# Both servers time the first PING at 2 s + up to 0.4 s at random after CONNECT, so a replay
+# that ends inside that window gets a PING from one server and not from the other. These
+# scripts keep every reply out of the window, or make the PINGs' count independent of it.
+
+
+def one_byte_per_step(data: bytes) -> list[bytes]:
+    return [bytes([byte]) for byte in data]
+
+
+async def test_first_ping_while_a_payload_trickles_in(reference_server, server):
+    """The first PING comes while the payload is still arriving (it takes >= 2.7 s)."""
+    steps = one_byte_per_step(C + b"SUB foo 1\r\n" + pub(b"foo", b"x" * 250) + PING)
+    replies = await assert_same_replies(reference_server.port, server.port, steps)
+    assert replies[0].output == b"PING\r\nMSG foo 1 250\r\n" + b"x" * 250 + b"\r\nPONG\r\n"
+
+
+async def test_messages_arriving_byte_by_byte_count_as_activity(tmp_path, server_factory):
+    """After the first PING (always sent), each message completed one byte at a time keeps
+    the timer quiet: with ping_max 1 a second PING would be a stale connection."""
+    settings = {"ping_interval": 1.5, "ping_max": 1}
+    config = write_reference_config(tmp_path, **settings)
+    trionats = await server_factory(**settings)
+    steps = one_byte_per_step(C + pub(b"a", b"x") * 28 + PING)  # a message every ~0.15 s
+    with NatsServerProcess("-c", str(config)) as reference:
+        replies = await assert_same_replies(reference.port, trionats.port, steps)
+    assert replies[0].output == b"PING\r\nPONG\r\n" and not replies[0].closed
+
+
+async def test_bytes_of_an_unfinished_message_are_not_activity(tmp_path, server_factory):
+    """A payload trickling in completes nothing: the timer after the first PING finds it
+    unanswered (ping_max 1) and closes the connection."""
+    settings = {"ping_interval": 1.0, "ping_max": 1}
+    config = write_reference_config(tmp_path, **settings)
+    trionats = await server_factory(**settings)
+    steps = one_byte_per_step(C + b"PUB a 300\r\n" + b"x" * 300)
+    with NatsServerProcess("-c", str(config)) as reference:
+        replies = await assert_same_replies(reference.port, trionats.port, steps)
+    assert replies[0].output == b"PING\r\n-ERR 'Stale Connection'\r\n" and replies[0].closed
+
+
 # --- random op sequences ----------------------------------------------------------------------
 
 _TOKENS = st.sampled_from([b"a", b"b", b"*", b">"])

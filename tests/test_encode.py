@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trionats import errors
 from trionats.protocol import encode
 
 
@@ -46,6 +47,60 @@ def test_go_json(value, text):
     assert encode.go_json(value) == text
 
 
+# Go's float64 in JSON: shortest digits, positional from 1e-6 to 1e21, no ".0" when whole.
+# Some are also checked against nats-server itself (below).
+GO_FLOATS = [
+    ("2.0", "2"), ("-0.0", "-0"), ("0.0", "0"), ("12.5", "12.5"), ("0.1", "0.1"),
+    ("0.30000000000000004", "0.30000000000000004"), ("0.00001", "0.00001"),
+    ("0.000015", "0.000015"), ("0.000001", "0.000001"), ("0.00000099", "9.9e-7"),
+    ("0.0000001", "1e-7"), ("1.5e-10", "1.5e-10"), ("59.99999999999999", "59.99999999999999"),
+    ("1e15", "1000000000000000"), ("1.5e16", "15000000000000000"),
+    ("1e20", "100000000000000000000"), ("1e21", "1e+21"), ("1.2345e125", "1.2345e+125"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("value", "text"), GO_FLOATS)
+def test_go_number(value, text):
+    assert encode.go_number(float(value)) == text
+    assert encode.go_json([float(value)]) == f"[{text}]"
+
+
+#: What nats-server accepts as an authorization timeout: no exponent, under a minute.
+AS_TIMEOUTS = [value for value, _ in GO_FLOATS if "e" not in value and abs(float(value)) < 60]
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("value", AS_TIMEOUTS)
+def test_go_number_as_nats_server_writes_it(value, tmp_path):
+    """`nats-server -t` prints the sha256 of the parsed configuration as Go's JSON: a float
+    option (`authorization.timeout`) makes it write that float."""
+    import hashlib
+    import subprocess
+
+    from tests.helpers import nats_server_binary
+
+    (tmp_path / "f.conf").write_text(f"authorization {{ timeout: {value} }}\n")
+    run = subprocess.run(
+        [nats_server_binary(), "-t", "-c", "f.conf"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=20,
+    )  # fmt: skip
+    digest = (run.stdout + run.stderr).split("sha256:")[1].split(")")[0]
+    ours = encode.go_json({"authorization": {"timeout": float(value)}}) + "\n"
+    assert hashlib.sha256(ours.encode()).hexdigest() == digest, ours
+
+
+def test_go_json_indented_as_marshal_indent():
+    body = {"a": 1, "b": [1, 2.0, {"c": None, "d": True}], "e": {}, "f": [], "g": "x<y"}
+    assert encode.go_json(body, "  ") == (
+        '{\n  "a": 1,\n  "b": [\n    1,\n    2,\n    {\n      "c": null,\n      "d": true\n'
+        '    }\n  ],\n  "e": {},\n  "f": [],\n  "g": "x\\u003cy"\n}'
+    )
+    without_floats = {"a": [1, {"b": "é<"}], "c": {}}
+    assert encode.go_json(without_floats, "  ") == (
+        json.dumps(without_floats, indent=2, ensure_ascii=False).replace("<", "\\u003c")
+    )
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.dictionaries(st.text(max_size=8), st.text(max_size=20) | st.integers() | st.booleans()))
 def test_info_json_decodes_back(fields):
@@ -61,6 +116,33 @@ def test_err_wraps_the_text_in_single_quotes():
     assert encode.err('Permissions Violation for Publish to "x"') == (
         b"-ERR 'Permissions Violation for Publish to \"x\"'\r\n"
     )
+
+
+# nats-server names subjects, queues and sids with Go's %q (checked on nats-server 2.15.1 by
+# tests/test_reload_auth.py's odd subscriptions).
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (b"foo.bar", '"foo.bar"'),
+        (b'a"b\\c', '"a\\"b\\\\c"'),
+        ("é日本".encode(), '"é日本"'),  # printable non-ASCII stays
+        (b"\x01\x7f\x1b", '"\\x01\\x7f\\x1b"'),
+        (b"\a\b\f\n\r\t\v", '"\\a\\b\\f\\n\\r\\t\\v"'),
+        (b"q\xffz\xe2\x82", '"q\\xffz\\xe2\\x82"'),  # bytes that are not UTF-8
+        ("\u00a0\u2028".encode(), '"\\u00a0\\u2028"'),  # non-printable characters
+        ("\U000e0001".encode(), '"\\U000e0001"'),
+        ("str", '"str"'),
+    ],
+)
+def test_go_quote(value, text):
+    assert errors.go_quote(value) == text
+
+
+def test_violation_texts_quote_as_go():
+    assert errors.subscribe_violation(b'a"b', b"q\x01") == (
+        'Permissions Violation for Subscription to "a\\"b" using queue "q\\x01"'
+    )
+    assert errors.publish_violation(b"\xff") == 'Permissions Violation for Publish to "\\xff"'
 
 
 def test_msg_lines():

@@ -108,6 +108,16 @@ def test_floats_are_written_like_go():
     assert json.dumps(values) == "[2, 0, 0.25]"
 
 
+@pytest.mark.parametrize(
+    ("cpu_seconds", "wall_seconds", "percent"),
+    [(0, 1.0, 0.0), (0.05, 1.0, 5.0), (0.25, 2.0, 12.5), (0.03, 1.0, 3.0), (0.05, 1.03, 4.8),
+     (0.003, 1.0, 0.0), (2.0, 1.0, 200.0)],
+)  # fmt: skip
+def test_cpu_percent_has_nats_servers_precision(cpu_seconds, wall_seconds, percent):
+    """Clock ticks (1/100 s) and per-mille as an integer, divided by 10: one decimal at most."""
+    assert snapshots.cpu_percent(cpu_seconds, wall_seconds) == percent
+
+
 def test_clock_maps_trio_time_to_wall_time():
     clock = snapshots.Clock(wall_ns=10 * S, trio_now=100.0)
     assert clock.wall(100.0) == 10 * S
@@ -782,6 +792,67 @@ VARZ_VARYING = {"server_id", "server_name", "version", "go", "git_commit", "port
 
 #: /varz keys only trionats has (docs/differences.md).
 VARZ_TRIONATS_ONLY = {"internal_errors"}
+
+
+#: A top-level number of MarshalIndent's output: `  "key": 12.5,`.
+_NUMBER_LINE = re.compile(r'^  "(\w+)": (-?[0-9][0-9.eE+-]*),?$', re.MULTILINE)
+#: nats-server's `cpu`: an integer per-mille divided by 10.
+_GO_CPU = re.compile(r"^(0|[1-9][0-9]*)(\.[1-9])?$")
+
+
+def _number_tokens(body: bytes) -> dict[str, str]:
+    return dict(_NUMBER_LINE.findall(body.decode()))
+
+
+def _token_form(token: str) -> str:
+    if re.fullmatch(r"-?[0-9]+", token):
+        return "integer"
+    return "exponent" if "e" in token else "fraction"
+
+
+def _busy(port: int, seconds: float) -> None:
+    """Keep a server busy: a subscriber and a publisher, round trips for `seconds`."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    with sock:
+        sock.recv(4096)
+        sock.sendall(b'CONNECT {"verbose":false}\r\nSUB load 1\r\n')
+        batch = b"PUB load 64\r\n" + b"x" * 64 + b"\r\n"
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            sock.sendall(batch * 200 + b"PING\r\n")
+            received = b""
+            while not received.endswith(b"PONG\r\n"):
+                received += sock.recv(1 << 20)
+
+
+@pytest.mark.interop
+def test_varz_numbers_are_written_as_nats_server_writes_them():
+    """The raw /varz text: every top-level number has the same form (integer, fraction,
+    exponent) in both servers, idle and busy; `cpu` has nats-server's precision (`0`, `3`,
+    `12.5`: never `0.0` nor two decimals)."""
+    theirs_http, ours_http = free_port(), free_port()
+    with (
+        NatsServerProcess("-m", str(theirs_http)) as reference,
+        TrionatsProcess("-m", str(ours_http)) as trionats,
+    ):
+        servers = {"theirs": (reference.port, theirs_http), "ours": (trionats.port, ours_http)}
+
+        def varz() -> dict[str, bytes]:
+            return {name: fetch(f"http://127.0.0.1:{http}/varz")[2]
+                    for name, (_, http) in servers.items()}  # fmt: skip
+
+        idle = varz()
+        for port, _ in servers.values():
+            _busy(port, 1.5)  # past a CPU sample on both (nats-server samples every second)
+        busy = varz()
+    for bodies in (idle, busy):
+        theirs, ours = (_number_tokens(bodies[name]) for name in ("theirs", "ours"))
+        assert set(theirs) == set(ours)
+        for key in theirs.keys() - {"cpu"}:
+            assert _token_form(theirs[key]) == _token_form(ours[key]), (key, theirs, ours)
+        assert _GO_CPU.match(theirs["cpu"]) and _GO_CPU.match(ours["cpu"]), (theirs, ours)
+    assert _number_tokens(idle["ours"])["cpu"] == "0"  # no sample yet: Go's 0, not 0.0
+    assert float(_number_tokens(busy["ours"])["cpu"]) > 0
 
 
 def _types(body: dict) -> dict:

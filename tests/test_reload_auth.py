@@ -472,21 +472,24 @@ def _wait_for(predicate, timeout: float = 10.0) -> None:
 
 #: Log lines both servers must write (without timestamps, pids and connection addresses).
 LOG_LINE = re.compile(
-    r"\[(?:INF|ERR)\] (?:[\d.:]+ - cid:\d+ - )?"
-    r"((?:Reloaded: (?!server configuration).*|Removed sub .*|.*authentication error.*))$"
+    r"\[(?:INF|ERR)\] (?:[\d.:]+ - cid:\d+ - (?:\"[^\"]*\" - )?)?"
+    r"((?:Reloaded: (?!server configuration).*|Removed sub .*|.*authentication error.*"
+    r"|(?:Subscription|Publish) Violation .*))$"
 )
 
 
-def _reload(process, conf, text: str) -> tuple[dict, list[str]]:
+def _reload(
+    process, conf, text: str, clients: dict = CLIENTS, after_ops: dict = AFTER_OPS
+) -> tuple[dict, list[str]]:
     port = process.port
-    socks = {name: _raw(port, ops) for name, ops in CLIENTS.items()}
+    socks = {name: _raw(port, ops) for name, ops in clients.items()}
     try:
         conf.write_text(text)
         process.process.send_signal(signal.SIGHUP)
         _wait_for(lambda: "Reloaded server configuration" in process.log())
         time.sleep(0.2)
         got = {
-            name: _until_pong_or_close(sock, AFTER_OPS.get(name, b""))
+            name: _until_pong_or_close(sock, after_ops.get(name, b""))
             for name, sock in socks.items()
         }
     finally:
@@ -518,6 +521,55 @@ def test_reload_matches_nats_server(tmp_path):
     assert 'Removed sub "foo" (sid "1") for User "e" - not authorized' in lines
     assert 'authentication error - User "b"' in " ".join(lines)
     assert "Reloaded: authorization timeout = 3" in lines
+
+
+#: Queue entries in allow and deny, a wildcard that overlaps a deny entry, and subjects,
+#: queues that Go's %q escapes (a quote, a backslash, a control byte, DEL, a byte that is
+#: not UTF-8, printable non-ASCII that stays as it is).
+NARROWED = """
+authorization {
+  users: [
+    { user: a, password: pa, permissions: {
+        subscribe: { allow: ["foo", "foo.*", "bar q1", "k"], deny: ["foo v1", "foo.bar"] }
+        publish: { deny: ["p\\"x"] } } }
+  ]
+}
+"""
+ODD_SUBS = (
+    b'SUB foo 1\r\nSUB foo v1 2\r\nSUB foo v2 3\r\nSUB bar q1 4\r\nSUB bar q2 5\r\n'
+    b'SUB bar 6\r\nSUB foo.* 7\r\nSUB q"x 8\r\nSUB q\\y 9\r\nSUB q\xc3\xa9 10\r\n'
+    b'SUB q\x01z 11\r\nSUB q\xffz 12\r\nSUB qa\x7f 13\r\nSUB z 14\r\nUNSUB 14 5\r\n'
+    b'SUB zz s"q 15\r\n'
+)
+#: After the reload: the deny filter of the wildcard, a removed sid unsubscribed and reused,
+#: a refused SUB and PUB with escapes, and a sid of a removed subscription on a new subject.
+ODD_AFTER = (
+    b'PUB foo.bar 1\r\nx\r\nPUB foo.baz 1\r\ny\r\nUNSUB 14\r\nSUB z 14\r\nSUB k 12\r\n'
+    b'PUB k 1\r\nk\r\nPUB z 1\r\nz\r\nSUB b\\ad\x02 16\r\nPUB p"x 0\r\n\r\n'
+)
+
+
+def test_reload_removing_odd_subscriptions_matches_nats_server(tmp_path):
+    """Each subscription the new permissions refuse: nats-server's -ERR (subject, queue and
+    sid quoted as Go's %q), its log line, the sid free again; the connection stays."""
+    before = _users('{ user: a, password: pa, permissions: { subscribe: ">", publish: ">" } }')
+    clients = {"a": _connect(user="a", **{"pass": "pa"}) + ODD_SUBS}
+    outcomes = {}
+    for name, kind in (("nats-server", NatsServerProcess), ("trionats", TrionatsProcess)):
+        conf = tmp_path / f"{name}.conf"
+        conf.write_text(before)
+        with kind("-c", str(conf), port=free_port()) as process:
+            outcomes[name] = _reload(process, conf, NARROWED, clients, {"a": ODD_AFTER})
+    assert outcomes["trionats"] == outcomes["nats-server"]
+    replies, lines = outcomes["trionats"]
+    assert _removed("bar", 5, "q2").rstrip() in replies["a"]
+    refusals = {line.split(b" to ", 1)[1] for line in replies["a"] if line.startswith(b"-ERR")}
+    assert b'"q\\xffz" (sid "12")\'' in refusals  # Go's %q: a byte that is not UTF-8
+    assert b'"zz" using queue "s\\"q" (sid "15")\'' in refusals
+    assert b"<closed>" not in replies["a"]
+    assert 'Removed sub "q\\x01z" (sid "11") for User "a" - not authorized' in lines
+    assert 'Subscription Violation - Subject "b\\\\ad\\x02", SID 16' in lines
+    assert b"-ERR 'Permissions Violation for Publish to \"p\\\"x\"'" in replies["a"]
 
 
 # --- a real client library --------------------------------------------------------------------

@@ -35,7 +35,7 @@ from .delivery import (
     remote_members,
     route_target,
 )
-from .errors import ProtocolError, Reason
+from .errors import ProtocolError, Reason, go_quote
 from .logging import LEVELS, quoted_payload, redact_connect
 from .protocol import encode
 from .protocol.connect import ConnectOptions, Credentials, decode_connect, decode_info
@@ -262,6 +262,8 @@ class ClientConnection(Connection):
 
     def _process_traced(self, events) -> None:
         """`process` with nats-server's protocol trace: every op in, every message out."""
+        in_msgs = self.in_msgs
+        interest = False
         for event in events:
             kind = type(event)
             items = event.expand() if kind is PubBatch or kind is PubRun else (event,)
@@ -284,8 +286,10 @@ class ClientConnection(Connection):
                     self._on_pong()
                 elif kind is Sub:
                     self._on_sub(item)
+                    interest = True
                 elif kind is Unsub:
                     self._on_unsub(item)
+                    interest = True
                 elif kind is Connect:
                     self._on_connect(item)
                     if self.awaiting is not None:
@@ -298,7 +302,8 @@ class ClientConnection(Connection):
                     self.close(Reason.PROTOCOL_VIOLATION)
                 if self.closed_reason is not None:
                     return
-        self.last_in = self.last_activity = trio.current_time()
+        if interest or self.in_msgs != in_msgs:  # as in _dispatch: what delays the next PING
+            self.last_in = self.last_activity = trio.current_time()
 
     def on_protocol_error(self, error: ProtocolError) -> None:
         if error.err is not None:
@@ -475,11 +480,13 @@ class ClientConnection(Connection):
             if self._may_subscribe(sub.subject, queue):
                 continue
             self.remove_sub(sub)
-            subj, q, sid = _text(sub.subject), _text(queue), _text(sub.sid)
-            self.send_err(f'{errors.subscribe_violation(subj, q or None)} (sid "{sid}")')
-            where = f'"{subj}" using queue "{q}"' if queue else f'"{subj}"'
+            sid = go_quote(sub.sid)
+            self.send_err(f"{errors.subscribe_violation(sub.subject, queue)} (sid {sid})")
+            where = go_quote(sub.subject)
+            if queue:
+                where = f"{where} using queue {go_quote(queue)}"
             self.server.log.info(
-                f'Removed sub {where} (sid "{sid}") for {self._auth_user_text()} - not authorized'
+                f"Removed sub {where} (sid {sid}) for {self._auth_user_text()} - not authorized"
             )
 
     def _auth_user_text(self) -> str:
@@ -489,10 +496,10 @@ class ClientConnection(Connection):
         known = identity.user if identity is not None else ""
         nkey = known if identity is not None and identity.kind == "nkey" else opts.nkey
         if nkey:
-            return f'Nkey "{nkey}"'
+            return f"Nkey {go_quote(nkey)}"
         user = known if identity is not None and identity.kind == "user" and known else opts.user
         if user:
-            return f'User "{user}"'
+            return f"User {go_quote(user)}"
         if opts.auth_token:
             return 'Token "[REDACTED]"'
         return 'User "N/A"'
@@ -607,10 +614,10 @@ class ClientConnection(Connection):
             return
         max_tokens = self.server.options.max_sub_tokens
         if max_tokens and subject.count(b".") >= max_tokens:
-            subj = _text(subject)  # nats-server counts the pieces between dots
-            where = f'Subject "{subj}", SID {_text(sid)}'
+            # (nats-server counts the pieces between dots)
+            where = f"Subject {go_quote(subject)}, SID {_text(sid)}"
             self.log.error(f"Subscription Violation Too Many Tokens - {where}")
-            self.send_err(errors.too_many_tokens(subj))
+            self.send_err(errors.too_many_tokens(subject))
             return
         limit = self.server.options.max_subscriptions
         if limit > 0 and len(self.subs) >= limit:
@@ -641,10 +648,11 @@ class ClientConnection(Connection):
         return True
 
     def _sub_violation(self, subject: bytes, queue: bytes, sid: bytes) -> None:
-        subj, q = _text(subject), _text(queue or b"")
-        where = f'Subject "{subj}", Queue: "{q}"' if queue else f'Subject "{subj}"'
+        where = f"Subject {go_quote(subject)}"
+        if queue:
+            where = f"{where}, Queue: {go_quote(queue)}"
         self.log.error(f"Subscription Violation - {where}, SID {_text(sid)}")
-        self.send_err(errors.subscribe_violation(subj, q or None))
+        self.send_err(errors.subscribe_violation(subject, queue))
 
     def _on_unsub(self, event: Unsub) -> None:
         sid, max_msgs = event
@@ -965,19 +973,18 @@ class ClientConnection(Connection):
         stats.in_msgs += 1
         stats.in_bytes += size
         if _reserved_subject(subject):
-            self.log.error(f'Publish Violation - Subject "{_text(subject)}"')
-            self.send_err(errors.publish_violation(_text(subject)))
+            self.log.error(f"Publish Violation - Subject {go_quote(subject)}")
+            self.send_err(errors.publish_violation(subject))
         else:
-            self.log.error(f'Publish Violation - Reply "{_text(reply)}"')
-            self.send_err(errors.reply_violation(_text(reply)))
+            self.log.error(f"Publish Violation - Reply {go_quote(reply)}")
+            self.send_err(errors.reply_violation(reply))
 
     def _pub_violation(self, subject: bytes, size: int) -> None:
         """Refused PUB: counted as received, dropped; -ERR (no +OK) and the connection stays."""
         self.in_msgs += 1
         self.in_bytes += size
-        subj = _text(subject)
-        self.log.error(f'Publish Violation - Subject "{subj}"')
-        self.send_err(errors.publish_violation(subj))
+        self.log.error(f"Publish Violation - Subject {go_quote(subject)}")
+        self.send_err(errors.publish_violation(subject))
 
     def _no_responders(self, subject: bytes, reply: bytes) -> None:
         """Nobody got a request: tell the requester with a 503 status on its reply subscription."""

@@ -22,22 +22,64 @@ INVALID_PUBLISH_SUBJECT = "Invalid Publish Subject"
 MAX_SUBSCRIPTIONS = "maximum subscriptions exceeded"
 
 
-def publish_violation(subject: str) -> str:
-    return f'Permissions Violation for Publish to "{subject}"'
+def go_quote(text: bytes | str) -> str:
+    """Go's %q of a string or []byte (strconv.Quote): how nats-server quotes the subjects,
+    queues and sids its -ERR texts and log lines name.
+
+    Printable characters stay as they are; `"` and `\\` are escaped; control characters
+    and invalid UTF-8 bytes become `\\a`-style or `\\xNN` escapes, other non-printable
+    characters `\\uNNNN` or `\\UNNNNNNNN`.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "surrogateescape")  # invalid bytes -> U+DC80..U+DCFF
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    out = ['"']
+    for char in text:
+        code = ord(char)
+        if char == '"' or char == "\\":
+            out.append("\\" + char)
+        elif 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif char.isprintable():
+            out.append(char)
+        elif char in _GO_SHORT_ESCAPES:
+            out.append(_GO_SHORT_ESCAPES[char])
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)
 
 
-def reply_violation(reply: str) -> str:
-    return f'Permissions Violation for Publish with Reply of "{reply}"'
+_GO_SHORT_ESCAPES = {
+    "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+    "\v": "\\v",
+}  # fmt: skip
 
 
-def subscribe_violation(subject: str, queue: str | None = None) -> str:
+def publish_violation(subject: bytes | str) -> str:
+    return f"Permissions Violation for Publish to {go_quote(subject)}"
+
+
+def reply_violation(reply: bytes | str) -> str:
+    return f"Permissions Violation for Publish with Reply of {go_quote(reply)}"
+
+
+def subscribe_violation(subject: bytes | str, queue: bytes | str | None = None) -> str:
     if queue:
-        return f'Permissions Violation for Subscription to "{subject}" using queue "{queue}"'
-    return f'Permissions Violation for Subscription to "{subject}"'
+        return (
+            f"Permissions Violation for Subscription to {go_quote(subject)}"
+            f" using queue {go_quote(queue)}"
+        )
+    return f"Permissions Violation for Subscription to {go_quote(subject)}"
 
 
-def too_many_tokens(subject: str) -> str:
-    return f'Permissions Violation for Subscription to "{subject}", too many tokens'
+def too_many_tokens(subject: bytes | str) -> str:
+    return f"Permissions Violation for Subscription to {go_quote(subject)}, too many tokens"
 
 
 # --- close reasons (as nats-server names them in logs and /connz) -----------------------------

@@ -13,7 +13,6 @@ for longer.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import posixpath
 import time
@@ -28,6 +27,7 @@ from .. import defaults, tls
 from ..containment import contained, report
 from ..listeners import accept_forever
 from ..logging import peer_fields
+from ..protocol import encode
 from . import disabled, gnatsd, metrics, runtime, snapshots
 from .snapshots import Clock, QueryError
 
@@ -46,10 +46,8 @@ class Response:
 
 
 def json_response(body: dict, status: int = 200, *, compact: bool = False) -> Response:
-    if compact:
-        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-    else:
-        text = json.dumps(body, indent=2, ensure_ascii=False)
+    """`body` as nats-server writes it: json.MarshalIndent(v, "", "  "), or json.Marshal."""
+    text = encode.go_json(body, "" if compact else "  ")
     return Response(status, list(JSON_HEADERS), text.encode())
 
 
@@ -209,7 +207,7 @@ class Monitor:
         now, used = time.monotonic(), _cpu_seconds()
         then, used_then = self._cpu_sample
         if now - then >= 1.0:
-            self._cpu = round(100.0 * (used - used_then) / (now - then), 2)
+            self._cpu = snapshots.cpu_percent(used - used_then, now - then)
             self._cpu_sample = (now, used)
         return {"mem": _rss_bytes(), "cores": os.cpu_count() or 1, "cpu": self._cpu}
 

@@ -760,6 +760,17 @@ def varz(server, clock: Clock, *, start_ns: int, process: dict, http_port: int,
     return body
 
 
+def cpu_percent(cpu_seconds: float, wall_seconds: float) -> float:
+    """/varz `cpu`: the CPU used over a window, as nats-server's pse package measures it.
+
+    nats-server counts clock ticks (1/100 s) and keeps per-mille as an integer, then divides
+    by 10: the figure has at most one decimal (`0`, `3`, `12.5`, never `12.37`).
+    """
+    ticks = round(cpu_seconds * 100)
+    per_mille = int(ticks * 1000 / 100 / wall_seconds) if wall_seconds > 0 else 0
+    return per_mille / 10.0
+
+
 def go_float(value: float):
     """A float64 as Go's JSON encoder writes it: no fraction when whole (`2`, not `2.0`)."""
     return int(value) if float(value).is_integer() else float(value)

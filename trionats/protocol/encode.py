@@ -1,26 +1,93 @@
 """Encoding what the server sends: INFO, MSG/HMSG lines, +OK, -ERR, PING/PONG.
 
 INFO JSON is written the way Go's encoding/json writes it (compact, `<`, `>`, `&` escaped as
-\\u003c...), so that byte-for-byte comparisons with nats-server only differ in values.
+\\u003c...), so that byte-for-byte comparisons with nats-server only differ in values. The
+monitoring endpoints use the same writer indented, as Go's json.MarshalIndent.
 """
 
 from __future__ import annotations
 
+import decimal
 import json
+import math
+import re
+from json.encoder import encode_basestring  # json's own (C) string writer, non-ASCII kept
 
 OK = b"+OK\r\n"
 PING = b"PING\r\n"
 PONG = b"PONG\r\n"
 CRLF = b"\r\n"
 
-_GO_ESCAPES = str.maketrans(
-    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-)
+#: What Go's encoder escapes that Python's does not: HTML-special characters and the two
+#: line separators JavaScript would break on.
+_GO_ESCAPES = {
+    "<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"
+}
+_GO_ESCAPED = re.compile("[<>&\u2028\u2029]")
 
 
-def go_json(value: object) -> str:
-    """JSON text as Go's json.Marshal would write it."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).translate(_GO_ESCAPES)
+def _go_escape(match: re.Match) -> str:
+    return _GO_ESCAPES[match.group()]
+
+
+def go_json(value: object, indent: str = "") -> str:
+    """JSON text as Go's json.Marshal writes it, or with `indent` as json.MarshalIndent(v, "",
+    indent): strings HTML-safe (see _GO_ESCAPES), floats in Go's form (`go_number`)."""
+    # The characters Go escapes can only be inside strings: one pass over the whole text.
+    return _GO_ESCAPED.sub(_go_escape, _dumps(value, "\n" if indent else "", indent))
+
+
+def go_number(value: float) -> str:
+    """A float64 as Go's encoding/json writes it (ES6 style): the shortest digits that read
+    back the same, positional between 1e-6 and 1e21 with no `.0` when whole (`2`, `0.3`,
+    `0.00001`, `15000000000000000`), an exponent outside it (`1e-7`, `1e+21`)."""
+    if value != value or value in (math.inf, -math.inf):
+        raise ValueError(f"json: unsupported value: {value!r}")  # Go refuses them too
+    text = repr(value)
+    magnitude = abs(value)
+    if magnitude != 0 and (magnitude < 1e-6 or magnitude >= 1e21):
+        mantissa, exponent = text.split("e")  # repr uses an exponent out there too
+        power = int(exponent)
+        return f"{mantissa}e-{-power}" if power < 0 else f"{mantissa}e+{power:02d}"
+    if "e" in text:  # repr's exponent form from 1e16 and below 1e-4: write the same digits out
+        text = format(decimal.Decimal(text), "f")
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _has_float(value: object) -> bool:
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, float):
+            return True
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            pending.extend(item)
+    return False
+
+
+def _dumps(value: object, newline: str, indent: str) -> str:
+    """`value` as JSON; `newline` is the line break and the indent of the current level
+    (empty when compact). What holds no float is json's to write (its C encoder when compact),
+    as Go would write it but for the escapes; floats and the containers above them are ours."""
+    if not _has_float(value):
+        if not newline:
+            return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        # A JSON string never holds a raw newline: every line break is the layout's own.
+        return json.dumps(value, indent=indent, ensure_ascii=False).replace("\n", newline)
+    if isinstance(value, float):
+        return go_number(value)
+    inner = newline + indent if newline else ""
+    if isinstance(value, dict):
+        colon = ": " if newline else ":"
+        items = [
+            encode_basestring(str(key)) + colon + _dumps(item, inner, indent)
+            for key, item in value.items()
+        ]
+        return "{" + inner + ("," + inner).join(items) + newline + "}"
+    items = [_dumps(item, inner, indent) for item in value]
+    return "[" + inner + ("," + inner).join(items) + newline + "]"
 
 
 def info(fields: dict) -> bytes:
