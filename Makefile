@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test test-fast bench clean browser
+.PHONY: run test test-fast bench bench-recovery clean browser
 
 $(BIN)/trionats: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ browser:
 
 bench: $(BIN)/trionats
 	$(BIN)/python benchmarks/bench.py $(ARGS)
+
+# How soon a killed or stalled node of a 3-node cluster carries messages again (~2.5 min).
+bench-recovery: $(BIN)/trionats
+	$(BIN)/python benchmarks/recovery.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info tests/js/node_modules
