@@ -52,7 +52,8 @@ SERVERS = ("nats-server", "trionats")
 NODES = ("A", "B", "C")
 VICTIM = "C"
 START_TIMEOUT = 20.0  # seconds for a node to accept clients, and the mesh to form
-RECOVERY_TIMEOUT = 20.0  # seconds a measurement may take before it counts as failed
+RECOVERY_TIMEOUT = 20.0
+LOAD_SUBJECTS = 4  # subscribers sharing the stall-load traffic on the stalled node  # seconds a measurement may take before it counts as failed
 CONNECT = b'CONNECT {"verbose":false,"pedantic":false,"echo":false}\r\n'
 MSG_LINE = re.compile(rb"MSG probe\.([A-Z]) \S+ (\d+)\r\n")
 
@@ -238,38 +239,48 @@ class Probe:
 
 
 class Load:
-    """Background traffic for the stall: a publisher on A sends `load` messages at a steady
-    rate to a subscriber on the victim, which reads them and throws them away. A stalled
-    victim makes them pile up in A's route queue (and in the kernel's buffers)."""
+    """Background traffic for the stall: a publisher on A sends messages at a steady rate to
+    `LOAD_SUBJECTS` subscribers on the victim (one subject each, round robin), which read them
+    and throw them away. A stopped victim makes them pile up in A's route queue; spread over
+    several subscribers, the burst that follows SIGCONT stays within each one's max_pending."""
 
-    def __init__(self, pub: socket.socket, sub: socket.socket, rate: float, size: int) -> None:
+    def __init__(self, pub: socket.socket, subs: list[socket.socket], rate: float,
+                 size: int) -> None:  # fmt: skip
         self.pub = pub
-        self.sub = sub
-        self.rate = rate
-        self.frame = b"PUB load %d\r\n%s\r\n" % (size, b"x" * size)
+        self.subs = subs
+        self.rate = rate / len(subs)  # rounds of one message per subject
+        payload = b"x" * size
+        self.frame = b"".join(b"PUB load.%d %d\r\n%s\r\n" % (i, size, payload)
+                              for i in range(len(subs)))  # fmt: skip
         self.pending = bytearray()  # what the publisher's socket did not take yet
-        self.owed = 0.0  # messages due but not yet queued
+        self.owed = 0.0  # rounds due but not yet queued
         self.last = time.monotonic()
-        self.tail = b""
+        self.tails = {sub: b"" for sub in subs}
         self.received_bytes = 0
+        self.cut = 0  # subscribers the server closed (slow consumers)
 
     @classmethod
     def open(cls, pub_node: Node, sub_node: Node, rate: float, size: int) -> Load:
-        sub = socket.create_connection((HOST, sub_node.client_port), timeout=5.0)
-        sub.sendall(CONNECT + b"SUB load 1\r\nPING\r\n")
-        _read_until(sub, b"PONG\r\n")
+        subs = []
+        for i in range(LOAD_SUBJECTS):
+            sub = socket.create_connection((HOST, sub_node.client_port), timeout=5.0)
+            sub.sendall(CONNECT + b"SUB load.%d 1\r\nPING\r\n" % i)
+            _read_until(sub, b"PONG\r\n")
+            subs.append(sub)
         pub = socket.create_connection((HOST, pub_node.client_port), timeout=5.0)
         pub.sendall(CONNECT + b"PING\r\n")
         _read_until(pub, b"PONG\r\n")
-        for sock in (pub, sub):
+        for sock in (pub, *subs):
             sock.setblocking(False)
-        return cls(pub, sub, rate, size)
+        return cls(pub, subs, rate, size)
 
     def publish(self, now: float) -> None:
         self.owed += (now - self.last) * self.rate
         self.last = now
+        if len(self.pending) >= (1 << 20):
+            self.owed = 0.0  # the server is slowing the publisher down: what is due is skipped
         whole = int(self.owed)
-        if whole and len(self.pending) < (1 << 20):
+        if whole:
             self.pending += self.frame * whole
             self.owed -= whole
         if self.pending:
@@ -279,20 +290,26 @@ class Load:
                 return
             del self.pending[:sent]
 
-    def drain(self) -> None:
-        """Read the subscriber's socket (answering PINGs; payloads are all `x`)."""
+    def drain(self, sub: socket.socket) -> bool:
+        """Read one subscriber (answering PINGs; payloads are all `x`); False once closed."""
         try:
-            data = self.sub.recv(1 << 20)
+            data = sub.recv(1 << 20)
         except (BlockingIOError, InterruptedError):
-            return
+            return True
+        except OSError:
+            data = b""
+        if not data:
+            self.cut += 1
+            return False
         self.received_bytes += len(data)
-        if b"PING\r\n" in self.tail + data[:6] or b"PING\r\n" in data:
-            self.sub.send(b"PONG\r\n")
-        self.tail = data[-5:]
+        if b"PING\r\n" in self.tails[sub] + data[:6] or b"PING\r\n" in data:
+            sub.send(b"PONG\r\n")
+        self.tails[sub] = data[-5:]
+        return True
 
     def close(self) -> None:
-        self.pub.close()
-        self.sub.close()
+        for sock in (self.pub, *self.subs):
+            sock.close()
 
 
 def _read_until(sock: socket.socket, marker: bytes) -> None:
@@ -317,7 +334,8 @@ class Harness:
 
     def start_load(self, load: Load) -> None:
         self.load = load
-        self.selector.register(load.sub, selectors.EVENT_READ, load)
+        for sub in load.subs:
+            self.selector.register(sub, selectors.EVENT_READ, load)
 
     def add_probe(self, probe: Probe) -> None:
         self.probes[probe.node] = probe
@@ -358,7 +376,8 @@ class Harness:
                 next_pub = now + self.every
             for key, _ in self.selector.select(max(0.0, next_pub - time.monotonic())):
                 if key.data is self.load:
-                    self.load.drain()
+                    if not self.load.drain(key.fileobj):
+                        self.selector.unregister(key.fileobj)
                     continue
                 probe = key.data
                 if not probe.read(time.monotonic(), marks):
@@ -413,6 +432,8 @@ def measure_stall(harness: Harness, seconds: float) -> dict:
 
 def run_server(name: str, command: list[str], args, log_dir: Path, rng: random.Random) -> dict:
     env = dict(os.environ)
+    if name == "nats-server":
+        env["GOMAXPROCS"] = "1"  # one thread per node, like trionats (as in bench.py)
     nodes = cluster_nodes(command, env, log_dir, f"{name}-{os.getpid()}")
     result: dict = {kind: [] for kind in SCENARIOS}
     harness = Harness(nodes, args.every / 1000)
@@ -424,6 +445,9 @@ def run_server(name: str, command: list[str], args, log_dir: Path, rng: random.R
             run = measure()
             harness.wait_mesh()
             run["route_events"] = logs.since_mark()  # also what happened while it re-formed
+            if harness.load is not None and harness.load.cut:
+                raise RecoveryError("the server closed a load subscriber: the stall's "
+                                    "backlog did not fit its max_pending; try less --load")
             result[kind].append(run)
             what = kind if "stalled" not in run else f"{kind} {run['stalled']:.1f}s"
             progress(name, what, i, run.get("rejoined", run.get("resumed")), run["route_events"])
@@ -449,6 +473,7 @@ def run_server(name: str, command: list[str], args, log_dir: Path, rng: random.R
     finally:
         if harness.load is not None:
             result["load_received_bytes"] = harness.load.received_bytes
+            result["load_subscribers_cut"] = harness.load.cut
         harness.close()
         for node in nodes.values():
             node.stop()
@@ -549,6 +574,20 @@ def default_commands() -> dict[str, list[str]]:
     }
 
 
+def precompile(command: list[str]) -> None:
+    """Compile the bytecode of a `python -m <package>` command's package, as `pip install`
+    does. An editable install never gets it when PYTHONDONTWRITEBYTECODE is set, and each
+    start then compiles every module from source (about 70 ms for trionats here): a cost of
+    the checkout, not of the server, which would be counted in every restart."""
+    if "-m" not in command[:-1]:
+        return
+    at = command.index("-m")
+    script = ("import compileall, importlib.util, os; "
+              f"spec = importlib.util.find_spec({command[at + 1]!r}); "
+              "compileall.compile_dir(os.path.dirname(spec.origin), quiet=1)")  # fmt: skip
+    subprocess.run([*command[:at], "-c", script], check=False, timeout=120)
+
+
 def git_revision() -> str:
     try:
         out = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
@@ -619,6 +658,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{server}: 3-node cluster", file=sys.stderr)
             # The same seed for each server: both see the same stall durations.
             rng = random.Random(args.seed)
+            precompile(commands[server])
             results[server] = run_server(server, commands[server], args, log_dir, rng)
     summaries = summarize(results)
     print()
