@@ -546,19 +546,21 @@ def summarize(results: dict) -> dict:
 
 
 def print_table(summaries: dict, servers: list[str]) -> None:
+    """One column per server, then each later server's p50 over the first one's."""
     def cell(s: dict | None) -> str:
         return f"{s['p50'] * 1000:6.0f} / {s['max'] * 1000:5.0f}" if s else "-"
 
-    header = f"{'(ms, p50 / max)':<40}" + "".join(f"{s:>16}" for s in servers)
-    if len(servers) == 2:
-        header += f"{'ratio p50':>11}"
+    width = max(16, *(len(s) + 2 for s in servers))
+    header = f"{'(ms, p50 / max)':<40}" + "".join(f"{s:>{width}}" for s in servers)
+    header += "".join(f"{'ratio p50':>11}" for _ in servers[1:])
     print(header)
     for kind, key, label in ROWS:
-        row = f"{label:<40}" + "".join(f"{cell(summaries[s][f'{kind}.{key}']):>16}"
-                                       for s in servers)  # fmt: skip
-        if len(servers) == 2:
-            a, b = (summaries[s][f"{kind}.{key}"] for s in servers)
-            row += f"{b['p50'] / a['p50']:>10.2f}x" if a and b and a["p50"] else f"{'-':>11}"
+        cells = [summaries[s][f"{kind}.{key}"] for s in servers]
+        row = f"{label:<40}" + "".join(f"{cell(c):>{width}}" for c in cells)
+        base = cells[0]
+        for other in cells[1:]:
+            ok = base and other and base["p50"]
+            row += f"{other['p50'] / base['p50']:>10.2f}x" if ok else f"{'-':>11}"
         print(row)
     print("route connections closed (log lines of all nodes, per scenario): " + "; ".join(
         f"{s}: " + ", ".join(f"{k} {summaries[s][f'{k}.route_closed']}" for k in SCENARIOS)
@@ -602,7 +604,8 @@ def git_revision() -> str:
 def parse_args(argv: list[str] | None = None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--servers", default=",".join(SERVERS),
-                        help="comma-separated: nats-server, trionats (default both)")
+                        help="comma-separated: nats-server, trionats (default both), or names "
+                             "given with --server-cmd; ratios are to the first")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS),
                         help="comma-separated: kill, stall, stall-load (default all)")
     parser.add_argument("--repeat", type=int, default=10, help="kills per server (default 10)")
