@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test test-fast bench clean browser
+.PHONY: run test test-fast bench bench-recovery clean browser
 
 # Two stamps: the server alone (what `make run` needs), and the server with the test extras.
 $(VENV)/.server: pyproject.toml
@@ -38,6 +38,10 @@ browser:
 
 bench: $(VENV)/.tests
 	$(BIN)/python benchmarks/bench.py $(ARGS)
+
+# How soon a killed or stalled node of a 3-node cluster carries messages again (~2.5 min).
+bench-recovery: $(BIN)/trionats
+	$(BIN)/python benchmarks/recovery.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info tests/js/node_modules

@@ -320,6 +320,31 @@ async def test_routes_close_with_cluster_write_timeout_close(server_factory):
     await peer.stream.aclose()
 
 
+async def test_route_queue_may_pass_max_pending(server_factory, capsys):
+    """As nats-server, max_pending limits clients only: a route whose peer stops reading
+    keeps its connection while its queue grows past max_pending (a peer stopped for a few
+    seconds is not cut and dialed again), and every message arrives once the peer reads."""
+    max_pending = 32 * 1024
+    cluster = ClusterOptions(name="C", host="127.0.0.1", port=-1, write_deadline=10.0)
+    server = await server_factory(cluster=cluster, max_pending=max_pending, max_payload=1024)
+    peer = await slow_route_peer(server)
+    route = server.cluster.routes["PEER"]
+    publisher = await flood(server.port)  # 400 kB for a peer that reads nothing
+    assert route.outbound.pending > max_pending
+    assert server.cluster.routes.get("PEER") is route and route.closed_reason is None
+    head = b"RMSG $G flood 1000\r\n"
+    received = peer.buffer
+    with trio.fail_after(10):
+        while received.count(head + PAYLOAD + b"\r\n") < COUNT:
+            data = await peer.stream.receive_some(65536)
+            assert data, f"route closed after {len(received)} bytes"
+            received += data
+    assert server.stats.slow_consumers == 0
+    assert "Slow Consumer" not in capsys.readouterr().err
+    await publisher.stream.aclose()
+    await peer.stream.aclose()
+
+
 # --- against nats-server ----------------------------------------------------------------
 
 BIG = 6000  # 6 MB: more than nats-server's socket buffers hold, so its deadline is met too

@@ -45,6 +45,9 @@ class Connection:
     #: A producer that filled a consumer's queue past its stall mark waits for it to drain
     #: (clients; a route's reader must never wait for one consumer).
     stalls = False
+    #: Whether more than max_pending queued bytes close the connection (clients; nats-server
+    #: lets a route's queue grow, so a peer stalled for a few seconds is not cut).
+    pending_bounded = True
     #: What a write past the write deadline does: "close", or "retry" (keep the connection,
     #: marked as a slow consumer, and go on writing). Subclasses set it from the options.
     write_timeout_policy = "close"
@@ -66,7 +69,8 @@ class Connection:
         self.cid = cid
         self.peer_host, self.peer_port = peer[0], peer[1]
         self.write_deadline = write_deadline
-        self.outbound = Outbound(max_pending, self._on_slow_consumer)
+        self.outbound = Outbound(max_pending, self._on_slow_consumer,
+                                 bounded=self.pending_bounded)  # fmt: skip
         if isinstance(stream, trio.SocketStream):
             # The OS socket behind Trio's, for non-blocking direct sends (see outbound.py).
             self.outbound.sock = getattr(stream.socket, "_sock", None)

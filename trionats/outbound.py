@@ -3,7 +3,9 @@
 Producers (any task, synchronously) append byte strings; the connection's writer task takes
 everything queued as one joined batch per `send_all`. `pending` counts bytes queued and not
 yet written; when it passes `max_pending` the owner's `on_overflow` is called (the slow
-consumer rule) and the queue drops what it holds, so memory stays within the budget.
+consumer rule) and the queue drops what it holds, so memory stays within the budget. A route's
+queue has no such limit (nats-server's rule: `max_pending` is for clients); its budget only
+sets the stall mark below, and a peer that takes nothing meets the write deadline instead.
 
 Direct sends: while a reader task processes one read (`collect_writes`), a queue whose writer
 is parked is not woken at once but remembered; when the read is done, its bytes go straight
@@ -20,6 +22,7 @@ publisher is slowed to its consumers' pace instead of getting them cut as slow c
 from __future__ import annotations
 
 import socket
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -63,10 +66,13 @@ class Outbound:
         "stall_at", "stall_listed", "_drained",
     )  # fmt: skip
 
-    def __init__(self, max_pending: int, on_overflow: Callable[[], None]) -> None:
+    def __init__(
+        self, max_pending: int, on_overflow: Callable[[], None], *, bounded: bool = True
+    ) -> None:
         self.chunks: list[bytes] = []
         self.pending = 0
-        self.max_pending = max_pending
+        #: Past this many queued bytes the owner is a slow consumer (`bounded` queues only).
+        self.max_pending = max_pending if bounded else sys.maxsize
         self._on_overflow = on_overflow
         self._waiter: trio.Event | None = None
         self.closed = False

@@ -29,6 +29,7 @@ import socket
 import time
 from collections import deque
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
@@ -38,7 +39,6 @@ from .protocol import encode
 from .auth import Authenticator
 from .client import ClientConnection
 from .core.sublist import Sublist
-from .config.load import load as load_config
 from .config.reload import check_client_advertise, reload_lines
 from .config.reload import diff as reload_diff
 from .connection import Connection
@@ -48,14 +48,12 @@ from .lameduck import run_lame_duck
 from .listeners import accept_forever
 from .logging import LEVELS, LOGGING_OPTIONS, LogFileError, check_log_file, configure_from
 from .logging import get_logger, reopen_log_file
-from .monitor.http import open_monitor_listeners, serve_monitor
-from .monitor.snapshots import Clock, conn_record
 from .hostport import parse_host_port
 from .options import Options
 from .routes.cluster import Cluster
-from .websocket import WebsocketListener
 
-
+if TYPE_CHECKING:
+    from .websocket import WebsocketListener
 
 #: Reloaded options after which clients are authorized again (tls: verify_and_map, timeout).
 AUTH_OPTIONS = frozenset({"authorization", "no_auth_user", "tls"})
@@ -144,16 +142,25 @@ class Server:
         route_listeners: list = []
         try:
             # Bind errors surface here as a plain OSError, like the client port's.
+            # Monitoring and websocket code (h11 and more) is imported only when configured:
+            # start-up time is a restarted node's time to rejoin its cluster.
             monitoring = options.http_port or options.https_port
-            http_listeners = await open_monitor_listeners(options) if monitoring else []
+            http_listeners = []
+            if monitoring:
+                from .monitor import http as http_monitor
+
+                http_listeners = await http_monitor.open_monitor_listeners(options)
             route_listeners += await self._open_route_listeners()
             if options.websocket is not None and options.websocket.port:
+                from .websocket import WebsocketListener
+
                 self.websocket = await WebsocketListener.open(self, options.websocket)
             sockname = listeners[0].socket.getsockname()
             self.port = sockname[1]
             self._own_connect_urls = self._client_connect_urls()
             async with trio.open_nursery() as nursery:
                 if http_listeners:
+                    serve_monitor = http_monitor.serve_monitor
                     self.monitor = await nursery.start(serve_monitor, self, http_listeners)
                 await nursery.start(self._serve_connections)
                 if route_listeners:
@@ -303,6 +310,8 @@ class Server:
         if not path:
             self.log.error("Failed to reload server configuration: no configuration file")
             return False
+        from .config.load import load as load_config  # cattrs and the parser: not at start-up
+
         try:
             new = attrs.evolve(load_config(path), **self.flag_overrides)
             check_client_advertise(self.options, new)
@@ -433,6 +442,8 @@ class Server:
     def record_closed(self, client: ClientConnection, reason: str) -> None:
         """Keep a /connz snapshot of a closing client (the last max_closed_clients)."""
         if self.closed_clients.maxlen:
+            from .monitor.snapshots import Clock, conn_record
+
             clock = Clock(time.time_ns(), trio.current_time())
             self.closed_clients.append(conn_record(client, clock, reason=reason))
 

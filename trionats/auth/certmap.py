@@ -9,15 +9,18 @@ nats-server (server/auth.go, checkClientTLSCertSubject) tries, first match wins:
 
 The subject string is Go's `pkix.Name.ToRDNSequence().String()`, which keeps only the
 attributes Go has fields for, in its fixed order (C, ST, L, STREET, POSTALCODE, O, OU, CN,
-SERIALNUMBER), printed in reverse. Pure code over `cryptography`'s parsed certificate.
+SERIALNUMBER), printed in reverse. Pure code over `cryptography`'s parsed certificate;
+`cryptography` is imported on the first certificate (it costs a server without TLS maps
+about 25 ms of start-up).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
+if TYPE_CHECKING:
+    from cryptography import x509
 
 #: The attribute types nats-server's DN code knows (internal/ldap/dn.go).
 DN_NAMES = {
@@ -32,18 +35,19 @@ DN_NAMES = {
     "2.5.4.17": "POSTALCODE",
     "0.9.2342.19200300.100.1.25": "DC",
 }
-#: Go's pkix.Name fields in ToRDNSequence order; single-valued ones keep the last value.
+#: Go's pkix.Name fields in ToRDNSequence order (by OID); single-valued ones keep the last value.
 _GO_ORDER = (
-    (NameOID.COUNTRY_NAME, "C", False),
-    (NameOID.STATE_OR_PROVINCE_NAME, "ST", False),
-    (NameOID.LOCALITY_NAME, "L", False),
-    (NameOID.STREET_ADDRESS, "STREET", False),
-    (NameOID.POSTAL_CODE, "POSTALCODE", False),
-    (NameOID.ORGANIZATION_NAME, "O", False),
-    (NameOID.ORGANIZATIONAL_UNIT_NAME, "OU", False),
-    (NameOID.COMMON_NAME, "CN", True),
-    (NameOID.SERIAL_NUMBER, "SERIALNUMBER", True),
+    ("2.5.4.6", "C", False),
+    ("2.5.4.8", "ST", False),
+    ("2.5.4.7", "L", False),
+    ("2.5.4.9", "STREET", False),
+    ("2.5.4.17", "POSTALCODE", False),
+    ("2.5.4.10", "O", False),
+    ("2.5.4.11", "OU", False),
+    ("2.5.4.3", "CN", True),
+    ("2.5.4.5", "SERIALNUMBER", True),
 )
+_DOMAIN_COMPONENT = "0.9.2342.19200300.100.1.25"
 
 #: A DN: RDNs, each a list of (type, value).
 DN = list[list[tuple[str, str]]]
@@ -54,6 +58,8 @@ def map_user(der: bytes | None, lookup: Callable[[str], object | None], users: l
     the configured names (tried as DNs)."""
     if not der:
         return None
+    from cryptography import x509
+
     try:
         return _map_user(x509.load_der_x509_certificate(der), lookup, users)
     except ValueError:  # a certificate (or extension) `cryptography` cannot parse names no one
@@ -83,7 +89,7 @@ def _map_user(cert: x509.Certificate, lookup, users: list[str]):
         f"DC={attribute.value}"
         for rdn in cert.subject.rdns
         for attribute in rdn
-        if attribute.oid == NameOID.DOMAIN_COMPONENT
+        if attribute.oid.dotted_string == _DOMAIN_COMPONENT
     )
     if dcs:
         found = lookup(f"{subject},{dcs}")
@@ -94,6 +100,8 @@ def _map_user(cert: x509.Certificate, lookup, users: list[str]):
 
 def san_names(cert: x509.Certificate) -> list[str]:
     """Email, DNS and URI subject alternative names, in that order."""
+    from cryptography import x509
+
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
@@ -109,7 +117,7 @@ def subject_string(name: x509.Name) -> str:
     """Go's `Subject.ToRDNSequence().String()` for a parsed subject."""
     rdns: list[list[tuple[str, str]]] = []
     for oid, label, single in _GO_ORDER:
-        values = [str(a.value) for a in name.get_attributes_for_oid(oid)]
+        values = [str(a.value) for a in name if a.oid.dotted_string == oid]
         if not values:
             continue
         if single:

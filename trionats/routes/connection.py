@@ -80,6 +80,7 @@ class RouteConnection(Connection):
     id_label = "rid"
     kind = "Router"
     is_route = True
+    pending_bounded = False
 
     def __init__(
         self,
@@ -668,11 +669,6 @@ class RouteConnection(Connection):
         self.slow_consumer_events += 1
         if not again:
             self.slow_consumer_episodes += 1
-
-    def _on_slow_consumer(self) -> None:
-        self.count_slow_consumer(again=False)
-        self.log.info(f"Slow Consumer Detected: MaxPending of {self.outbound.max_pending} Exceeded")
-        self.close(Reason.SLOW_CONSUMER_PENDING, flush=False)
 
     def on_close(self, reason: str) -> None:
         self._drop_remote_interest()
