@@ -40,7 +40,7 @@ bench: $(VENV)/.tests
 	$(BIN)/python benchmarks/bench.py $(ARGS)
 
 # How soon a killed or stalled node of a 3-node cluster carries messages again (~2.5 min).
-bench-recovery: $(BIN)/trionats
+bench-recovery: $(VENV)/.tests
 	$(BIN)/python benchmarks/recovery.py $(ARGS)
 
 clean:
