@@ -302,6 +302,11 @@ SCRIPTS = {
     ],
     "ops_before_connect_use_verbose_defaults": [b"SUB foo 1\r\n" + pub(b"foo", b"hi") + PING],
     "second_connect_changes_options": [C + b'SUB foo 1\r\nCONNECT {"verbose":true}\r\n' + PING],
+    "second_connect_drops_subscriptions": [
+        C + b"SUB foo 1\r\nSUB bar q 2\r\n" + C + pub(b"foo", b"x") + pub(b"bar", b"y")
+        + b"SUB foo 1\r\n" + pub(b"foo", b"z") + PING
+    ],
+    "subs_before_the_first_connect_are_kept": [b"SUB foo 1\r\n" + C + pub(b"foo", b"x") + PING],
     "protocol_1_gets_info_after_first_pong_only": [
         b'CONNECT {"verbose":false,"protocol":1}\r\nPING\r\nPING\r\n'
     ],

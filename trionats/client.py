@@ -334,6 +334,11 @@ class ClientConnection(Connection):
         now = trio.current_time()
         if not self.connected:
             self.rtt = max(now - self.start_time, 1e-9)
+        else:
+            # As nats-server 2.15 (clearAccountSubs): every CONNECT after the first drops the
+            # client's subscriptions, silently, since it may move the client to another account.
+            for sub in list(self.subs.values()):
+                self.remove_sub(sub)
         self.connected = True
         self.opts = opts
         self.headers = opts.headers and not server.options.no_header_support
