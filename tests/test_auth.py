@@ -1046,3 +1046,21 @@ def test_no_auth_user_must_name_a_user(authorization, message):
     with pytest.raises(ConfigError) as info:
         Options(authorization=authorization, no_auth_user="x").check()
     assert str(info.value) == message
+
+
+async def test_pedantic_invalid_subject_is_answered_before_the_publish_violation(
+    server_factory, raw
+):
+    """nats-server checks a pedantic client's subject at the PUB line, before permissions."""
+    users = [User(user="a", password="p", permissions=Permissions(
+        publish=SubjectPermission(deny=("foo.>",))))]  # fmt: skip
+    srv = await server_factory(authorization=Authorization(users=users))
+    client = await raw(srv.port)
+    await client.send(b'CONNECT {"verbose":false,"user":"a","pass":"p"}\r\n'
+                      + pub(b"foo.*", b"x") + pub(b"foo.x", b"x") + pub(b"bar.*", b"x") + PING)  # fmt: skip
+    await client.expect(
+        b"-ERR 'Invalid Publish Subject'\r\n"
+        b"-ERR 'Permissions Violation for Publish to \"foo.*\"'\r\n"
+        b"-ERR 'Permissions Violation for Publish to \"foo.x\"'\r\n"
+        b"-ERR 'Invalid Publish Subject'\r\nPONG\r\n"
+    )

@@ -381,6 +381,17 @@ SCRIPTS = {
         + pub(b"foo.", b"3")
         + PING
     ],
+    # pedantic: nats-server answers an invalid subject at the PUB line, and again when it
+    # keeps that line for the payload's next read
+    "pedantic_invalid_subject_then_a_bad_payload_end": [
+        b'CONNECT {"verbose":false}\r\nSUB > 1\r\nPUB foo.* 1\r\nabc\r\nPING\r\n'
+    ],
+    "pedantic_invalid_subject_payload_in_the_next_read": [
+        b'CONNECT {"verbose":true}\r\nSUB > 1\r\nPUB foo.* 5\r\nab', b"cde\r\nPING\r\n"
+    ],
+    "pedantic_invalid_subject_payload_never_ends": [
+        CH + b"SUB > 1\r\nHPUB foo.> 12 14\r\nNATS/1.0\r\n\r\nPING\r\n"
+    ],
     "pedantic_off_no_error": [
         b'CONNECT {"verbose":false,"pedantic":false}\r\nSUB foo.* 1\r\n'
         + pub(b"foo.*", b"hi")

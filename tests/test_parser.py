@@ -758,3 +758,39 @@ def test_a_span_ends_where_a_payload_is_incomplete():
     events = list(parser.feed(data + b"PUB s 2\r\nb"))
     assert [e.count for e in events] == [2]
     assert list(parser.feed(b"c\r\n")) == [Pub(b"s", b"", -1, b"bc\r\n")]
+
+
+# --- pedantic: an invalid publish subject is answered at its line ------------------------------
+
+NOTICE = "InvalidPublishSubject"
+
+
+@pytest.mark.parametrize(
+    ("line", "subject"),
+    [(b"PUB foo.* 5\r\n", b"foo.*"), (b"HPUB foo.> 0 5\r\n", b"foo.>"), (b"PUB a..b r 5\r\n", b"a..b")],
+)
+def test_pedantic_invalid_subject_waiting_for_its_payload_is_announced(line, subject):
+    parser = Parser(pedantic=True, headers=True, batch=True)
+    assert typed(parser.feed(line + b"ab")) == [(NOTICE, (subject, True))]
+    (pub,) = list(parser.feed(b"cde\r\n"))
+    assert (pub.subject, pub.data) == (subject, b"abcde\r\n")
+
+
+@pytest.mark.parametrize("line", [b"PUB foo.* 1\r\n", b"HPUB foo.* 0 1\r\n"])
+def test_pedantic_invalid_subject_before_a_bad_payload_end(line):
+    events, error = parse_error([b"PUB ok 1\r\nx\r\n" + line + b"abc\r\n"], pedantic=True,
+                                headers=True, batch=True)  # fmt: skip
+    assert events == [("Pub", (b"ok", b"", -1, b"x\r\n")), (NOTICE, (b"foo.*", False))]
+    assert error.err == UNKNOWN
+
+
+@pytest.mark.parametrize(
+    ("data", "pedantic"),
+    [
+        (b"PUB foo.* 5\r\nab", False),  # not pedantic
+        (b"PUB foo.bar 5\r\nab", True),  # a valid subject
+        (b"PUB foo.* 5\r\nabcde\r\n", True),  # complete: the consumer checks it
+    ],
+)
+def test_no_announcement(data, pedantic):
+    assert NOTICE not in [name for name, _ in parse(data, pedantic=pedantic)]

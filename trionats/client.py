@@ -39,7 +39,9 @@ from .errors import ProtocolError, Reason, go_quote
 from .logging import LEVELS, quoted_payload, redact_connect
 from .protocol import encode
 from .protocol.connect import ConnectOptions, Credentials, decode_connect, decode_info
-from .protocol.events import Connect, Err, Info, Ping, Pong, Pub, PubBatch, PubRun, Sub, Unsub
+from .protocol.events import (
+    Connect, Err, Info, InvalidPublishSubject, Ping, Pong, Pub, PubBatch, PubRun, Sub, Unsub,
+)  # fmt: skip
 from .protocol.parser import Parser
 from .protocol.subjects import has_wildcard, is_valid_literal_subject
 
@@ -85,6 +87,9 @@ class ClientConnection(Connection):
             require_connect=self.auth.auth_required,
         )
         self.opts = ConnectOptions()
+        self.parser.pedantic = self.opts.pedantic  # nats-server's default until a CONNECT
+        #: The message in transit was answered 'Invalid Publish Subject' at its line.
+        self._subject_answered = False
         self.headers = False  # both sides agreed on headers
         self.connected = False  # a CONNECT was accepted
         self.first_pong_sent = False
@@ -255,6 +260,8 @@ class ClientConnection(Connection):
                 # Ignored, but like nats-server it must decode into its Info struct.
                 if not _is_info(event.raw):
                     self.close(Reason.PROTOCOL_VIOLATION)
+            elif kind is InvalidPublishSubject:
+                self._on_invalid_publish_subject(event)
             if self.closed_reason is not None:
                 return
         if interest or self.in_msgs != in_msgs:
@@ -300,6 +307,8 @@ class ClientConnection(Connection):
                     self.close(Reason.PARSE_ERROR)
                 elif kind is Info and not _is_info(item.raw):
                     self.close(Reason.PROTOCOL_VIOLATION)
+                elif kind is InvalidPublishSubject:
+                    self._on_invalid_publish_subject(item)
                 if self.closed_reason is not None:
                     return
         if interest or self.in_msgs != in_msgs:  # as in _dispatch: what delays the next PING
@@ -343,6 +352,7 @@ class ClientConnection(Connection):
         self.opts = opts
         self.headers = opts.headers and not server.options.no_header_support
         self.parser.headers = self.headers
+        self.parser.pedantic = opts.pedantic
         self._plans.clear()
         if opts.account or opts.new_account:
             self.send_err(errors.AUTH_VIOLATION)
@@ -683,6 +693,22 @@ class ClientConnection(Connection):
 
     # --- PUB: the message path ------------------------------------------------------------
 
+    def _on_invalid_publish_subject(self, event: InvalidPublishSubject) -> None:
+        """A pedantic client's invalid subject, answered at its PUB line (its payload is still
+        to come, or ends badly), as nats-server does: twice if the payload is still to come."""
+        self.send_err(errors.INVALID_PUBLISH_SUBJECT)
+        if event.waiting:
+            self.send_err(errors.INVALID_PUBLISH_SUBJECT)
+            self._subject_answered = True
+
+    def _answer_invalid_subject(self) -> None:
+        """A pedantic client's complete message to an invalid subject: -ERR, unless it was
+        answered at its line already."""
+        if self._subject_answered:
+            self._subject_answered = False
+        else:
+            self.send_err(errors.INVALID_PUBLISH_SUBJECT)
+
     def _on_pub(self, event: Pub) -> None:
         subject, reply, header_size, data = event
         self.in_msgs += 1
@@ -690,7 +716,7 @@ class ClientConnection(Connection):
         self.in_bytes += size
         opts = self.opts
         if opts.pedantic and subject and not is_valid_literal_subject(subject):
-            self.send_err(errors.INVALID_PUBLISH_SUBJECT)
+            self._answer_invalid_subject()
         if _reserved_subject(subject) or (reply and _reserved_reply(reply)):
             self._refuse_reserved(subject, reply, size)
             return
@@ -943,8 +969,10 @@ class ClientConnection(Connection):
         subject = event[0]
         if self.pub_check.allowed(subject, trio.current_time()):
             ClientConnection._on_pub(self, event)
-        else:
-            self._pub_violation(subject, len(event[3]) - 2)
+            return
+        if self.opts.pedantic and subject and not is_valid_literal_subject(subject):
+            self._answer_invalid_subject()  # nats-server: at the line, before permissions
+        self._pub_violation(subject, len(event[3]) - 2)
 
     def _checked_pub_batch(self, batch: PubBatch) -> None:
         check = self.pub_check

@@ -36,6 +36,20 @@ class Pub(NamedTuple):
     data: bytes
 
 
+class InvalidPublishSubject(NamedTuple):
+    """A pedantic client's PUB/HPUB names an invalid publish subject, and its payload is not
+    complete in this read (`waiting`), or ends badly (see Parser.pedantic).
+
+    nats-server answers such a subject when it reads the control line, so its -ERR comes
+    before whatever the payload leads to (an 'Unknown Protocol Operation', or nothing yet).
+    When the payload is still to come it answers twice (it parses the line again to keep
+    it for the next read), and not again when the message completes.
+    """
+
+    subject: bytes
+    waiting: bool
+
+
 class PubRun(NamedTuple):
     """Two or more consecutive PUBs with the same control line (same subject, reply and size).
 

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 
 from .. import defaults, errors
 from ..errors import ProtocolError, Reason
+from .subjects import is_valid_literal_subject
 from .events import (
     PING,
     PONG,
@@ -31,6 +32,7 @@ from .events import (
     Connect,
     Err,
     Info,
+    InvalidPublishSubject,
     LMsg,
     LSub,
     LUnsub,
@@ -124,6 +126,12 @@ def _silent(detail: str) -> ProtocolError:
     return ProtocolError(None, Reason.PROTOCOL_VIOLATION, detail)
 
 
+def _invalid_publish_subject(subject: bytes) -> bool:
+    """What a pedantic client gets -ERR 'Invalid Publish Subject' for (an empty subject is
+    left to the message's own handling)."""
+    return bool(subject) and not is_valid_literal_subject(subject)
+
+
 def _unknown_op() -> ProtocolError:
     # nats-server closes these as "Protocol Violation" (its "Parse Error" is for a client -ERR).
     return ProtocolError(errors.UNKNOWN_PROTOCOL, Reason.PROTOCOL_VIOLATION)
@@ -133,8 +141,11 @@ class Parser:
     """Parser of what a client sends to the server.
 
     Settings the connection may change between events: `max_payload`, `max_control_line`
-    (call `set_limits`), `headers` (HPUB allowed) and `require_connect` (auth configured and
-    CONNECT not yet accepted: any other op is an Authorization Violation).
+    (call `set_limits`), `headers` (HPUB allowed), `require_connect` (auth configured and
+    CONNECT not yet accepted: any other op is an Authorization Violation) and `pedantic`
+    (a message to an invalid publish subject whose payload is not complete in the read, or
+    ends badly, is announced first by an `InvalidPublishSubject` event; a complete one is
+    the consumer's to check).
 
     With `batch=True`, consecutive PUBs that share one control line and are all in the
     buffer come out as a single `PubRun` (checked with a few C-level passes over the bytes
@@ -154,6 +165,7 @@ class Parser:
         headers: bool = False,
         require_connect: bool = False,
         batch: bool = False,
+        pedantic: bool = False,
     ) -> None:
         self._trie = _build_trie(self.keywords)
         self.batch = batch
@@ -161,6 +173,7 @@ class Parser:
         self.max_payload = max_payload
         self.headers = headers
         self.require_connect = require_connect
+        self.pedantic = pedantic
         self._tail = b""  # unparsed bytes: a partial control line
         self._line_op: str | None = None  # PING/PONG/+OK seen, discarding to end of line
         self._waiting: tuple | None = None  # (event type, fields, size) of a message in transit
@@ -235,6 +248,11 @@ class Parser:
                     stop = nl + 3 + size
                     if stop <= end:
                         if not startswith(b"\r\n", stop - 2):
+                            if self.pedantic and _invalid_publish_subject(subject):
+                                if pending:
+                                    yield new_event(PubBatch, (pending, None, b"", 0, 0))
+                                    pending = []
+                                yield InvalidPublishSubject(subject, False)
                             raise _unknown_op()
                         if (
                             runs
@@ -287,6 +305,8 @@ class Parser:
                     if pending:
                         yield new_event(PubBatch, (pending, None, b"", 0, 0))
                         pending = []
+                    if self.pedantic and _invalid_publish_subject(subject):
+                        yield InvalidPublishSubject(subject, True)
                     self._wait_payload(buf, nl + 1, end, *self._waiting_message(subject, reply), size)
                     return
                 if pending:
@@ -312,8 +332,13 @@ class Parser:
                 if op in self.message_ops:
                     kind, fields, size = self._decode_message(op, arg)
                     stop = pos + size + 2
+                    noticed = (
+                        self.pedantic and kind is Pub and _invalid_publish_subject(fields[0])
+                    )
                     if stop <= end:
                         if buf[stop - 2] != _CR or buf[stop - 1] != _LF:
+                            if noticed:
+                                yield InvalidPublishSubject(fields[0], False)
                             raise _unknown_op()
                         yield new_event(kind, fields + (buf[pos:stop],))
                         pos = stop
@@ -322,6 +347,8 @@ class Parser:
                         # nats-server cannot hold a client HMSG across reads: its CRLF must come
                         # in the same read as the line, else 'Unknown Protocol Operation'.
                         raise _unknown_op()
+                    if noticed:
+                        yield InvalidPublishSubject(fields[0], True)
                     self._wait_payload(buf, pos, end, kind, fields, size)
                     return
                 yield self._decode_other(op, arg)
