@@ -27,6 +27,7 @@ from trionats.options import RouteAuthorization, TLSOptions
 PING = b"PING\r\n"
 AUTH_ERR = b"-ERR 'Authorization Violation'\r\n"
 UNKNOWN_OP = b"-ERR 'Unknown Protocol Operation'\r\n"
+INVALID_SUB = b"-ERR 'Invalid Subscription'\r\n"
 
 USER, PASSWORD = "ruser", "s3cret"
 HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
@@ -294,6 +295,22 @@ AFTER_HANDSHAKE = {
         lambda m: connect(m) + INFO + b"RS+ $G " + b"a" * 70_000 + b"\r\n",
         refused(b"-ERR 'maximum control line exceeded'\r\n"),
     ),
+    # Found by the fuzzer's differential sample (tests/test_fuzz_differential.py):
+    "RS+ on an invalid subject": (
+        lambda m: connect(m) + INFO + b"RS+ $G a..b\r\nRS+ $G a.>.b q 1\r\n",
+        Reply(INVALID_SUB * 2, closed=False)),
+    "RS+ on an invalid subject before INFO": (lambda m: connect(m) + b"RS+ $G a..b\r\n",
+                                              Reply(INVALID_SUB, closed=False)),  # fmt: skip
+    "RS+ on an invalid subject of another account": (
+        lambda m: connect(m) + INFO + b"RS+ ACC a..b\r\n", OPEN),
+}
+
+#: nats-server parses a client PUB's line again as an RMSG's when its payload is still to come
+#: at the end of a read: "a 5" is not an RMSG line ("a r 5" would be: account a, subject r).
+WAITING = {
+    "PUB": lambda m: connect(m) + INFO + b"PUB a 5\r\nx",
+    "HPUB": lambda m: connect(m, headers=True) + INFO.replace(b'"port"', b'"headers":true,"port"')
+    + b"HPUB a 2 5\r\n\r\n",
 }
 
 
@@ -301,6 +318,12 @@ AFTER_HANDSHAKE = {
 async def test_after_the_handshake(nursery, references, mode, case):
     build, expected = AFTER_HANDSHAKE[case]
     await run_case(nursery, references, mode, build(mode), expected)
+
+
+@pytest.mark.parametrize("case", sorted(WAITING))
+async def test_a_clients_message_waiting_for_its_payload(nursery, references, case):
+    await run_case(nursery, references, "none", WAITING[case]("none"), refused(UNKNOWN_OP),
+                   barrier=False)  # fmt: skip
 
 
 async def test_a_clients_ops_on_a_route_deliver_nothing(nursery):
@@ -342,6 +365,7 @@ JSON_CASES = {
     "connect cluster a number": (lambda m: connect(m, cluster=5), refused()),
     "connect cluster a list": (lambda m: connect(m, cluster=["C"]), refused()),
     "connect lnoc a string": (lambda m: connect(m, lnoc="x"), refused()),
+    "connect ln a number": (lambda m: connect(m, ln=2), refused()),  # a bool in 2.15.1
     "connect gateway a bool": (lambda m: connect(m, gateway=True), refused()),
     "connect cluster_dynamic a number": (lambda m: connect(m, cluster_dynamic=1), refused()),
     "connect lang first": (lambda m: connect(m, lang="go", cluster=5),
@@ -378,6 +402,8 @@ JSON_CASES = {
         lambda m: connect(m) + b'INFO {"server_id":"PEER","headers":"yes"}\r\n', refused()),
     "info ldm a number": (lambda m: connect(m) + b'INFO {"server_id":"PEER","ldm":1}\r\n',
                           refused()),  # fmt: skip
+    "info ln a string": (lambda m: connect(m) + b'INFO {"server_id":"PEER","ln":"x"}\r\n',
+                         refused()),  # fmt: skip
     "info max_payload past int32": (
         lambda m: connect(m) + b'INFO {"server_id":"PEER","max_payload":2147483648}\r\n',
         refused()),

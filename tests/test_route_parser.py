@@ -164,3 +164,19 @@ def test_routed_messages_have_no_payload_limit():
     payload = b"x" * (defaults.MAX_PAYLOAD * 2)
     events = parse(b"RMSG $G big %d\r\n" % len(payload), payload[:1000], payload[1000:] + b"\r\n")
     assert events == [(RMsg, (b"$G", b"big", b"", (), -1, payload + b"\r\n"))]
+
+
+def test_a_clients_pub_waiting_for_its_payload_is_read_again_as_an_rmsg_line():
+    """nats-server keeps a message's line for the next read by parsing it again with the
+    route's rules: a PUB line that is no RMSG line is then an unknown op, and one that is
+    names the message's account, subject and reply."""
+    with pytest.raises(ProtocolError) as raised:
+        list(RouteParser().feed(b"PUB foo 2\r\nh"))
+    assert raised.value.err == errors.UNKNOWN_PROTOCOL
+    parser = RouteParser()
+    assert list(parser.feed(b"PUB $G foo 2\r\nh")) == []
+    assert list(parser.feed(b"i\r\n")) == [RMsg(b"$G", b"foo", b"", (), -1, b"hi\r\n")]
+    parser = RouteParser()
+    parser.headers = True
+    with pytest.raises(ProtocolError):
+        list(parser.feed(b"HPUB foo 2 4\r\n\r\n"))

@@ -19,6 +19,7 @@ STALE_CONNECTION = "Stale Connection"
 ROUTE_PORT = "attempted to connect to route port"
 INVALID_SUBJECT = "Invalid Subject"
 INVALID_PUBLISH_SUBJECT = "Invalid Publish Subject"
+INVALID_SUBSCRIPTION = "Invalid Subscription"  # a route's RS+ the sublist refuses
 MAX_SUBSCRIPTIONS = "maximum subscriptions exceeded"
 
 

@@ -667,8 +667,10 @@ class RouteParser(Parser):
     `origin_unsubs`: the peer sends LS- with the leaf origin (only if we announced `lnocu`).
 
     A client's ops are read as nats-server's parser reads them on a route: PUB (and HPUB, if
-    `headers` were agreed on) as a routed message of no account, which nobody gets; UNSUB as
-    RS-; SUB is read and ignored. Other client ops (MSG) are unknown.
+    `headers` were agreed on) as a routed message of no account, which nobody gets, unless
+    its payload is still to come at the end of a read: its line is then read again as an
+    RMSG (HMSG) line, an unknown op if it is not one; UNSUB as RS-; SUB is read and
+    ignored. Other client ops (MSG) are unknown.
     """
 
     keywords = ROUTE_KEYWORDS
@@ -719,6 +721,21 @@ class RouteParser(Parser):
             require_connect=require_connect,
         )
         self.origin_unsubs = origin_unsubs
+        self._client_line = (OP_PUB, b"")  # the last client PUB/HPUB line read
+
+    def _wait_payload(
+        self, buf: bytes, start: int, end: int, kind: type, fields: tuple, size: int
+    ) -> None:
+        if kind is RMsg and not fields[0]:
+            # A client's PUB/HPUB whose payload is still to come: nats-server keeps its line
+            # for the next read by parsing it again as a route's RMSG/HMSG line. One that is
+            # not such a line is an unknown op; one that is names the message's account.
+            op, arg = self._client_line
+            try:
+                _, fields, _ = self._decode_message(OP_RMSG if op is OP_PUB else OP_HMSG, arg)
+            except ProtocolError:
+                raise _unknown_op() from None
+        super()._wait_payload(buf, start, end, kind, fields, size)
 
     def set_limits(self, *, max_control_line: int, max_payload: int = 2**63) -> None:
         super().set_limits(
@@ -729,6 +746,7 @@ class RouteParser(Parser):
     def _decode_message(self, op: str, arg: bytes) -> tuple[type, tuple, int]:
         if op is OP_PUB or op is OP_HPUB:  # a client's: no account
             _, (subject, reply, header_size), size = super()._decode_message(op, arg)
+            self._client_line = (op, arg)  # for _wait_payload
             return RMsg, (b"", subject, reply, (), header_size), size
         args = _split_args(arg)
         count = len(args)

@@ -56,6 +56,7 @@ ROUTE_CONNECT = Struct(
         "cluster_dynamic": BOOL,
         "lnoc": BOOL,
         "lnocu": BOOL,
+        "ln": BOOL,  # 2.15.1 (not in older sources); found by probing the binary
         "gateway": STR,
     }
 )
@@ -97,6 +98,7 @@ INFO = Struct(
         "export": SUBJECT_PERMISSION,
         "lnoc": BOOL,
         "lnocu": BOOL,
+        "ln": BOOL,  # 2.15.1, as in connectInfo
         "info_on_connect": BOOL,
         "route_pool_size": INT,
         "route_pool_idx": INT,

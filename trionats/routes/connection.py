@@ -28,7 +28,7 @@ import trio
 from .. import defaults, errors, tls
 from ..auth.certmap import names_route
 from ..auth.users import is_bcrypt
-from ..core.sublist import InvalidSubject, Subscription
+from ..core.sublist import Subscription
 from ..auth.permissions import GrantingOutbound
 from ..delivery import (
     InboundPlan,
@@ -68,6 +68,7 @@ from ..protocol.route_handshake import (
     check_route_info,
 )
 from ..protocol.structs import CLIENT_OPTS, INFO, ROUTE_CONNECT
+from ..protocol.subjects import is_valid_subject
 
 if TYPE_CHECKING:
     from .cluster import Cluster, RouteURL
@@ -460,11 +461,19 @@ class RouteConnection(Connection):
 
     def _on_rsub(self, event: RSub) -> None:
         account, subject, queue, weight = event
-        if account != GLOBAL_ACCOUNT or not self.registered:
+        if account != GLOBAL_ACCOUNT:
             return
         permissions = self.cluster.permissions
         if permissions is not None and not permissions.can_subscribe(subject, b""):
             self.log.debug(f"Can not export {subject.decode(errors='replace')!r}, ignoring")
+            return
+        if not is_valid_subject(subject):
+            # nats-server's sublist refuses it: an error line and -ERR (before the peer's INFO
+            # too); the route stays.
+            self.log.error("Could not insert subscription: sublist: invalid subject")
+            self.outbound.write(encode.err(errors.INVALID_SUBSCRIPTION))
+            return
+        if not self.registered:
             return
         key = (subject, queue)
         sub = self.remote_subs.get(key)
@@ -474,11 +483,7 @@ class RouteConnection(Connection):
                 self.sublist.reweighed()  # plans spread picks by weight: rebuild them
             return
         sub = Subscription(self, subject, queue, b"", max(weight, 1))
-        try:
-            self.sublist.insert(sub)
-        except InvalidSubject:
-            self.log.debug(f"Ignoring remote interest on invalid subject {subject!r}")
-            return
+        self.sublist.insert(sub)
         self.remote_subs[key] = sub
 
     def _on_runsub(self, event: RUnsub) -> None:
