@@ -305,12 +305,17 @@ AFTER_HANDSHAKE = {
         lambda m: connect(m) + INFO + b"RS+ ACC a..b\r\n", OPEN),
 }
 
-#: nats-server parses a client PUB's line again as an RMSG's when its payload is still to come
-#: at the end of a read: "a 5" is not an RMSG line ("a r 5" would be: account a, subject r).
-WAITING = {
-    "PUB": lambda m: connect(m) + INFO + b"PUB a 5\r\nx",
-    "HPUB": lambda m: connect(m, headers=True) + INFO.replace(b'"port"', b'"headers":true,"port"')
-    + b"HPUB a 2 5\r\n\r\n",
+#: Cases sent without the PING barrier after them.
+WITHOUT_BARRIER = {
+    # nats-server parses a client PUB's line again as an RMSG's when its payload is still to
+    # come at the end of a read: "a 5" is not an RMSG line ("a r 5" would be: account a).
+    "a client's PUB waiting for its payload": (
+        lambda m: connect(m) + INFO + b"PUB a 5\r\nx", refused(UNKNOWN_OP)),
+    "a client's HPUB waiting for its payload": (
+        lambda m: connect(m, headers=True) + INFO.replace(b'"port"', b'"headers":true,"port"')
+        + b"HPUB a 2 5\r\n\r\n", refused(UNKNOWN_OP)),
+    # The route closes, but what was queued before the -ERR goes out.
+    "an -ERR after a PING": (lambda m: connect(m) + INFO + b"PING\r\n-ERR 'boom'\r\n", OPEN),
 }
 
 
@@ -320,10 +325,10 @@ async def test_after_the_handshake(nursery, references, mode, case):
     await run_case(nursery, references, mode, build(mode), expected)
 
 
-@pytest.mark.parametrize("case", sorted(WAITING))
-async def test_a_clients_message_waiting_for_its_payload(nursery, references, case):
-    await run_case(nursery, references, "none", WAITING[case]("none"), refused(UNKNOWN_OP),
-                   barrier=False)  # fmt: skip
+@pytest.mark.parametrize("case", sorted(WITHOUT_BARRIER))
+async def test_without_a_barrier(nursery, references, case):
+    build, expected = WITHOUT_BARRIER[case]
+    await run_case(nursery, references, "none", build("none"), expected, barrier=False)
 
 
 async def test_a_clients_ops_on_a_route_deliver_nothing(nursery):
@@ -402,6 +407,14 @@ JSON_CASES = {
         lambda m: connect(m) + b'INFO {"server_id":"PEER","headers":"yes"}\r\n', refused()),
     "info ldm a number": (lambda m: connect(m) + b'INFO {"server_id":"PEER","ldm":1}\r\n',
                           refused()),  # fmt: skip
+    "info compression unknown": (
+        lambda m: connect(m) + b'INFO {"server_id":"PEER","compression":"S2_FAST"}\r\n',
+        refused(b"-ERR 'unsupported route compression mode \"S2_FAST\"'\r\n")),
+    "info compression a lone surrogate": (
+        lambda m: connect(m) + b'INFO {"server_id":"PEER","compression":"\\ud800"}\r\n',
+        refused("-ERR 'unsupported route compression mode \"\ufffd\"'\r\n".encode())),
+    "gossip compression unknown": (
+        lambda m: connect(m) + INFO + b'INFO {"server_id":"Q","compression":"x"}\r\n', OPEN),
     "info ln a string": (lambda m: connect(m) + b'INFO {"server_id":"PEER","ln":"x"}\r\n',
                          refused()),  # fmt: skip
     "info max_payload past int32": (

@@ -236,7 +236,7 @@ class RouteConnection(Connection):
                     return
             elif kind is Err:
                 self.log.error(f"Route Error {event.text.decode(errors='replace')}")
-                self.close(Reason.PARSE_ERROR, flush=False)
+                self.close(Reason.PARSE_ERROR)  # what was queued before (a PONG) still goes out
             elif kind is LSub or kind is LUnsub or kind is LMsg or kind is ASub or kind is AUnsub:
                 pass  # leaf-node and gateway traffic: trionats has neither
             elif kind is Sub:
@@ -415,6 +415,14 @@ class RouteConnection(Connection):
                 return
             if verdict.adopt_cluster is not None:
                 cluster.adopt_name(verdict.adopt_cluster, static=verdict.adopt_static, keep=self)
+        mode = info.get("compression", "")
+        if mode not in COMPRESSION_MODES and _negotiates_compression(cluster.options.compression):
+            # nats-server (with compression other than off) refuses a mode it does not know;
+            # trionats never compresses but says the same.
+            text = f"unsupported route compression mode {errors.go_quote(mode)}"
+            self.log.error(text)
+            self._refuse(text, Reason.PROTOCOL_VIOLATION)
+            return
         self.remote_id = info.get("server_id", "")
         self.remote_name = info.get("server_name", "")
         self.remote_info = info
@@ -683,6 +691,19 @@ class RouteConnection(Connection):
             self.closing_step(self.cluster.unregister, self)
         else:
             self.log.debug(f"Route connection closed: {reason}", reason=reason)
+
+
+#: The compression modes a route INFO may name (nats-server's selectCompressionMode).
+COMPRESSION_MODES = frozenset(
+    {"", "not supported", "off", "accept", "s2_auto", "s2_uncompressed", "s2_fast", "s2_better",
+     "s2_best"}
+)  # fmt: skip
+
+
+def _negotiates_compression(configured: str) -> bool:
+    """Whether nats-server with this `cluster.compression` looks at a peer's mode at all."""
+    return configured.lower() not in ("", "off", "disabled", "false", "not supported",
+                                      "not_supported")  # fmt: skip
 
 
 def _same(given: str, expected: str) -> bool:
