@@ -23,7 +23,7 @@ from tests.test_differential import C, PING, assert_same_replies, pub
 from trionats import cli, defaults
 from trionats.auth import Authenticator, CompiledPermissions, Failure, PendingPassword, PublishCheck
 from trionats.auth import nkeys
-from trionats.auth.permissions import GrantingOutbound
+from trionats.core.dispatch import GrantingOutbound
 from trionats.config.load import load as load_config
 from trionats.options import (
     Authorization,

@@ -361,7 +361,7 @@ async def test_an_accepted_route_whose_rmsg_raises_is_redialed(pair, monkeypatch
     path = log_file()
     a, b = pair
     old = a.cluster.routes[b.server_id]
-    failed = inject(monkeypatch, RouteConnection, "_plan", lambda subject: subject == b"boom")
+    failed = inject(monkeypatch, RouteConnection, "_on_rmsg", lambda event: event[1] == b"boom")
     sub, pub = await client(a), await client(b)
     await sub.send(b"SUB boom 1\r\n")
     await sub.ping_pong()

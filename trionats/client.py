@@ -1,11 +1,10 @@
-"""A client session: INFO, CONNECT, SUB/UNSUB, PING/PONG, and delivering each PUB.
+"""A client session: INFO, CONNECT, SUB/UNSUB, PING/PONG, and handing each PUB to the core.
 
-The path of one PUB (`_on_pub`, all synchronous): count it, pedantic check, +OK if verbose,
-look up this publisher's delivery plan for the subject (encoded MSG heads per matching
-subscription, rebuilt when the sublist changes), append head + tail + payload to each
-subscriber's outbound queue and to one random member per queue group, then the 503
-no-responders reply if nothing was delivered. The writers of those connections are woken
-and send everything queued by this read in one `send_all` each.
+The path of one PUB (`_on_pub`, all synchronous): the pedantic subject check, reserved
+subjects, +OK if verbose; then the client's `Dispatcher` (core/dispatch.py) looks up its plan
+for the subject, queues the message to each target and counts it; then the 503 no-responders
+reply if nothing was delivered. The writers of those connections are woken and send
+everything queued by this read in one `send_all` each.
 """
 
 from __future__ import annotations
@@ -19,22 +18,9 @@ import trio
 from . import defaults, errors, tls
 from .auth import SYS_QUEUE, Failure, Identity, PendingPassword, PublishCheck
 from .auth.nkeys import new_nonce
-from .auth.permissions import GrantingOutbound
 from .connection import Connection
+from .core.dispatch import Dispatcher
 from .core.sublist import InvalidSubject, Subscription
-from .delivery import (
-    Plan,
-    deliver,
-    deliver_local,
-    deliver_routed,
-    deliver_routed_run,
-    deliver_run_to_groups,
-    deliver_run_to_plain,
-    local_target,
-    pick,
-    remote_members,
-    route_target,
-)
 from .errors import ProtocolError, Reason, go_quote
 from .logging import LEVELS, quoted_payload, redact_connect
 from .protocol import encode
@@ -47,11 +33,6 @@ from .protocol.subjects import has_wildcard, is_valid_literal_subject
 
 if TYPE_CHECKING:
     from .server import Server
-
-#: Encoded `<size>\r\n` MSG line tails by payload size (messages without a reply subject).
-_MSG_TAILS: dict[int, bytes] = {}
-_MSG_TAILS_SIZE = 4096
-
 
 class ClientConnection(Connection):
     id_label = "cid"
@@ -99,8 +80,8 @@ class ClientConnection(Connection):
         self.rtt_start = 0.0
         self.last_in = -float("inf")  # last time the client sent messages, subs or a PING
         self.in_msgs = self.in_bytes = self.out_msgs = self.out_bytes = 0
-        self._plans: dict[bytes, Plan] = {}
-        self._plans_generation = -1
+        #: Where this client's messages go: its plans, its deliveries, their counts.
+        self.dispatch = Dispatcher(self, self.sublist, server.stats, trio.current_time)
         #: (-ERR text, close reason) when the server turns this client away after its INFO.
         self.refusal: tuple[str, str] | None = None
         # TLS (trionats/tls.py), set by `upgrade`: what /connz shows, and the client's
@@ -353,7 +334,8 @@ class ClientConnection(Connection):
         self.headers = opts.headers and not server.options.no_header_support
         self.parser.headers = self.headers
         self.parser.pedantic = opts.pedantic
-        self._plans.clear()
+        self.dispatch.echo = opts.echo
+        self.dispatch.forget()
         if opts.account or opts.new_account:
             self.send_err(errors.AUTH_VIOLATION)
             self.close(Reason.AUTH_VIOLATION)
@@ -419,7 +401,7 @@ class ClientConnection(Connection):
             self.__dict__.pop("_on_pub", None)
             self.__dict__.pop("_on_pub_batch", None)
             self.__dict__.pop("_on_pub_run", None)
-        self._plans.clear()
+        self.dispatch.forget()
 
     # --- reload: authorization changed (server.py, nats-server's reloadAuthorization) ------
 
@@ -677,6 +659,7 @@ class ClientConnection(Connection):
         if sub is not None:
             if max_msgs > 0 and max_msgs > sub.delivered:
                 sub.max_msgs = max_msgs
+                self.sublist.plans_changed()
             else:
                 self.remove_sub(sub)
         if self.opts.verbose:
@@ -711,46 +694,21 @@ class ClientConnection(Connection):
 
     def _on_pub(self, event: Pub) -> None:
         subject, reply, header_size, data = event
-        self.in_msgs += 1
-        size = len(data) - 2
-        self.in_bytes += size
         opts = self.opts
         if opts.pedantic and subject and not is_valid_literal_subject(subject):
             self._answer_invalid_subject()
         if _reserved_subject(subject) or (reply and _reserved_reply(reply)):
-            self._refuse_reserved(subject, reply, size)
+            self._refuse_reserved(subject, reply, len(data) - 2)
             return
         if opts.verbose:
             self.outbound.write(encode.OK)
-
-        sublist = self.sublist
-        plans = self._plans
-        if self._plans_generation != sublist.generation:
-            plans.clear()
-            self._plans_generation = sublist.generation
-        plan = plans.get(subject)
-        if plan is None:
-            plan = self._build_plan(subject)
-        delivered = 0
-        if plan.plain or plan.queues:
-            if LEVELS.trace:
-                self._trace_deliveries(plan, subject, reply, header_size, data)
-            if plan.routed:
-                delivered = deliver_routed(plan, subject, reply, header_size, data)
-            elif header_size > 0:
-                targets = plan.plain + tuple(t for t in map(pick, plan.queues) if t is not None)
-                delivered = deliver_local(targets, subject, reply, header_size, data)
-            else:
-                tail = encode.msg_tail(reply, size)
-                delivered = deliver(plan, tail, data, size)
-        stats = self.server.stats
-        stats.in_msgs += 1
-        stats.in_bytes += size
-        if delivered:
-            stats.out_msgs += delivered
-            stats.out_bytes += delivered * size
-        elif reply and opts.no_responders:
-            self._no_responders(subject, reply)
+        dispatch = self.dispatch
+        plan = dispatch.plan(subject)
+        if LEVELS.trace and plan.plain:
+            self._trace_deliveries(plan, subject, reply, header_size, data)
+        if not dispatch.message(plan, subject, reply, header_size, data):
+            if reply and opts.no_responders:
+                self._no_responders(subject, reply)
 
     @staticmethod
     def _trace_deliveries(plan, subject: bytes, reply: bytes, header_size: int, data) -> None:
@@ -769,10 +727,9 @@ class ClientConnection(Connection):
             sub.client.log.trace(f"->> MSG_PAYLOAD: [{_quoted(body)}]")
 
     def _on_pub_batch(self, batch: PubBatch) -> None:
-        """Consecutive PUBs: `_on_pub` for each, with the connection's state held in locals.
-
-        Verbose and pedantic connections take `_on_pub` itself (their replies interleave).
-        """
+        """Consecutive PUBs: a span goes to the core whole when it can; otherwise each PUB
+        as `_on_pub` would (verbose and pedantic connections take `_on_pub` itself: their
+        replies interleave)."""
         opts = self.opts
         if opts.verbose or opts.pedantic:
             for event in batch.expand():
@@ -780,188 +737,46 @@ class ClientConnection(Connection):
                 if self.closed_reason is not None:
                     return
             return
-        if batch.span is not None and self._deliver_span(batch):
-            return
-        sublist = self.sublist
-        plans = self._plans
-        tails = _MSG_TAILS
-        count = in_bytes = delivered_msgs = delivered_bytes = 0
+        dispatch = self.dispatch
+        if batch.span is not None:
+            subject = batch.subject
+            line_start = b"PUB " + subject + b" "
+            plan = dispatch.plan(subject)
+            if dispatch.span(plan, batch.span, line_start, batch.count, batch.payload_bytes) is not None:
+                return
+        no_responders = opts.no_responders
         for subject, reply, data in batch.items():
-            count += 1
-            size = len(data) - 2
-            in_bytes += size
-            if self._plans_generation != sublist.generation:
-                plans.clear()
-                self._plans_generation = sublist.generation
-            plan = plans.get(subject) or self._build_plan(subject)
-            if plan.reserved or plan.routed or (reply and _reserved_reply(reply)):
-                count -= 1  # `_on_pub` counts it (and refuses or forwards it)
-                in_bytes -= size
-                self._on_pub(Pub(subject, reply, -1, data))
-                continue
-            if not plan.plain and not plan.queues:
-                if reply and opts.no_responders:
-                    self._no_responders(subject, reply)
-                continue
-            tail = None if reply else tails.get(size)
-            if tail is None:
-                tail = encode.msg_tail(reply, size)
-                if not reply and len(tails) < _MSG_TAILS_SIZE:
-                    tails[size] = tail
-            delivered = deliver(plan, tail, data, size)
-            delivered_msgs += delivered
-            delivered_bytes += delivered * size
+            plan = dispatch.plan(subject)
+            if plan.reserved or (reply and _reserved_reply(reply)):
+                self._on_pub(Pub(subject, reply, -1, data))  # refused there
+            elif not dispatch.message(plan, subject, reply, -1, data) and reply and no_responders:
+                self._no_responders(subject, reply)
             if self.closed_reason is not None:
                 break
-        self.in_msgs += count
-        self.in_bytes += in_bytes
-        stats = self.server.stats
-        stats.in_msgs += count
-        stats.in_bytes += in_bytes
-        stats.out_msgs += delivered_msgs
-        stats.out_bytes += delivered_bytes
-
-    def _deliver_span(self, batch: PubBatch) -> bool:
-        """PUBs in canonical form to one subject: each subscriber gets the received bytes
-        rewritten into its MSGs by one `bytes.replace` (`PUB <subject> ` -> its MSG head).
-
-        The same bytes as `_on_pub` for each message. Returns False, having done nothing,
-        when per-message handling matters (queue groups, a limit, allow_responses, a
-        reserved subject, a remote queue member) or a payload contains `PUB <subject> `."""
-        subject = batch.subject
-        sublist = self.sublist
-        if self._plans_generation != sublist.generation:
-            self._plans.clear()
-            self._plans_generation = sublist.generation
-        plan = self._plans.get(subject) or self._build_plan(subject)
-        plain = plan.plain
-        if (
-            plan.queues
-            or plan.granting
-            or plan.reserved
-            or any(target[0].max_msgs for target in plain)
-        ):
-            return False
-        span = batch.span
-        count = batch.count
-        old = b"PUB " + subject + b" "
-        if plain and span.count(old) != count:
-            return False  # a payload contains the line's start: replace would touch it
-        size = batch.payload_bytes
-        for sub, outbound, head, _ in plain:
-            outbound.write(span.replace(old, head))
-            client = sub.client
-            client.out_msgs += count
-            client.out_bytes += size
-            sub.delivered += count
-        self.in_msgs += count
-        self.in_bytes += size
-        stats = self.server.stats
-        stats.in_msgs += count
-        stats.in_bytes += size
-        stats.out_msgs += count * len(plain)
-        stats.out_bytes += size * len(plain)
-        return True
 
     def _on_pub_run(self, run: PubRun) -> None:
-        """Many PUBs with one control line: deliver them with one join per subscriber.
+        """Many PUBs with one control line: the core queues them with one join per target.
 
-        Equivalent to `_on_pub` for each message; falls back to exactly that whenever
-        per-message interleaving matters (verbose or pedantic replies, auto-unsubscribe
-        limits, no-responders replies).
+        Equivalent to `_on_pub` for each message, which it falls back to whenever the
+        client's replies interleave (verbose or pedantic, a refusal, no-responders replies).
         """
         subject, reply, parts = run
         opts = self.opts
-        sublist = self.sublist
-        if self._plans_generation != sublist.generation:
-            self._plans.clear()
-            self._plans_generation = sublist.generation
-        plan = self._plans.get(subject) or self._build_plan(subject)
+        dispatch = self.dispatch
+        plan = dispatch.plan(subject)
         if (
             opts.verbose
-            or plan.granting
             or plan.reserved
             or (reply and _reserved_reply(reply))
             or (opts.pedantic and not is_valid_literal_subject(subject))
-            or (reply and opts.no_responders and not (plan.plain or plan.queues))
-            or any(target[0].max_msgs for target in plan.plain)
-            or any(target[0].max_msgs for group in plan.queues for target in group)
+            or (reply and opts.no_responders and plan.empty)
         ):
             for event in run.expand():
                 self._on_pub(event)
                 if self.closed_reason is not None:
                     return
             return
-        count = len(parts)
-        size = len(parts[0]) - 2
-        self.in_msgs += count
-        self.in_bytes += count * size
-        delivered = 0
-        if plan.routed:
-            delivered = deliver_routed_run(plan, subject, reply, parts, size)
-        elif plan.plain or plan.queues:
-            tail = encode.msg_tail(reply, size)
-            delivered = deliver_run_to_plain(plan.plain, parts, tail, size)
-            if plan.queues:
-                delivered += deliver_run_to_groups(plan.queues, parts, tail, size)
-        stats = self.server.stats
-        stats.in_msgs += count
-        stats.in_bytes += count * size
-        stats.out_msgs += delivered
-        stats.out_bytes += delivered * size
-
-    def _build_plan(self, subject: bytes) -> Plan:
-        # Built once per subject and publisher, but also for every message of a publisher
-        # spreading over more subjects than the cache holds: kept lean.
-        result = self.sublist.match(subject)
-        echo = self.opts.echo
-
-        def wanted(sub: Subscription) -> bool:
-            client = sub.client
-            if client is self and not echo:
-                return False
-            deny = client.delivery_deny
-            return deny is None or not deny.denies_delivery(subject)
-
-        plain = []
-        routes = None  # servers with plain interest, in match order, once each
-        for sub in result.psubs:
-            if sub.client.is_route:
-                if routes is None:
-                    routes = {}
-                routes[sub.client] = None
-            elif wanted(sub):
-                plain.append(local_target(sub, subject))
-        if routes:
-            plain += [route_target(route, subject) for route in routes]
-        queues = []
-        routed = False
-        for members in result.qsubs:
-            group = []
-            for sub in members:
-                if sub.client.is_route:
-                    group += remote_members(sub)
-                    routed = True
-                elif wanted(sub):
-                    group.append(local_target(sub, subject))
-            if group:
-                queues.append(tuple(group))
-        plan = Plan(tuple(plain), tuple(queues), routed)
-        for target in plain:
-            if type(target[1]) is GrantingOutbound:
-                plan.granting = True
-        for group in queues:
-            for target in group:
-                if type(target[1]) is GrantingOutbound:
-                    plan.granting = True
-        plan.reserved = subject[:5] == b"_GR_." and len(subject) > 5
-        plans = self._plans
-        limit = min(max(defaults.DELIVERY_CACHE_SIZE, self.sublist.count), defaults.DELIVERY_CACHE_MAX)
-        if len(plans) >= limit:
-            for key in list(plans)[: len(plans) // 2]:  # the older half goes
-                del plans[key]
-        plans[subject] = plan
-        return plan
+        dispatch.run(plan, subject, reply, parts)
 
     # --- PUB with publish permissions (installed per connection by _accept_identity) -------
 
@@ -1002,9 +817,7 @@ class ClientConnection(Connection):
     def _refuse_reserved(self, subject: bytes, reply: bytes, size: int) -> None:
         """nats-server's reserved subjects: gateway-routed `_GR_.` subjects, and replies that
         look like service-import, JetStream-ack or gateway replies. -ERR, no +OK, dropped."""
-        stats = self.server.stats
-        stats.in_msgs += 1
-        stats.in_bytes += size
+        self.dispatch.received(1, size)
         if _reserved_subject(subject):
             self.log.error(f"Publish Violation - Subject {go_quote(subject)}")
             self.send_err(errors.publish_violation(subject))
@@ -1048,7 +861,7 @@ class ClientConnection(Connection):
         self.server.forget(self)
         for sub in list(self.subs.values()):
             self.closing_step(self.remove_sub, sub)
-        self._plans.clear()
+        self.dispatch.forget()
         self.log.debug(f"Client connection closed: {reason}", reason=reason)
 
 

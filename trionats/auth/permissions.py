@@ -148,30 +148,3 @@ class PublishCheck:
             while len(replies) >= defaults.MAX_RESPONSE_GRANTS:
                 del replies[next(iter(replies))]
         replies[reply] = [self.max_msgs, now + self.expires]
-
-
-class GrantingOutbound:
-    """A subscriber's outbound queue that also grants allow_responses for each reply subject.
-
-    Used in delivery plans in place of the connection's `Outbound` when that connection has
-    `allow_responses`, so the delivery loops stay as they are for everyone else. Only
-    `write_msg` is seen here: runs of messages take the per-message path for such plans.
-    """
-
-    __slots__ = ("outbound", "check", "clock")
-
-    def __init__(self, outbound, check: PublishCheck, clock) -> None:
-        self.outbound = outbound
-        self.check = check
-        self.clock = clock
-
-    def write_msg(self, head: bytes, tail: bytes, data: bytes, size: int) -> None:
-        self.outbound.write_msg(head, tail, data, size)
-        # The tail is `[reply ]<size>\r\n` (MSG) or `[reply ]<hdr> <size>\r\n` (HMSG).
-        sizes = 2 if head[:1] == b"H" else 1
-        parts = tail.split(b" ")
-        if len(parts) > sizes:
-            self.check.grant(parts[0], self.clock())
-
-    def write(self, data: bytes) -> None:
-        self.outbound.write(data)

@@ -164,9 +164,10 @@ class Sublist:
         self._changed(subject)
         return True
 
-    def reweighed(self) -> None:
-        """A remote queue subscription's weight changed: matches are the same, but delivery
-        plans (which spread picks by weight) must be rebuilt."""
+    def plans_changed(self) -> None:
+        """Matches are the same, but delivery plans built from them must be rebuilt: a
+        remote queue subscription's weight changed (picks are spread by weight), or a
+        subscription got an auto-unsubscribe limit (plans say which targets have one)."""
         self.generation += 1
 
     def _changed(self, subject: bytes, added: Subscription | None = None) -> None:

@@ -28,16 +28,8 @@ import trio
 from .. import defaults, errors, tls
 from ..auth.certmap import names_route
 from ..auth.users import is_bcrypt
+from ..core.dispatch import Dispatcher
 from ..core.sublist import Subscription
-from ..auth.permissions import GrantingOutbound
-from ..delivery import (
-    InboundPlan,
-    deliver,
-    deliver_inbound,
-    deliver_run_to_groups,
-    deliver_run_to_plain,
-    local_target,
-)
 from ..connection import Connection
 from ..errors import ProtocolError, Reason
 from ..protocol import encode
@@ -146,8 +138,8 @@ class RouteConnection(Connection):
         self._pending_connect: tuple[bytes, dict] | None = None
         self._paused_events = None
         self._password_ok = False
-        self._plans: dict[bytes, InboundPlan] = {}
-        self._plans_generation = -1
+        #: Where this route's messages go (local subscribers only): plans, deliveries, counts.
+        self.dispatch = Dispatcher(self, self.sublist, server.stats, trio.current_time, inbound=True)
         #: An accepted route must send its CONNECT within the cluster's auth timeout.
         self.connect_deadline = math.inf if self.solicited else self.start_time + cluster.auth_timeout
         # nats-server's first route PING comes about a second after the route is created.
@@ -488,7 +480,7 @@ class RouteConnection(Connection):
         if sub is not None:
             if queue is not None and weight != sub.weight:
                 sub.weight = max(weight, 1)
-                self.sublist.reweighed()  # plans spread picks by weight: rebuild them
+                self.sublist.plans_changed()  # plans spread picks by weight: rebuild them
             return
         sub = Subscription(self, subject, queue, b"", max(weight, 1))
         self.sublist.insert(sub)
@@ -516,126 +508,34 @@ class RouteConnection(Connection):
 
     def _on_rmsg(self, event: RMsg) -> None:
         account, subject, reply, queues, header_size, data = event
-        size = len(data) - 2
-        self.in_msgs += 1
-        self.in_bytes += size
-        stats = self.server.stats
-        stats.in_msgs += 1
-        stats.in_bytes += size
+        dispatch = self.dispatch
         if account != GLOBAL_ACCOUNT or not self.registered:
+            dispatch.received(1, len(data) - 2)  # counted, delivered to nobody
             return
-        plan = self._plan(subject)
-        if queues or header_size >= 0:
-            delivered = deliver_inbound(plan, queues, subject, reply, header_size, data)
-        elif plan.plain:
-            delivered = deliver(plan, encode.msg_tail(reply, size), data, size)
-        else:
-            return
-        if delivered:
-            stats.out_msgs += delivered
-            stats.out_bytes += delivered * size
+        dispatch.message(dispatch.plan(subject), subject, reply, header_size, data, queues)
 
     def _on_rmsg_run(self, run: RMsgRun) -> None:
-        """Identical RMSGs (a publisher's run, forwarded as one): one join per subscriber.
-
-        The same as `_on_rmsg` for each (a named queue group gets one local member per
-        message); it falls back to exactly that when per-message handling matters
-        (auto-unsubscribe limits, allow_responses; a limit can be set after the plan was
-        built, so it is checked per run)."""
+        """Identical RMSGs (a publisher's run, forwarded as one): the core queues them with
+        one join per target, as `_on_rmsg` would one by one."""
         account, subject, reply, queues, parts = run
         if account != GLOBAL_ACCOUNT or not self.registered:
             for event in run.expand():
                 self._on_rmsg(event)
             return
-        plan = self._plan(subject)
-        groups = [plan.groups[name] for name in queues if name in plan.groups]
-        if (
-            plan.granting
-            or any(target[0].max_msgs for target in plan.plain)
-            or any(target[0].max_msgs for group in groups for target in group)
-            or any(type(target[1]) is GrantingOutbound for group in groups for target in group)
-        ):
-            for event in run.expand():
-                self._on_rmsg(event)
-            return
-        count = len(parts)
-        size = len(parts[0]) - 2
-        self.in_msgs += count
-        self.in_bytes += count * size
-        stats = self.server.stats
-        stats.in_msgs += count
-        stats.in_bytes += count * size
-        if not plan.plain and not groups:
-            return
-        tail = encode.msg_tail(reply, size)
-        delivered = deliver_run_to_plain(plan.plain, parts, tail, size)
-        if groups:  # one local member of each named group per message
-            delivered += deliver_run_to_groups(groups, parts, tail, size)
-        stats.out_msgs += delivered
-        stats.out_bytes += delivered * size
+        dispatch = self.dispatch
+        dispatch.run(dispatch.plan(subject), subject, reply, parts, queues)
 
     def _on_rmsg_span(self, span: RMsgSpan) -> None:
-        """RMSGs in canonical form to one subject: each local subscriber gets the received
-        bytes rewritten into its MSGs by one `bytes.replace` (`RMSG $G <subject> ` -> its
-        MSG head), as a client's span of PUBs is (ClientConnection._deliver_span)."""
+        """RMSGs in canonical form to one subject: the core rewrites the received bytes into
+        each local subscriber's MSGs, as a client's span of PUBs is."""
         account, subject, data, size, count = span
-        plan = None
         if account == GLOBAL_ACCOUNT and self.registered:
-            plan = self._plan(subject)
-        old = b"RMSG " + account + b" " + subject + b" "
-        if (
-            plan is None
-            or plan.granting
-            or any(target[0].max_msgs for target in plan.plain)
-            or (plan.plain and data.count(old) != count)  # a payload holds the line's start
-        ):
-            for event in span.expand():
-                self._on_rmsg(event)
-            return
-        self.in_msgs += count
-        self.in_bytes += size
-        stats = self.server.stats
-        stats.in_msgs += count
-        stats.in_bytes += size
-        for sub, outbound, head, _ in plan.plain:
-            outbound.write(data.replace(old, head))
-            client = sub.client
-            client.out_msgs += count
-            client.out_bytes += size
-            sub.delivered += count
-        stats.out_msgs += count * len(plan.plain)
-        stats.out_bytes += size * len(plan.plain)
-
-    def _plan(self, subject: bytes) -> InboundPlan:
-        """The cached plan of `subject`; all plans go when the sublist changes."""
-        generation = self.sublist.generation
-        if self._plans_generation != generation:
-            self._plans.clear()
-            self._plans_generation = generation
-        return self._plans.get(subject) or self._build_plan(subject)
-
-    def _build_plan(self, subject: bytes) -> InboundPlan:
-        """Local subscribers of `subject` (route interest never gets a routed message)."""
-        result = self.sublist.match(subject)
-
-        def wanted(sub: Subscription) -> bool:
-            client = sub.client
-            if client.is_route:
-                return False
-            deny = client.delivery_deny
-            return deny is None or not deny.denies_delivery(subject)
-
-        plain = tuple(local_target(sub, subject) for sub in result.psubs if wanted(sub))
-        queues = {}
-        for members in result.qsubs:
-            group = tuple(local_target(sub, subject) for sub in members if wanted(sub))
-            if group:
-                queues[group[0][0].queue] = group
-        plan = InboundPlan(plain, queues)
-        if len(self._plans) >= defaults.DELIVERY_CACHE_SIZE:
-            self._plans.clear()
-        self._plans[subject] = plan
-        return plan
+            dispatch = self.dispatch
+            line_start = b"RMSG " + account + b" " + subject + b" "
+            if dispatch.span(dispatch.plan(subject), data, line_start, count, size) is not None:
+                return
+        for event in span.expand():
+            self._on_rmsg(event)
 
     def forward(
         self, subject: bytes, reply: bytes, queues: list[bytes], header_size: int, data: bytes
@@ -685,7 +585,7 @@ class RouteConnection(Connection):
 
     def on_close(self, reason: str) -> None:
         self._drop_remote_interest()
-        self._plans.clear()
+        self.dispatch.forget()
         if self.registered:
             self.log.info(f"Route connection closed: {reason}", reason=reason)
             self.closing_step(self.cluster.unregister, self)

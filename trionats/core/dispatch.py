@@ -1,0 +1,506 @@
+"""The delivery core: where a message goes, and how each shape of message is queued there.
+
+Every message a connection receives for delivery, from a client (PUB/HPUB) or from a route
+(RMSG/HMSG), goes through one `Dispatcher`: the one owned by the connection it came from.
+It keeps that source's plan cache (one eviction rule), builds plans (one builder), queues
+the message to each target, and counts (one place). Nothing else queues messages.
+
+A plan is what one sublist match means for one source: the plain targets (encoded MSG
+heads per subscription), the queue groups, and flags saying when message-by-message
+delivery matters. A target is a tuple (subscription, outbound, msg_head, hmsg_head or None
+if the subscriber takes no headers). Route interest appears two ways (route-protocol.md §4):
+a server with plain interest is one more plain target, whose heads are `RMSG $G <subject> `
+and `HMSG $G <subject> `, so it gets one copy however many of its subscriptions match; a
+remote queue group's members are entries whose outbound is None, one per unit of the
+group's weight, and picking one means "forward to that server, naming the group".
+
+Messages come in three shapes, and each renders itself for a target:
+
+* one message (`message`): subject, reply, header size (-1 or 0: none) and data;
+* a run (`run`): consecutive messages with one control line, rendered per target as one
+  join of its payloads;
+* a span (`span`): messages in canonical form to one subject, as received, rendered per
+  target by one `bytes.replace` of the line's start with the target's head.
+
+A run or span falls back to its messages one by one whenever the per-message path would do
+something a joined rendering cannot (a queue pick per message for a span, a reply grant, an
+auto-unsubscribe limit, a connection with two targets); `tests/test_dispatch.py` checks every shape queues exactly the
+bytes, order and counts of that path. All of it is synchronous: nothing here awaits, and
+the clock (for reply grants) is handed in.
+"""
+
+from __future__ import annotations
+
+import random
+
+from ..defaults import DELIVERY_CACHE_MAX, DELIVERY_CACHE_SIZE
+from ..protocol import encode
+from .sublist import Subscription
+
+_random = random.random
+
+#: Encoded `<size>\r\n` MSG line tails by payload size (messages without a reply subject).
+_MSG_TAILS: dict[int, bytes] = {}
+_MSG_TAILS_SIZE = 4096
+
+
+def msg_tail(reply: bytes, size: int) -> bytes:
+    """`[reply ]<size>\\r\\n`, from a table for the common reply-less sizes."""
+    if reply:
+        return encode.msg_tail(reply, size)
+    tail = _MSG_TAILS.get(size)
+    if tail is None:
+        tail = encode.msg_tail(b"", size)
+        if len(_MSG_TAILS) < _MSG_TAILS_SIZE:
+            _MSG_TAILS[size] = tail
+    return tail
+
+
+class Plan:
+    """The targets of one subject for one source.
+
+    `queues` holds each queue group's members (a client's plan); `groups` the same by queue
+    name (a route's plan: the sender names the groups to serve). `routed`: a queue group has
+    members on other servers. `granting`: a target grants allow_responses (message by
+    message). `limited`: a target has an auto-unsubscribe limit. `shared`: a connection
+    holds more than one target (say `a.*` and `a.b`, or two queue members), so its
+    copies of consecutive messages interleave. `reserved`: clients may not publish to this
+    subject. Runs and spans go message by message when any of the first three holds.
+    """
+
+    __slots__ = ("plain", "queues", "groups", "routed", "granting", "limited", "shared", "reserved")
+
+    def __init__(self, plain: tuple, queues: tuple, groups: dict, routed: bool) -> None:
+        self.plain = plain
+        self.queues = queues
+        self.groups = groups
+        self.routed = routed
+        every = plain + tuple(t for group in queues for t in group)
+        every += tuple(t for group in groups.values() for t in group)
+        self.granting = any(type(t[1]) is GrantingOutbound for t in every)
+        self.limited = any(t[0].max_msgs for t in every)
+        owners = [t[0].client for t in every if t[1] is not None]
+        self.shared = len(owners) != len(set(owners))
+        self.reserved = False
+
+    @property
+    def empty(self) -> bool:
+        return not (self.plain or self.queues or self.groups)
+
+
+def pick(group: tuple):
+    """One member of a queue group, at random; skips members unsubscribed meanwhile."""
+    count = len(group)
+    start = int(_random() * count) if count > 1 else 0
+    for i in range(count):
+        target = group[(start + i) % count]
+        if not target[0].closed:
+            return target
+    return None
+
+
+class Dispatcher:
+    """One source connection's way into the core: its plans and every delivery it makes.
+
+    `source` is the client or route the messages come from (its counters are kept here);
+    `stats` the server's totals; `inbound` is True for a route (its messages go to local
+    subscribers only, and name the queue groups to serve); `clock` gives the time for
+    reply grants. A client sets `echo` from its CONNECT (and calls `forget` then).
+    """
+
+    def __init__(self, source, sublist, stats, clock, *, inbound: bool = False) -> None:
+        self.source = source
+        self.sublist = sublist
+        self.stats = stats
+        self.clock = clock
+        self.inbound = inbound
+        self.echo = True
+        self._plans: dict[bytes, Plan] = {}
+        self._generation = -1
+
+    # --- plans ----------------------------------------------------------------------------
+
+    def plan(self, subject: bytes) -> Plan:
+        """The cached plan of `subject`; every plan goes when the sublist changes."""
+        if self._generation != self.sublist.generation:
+            self._plans.clear()
+            self._generation = self.sublist.generation
+        plan = self._plans.get(subject)
+        if plan is None:
+            plan = self._build(subject)
+        return plan
+
+    def forget(self) -> None:
+        """Drop every plan (the source's echo, permissions or identity changed)."""
+        self._plans.clear()
+
+    def _build(self, subject: bytes) -> Plan:
+        # Built once per subject and source, but also for every message of a publisher
+        # spreading over more subjects than the cache holds: kept lean.
+        result = self.sublist.match(subject)
+        source = self.source
+        inbound = self.inbound
+        echo = self.echo
+        clock = self.clock
+
+        def wanted(sub: Subscription) -> bool:
+            client = sub.client
+            if client is source and not echo:
+                return False
+            deny = client.delivery_deny
+            return deny is None or not deny.denies_delivery(subject)
+
+        plain = []
+        routes = None  # servers with plain interest, in match order, once each
+        for sub in result.psubs:
+            if sub.client.is_route:
+                if not inbound:  # a routed message never goes on to another server
+                    if routes is None:
+                        routes = {}
+                    routes[sub.client] = None
+            elif wanted(sub):
+                plain.append(local_target(sub, subject, clock))
+        if routes:
+            plain += [route_target(route, subject) for route in routes]
+        queues = []
+        groups = {}
+        routed = False
+        for members in result.qsubs:
+            group = []
+            for sub in members:
+                if sub.client.is_route:
+                    if not inbound:
+                        group += remote_members(sub)
+                        routed = True
+                elif wanted(sub):
+                    group.append(local_target(sub, subject, clock))
+            if group:
+                if inbound:
+                    groups[group[0][0].queue] = tuple(group)
+                else:
+                    queues.append(tuple(group))
+        plan = Plan(tuple(plain), tuple(queues), groups, routed)
+        plan.reserved = subject[:5] == b"_GR_." and len(subject) > 5
+        plans = self._plans
+        limit = min(max(DELIVERY_CACHE_SIZE, self.sublist.count), DELIVERY_CACHE_MAX)
+        if len(plans) >= limit:
+            for key in list(plans)[: len(plans) // 2]:  # the older half goes
+                del plans[key]
+        plans[subject] = plan
+        return plan
+
+    # --- the three shapes -----------------------------------------------------------------
+
+    def message(self, plan: Plan, subject: bytes, reply: bytes, header_size: int,
+                data: bytes, queues=()) -> int:  # fmt: skip
+        """Queue one message (`data`: headers + payload + CRLF; `header_size` -1 or 0 for
+        none); `queues` names the groups a route's message is for. Counts it; returns how
+        many targets got it."""
+        size = len(data) - 2
+        delivered = self._message(plan, subject, reply, header_size, data, queues) if not plan.empty else 0
+        self.received(1, size, delivered, delivered * size)
+        return delivered
+
+    def run(self, plan: Plan, subject: bytes, reply: bytes, parts: list, queues=()) -> int:
+        """Queue messages with one control line (`parts`: each payload + CRLF, all the same
+        size): each target's share joined and queued once. Counts them."""
+        count = len(parts)
+        size = len(parts[0]) - 2
+        if plan.granting or plan.limited or plan.shared:
+            delivered = 0
+            for part in parts:  # (a limit reached changes the plan of the next one)
+                delivered += self.message(self.plan(subject), subject, reply, -1, part, queues)
+            return delivered
+        delivered = 0
+        if not plan.empty:
+            tail = msg_tail(reply, size)
+            if plan.routed:
+                delivered = self._run_routed(plan, subject, reply, parts, tail, size)
+            else:
+                delivered = _run_to_plain(plan.plain, parts, tail, size)
+                groups = plan.queues or self._named(plan, queues)
+                if groups:
+                    delivered += _run_to_groups(groups, parts, tail, size)
+        self.received(count, count * size, delivered, delivered * size)
+        return delivered
+
+    def span(self, plan: Plan, span: bytes, line_start: bytes, count: int,
+             payload_bytes: int) -> int | None:  # fmt: skip
+        """Queue `count` messages in canonical form, as received in `span` (each line starts
+        with `line_start`; no reply, no queue groups named): each plain target gets the span
+        with `line_start` replaced by its head. Counts them and returns how many targets got
+        them; or returns None, having done nothing, when the messages must go one by one
+        (queue groups, reply grants, limits, shared connections, a reserved subject, or a
+        payload that holds `line_start`)."""
+        plain = plan.plain
+        if (
+            plan.queues
+            or plan.granting
+            or plan.limited
+            or plan.shared
+            or plan.reserved
+            or (plain and span.count(line_start) != count)
+        ):
+            return None
+        for sub, outbound, head, _ in plain:
+            outbound.write(span.replace(line_start, head))
+            _count(sub, count, payload_bytes)
+        delivered = count * len(plain)
+        self.received(count, payload_bytes, delivered, payload_bytes * len(plain))
+        return delivered
+
+    # --- rendering ------------------------------------------------------------------------
+
+    def _message(self, plan, subject, reply, header_size, data, queues) -> int:
+        if plan.routed:
+            return self._message_routed(plan, subject, reply, header_size, data)
+        targets = plan.plain
+        groups = plan.queues or self._named(plan, queues)
+        if groups:
+            picked = tuple(t for t in map(pick, groups) if t is not None)
+            targets = targets + picked
+        if header_size > 0:
+            return _queue_with_headers(targets, reply, header_size, data)
+        size = len(data) - 2
+        tail = msg_tail(reply, size)
+        total = len(tail) + len(data)
+        for target in targets:
+            sub, outbound, head, _ = target
+            outbound.write_msg(head, tail, data, len(head) + total)
+            client = sub.client
+            client.out_msgs += 1
+            client.out_bytes += size
+            sub.delivered += 1
+            if sub.max_msgs and sub.delivered >= sub.max_msgs:
+                client.remove_sub(sub)
+        return len(targets)
+
+    @staticmethod
+    def _named(plan: Plan, queues) -> list:
+        """The local groups a route's message names (a group with no member here is skipped)."""
+        if not queues:
+            return []
+        groups = plan.groups
+        return [groups[name] for name in queues if name in groups]
+
+    def _message_routed(self, plan, subject, reply, header_size, data) -> int:
+        """A client's message when a queue group has members on other servers: each server
+        a pick landed on gets one RMSG/HMSG naming those groups, which also serves its plain
+        subscribers (so its plain copy is not sent). The one-hop rule: it goes no further."""
+        picked, forward = _pick_members(plan.queues)
+        targets = [t for t in plan.plain if t[0].client not in forward] if forward else list(plan.plain)
+        targets += picked
+        if header_size > 0:
+            delivered = _queue_with_headers(targets, reply, header_size, data) if targets else 0
+        else:
+            delivered = _queue_with_headers(targets, reply, -1, data) if targets else 0
+        for route, names in forward.items():
+            route.forward(subject, reply, names, header_size if header_size > 0 else -1, data)
+        return delivered + len(forward)
+
+    def _run_routed(self, plan, subject, reply, parts, tail, size) -> int:
+        """A run whose queue groups have members on other servers: each message picks its
+        members as `_message_routed` does; each connection's bytes are joined and queued once."""
+        count = len(parts)
+        delivered = 0
+        plain_routes = []
+        for target in plan.plain:
+            sub, outbound, head, _ = target
+            if sub.client.is_route:
+                plain_routes.append(sub.client)
+                continue
+            prefix = head + tail
+            outbound.write(prefix + prefix.join(parts))
+            _count(sub, count, count * size)
+            delivered += count
+        shares: dict[int, list] = {}  # id(local member) -> [member, its payloads...]
+        chunks: dict = {}  # route -> [RMSG line, payload, ...]
+        lines: dict[tuple, bytes] = {}  # queue names -> the RMSG line naming them
+        for part in parts:
+            picked, forward = _pick_members(plan.queues)
+            for target in picked:
+                share = shares.get(id(target))
+                if share is None:
+                    share = shares[id(target)] = [target]
+                share.append(part)
+            for route in plain_routes:
+                forward.setdefault(route, [])  # a queue-form copy serves its plain interest too
+            for route, names in forward.items():
+                key = tuple(names)
+                line = lines.get(key)
+                if line is None:
+                    line = lines[key] = encode.rmsg_line(b"$G", subject, reply, key, -1, size)
+                route_chunks = chunks.get(route)
+                if route_chunks is None:
+                    route_chunks = chunks[route] = []
+                route_chunks += (line, part)
+        for share in shares.values():
+            sub, outbound, head, _ = share[0]
+            prefix = head + tail
+            outbound.write(prefix + prefix.join(share[1:]))
+            _count(sub, len(share) - 1, (len(share) - 1) * size)
+            delivered += len(share) - 1
+        for route, route_chunks in chunks.items():
+            sent = len(route_chunks) // 2
+            route.outbound.write(b"".join(route_chunks))
+            route.out_msgs += sent
+            route.out_bytes += sent * size
+            delivered += sent
+        return delivered
+
+    # --- counting -------------------------------------------------------------------------
+
+    def received(self, msgs: int, size: int, out_msgs: int = 0, out_bytes: int = 0) -> None:
+        """The one place messages are counted: received by the source (`size`: payload
+        bytes), delivered `out_msgs` times in all, and the server's totals. Messages refused
+        or dropped are counted here too, with nothing delivered. (A subscriber's own
+        counts are kept as it is served.)"""
+        source = self.source
+        source.in_msgs += msgs
+        source.in_bytes += size
+        stats = self.stats
+        stats.in_msgs += msgs
+        stats.in_bytes += size
+        if out_msgs:
+            stats.out_msgs += out_msgs
+            stats.out_bytes += out_bytes
+
+
+class GrantingOutbound:
+    """A subscriber's outbound queue that also grants allow_responses for each reply subject.
+
+    Used in delivery plans in place of the connection's `Outbound` when that connection has
+    `allow_responses`, so the delivery loops stay as they are for everyone else. Only
+    `write_msg` is seen here: runs of messages take the per-message path for such plans.
+    """
+
+    __slots__ = ("outbound", "check", "clock")
+
+    def __init__(self, outbound, check, clock) -> None:
+        self.outbound = outbound
+        self.check = check
+        self.clock = clock
+
+    def write_msg(self, head: bytes, tail: bytes, data: bytes, size: int) -> None:
+        self.outbound.write_msg(head, tail, data, size)
+        # The tail is `[reply ]<size>\r\n` (MSG) or `[reply ]<hdr> <size>\r\n` (HMSG).
+        sizes = 2 if head[:1] == b"H" else 1
+        parts = tail.split(b" ")
+        if len(parts) > sizes:
+            self.check.grant(parts[0], self.clock())
+
+    def write(self, data: bytes) -> None:
+        self.outbound.write(data)
+
+
+# --- targets -------------------------------------------------------------------------------
+
+
+def local_target(sub, subject: bytes, clock) -> tuple:
+    """A local subscription as a plan target, its heads encoded for `subject`.
+
+    A subscriber allowed to answer requests (allow_responses) gets a queue that also
+    grants it each reply subject it receives.
+    """
+    client = sub.client
+    hhead = encode.hmsg_head(subject, sub.sid) if client.headers else None
+    outbound = client.outbound
+    check = client.pub_check
+    if check is not None and check.perms.responses is not None:
+        outbound = GrantingOutbound(outbound, check, clock)
+    return (sub, outbound, encode.msg_head(subject, sub.sid), hhead)
+
+
+def route_target(route, subject: bytes) -> tuple:
+    """A server with plain interest in `subject`, as a plain target (one copy per message)."""
+    hhead = b"HMSG $G " + subject + b" " if route.headers else None
+    return (Subscription(route, subject, None, b""), route.outbound,
+            b"RMSG $G " + subject + b" ", hhead)  # fmt: skip
+
+
+def remote_members(sub) -> list:
+    """A remote queue subscription as plan members: `weight` entries, outbound None."""
+    return [(sub, None, None, None)] * max(sub.weight, 1)
+
+
+def _pick_members(queues) -> tuple[list, dict]:
+    """One member of each queue group: the local picks, and per server the groups picked
+    there (a remote member stands for its server)."""
+    local: list = []
+    forward: dict = {}
+    for group in queues:
+        target = pick(group)
+        if target is None:
+            continue
+        if target[1] is None:
+            sub = target[0]
+            forward.setdefault(sub.client, []).append(sub.queue)
+        else:
+            local.append(target)
+    return local, forward
+
+
+def _queue_with_headers(targets, reply: bytes, header_size: int, data: bytes) -> int:
+    """One message to each target: MSG, or for a message with headers HMSG to subscribers
+    that take headers and the bare payload as MSG to the others."""
+    size = len(data) - 2
+    if header_size < 0:
+        tail = msg_tail(reply, size)
+        htail = body = mtail = b""
+    else:
+        htail = encode.hmsg_tail(reply, header_size, size)
+        body = data[header_size:]
+        mtail = encode.msg_tail(reply, size - header_size)
+    for sub, outbound, head, hhead in targets:
+        client = sub.client
+        if header_size < 0:
+            outbound.write_msg(head, tail, data, len(head) + len(tail) + len(data))
+            client.out_bytes += size
+        elif hhead is not None:
+            outbound.write_msg(hhead, htail, data, len(hhead) + len(htail) + len(data))
+            client.out_bytes += size
+        else:
+            outbound.write_msg(head, mtail, body, len(head) + len(mtail) + len(body))
+            client.out_bytes += size - header_size
+        client.out_msgs += 1
+        sub.delivered += 1
+        if sub.max_msgs and sub.delivered >= sub.max_msgs:
+            client.remove_sub(sub)
+    return len(targets)
+
+
+def _run_to_plain(targets, parts: list, tail: bytes, size: int) -> int:
+    """A run to plain targets: each one's MSGs joined and queued once."""
+    count = len(parts)
+    for sub, outbound, head, _ in targets:
+        prefix = head + tail
+        outbound.write(prefix + prefix.join(parts))
+        _count(sub, count, count * size)
+    return count * len(targets)
+
+
+def _run_to_groups(groups, parts: list, tail: bytes, size: int) -> int:
+    """Each message of a run to one member of each group; each member's share joined once."""
+    shares: dict[int, list] = {}
+    for part in parts:
+        for group in groups:
+            target = pick(group)
+            if target is not None:
+                share = shares.get(id(target))
+                if share is None:
+                    share = shares[id(target)] = [target]
+                share.append(part)
+    for share in shares.values():
+        sub, outbound, head, _ = share[0]
+        prefix = head + tail
+        outbound.write(prefix + prefix.join(share[1:]))
+        _count(sub, len(share) - 1, (len(share) - 1) * size)
+    return sum(len(share) - 1 for share in shares.values())
+
+
+def _count(sub, count: int, size: int) -> None:
+    """A subscriber got `count` messages of `size` payload bytes in all."""
+    client = sub.client
+    client.out_msgs += count
+    client.out_bytes += size
+    sub.delivered += count
