@@ -401,6 +401,7 @@ class ClientConnection(Connection):
             self.__dict__.pop("_on_pub", None)
             self.__dict__.pop("_on_pub_batch", None)
             self.__dict__.pop("_on_pub_run", None)
+        self.dispatch.may_publish = self.pub_check.perms.can_publish if self.pub_check else None
         self.dispatch.forget()
 
     # --- reload: authorization changed (server.py, nats-server's reloadAuthorization) ------
@@ -782,7 +783,7 @@ class ClientConnection(Connection):
 
     def _checked_pub(self, event: Pub) -> None:
         subject = event[0]
-        if self.pub_check.allowed(subject, trio.current_time()):
+        if self.dispatch.plan(subject).permitted or self.pub_check.granted(subject, trio.current_time()):
             ClientConnection._on_pub(self, event)
             return
         if self.opts.pedantic and subject and not is_valid_literal_subject(subject):
@@ -790,13 +791,12 @@ class ClientConnection(Connection):
         self._pub_violation(subject, len(event[3]) - 2)
 
     def _checked_pub_batch(self, batch: PubBatch) -> None:
-        check = self.pub_check
-        now = trio.current_time()
-        # (allowed() uses up reply grants: asked only when there are none)
-        if not check.replies and (
-            check.allowed(batch.subject, now)
+        plan = self.dispatch.plan
+        # (a grant is used up by each message it admits: with grants open, go one by one)
+        if not self.pub_check.replies and (
+            plan(batch.subject).permitted
             if batch.pubs is None  # a span: one subject
-            else all(check.allowed(p[0], now) for p in batch.pubs)
+            else all(plan(p[0]).permitted for p in batch.pubs)
         ):
             ClientConnection._on_pub_batch(self, batch)
             return
@@ -806,7 +806,7 @@ class ClientConnection(Connection):
                 return
 
     def _checked_pub_run(self, run: PubRun) -> None:
-        if not self.pub_check.replies and self.pub_check.allowed(run[0], trio.current_time()):
+        if not self.pub_check.replies and self.dispatch.plan(run[0]).permitted:
             ClientConnection._on_pub_run(self, run)
             return
         for event in run.expand():

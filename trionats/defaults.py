@@ -151,8 +151,6 @@ AUTH_BCRYPT_THREADS = 2
 #: the window, so a flood of bad logins cannot flood the log.
 AUTH_FAILURE_LOG_BURST = 10
 AUTH_FAILURE_LOG_WINDOW = 10.0
-#: Per-connection cache of publish permission verdicts (subject -> allowed); cleared when full.
-PERMISSION_CACHE_SIZE = 1024
 #: Reply subjects one allow_responses connection may hold at once; past it expired ones go,
 #: then the oldest.
 MAX_RESPONSE_GRANTS = 10000

@@ -103,13 +103,15 @@ class CompiledPermissions:
 
 
 class PublishCheck:
-    """A connection's publish verdicts, cached per subject (bounded), plus allowed replies."""
+    """A connection's publish permissions and the reply subjects allow_responses opened.
 
-    __slots__ = ("perms", "cache", "replies", "max_msgs", "expires")
+    Verdicts per subject are cached in the connection's delivery plans (core/dispatch.py,
+    `Plan.permitted`); a refused subject is then looked up in the grants."""
+
+    __slots__ = ("perms", "replies", "max_msgs", "expires")
 
     def __init__(self, perms: CompiledPermissions) -> None:
         self.perms = perms
-        self.cache: dict[bytes, bool] = {}
         #: allow_responses: reply subject -> [remaining (negative = unlimited), expiry time]
         self.replies: dict[bytes, list] = {}
         responses = perms.responses
@@ -118,26 +120,25 @@ class PublishCheck:
         self.expires = (responses and responses.expires) or defaults.ALLOW_RESPONSES_EXPIRES
 
     def allowed(self, subject: bytes, now: float) -> bool:
-        verdict = self.cache.get(subject)
-        if verdict is None:
-            verdict = self.perms.can_publish(subject)
-            if len(self.cache) >= defaults.PERMISSION_CACHE_SIZE:
-                self.cache.clear()
-            self.cache[subject] = verdict
-        if verdict:
-            return True
-        if self.replies:
-            grant = self.replies.get(subject)
-            if grant is not None:
-                if grant[1] < now:
-                    del self.replies[subject]
-                    return False
-                if grant[0] > 0:
-                    grant[0] -= 1
-                    if grant[0] == 0:
-                        del self.replies[subject]
-                return True
-        return False
+        """May the connection publish to `subject` now (uses up a reply grant if needed)."""
+        return self.perms.can_publish(subject) or self.granted(subject, now)
+
+    def granted(self, subject: bytes, now: float) -> bool:
+        """Is `subject` a reply this connection was granted (and not expired or used up)?
+        Uses up one message of the grant."""
+        if not self.replies:
+            return False
+        grant = self.replies.get(subject)
+        if grant is None:
+            return False
+        if grant[1] < now:
+            del self.replies[subject]
+            return False
+        if grant[0] > 0:
+            grant[0] -= 1
+            if grant[0] == 0:
+                del self.replies[subject]
+        return True
 
     def grant(self, reply: bytes, now: float) -> None:
         """A message with `reply` was delivered to this connection: it may answer it."""

@@ -66,9 +66,12 @@ class Plan:
     holds more than one target (say `a.*` and `a.b`, or two queue members), so its
     copies of consecutive messages interleave. `reserved`: clients may not publish to this
     subject. Runs and spans go message by message when any of the first three holds.
+    `permitted`: the source's publish permissions allow this subject (a refused one may
+    still be a reply it was granted: the source checks that).
     """
 
-    __slots__ = ("plain", "queues", "groups", "routed", "granting", "limited", "shared", "reserved")
+    __slots__ = ("plain", "queues", "groups", "routed", "granting", "limited", "shared",
+                 "reserved", "permitted")  # fmt: skip
 
     def __init__(self, plain: tuple, queues: tuple, groups: dict, routed: bool) -> None:
         self.plain = plain
@@ -82,6 +85,7 @@ class Plan:
         owners = [t[0].client for t in every if t[1] is not None]
         self.shared = len(owners) != len(set(owners))
         self.reserved = False
+        self.permitted = True
 
     @property
     def empty(self) -> bool:
@@ -105,7 +109,8 @@ class Dispatcher:
     `source` is the client or route the messages come from (its counters are kept here);
     `stats` the server's totals; `inbound` is True for a route (its messages go to local
     subscribers only, and name the queue groups to serve); `clock` gives the time for
-    reply grants. A client sets `echo` from its CONNECT (and calls `forget` then).
+    reply grants. A client sets `echo` from its CONNECT and `may_publish` (its publish
+    permission verdict for a subject) from its identity, and calls `forget` then.
     """
 
     def __init__(self, source, sublist, stats, clock, *, inbound: bool = False) -> None:
@@ -115,6 +120,7 @@ class Dispatcher:
         self.clock = clock
         self.inbound = inbound
         self.echo = True
+        self.may_publish = None
         self._plans: dict[bytes, Plan] = {}
         self._generation = -1
 
@@ -181,6 +187,8 @@ class Dispatcher:
                     queues.append(tuple(group))
         plan = Plan(tuple(plain), tuple(queues), groups, routed)
         plan.reserved = subject[:5] == b"_GR_." and len(subject) > 5
+        if self.may_publish is not None:
+            plan.permitted = self.may_publish(subject)
         plans = self._plans
         limit = min(max(DELIVERY_CACHE_SIZE, self.sublist.count), DELIVERY_CACHE_MAX)
         if len(plans) >= limit:
