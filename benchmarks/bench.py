@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import gc
 import hashlib
 import json
@@ -50,9 +51,13 @@ SLOW_AFTER_CUT = 0.5  # seconds the flood goes on after the cut (the memory shou
 SLOW_CUT_TIMEOUT = 5.0  # seconds after the flood for the server to have closed that subscriber
 RSS_SAMPLE_EVERY = 0.01  # seconds between VmRSS samples in `slowcons`
 REAL_SUBJECTS = 1000  # distinct subjects of `real` (and of `real-many`, all publishers together)
-REAL_PUBS = 8192  # PUBs in `real`'s pre-built batch (about 3.5 MB)
+REAL_PUBS = 8192  # PUBs in each of `real`'s pre-built batches (about 3.5 MB)
 REAL_MANY_PUBLISHERS = 50  # publisher connections of `real-many`, each with 20 subjects
 REAL_MANY_PUBS = 128  # PUBs in each of their batches (about 55 KB)
+# PUBs in all the publishers' cycles of batches together (about 110 MB): a PUB line comes
+# back only after this many others, past any cache of lines a server may keep (trionats
+# keeps 131,072), as in real traffic, where subjects and sizes seldom repeat together.
+REAL_CYCLE_PUBS = 1 << 18
 REAL_MIN_SIZE, REAL_MAX_SIZE = 16, 2048  # payload sizes, drawn log-uniformly in between
 REAL_MAX_LAG = 16 << 20  # bytes a subscriber may be behind before the publishers pause
 REAL_READS_PER_WAKEUP = 16  # a subscriber's reads per wakeup in these rows (1 MiB each)
@@ -282,18 +287,23 @@ class Publisher:
     """Sends one pre-built batch of PUBs over and over, then a PING, and notes when the PONG comes.
 
     Everything goes out in whole chunks (a batch, owed PONGs, the final PING), so a PONG
-    answering a server PING is never written into the middle of a PUB.
+    answering a server PING is never written into the middle of a PUB. `batch` may also be
+    a cycle of batches (each with `msgs_per_batch` PUBs), sent in turn; `on_batch(index)`,
+    if set, is called as each one is complete.
     """
 
     def __init__(
         self,
         sock: socket.socket,
-        batch: bytes,
+        batch: bytes | tuple[bytes, ...],
         msgs_per_batch: int,
         sends_per_wakeup: int = SENDS_PER_WAKEUP,
     ) -> None:
         self.sock = sock
-        self.batch = memoryview(batch)
+        self.cycle = [memoryview(b) for b in ((batch,) if isinstance(batch, bytes) else batch)]
+        self.index = 0  # the batch of the cycle being sent, or sent next (kept across pumps)
+        self.last_index = -1  # the latest complete one
+        self.on_batch = None
         self.msgs_per_batch = msgs_per_batch
         self.sends_per_wakeup = sends_per_wakeup
         self.inbox = bytearray()
@@ -305,7 +315,7 @@ class Publisher:
         self.owed_pongs = 0
         self.ping_sent = False
         self.t_pong: float | None = None
-        self.chunk: memoryview | None = self.batch
+        self.chunk: memoryview | None = self.cycle[self.index]
         self.chunk_is_batch = True
         self.offset = 0
 
@@ -327,6 +337,10 @@ class Publisher:
                 return  # the socket is full
             if self.chunk_is_batch:
                 self.batches += 1
+                self.last_index = self.index
+                self.index = (self.index + 1) % len(self.cycle)
+                if self.on_batch is not None:
+                    self.on_batch(self.last_index)
             if not self._next_chunk():
                 return
 
@@ -338,7 +352,7 @@ class Publisher:
             self.chunk = memoryview(PONG * self.owed_pongs)
             self.owed_pongs = 0
         elif not self.ping_sent and time.perf_counter() < self.end_time:
-            self.chunk = self.batch
+            self.chunk = self.cycle[self.index]
             self.chunk_is_batch = True
         elif not self.ping_sent:
             self.chunk = memoryview(PING)
@@ -778,68 +792,93 @@ def log_uniform_size(rng: random.Random) -> int:
 
 @dataclass(frozen=True)
 class Workload:
-    """Pre-built PUB batches, one per publisher, and what each subscriber gets per batch."""
+    """Pre-built PUB batches, a cycle of them per publisher, and what each subscriber gets.
 
-    batches: tuple[bytes, ...]  # one per publisher connection
-    msgs: tuple[int, ...]  # PUBs in each batch
-    subs: tuple[tuple[str, ...], ...]  # one subscriber connection each: its subjects, sids 1, 2...
-    out_bytes: tuple[tuple[int, ...], ...]  # [publisher][subscriber]: MSG bytes per batch
-    out_msgs: tuple[tuple[int, ...], ...]  # [publisher][subscriber]: MSG frames per batch
-    # [publisher][subscriber]: the frames the last message it gets from that batch may end
-    # with (one per matching subscription of that connection: their order is the server's).
-    last_frames: tuple[tuple[tuple[bytes, ...], ...], ...]
+    Indexes: [p] publisher, [k] batch of its cycle, [s] subscriber connection.
+    """
+
+    batches: tuple[tuple[bytes, ...], ...]  # [p][k]
+    msgs: tuple[int, ...]  # [p]: PUBs in each of its batches
+    subs: tuple[tuple[str, ...], ...]  # [s]: its subscriptions, sids 1, 2, ...
+    out_bytes: tuple[tuple[tuple[int, ...], ...], ...]  # [p][k][s]: MSG bytes
+    out_msgs: tuple[tuple[tuple[int, ...], ...], ...]  # [p][k][s]: MSG frames
+    # [p][k][s]: the frames the last message s gets from that batch may be (one per
+    # subscription of that connection matching it: their order is the server's).
+    last_frames: tuple[tuple[tuple[tuple[bytes, ...], ...], ...], ...]
 
     def expected(self, batches: list[int]) -> list[int]:
-        """The exact MSG bytes each subscriber receives for `batches[p]` batches of publisher p."""
-        return [
-            sum(n * out[s] for n, out in zip(batches, self.out_bytes))
-            for s in range(len(self.subs))
-        ]
-
-    def delivered(self, batches: list[int]) -> int:
-        """MSG frames delivered to all subscribers together."""
-        return sum(n * sum(out) for n, out in zip(batches, self.out_msgs))
+        """MSG bytes per subscriber after publisher p sent its first `batches[p]` batches
+        (going round its cycle)."""
+        total = [0] * len(self.subs)
+        for p, n in enumerate(batches):
+            cycle = self.out_bytes[p]
+            for k in range(n):
+                for s, nbytes in enumerate(cycle[k % len(cycle)]):
+                    total[s] += nbytes
+        return total
 
     def longest_frame(self) -> int:
-        return max((len(f) for per in self.last_frames for fs in per for f in fs), default=0)
+        return max(
+            (len(f) for per_p in self.last_frames for per_k in per_p for fs in per_k for f in fs),
+            default=0,
+        )
 
 
 def build_workload(
-    subjects: list[list[str]], subs: list[tuple[str, ...]], per_batch: int, rng: random.Random
+    subjects: list[list[str]],
+    subs: list[tuple[str, ...]],
+    per_batch: int,
+    cycle: int,
+    rng: random.Random,
 ) -> Workload:
-    """Batches of `per_batch` PUBs to subjects drawn from `subjects[p]` (one list per publisher)."""
-    matching: dict[str, list[tuple[int, int]]] = {}  # subject -> (subscriber, sid)
+    """For each publisher p, `cycle` batches of `per_batch` PUBs to subjects drawn from
+    `subjects[p]`, and each subscriber's exact MSG bytes and frames per batch."""
+    matching: dict[str, list[tuple[int, int, int]]] = {}  # subject -> (subscriber, sid, head)
     for subject in {s for group in subjects for s in group}:
         matching[subject] = [
-            (i, sid)
+            (i, sid, len(f"MSG {subject} {sid} "))
             for i, patterns in enumerate(subs)
             for sid, pattern in enumerate(patterns, 1)
             if subject_matches(pattern, subject)
         ]
-    batches, msgs, out_bytes, out_msgs, last_frames = [], [], [], [], []
+    nsubs = len(subs)
+    batches, out_bytes, out_msgs, last_frames = [], [], [], []
     for group in subjects:
-        frames = []
-        nbytes, nmsgs = [0] * len(subs), [0] * len(subs)
-        last: list[tuple[bytes, ...]] = [()] * len(subs)
-        for _ in range(per_batch):
-            subject, size = rng.choice(group), log_uniform_size(rng)
-            frames.append(pub_frame(subject, size))
-            got: dict[int, list[bytes]] = {}
-            for i, sid in matching[subject]:
-                frame = msg_frame(subject, size, sid=sid)
-                nbytes[i] += len(frame)
-                nmsgs[i] += 1
-                got.setdefault(i, []).append(frame)
-            for i, frames_i in got.items():
-                last[i] = tuple(frames_i)
-        batches.append(b"".join(frames))
-        msgs.append(per_batch)
-        out_bytes.append(tuple(nbytes))
-        out_msgs.append(tuple(nmsgs))
-        last_frames.append(tuple(last))
+        p_batches, p_bytes, p_msgs, p_last = [], [], [], []
+        for _ in range(cycle):
+            frames = []
+            nbytes, nmsgs = [0] * nsubs, [0] * nsubs
+            last: list[tuple[str, int] | None] = [None] * nsubs
+            for _ in range(per_batch):
+                subject, size = rng.choice(group), log_uniform_size(rng)
+                frames.append(pub_frame(subject, size))
+                rest = len(str(size)) + 4 + size  # "<size>\r\n<payload>\r\n"
+                for i, _sid, head in matching[subject]:
+                    nbytes[i] += head + rest
+                    nmsgs[i] += 1
+                    last[i] = (subject, size)
+            p_batches.append(b"".join(frames))
+            p_bytes.append(tuple(nbytes))
+            p_msgs.append(tuple(nmsgs))
+            p_last.append(
+                tuple(
+                    ()
+                    if end is None
+                    else tuple(
+                        msg_frame(end[0], end[1], sid=sid)
+                        for j, sid, _ in matching[end[0]]
+                        if j == i
+                    )
+                    for i, end in enumerate(last)
+                )
+            )
+        batches.append(tuple(p_batches))
+        out_bytes.append(tuple(p_bytes))
+        out_msgs.append(tuple(p_msgs))
+        last_frames.append(tuple(p_last))
     return Workload(
         tuple(batches),
-        tuple(msgs),
+        (per_batch,) * len(subjects),
         tuple(subs),
         tuple(out_bytes),
         tuple(out_msgs),
@@ -847,7 +886,8 @@ def build_workload(
     )
 
 
-def real_workload(publishers: int = 1) -> Workload:
+@functools.lru_cache(maxsize=2)
+def real_workload(publishers: int = 1, cycle_pubs: int = REAL_CYCLE_PUBS) -> Workload:
     """The traffic of `real` (one publisher) or `real-many` (REAL_MANY_PUBLISHERS), fixed seed.
 
     One publisher: `orders.<region>.<n>` (8 regions x 100) and `events.<n>` (200), drawn
@@ -858,6 +898,9 @@ def real_workload(publishers: int = 1) -> Workload:
     Several publishers: publisher i owns `t<i>.<area>.<k>` (4 areas x 5), 20 subjects each.
     Subscribers: `*.orders.*`; `t3.>`, `t17.>`, `t42.>` and `t5.users.1`; 150 literal
     subjects; `*.audit.>` with `t0.>` (two MSGs for t0's audit); `>`. About 1.7 per message.
+
+    Either way the publishers' cycles hold `cycle_pubs` PUBs together (at least one batch
+    each; built once per process, about 1 s for REAL_CYCLE_PUBS).
     """
     rng = random.Random(13)
     if publishers == 1:
@@ -871,7 +914,7 @@ def real_workload(publishers: int = 1) -> Workload:
             ("events.*",),
             ("orders.>",),
         ]
-        return build_workload([subjects], subs, REAL_PUBS, rng)
+        return build_workload([subjects], subs, REAL_PUBS, -(-cycle_pubs // REAL_PUBS), rng)
     per = REAL_SUBJECTS // publishers
     groups = [
         [f"t{i}.{area}.{k}" for area in AREAS for k in range(per // len(AREAS))]
@@ -885,7 +928,8 @@ def real_workload(publishers: int = 1) -> Workload:
         ("*.audit.>", "t0.>"),
         (">",),
     ]
-    return build_workload(groups, subs, REAL_MANY_PUBS, rng)
+    cycle = math.ceil(cycle_pubs / (publishers * REAL_MANY_PUBS))
+    return build_workload(groups, subs, REAL_MANY_PUBS, cycle, rng)
 
 
 def pump_exact(
@@ -904,6 +948,18 @@ def pump_exact(
     ahead, and a server would cut the subscriber at max_pending (64 MB) for the
     generator's fault.
     """
+    nsubs = len(subs)
+    sent = [0] * nsubs  # MSG bytes each subscriber is owed for the batches sent so far
+    owed_msgs = [0] * nsubs
+
+    def on_batch(p: int, k: int) -> None:
+        for s, (nbytes, nmsgs) in enumerate(zip(work.out_bytes[p][k], work.out_msgs[p][k])):
+            sent[s] += nbytes
+            owed_msgs[s] += nmsgs
+
+    for p, pub in enumerate(pubs):
+        pub.on_batch = functools.partial(on_batch, p)
+        pub.last_index = -1
     for sub in subs:
         sub.reset()
     sel = selectors.DefaultSelector()
@@ -919,23 +975,21 @@ def pump_exact(
         for pub in pubs:
             pub.start(t0 + duration)
         give_up = t0 + duration + DRAIN_TIMEOUT
-        expected_total = None
+        pongs = False
         while True:
             for key, mask in sel.select(0.05):
                 if mask & selectors.EVENT_READ:
                     key.data.on_readable()
                 if mask & selectors.EVENT_WRITE:
                     key.data.on_writable()
-            sent = work.expected([pub.batches for pub in pubs])
-            hold = any(want - sub.received > REAL_MAX_LAG for want, sub in zip(sent, subs))
+            hold = any(sent[s] - subs[s].received > REAL_MAX_LAG for s in range(nsubs))
             for pub in pubs:
                 if (pub.wants_write and not hold) != writing[pub]:
                     writing[pub] = pub.wants_write and not hold
                     events = selectors.EVENT_READ | (selectors.EVENT_WRITE if writing[pub] else 0)
                     sel.modify(pub.sock, events, pub)
-            if expected_total is None and all(pub.t_pong is not None for pub in pubs):
-                expected_total = sum(work.expected([pub.batches for pub in pubs]))
-            if expected_total is not None and sum(s.received for s in subs) >= expected_total:
+            pongs = pongs or all(pub.t_pong is not None for pub in pubs)
+            if pongs and sum(s.received for s in subs) >= sum(sent):
                 break
             if time.perf_counter() > give_up:
                 break
@@ -949,11 +1003,12 @@ def pump_exact(
                 key.data.on_readable()
     finally:
         sel.close()
-    batches = [pub.batches for pub in pubs]
-    check_exact(subs, work, batches)
+        for pub in pubs:
+            pub.on_batch = None
+    check_exact(subs, work, sent, [pub.last_index for pub in pubs])
     published = sum(pub.published for pub in pubs)
     t_pong = max(pub.t_pong for pub in pubs)
-    delivered = work.delivered(batches)
+    delivered = sum(owed_msgs)
     return {
         "published": published,
         "publish_seconds": t_pong - t0,
@@ -965,15 +1020,17 @@ def pump_exact(
         "server_cpu": server_cpu / (t_end - t0) if server_pid else None,
         "server_cpu_us_per_msg": server_cpu * 1e6 / published if server_pid else None,
         "server_pings_to_subscribers": sum(sub.pings for sub in subs),
-        "subscriber_msgs": [
-            sum(n * out[i] for n, out in zip(batches, work.out_msgs)) for i in range(len(subs))
-        ],
+        "subscriber_msgs": owed_msgs,
     }
 
 
-def check_exact(subs: list[Subscriber], work: Workload, batches: list[int]) -> None:
-    """Each subscriber received exactly its expected bytes, ending with an expected frame."""
-    expected = work.expected(batches)
+def check_exact(
+    subs: list[Subscriber], work: Workload, expected: list[int], last_batch: list[int]
+) -> None:
+    """Each subscriber received exactly its `expected` bytes, ending with an expected frame.
+
+    `last_batch[p]`: the index of the last batch publisher p completed (-1 if none).
+    """
     wrong = [(i, sub.received, want) for i, (sub, want) in enumerate(zip(subs, expected))]
     wrong = [w for w in wrong if w[1] != w[2]]
     if wrong:
@@ -983,12 +1040,13 @@ def check_exact(subs: list[Subscriber], work: Workload, batches: list[int]) -> N
             for i, got, want in wrong[:3]
         )
         raise BenchError(f"{what}: {details} (waited {DRAIN_TIMEOUT:.0f}s after publishing)")
-    # The last frame a subscriber got is the last one meant for it in some publisher's batch
-    # (publishers stop at different times), or a server PING.
+    # The last frame a subscriber got is the last one meant for it in some publisher's last
+    # batch (publishers stop at different times), or a server PING. (A batch with no
+    # message for it would make this too strict: with thousands of PUBs a batch, none has.)
     for i, sub in enumerate(subs):
         if not sub.received:
             continue
-        ends = [f for p, n in enumerate(batches) if n for f in work.last_frames[p][i]]
+        ends = [f for p, k in enumerate(last_batch) if k >= 0 for f in work.last_frames[p][k][i]]
         if not (sub.tail.endswith(PING) or any(sub.tail.endswith(f) for f in ends)):
             raise BenchError(f"subscriber {i}'s last frame was unexpected: {sub.tail[-60:]!r}")
 
@@ -1029,7 +1087,8 @@ def measure_real(
     warmup: float,
     server_pid: int | tuple[int, ...] | None,
 ) -> dict:
-    keep = work.longest_frame() + len(PING)
+    """Warm-up and measured pump of a Workload on connections that are ready."""
+    keep = work.longest_frame() + len(PING)  # (at most REAL_MAX_SIZE and a MSG line)
     # Fair to the subscribers: with many publishers, one batch each per wakeup, and each
     # subscriber empties its socket (or reads REAL_READS_PER_WAKEUP times), so the generator
     # never lets a subscriber fall behind (the server would cut it as a slow consumer).
@@ -1043,9 +1102,11 @@ def measure_real(
     return pump_exact(pubs, subs, duration, work, server_pid)
 
 
-def run_real(port: int, sc: Scenario, duration: float, warmup: float, server_pid: int) -> dict:
+def run_real(
+    port: int, sc: Scenario, duration: float, warmup: float, server_pid: int, cycle: int
+) -> dict:
     """`real` / `real-many` on one server."""
-    work = real_workload(sc.publishers)
+    work = real_workload(sc.publishers, cycle)
     sub_socks, pub_socks = open_real(port, port, work, probe=False)
     try:
         return measure_real(sub_socks, pub_socks, work, duration, warmup, server_pid)
@@ -1054,9 +1115,11 @@ def run_real(port: int, sc: Scenario, duration: float, warmup: float, server_pid
             sock.close()
 
 
-def run_real_routed(proc: Process, sc: Scenario, duration: float, warmup: float) -> dict:
+def run_real_routed(
+    proc: Process, sc: Scenario, duration: float, warmup: float, cycle: int
+) -> dict:
     """`real` through a two-node cluster: publishers on node A, every subscriber on node B."""
-    work = real_workload(sc.publishers)
+    work = real_workload(sc.publishers, cycle)
     node_a, node_b = start_cluster(proc)
     socks: list[socket.socket] = []
     try:
@@ -1773,9 +1836,11 @@ def run_server(
                 elif sc.kind == "manysubs":
                     res = run_many_subs(proc.port, cfg.duration, cfg.warmup, proc.pid)
                 elif sc.kind == "real" and sc.remote:
-                    res = run_real_routed(proc, sc, cfg.duration, cfg.warmup)
+                    res = run_real_routed(proc, sc, cfg.duration, cfg.warmup, cfg.real_cycle)
                 elif sc.kind == "real":
-                    res = run_real(proc.port, sc, cfg.duration, cfg.warmup, proc.pid)
+                    res = run_real(
+                        proc.port, sc, cfg.duration, cfg.warmup, proc.pid, cfg.real_cycle
+                    )
                 else:
                     res = run_throughput(proc.port, sc, cfg.duration, cfg.warmup, proc.pid)
                 rate = res.get("delivered_per_s", res["published_per_s"])
@@ -2023,6 +2088,7 @@ def describe_run(args, commands: dict, servers: list[str], server_cpu: int, load
             "batch_bytes": BATCH_BYTES,
             "many_subs": MANY_SUBS,
             "many_subs_pubs_per_batch": MANY_SUBS_PUBS,
+            "real_cycle_pubs": args.real_cycle,
             "slow_flood_max_s": SLOW_FLOOD_MAX,
             "routed_nodes_cpu": server_cpu,
             "commands": {name: commands[name] for name in servers},
@@ -2074,6 +2140,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="replace a server's command, e.g. 'trionats=python -m trionats -p {port}'; "
         "without {port}, '-a 127.0.0.1 -p PORT' is appended (repeatable)",
     )
+    add(
+        "--real-cycle",
+        type=int,
+        default=REAL_CYCLE_PUBS,
+        help=f"PUBs in the real rows' cycle of pre-built batches (default {REAL_CYCLE_PUBS}: "
+        "lines seldom repeat; 8192 repeats one batch of `real`)",
+    )
     add("--quick", action="store_true", help="1 s per measurement, 1 repeat, 500 samples")
     add("--no-ceiling", action="store_true", help="skip measuring the generator's own ceiling")
     add("--server-cpu", type=int, help="CPU for the servers (default: the first one allowed)")
@@ -2085,8 +2158,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.duration, args.repeat, args.samples = 1.0, 1, 500
-    if args.duration <= 0 or args.repeat < 1 or args.samples < 1:
-        p.error("--duration, --repeat and --samples must be positive")
+    if args.duration <= 0 or args.repeat < 1 or args.samples < 1 or args.real_cycle < 1:
+        p.error("--duration, --repeat, --samples and --real-cycle must be positive")
     args.warmup = min(0.25, args.duration / 4)
     args.latency_warmup = max(50, args.samples // 10)
     return args
