@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import gc
 import hashlib
 import json
@@ -49,6 +50,19 @@ SLOW_FLOOD_MAX = 8.0  # `slowcons` floods until the cut is logged (+ SLOW_AFTER_
 SLOW_AFTER_CUT = 0.5  # seconds the flood goes on after the cut (the memory should not grow then)
 SLOW_CUT_TIMEOUT = 5.0  # seconds after the flood for the server to have closed that subscriber
 RSS_SAMPLE_EVERY = 0.01  # seconds between VmRSS samples in `slowcons`
+REAL_SUBJECTS = 1000  # distinct subjects of `real` (and of `real-many`, all publishers together)
+REAL_PUBS = 8192  # PUBs in each of `real`'s pre-built batches (about 3.5 MB)
+REAL_MANY_PUBLISHERS = 50  # publisher connections of `real-many`, each with 20 subjects
+REAL_MANY_PUBS = 128  # PUBs in each of their batches (about 55 KB)
+# PUBs in all the publishers' cycles of batches together (about 110 MB): a PUB line comes
+# back only after this many others, past any cache of lines a server may keep (trionats
+# keeps 131,072), as in real traffic, where subjects and sizes seldom repeat together.
+REAL_CYCLE_PUBS = 1 << 18
+REAL_MIN_SIZE, REAL_MAX_SIZE = 16, 2048  # payload sizes, drawn log-uniformly in between
+REAL_MAX_LAG = 16 << 20  # bytes a subscriber may be behind before the publishers pause
+REAL_READS_PER_WAKEUP = 16  # a subscriber's reads per wakeup in these rows (1 MiB each)
+SERVICE_REQUESTERS = 32  # `service`: connections, each keeping one request in flight
+SERVICE_RESPONDERS = 4  # members of the queue group `svc` on `svc.req`
 
 
 class BenchError(Exception):
@@ -68,11 +82,12 @@ class Scenario:
     subs: tuple[str, ...] = ()  # one subscriber connection per entry: "subject [queue]"
     queue: bool = False  # the subscribers form one queue group: each message is delivered once
     remote: int = 0  # routed: the last `remote` subscribers connect to node B, the rest to A
+    publishers: int = 1  # "real": publisher connections, each with its own subjects if several
 
     @property
     def delivers(self) -> bool:
         """Reported as delivered/s (else published/s, or memory for the slow consumer)."""
-        return bool(self.subs) or self.kind == "manysubs"
+        return bool(self.subs) or self.kind in ("manysubs", "real")
 
     def pub_cycle(self) -> bytes:
         return b"".join(pub_frame(self.subject, size) for size in self.sizes)
@@ -119,6 +134,14 @@ SCENARIOS = (
         queue=True,
         remote=2,
     ),
+    # Realistic traffic (see real_workload): 1,000 subjects, payloads of 16 B to 2 KiB,
+    # subscribers mixing literal and wildcard subscriptions; each subscriber's bytes are exact.
+    Scenario("real", "real 1k subjects", kind="real"),
+    Scenario("real-many", "real 50 publishers", kind="real", publishers=REAL_MANY_PUBLISHERS),
+    # 32 closed-loop requesters with _INBOX.<id>.* inboxes, 4 responders in one queue group.
+    Scenario("service", "service 32 req/4 rsp", kind="service"),
+    # `real` through a two-node cluster: the publisher on node A, every subscriber on node B.
+    Scenario("real-routed", "real routed", kind="real", remote=1),
     # One subscriber with MANY_SUBS literal subscriptions bench.0 ... bench.99999, the
     # publisher cycling through a pre-built batch of PUBs to random ones of them.
     Scenario("subs100k", "100k subs, random", kind="manysubs"),
@@ -264,13 +287,25 @@ class Publisher:
     """Sends one pre-built batch of PUBs over and over, then a PING, and notes when the PONG comes.
 
     Everything goes out in whole chunks (a batch, owed PONGs, the final PING), so a PONG
-    answering a server PING is never written into the middle of a PUB.
+    answering a server PING is never written into the middle of a PUB. `batch` may also be
+    a cycle of batches (each with `msgs_per_batch` PUBs), sent in turn; `on_batch(index)`,
+    if set, is called as each one is complete.
     """
 
-    def __init__(self, sock: socket.socket, batch: bytes, msgs_per_batch: int) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        batch: bytes | tuple[bytes, ...],
+        msgs_per_batch: int,
+        sends_per_wakeup: int = SENDS_PER_WAKEUP,
+    ) -> None:
         self.sock = sock
-        self.batch = memoryview(batch)
+        self.cycle = [memoryview(b) for b in ((batch,) if isinstance(batch, bytes) else batch)]
+        self.index = 0  # the batch of the cycle being sent, or sent next (kept across pumps)
+        self.last_index = -1  # the latest complete one
+        self.on_batch = None
         self.msgs_per_batch = msgs_per_batch
+        self.sends_per_wakeup = sends_per_wakeup
         self.inbox = bytearray()
         self.start(0.0)
 
@@ -280,7 +315,7 @@ class Publisher:
         self.owed_pongs = 0
         self.ping_sent = False
         self.t_pong: float | None = None
-        self.chunk: memoryview | None = self.batch
+        self.chunk: memoryview | None = self.cycle[self.index]
         self.chunk_is_batch = True
         self.offset = 0
 
@@ -293,7 +328,7 @@ class Publisher:
         return self.chunk is not None
 
     def on_writable(self) -> None:
-        for _ in range(SENDS_PER_WAKEUP):
+        for _ in range(self.sends_per_wakeup):
             try:
                 self.offset += self.sock.send(self.chunk[self.offset :])
             except BlockingIOError:
@@ -302,6 +337,10 @@ class Publisher:
                 return  # the socket is full
             if self.chunk_is_batch:
                 self.batches += 1
+                self.last_index = self.index
+                self.index = (self.index + 1) % len(self.cycle)
+                if self.on_batch is not None:
+                    self.on_batch(self.last_index)
             if not self._next_chunk():
                 return
 
@@ -313,7 +352,7 @@ class Publisher:
             self.chunk = memoryview(PONG * self.owed_pongs)
             self.owed_pongs = 0
         elif not self.ping_sent and time.perf_counter() < self.end_time:
-            self.chunk = self.batch
+            self.chunk = self.cycle[self.index]
             self.chunk_is_batch = True
         elif not self.ping_sent:
             self.chunk = memoryview(PING)
@@ -352,9 +391,10 @@ class Subscriber:
     It keeps the last `keep` bytes so that the final frame can be compared with the expected one.
     """
 
-    def __init__(self, sock: socket.socket, keep: int = 3) -> None:
+    def __init__(self, sock: socket.socket, keep: int = 3, reads_per_wakeup: int = 1) -> None:
         self.sock = sock
         self.keep = max(keep, 3)
+        self.reads_per_wakeup = reads_per_wakeup  # reads until the socket is empty, at most
         self.tail = b""
         self.pings = 0  # server PINGs seen (and answered) so far
         self.reset()
@@ -364,19 +404,20 @@ class Subscriber:
         self.last = 0.0  # perf_counter of the latest read
 
     def on_readable(self) -> None:
-        try:
-            n = self.sock.recv_into(RECV_BUF)
-        except BlockingIOError:
-            return
-        if n == 0:
-            raise BenchError("the server closed a subscriber's connection (slow consumer?)")
-        pings = count_pings(RECV_BUF, n, self.tail)
-        if pings:
-            self.sock.send(PONG * pings)  # a few bytes on a socket that sends nothing else
-            self.pings += pings
-        self.tail = (self.tail + bytes(RECV_BUF[max(0, n - self.keep) : n]))[-self.keep :]
-        self.received += n - len(PING) * pings
-        self.last = time.perf_counter()
+        for _ in range(self.reads_per_wakeup):
+            try:
+                n = self.sock.recv_into(RECV_BUF)
+            except BlockingIOError:
+                return
+            if n == 0:
+                raise BenchError("the server closed a subscriber's connection (slow consumer?)")
+            pings = count_pings(RECV_BUF, n, self.tail)
+            if pings:
+                self.sock.send(PONG * pings)  # a few bytes on a socket that sends nothing else
+                self.pings += pings
+            self.tail = (self.tail + bytes(RECV_BUF[max(0, n - self.keep) : n]))[-self.keep :]
+            self.received += n - len(PING) * pings
+            self.last = time.perf_counter()
 
 
 # --- measuring --------------------------------------------------------------------------------
@@ -444,6 +485,7 @@ def pump(
         "published_per_s": published / (pub.t_pong - t0),
         "generator_cpu": cpu / (t_end - t0),
         "server_cpu": server_cpu / (t_end - t0) if server_pid else None,
+        "server_cpu_us_per_msg": server_cpu * 1e6 / published if server_pid and published else None,
         "server_pings_to_subscribers": sum(sub.pings for sub in subs),
     }
     if subs:
@@ -576,16 +618,19 @@ def start_cluster(proc: Process) -> tuple[Process, Process]:
     return node_a, node_b
 
 
-def wait_for_interest(pub: socket.socket, remote: list[socket.socket]) -> float:
+def wait_for_interest(
+    pub: socket.socket, remote: list[socket.socket], probe_sids: list[int] | None = None
+) -> float:
     """Publish probes on A until every connection on B has received one, then drain.
 
-    Each B connection subscribed to `probe` after its benchmark subscription; interest
-    crosses a route in subscription order, so once A forwards a probe to B it also knows
-    B's benchmark interest. Returns the seconds the route took.
+    Each B connection subscribed to `probe` after its benchmark subscriptions (sid 2, or
+    `probe_sids[i]`); interest crosses a route in subscription order, so once A forwards a
+    probe to B it also knows B's benchmark interest. Returns the seconds the route took.
     """
     t0 = time.monotonic()
     seen: set[int] = set()
-    probe_msg = b"MSG probe 2 0\r\n\r\n"
+    sids = probe_sids or [2] * len(remote)
+    probe_msgs = [f"MSG probe {sid} 0\r\n\r\n".encode() for sid in sids]
     while len(seen) < len(remote):
         if time.monotonic() - t0 > ROUTE_TIMEOUT:
             raise BenchError(f"the route carried no interest within {ROUTE_TIMEOUT:.0f}s")
@@ -593,11 +638,11 @@ def wait_for_interest(pub: socket.socket, remote: list[socket.socket]) -> float:
         time.sleep(0.02)
         for i, sock in enumerate(remote):
             data = drain_socket(sock, 0.0)
-            if probe_msg in data:
+            if probe_msgs[i] in data:
                 seen.add(i)
     waited = time.monotonic() - t0
     # Earlier probes may still be on their way: read until every B connection is quiet.
-    for sock in remote:
+    for sock, probe_msg in zip(remote, probe_msgs):
         data = drain_socket(sock, 0.2)
         if data.replace(probe_msg, b"").replace(PING, b""):
             raise BenchError(f"unexpected data on a routed subscriber: {data[:80]!r}")
@@ -711,6 +756,606 @@ def run_many_subs(port: int, duration: float, warmup: float, server_pid: int | N
     finally:
         for sock in conns:
             sock.close()
+
+
+# --- realistic traffic: many subjects, mixed sizes, literal and wildcard subscribers ----------
+#
+# The rows above send one PUB line over and over (or a short cycle of them), which flatters
+# any fast path for runs of identical messages. These rows draw every PUB from a fixed seed:
+# a subject among 1,000 and a payload size between 16 B and 2 KiB, so no two neighbours are
+# alike. The subscribers' interest is a mix of literal subjects and wildcards, and what each
+# subscriber connection receives per batch is computed in advance with a small subject
+# matcher of our own (not the server's), so every byte is still checked.
+
+REGIONS = ("us", "eu", "ap", "sa", "af", "me", "ca", "au")
+AREAS = ("orders", "users", "billing", "audit")
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS subject matching: `*` is one token, a final `>` one or more."""
+    pat, sub = pattern.split("."), subject.split(".")
+    for i, token in enumerate(pat):
+        if token == ">":
+            return len(sub) > i
+        if i >= len(sub) or (token != "*" and token != sub[i]):
+            return False
+    return len(pat) == len(sub)
+
+
+def log_uniform_size(rng: random.Random) -> int:
+    """A payload size between REAL_MIN_SIZE and REAL_MAX_SIZE, log-uniform: small ones common.
+
+    As many fall between 16 and 128 B as between 256 B and 2 KiB; the mean is about 420 B.
+    """
+    return round(REAL_MIN_SIZE * (REAL_MAX_SIZE / REAL_MIN_SIZE) ** rng.random())
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Pre-built PUB batches, a cycle of them per publisher, and what each subscriber gets.
+
+    Indexes: [p] publisher, [k] batch of its cycle, [s] subscriber connection.
+    """
+
+    batches: tuple[tuple[bytes, ...], ...]  # [p][k]
+    msgs: tuple[int, ...]  # [p]: PUBs in each of its batches
+    subs: tuple[tuple[str, ...], ...]  # [s]: its subscriptions, sids 1, 2, ...
+    out_bytes: tuple[tuple[tuple[int, ...], ...], ...]  # [p][k][s]: MSG bytes
+    out_msgs: tuple[tuple[tuple[int, ...], ...], ...]  # [p][k][s]: MSG frames
+    # [p][k][s]: the frames the last message s gets from that batch may be (one per
+    # subscription of that connection matching it: their order is the server's).
+    last_frames: tuple[tuple[tuple[tuple[bytes, ...], ...], ...], ...]
+
+    def expected(self, batches: list[int]) -> list[int]:
+        """MSG bytes per subscriber after publisher p sent its first `batches[p]` batches
+        (going round its cycle)."""
+        total = [0] * len(self.subs)
+        for p, n in enumerate(batches):
+            cycle = self.out_bytes[p]
+            for k in range(n):
+                for s, nbytes in enumerate(cycle[k % len(cycle)]):
+                    total[s] += nbytes
+        return total
+
+    def longest_frame(self) -> int:
+        return max(
+            (len(f) for per_p in self.last_frames for per_k in per_p for fs in per_k for f in fs),
+            default=0,
+        )
+
+
+def build_workload(
+    subjects: list[list[str]],
+    subs: list[tuple[str, ...]],
+    per_batch: int,
+    cycle: int,
+    rng: random.Random,
+) -> Workload:
+    """For each publisher p, `cycle` batches of `per_batch` PUBs to subjects drawn from
+    `subjects[p]`, and each subscriber's exact MSG bytes and frames per batch."""
+    matching: dict[str, list[tuple[int, int, int]]] = {}  # subject -> (subscriber, sid, head)
+    for subject in {s for group in subjects for s in group}:
+        matching[subject] = [
+            (i, sid, len(f"MSG {subject} {sid} "))
+            for i, patterns in enumerate(subs)
+            for sid, pattern in enumerate(patterns, 1)
+            if subject_matches(pattern, subject)
+        ]
+    nsubs = len(subs)
+    batches, out_bytes, out_msgs, last_frames = [], [], [], []
+    for group in subjects:
+        p_batches, p_bytes, p_msgs, p_last = [], [], [], []
+        for _ in range(cycle):
+            frames = []
+            nbytes, nmsgs = [0] * nsubs, [0] * nsubs
+            last: list[tuple[str, int] | None] = [None] * nsubs
+            for _ in range(per_batch):
+                subject, size = rng.choice(group), log_uniform_size(rng)
+                frames.append(pub_frame(subject, size))
+                rest = len(str(size)) + 4 + size  # "<size>\r\n<payload>\r\n"
+                for i, _sid, head in matching[subject]:
+                    nbytes[i] += head + rest
+                    nmsgs[i] += 1
+                    last[i] = (subject, size)
+            p_batches.append(b"".join(frames))
+            p_bytes.append(tuple(nbytes))
+            p_msgs.append(tuple(nmsgs))
+            p_last.append(
+                tuple(
+                    ()
+                    if end is None
+                    else tuple(
+                        msg_frame(end[0], end[1], sid=sid)
+                        for j, sid, _ in matching[end[0]]
+                        if j == i
+                    )
+                    for i, end in enumerate(last)
+                )
+            )
+        batches.append(tuple(p_batches))
+        out_bytes.append(tuple(p_bytes))
+        out_msgs.append(tuple(p_msgs))
+        last_frames.append(tuple(p_last))
+    return Workload(
+        tuple(batches),
+        (per_batch,) * len(subjects),
+        tuple(subs),
+        tuple(out_bytes),
+        tuple(out_msgs),
+        tuple(last_frames),
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def real_workload(publishers: int = 1, cycle_pubs: int = REAL_CYCLE_PUBS) -> Workload:
+    """The traffic of `real` (one publisher) or `real-many` (REAL_MANY_PUBLISHERS), fixed seed.
+
+    One publisher: `orders.<region>.<n>` (8 regions x 100) and `events.<n>` (200), drawn
+    uniformly. Subscribers: 60 literal subjects; 150 others; `orders.*.17`, `orders.*.42` and
+    `events.7`; `orders.eu.>` with `orders.eu.3` on the same connection (two MSGs for that
+    one); `events.*`; `orders.>`. About 1.3 deliveries per message.
+
+    Several publishers: publisher i owns `t<i>.<area>.<k>` (4 areas x 5), 20 subjects each.
+    Subscribers: `*.orders.*`; `t3.>`, `t17.>`, `t42.>` and `t5.users.1`; 150 literal
+    subjects; `*.audit.>` with `t0.>` (two MSGs for t0's audit); `>`. About 1.7 per message.
+
+    Either way the publishers' cycles hold `cycle_pubs` PUBs together (at least one batch
+    each; built once per process, about 1 s for REAL_CYCLE_PUBS).
+    """
+    rng = random.Random(13)
+    if publishers == 1:
+        subjects = [f"orders.{r}.{n}" for r in REGIONS for n in range(100)]
+        subjects += [f"events.{n}" for n in range(REAL_SUBJECTS - len(subjects))]
+        subs = [
+            tuple(rng.sample(subjects, 60)),
+            tuple(rng.sample(subjects, 150)),
+            ("orders.*.17", "orders.*.42", "events.7"),
+            ("orders.eu.>", "orders.eu.3"),
+            ("events.*",),
+            ("orders.>",),
+        ]
+        return build_workload([subjects], subs, REAL_PUBS, -(-cycle_pubs // REAL_PUBS), rng)
+    per = REAL_SUBJECTS // publishers
+    groups = [
+        [f"t{i}.{area}.{k}" for area in AREAS for k in range(per // len(AREAS))]
+        for i in range(publishers)
+    ]
+    everything = [s for group in groups for s in group]
+    subs = [
+        ("*.orders.*",),
+        ("t3.>", "t17.>", "t42.>", "t5.users.1"),
+        tuple(rng.sample(everything, 150)),
+        ("*.audit.>", "t0.>"),
+        (">",),
+    ]
+    cycle = math.ceil(cycle_pubs / (publishers * REAL_MANY_PUBS))
+    return build_workload(groups, subs, REAL_MANY_PUBS, cycle, rng)
+
+
+def pump_exact(
+    pubs: list[Publisher],
+    subs: list[Subscriber],
+    duration: float,
+    work: Workload,
+    server_pid: int | tuple[int, ...] | None = None,
+) -> dict:
+    """`pump` for several publishers and per-subscriber expectations (a Workload).
+
+    Every publisher sends whole batches until `duration` is over, then its PING; the
+    measurement ends when every PONG is back and every subscriber has its expected bytes.
+    The publishers pause while a subscriber is more than REAL_MAX_LAG bytes behind what
+    they have sent: the kernel's socket buffers would otherwise let the generator run far
+    ahead, and a server would cut the subscriber at max_pending (64 MB) for the
+    generator's fault.
+    """
+    nsubs = len(subs)
+    sent = [0] * nsubs  # MSG bytes each subscriber is owed for the batches sent so far
+    owed_msgs = [0] * nsubs
+
+    def on_batch(p: int, k: int) -> None:
+        for s, (nbytes, nmsgs) in enumerate(zip(work.out_bytes[p][k], work.out_msgs[p][k])):
+            sent[s] += nbytes
+            owed_msgs[s] += nmsgs
+
+    for p, pub in enumerate(pubs):
+        pub.on_batch = functools.partial(on_batch, p)
+        pub.last_index = -1
+    for sub in subs:
+        sub.reset()
+    sel = selectors.DefaultSelector()
+    try:
+        writing = {}
+        for pub in pubs:
+            sel.register(pub.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, pub)
+            writing[pub] = True
+        for sub in subs:
+            sel.register(sub.sock, selectors.EVENT_READ, sub)
+        cpu0, server_cpu0 = cpu_seconds_self(), cpu_seconds_of_all(server_pid)
+        t0 = time.perf_counter()
+        for pub in pubs:
+            pub.start(t0 + duration)
+        give_up = t0 + duration + DRAIN_TIMEOUT
+        pongs = False
+        while True:
+            for key, mask in sel.select(0.05):
+                if mask & selectors.EVENT_READ:
+                    key.data.on_readable()
+                if mask & selectors.EVENT_WRITE:
+                    key.data.on_writable()
+            hold = any(sent[s] - subs[s].received > REAL_MAX_LAG for s in range(nsubs))
+            for pub in pubs:
+                if (pub.wants_write and not hold) != writing[pub]:
+                    writing[pub] = pub.wants_write and not hold
+                    events = selectors.EVENT_READ | (selectors.EVENT_WRITE if writing[pub] else 0)
+                    sel.modify(pub.sock, events, pub)
+            pongs = pongs or all(pub.t_pong is not None for pub in pubs)
+            if pongs and sum(s.received for s in subs) >= sum(sent):
+                break
+            if time.perf_counter() > give_up:
+                break
+        t_end = time.perf_counter()
+        cpu, server_cpu = cpu_seconds_self() - cpu0, cpu_seconds_of_all(server_pid) - server_cpu0
+        t_last = max((sub.last for sub in subs), default=0.0)
+        if any(pub.t_pong is None for pub in pubs):
+            raise BenchError(f"no PONG on a publisher within {DRAIN_TIMEOUT:.0f}s of the end")
+        for key, _ in sel.select(0.02):  # linger: duplicates or stray data show up as extra
+            if key.data in subs:
+                key.data.on_readable()
+    finally:
+        sel.close()
+        for pub in pubs:
+            pub.on_batch = None
+    check_exact(subs, work, sent, [pub.last_index for pub in pubs])
+    published = sum(pub.published for pub in pubs)
+    t_pong = max(pub.t_pong for pub in pubs)
+    delivered = sum(owed_msgs)
+    return {
+        "published": published,
+        "publish_seconds": t_pong - t0,
+        "published_per_s": published / (t_pong - t0),
+        "delivered": delivered,
+        "deliver_seconds": t_last - t0,
+        "delivered_per_s": delivered / (t_last - t0),
+        "generator_cpu": cpu / (t_end - t0),
+        "server_cpu": server_cpu / (t_end - t0) if server_pid else None,
+        "server_cpu_us_per_msg": server_cpu * 1e6 / published if server_pid else None,
+        "server_pings_to_subscribers": sum(sub.pings for sub in subs),
+        "subscriber_msgs": owed_msgs,
+    }
+
+
+def check_exact(
+    subs: list[Subscriber], work: Workload, expected: list[int], last_batch: list[int]
+) -> None:
+    """Each subscriber received exactly its `expected` bytes, ending with an expected frame.
+
+    `last_batch[p]`: the index of the last batch publisher p completed (-1 if none).
+    """
+    wrong = [(i, sub.received, want) for i, (sub, want) in enumerate(zip(subs, expected))]
+    wrong = [w for w in wrong if w[1] != w[2]]
+    if wrong:
+        what = "lost messages" if any(got < want for _, got, want in wrong) else "extra data"
+        details = "; ".join(
+            f"subscriber {i} ({describe_subs(work.subs[i])}) got {got:,} bytes, expected {want:,}"
+            for i, got, want in wrong[:3]
+        )
+        raise BenchError(f"{what}: {details} (waited {DRAIN_TIMEOUT:.0f}s after publishing)")
+    # The last frame a subscriber got is the last one meant for it in some publisher's last
+    # batch (publishers stop at different times), or a server PING. (A batch with no
+    # message for it would make this too strict: with thousands of PUBs a batch, none has.)
+    for i, sub in enumerate(subs):
+        if not sub.received:
+            continue
+        ends = [f for p, k in enumerate(last_batch) if k >= 0 for f in work.last_frames[p][k][i]]
+        if not (sub.tail.endswith(PING) or any(sub.tail.endswith(f) for f in ends)):
+            raise BenchError(f"subscriber {i}'s last frame was unexpected: {sub.tail[-60:]!r}")
+
+
+def describe_subs(patterns: tuple[str, ...]) -> str:
+    more = f", ... ({len(patterns)} subjects)" if len(patterns) > 3 else ""
+    return ", ".join(patterns[:3]) + more
+
+
+def open_real(
+    sub_port: int, pub_port: int, work: Workload, probe: bool
+) -> tuple[list[socket.socket], list[socket.socket]]:
+    """The workload's subscriber connections (each also on `probe` last, if asked), then its
+    publishers. Every socket is registered in the returned lists as soon as it is open."""
+    sub_socks: list[socket.socket] = []
+    pub_socks: list[socket.socket] = []
+    try:
+        for patterns in work.subs:
+            sock, leftover = open_conn(sub_port, (*patterns, "probe") if probe else patterns)
+            sub_socks.append(sock)
+            only_pings(sock, leftover)
+        for _ in work.batches:
+            sock, leftover = open_conn(pub_port)
+            pub_socks.append(sock)
+            only_pings(sock, leftover)
+    except BaseException:
+        for sock in sub_socks + pub_socks:
+            sock.close()
+        raise
+    return sub_socks, pub_socks
+
+
+def measure_real(
+    sub_socks: list[socket.socket],
+    pub_socks: list[socket.socket],
+    work: Workload,
+    duration: float,
+    warmup: float,
+    server_pid: int | tuple[int, ...] | None,
+) -> dict:
+    """Warm-up and measured pump of a Workload on connections that are ready."""
+    keep = work.longest_frame() + len(PING)  # (at most REAL_MAX_SIZE and a MSG line)
+    # Fair to the subscribers: with many publishers, one batch each per wakeup, and each
+    # subscriber empties its socket (or reads REAL_READS_PER_WAKEUP times), so the generator
+    # never lets a subscriber fall behind (the server would cut it as a slow consumer).
+    subs = [Subscriber(sock, keep, REAL_READS_PER_WAKEUP) for sock in sub_socks]
+    sends = SENDS_PER_WAKEUP if len(pub_socks) == 1 else 1
+    pubs = [
+        Publisher(sock, b, n, sends) for sock, b, n in zip(pub_socks, work.batches, work.msgs)
+    ]
+    if warmup > 0:
+        pump_exact(pubs, subs, warmup, work)
+    return pump_exact(pubs, subs, duration, work, server_pid)
+
+
+def run_real(
+    port: int, sc: Scenario, duration: float, warmup: float, server_pid: int, cycle: int
+) -> dict:
+    """`real` / `real-many` on one server."""
+    work = real_workload(sc.publishers, cycle)
+    sub_socks, pub_socks = open_real(port, port, work, probe=False)
+    try:
+        return measure_real(sub_socks, pub_socks, work, duration, warmup, server_pid)
+    finally:
+        for sock in sub_socks + pub_socks:
+            sock.close()
+
+
+def run_real_routed(
+    proc: Process, sc: Scenario, duration: float, warmup: float, cycle: int
+) -> dict:
+    """`real` through a two-node cluster: publishers on node A, every subscriber on node B."""
+    work = real_workload(sc.publishers, cycle)
+    node_a, node_b = start_cluster(proc)
+    socks: list[socket.socket] = []
+    try:
+        sub_socks, pub_socks = open_real(node_b.port, node_a.port, work, probe=True)
+        socks = sub_socks + pub_socks
+        sids = [len(patterns) + 1 for patterns in work.subs]
+        waited = wait_for_interest(pub_socks[0], sub_socks, sids)
+        t0, cpu0 = time.perf_counter(), [cpu_seconds_of(n.pid) for n in (node_a, node_b)]
+        pids = (node_a.pid, node_b.pid)
+        result = measure_real(sub_socks, pub_socks, work, duration, warmup, pids)
+        elapsed = time.perf_counter() - t0
+        result["route_ready_s"] = waited
+        result["node_cpu"] = {
+            label: (cpu_seconds_of(node.pid) - c0) / elapsed
+            for label, node, c0 in zip("AB", (node_a, node_b), cpu0)
+        }
+        result["remote_share"] = 1.0
+        for node in (node_a, node_b):
+            if not node.alive():
+                raise BenchError(f"{node.name} exited during the run: {node.log_tail()}")
+        result["node_log_problems"] = node_a.log_problems() + node_b.log_problems()
+        return result
+    except BenchError as exc:
+        lines = node_a.log_problems() + node_b.log_problems()
+        raise BenchError(f"{exc}; node logs: {' | '.join(lines[:3]) or 'nothing'}") from exc
+    finally:
+        for sock in socks:
+            sock.close()
+        node_a.stop()
+        node_b.stop()
+
+
+# --- a service: closed-loop requesters, a queue group of responders --------------------------
+
+
+class MsgReader:
+    """Splits what a socket receives into MSG frames; answers server PINGs; rejects the rest."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = bytearray()
+
+    def read(self) -> list[tuple[bytes, bytes, bytes, bytes]]:
+        """(subject, sid, reply, payload) of every whole MSG now readable (non-blocking)."""
+        try:
+            data = self.sock.recv(65536)
+        except BlockingIOError:
+            return []
+        if not data:
+            raise BenchError("the server closed a service connection")
+        buf = self.buf
+        buf += data
+        frames, pos, pongs = [], 0, 0
+        while (end := buf.find(b"\r\n", pos)) >= 0:
+            if buf.startswith(b"MSG ", pos):
+                parts = bytes(buf[pos + 4 : end]).split()
+                size = int(parts[-1])
+                stop = end + 2 + size
+                if len(buf) < stop + 2:
+                    break
+                if buf[stop : stop + 2] != b"\r\n":
+                    raise BenchError(f"a MSG frame without its CRLF: {bytes(buf[pos:end])!r}")
+                reply = parts[2] if len(parts) == 4 else b""
+                frames.append((parts[0], parts[1], reply, bytes(buf[end + 2 : stop])))
+                pos = stop + 2
+                continue
+            line = bytes(buf[pos:end])
+            if line == b"PING":
+                pongs += 1
+            elif line.startswith(b"-ERR"):
+                raise BenchError(f"server error: {line.decode(errors='replace')}")
+            elif not (line in (b"PONG", b"+OK") or line.startswith(b"INFO")):
+                raise BenchError(f"unexpected line on a service connection: {line[:80]!r}")
+            pos = end + 2
+        del buf[:pos]
+        if pongs:
+            self.sock.sendall(PONG * pongs)
+        return frames
+
+
+@dataclass
+class ServiceState:
+    running: bool = True  # requesters send a new request when a reply comes
+    measuring: bool = False
+    round_trips: list | None = None  # ns, while measuring
+    completed: int = 0  # replies while measuring
+    last_reply: float = 0.0
+
+
+class Responder:
+    """A member of the queue group `svc`: answers each request with its payload, to its reply."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.reader = MsgReader(sock)
+        self.answered = 0
+
+    def on_readable(self) -> None:
+        out = []
+        for subject, sid, reply, payload in self.reader.read():
+            if subject != b"svc.req" or sid != b"1" or not reply.startswith(b"_INBOX."):
+                raise BenchError(f"a responder got {subject!r} sid {sid!r} reply {reply!r}")
+            out.append(b"PUB %s %d\r\n%s\r\n" % (reply, len(payload), payload))
+        if out:
+            self.sock.sendall(b"".join(out))  # at most SERVICE_REQUESTERS small replies
+            self.answered += len(out)
+
+
+class Requester:
+    """One connection with `_INBOX.<id>.*`; each request gets reply subject `_INBOX.<id>.<n>`.
+
+    It keeps one request in flight and checks that each reply is the one for that request.
+    """
+
+    def __init__(self, sock: socket.socket, index: int, inbox: str, state: ServiceState) -> None:
+        self.sock = sock
+        self.reader = MsgReader(sock)
+        self.index = index
+        self.inbox = inbox.encode()
+        self.state = state
+        rng = random.Random(index)
+        self.sizes = [log_uniform_size(rng) for _ in range(64)]
+        self.n = 0
+        self.waiting = False
+        self.subject = self.payload = b""
+        self.sent_at = 0
+
+    def send_next(self) -> None:
+        self.n += 1
+        size = self.sizes[self.n % len(self.sizes)]
+        self.subject = b"%s.%d" % (self.inbox, self.n)
+        self.payload = (b"%d.%d." % (self.index, self.n)).ljust(size, b"x")
+        self.waiting = True
+        self.sent_at = time.perf_counter_ns()
+        self.sock.sendall(b"PUB svc.req %s %d\r\n%s\r\n" % (self.subject, size, self.payload))
+
+    def on_readable(self) -> None:
+        for subject, sid, reply, payload in self.reader.read():
+            now = time.perf_counter_ns()
+            if not self.waiting or subject != self.subject or payload != self.payload:
+                raise BenchError(
+                    f"requester {self.index} got {subject!r} ({len(payload)} B) while waiting "
+                    f"for {self.subject if self.waiting else 'nothing'!r}"
+                )
+            if sid != b"1" or reply:
+                raise BenchError(f"a reply with sid {sid!r} and reply subject {reply!r}")
+            self.waiting = False
+            state = self.state
+            if state.measuring:
+                state.round_trips.append(now - self.sent_at)
+                state.completed += 1
+                state.last_reply = time.perf_counter()
+            if state.running:
+                self.send_next()
+
+
+def run_service(port: int, duration: float, warmup: float, server_pid: int | None) -> dict:
+    """SERVICE_REQUESTERS closed-loop requesters, SERVICE_RESPONDERS in the queue group `svc`.
+
+    Requests run for `warmup` seconds unmeasured, then `duration` seconds measured; then no
+    new ones are sent and the outstanding replies must all arrive. Requests/s counts the
+    replies received while measuring; server CPU is per request.
+    """
+    rng = random.Random(17)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    state = ServiceState(round_trips=[])
+    socks: list[socket.socket] = []
+    try:
+        responders = []
+        for _ in range(SERVICE_RESPONDERS):
+            sock, leftover = open_conn(port, ("svc.req svc",))
+            socks.append(sock)
+            only_pings(sock, leftover)
+            responders.append(Responder(sock))
+        requesters = []
+        for i in range(SERVICE_REQUESTERS):
+            inbox = "_INBOX." + "".join(rng.choice(alphabet) for _ in range(22))  # as a NUID
+            sock, leftover = open_conn(port, (inbox + ".*",))
+            socks.append(sock)
+            only_pings(sock, leftover)
+            requesters.append(Requester(sock, i, inbox, state))
+        with selectors.DefaultSelector() as sel:
+            for peer in responders + requesters:
+                sel.register(peer.sock, selectors.EVENT_READ, peer)
+            t_start = time.perf_counter()
+            measure_at, stop_at = t_start + warmup, t_start + warmup + duration
+            for req in requesters:
+                req.send_next()
+            t0 = cpu0 = server_cpu0 = 0.0
+            while True:
+                for key, _ in sel.select(0.05):
+                    key.data.on_readable()
+                now = time.perf_counter()
+                if not state.measuring and now >= measure_at:
+                    state.measuring = True
+                    t0, cpu0 = now, cpu_seconds_self()
+                    server_cpu0 = cpu_seconds_of_all(server_pid)
+                if state.running and now >= stop_at:
+                    state.running = False
+                if not state.running and not any(req.waiting for req in requesters):
+                    break
+                if now > stop_at + DRAIN_TIMEOUT:
+                    lost = sum(req.waiting for req in requesters)
+                    raise BenchError(f"{lost} requests got no reply within {DRAIN_TIMEOUT:.0f}s")
+            t_end = time.perf_counter()
+            cpu = cpu_seconds_self() - cpu0
+            server_cpu = cpu_seconds_of_all(server_pid) - server_cpu0
+            for key, _ in sel.select(0.02):  # linger: a duplicate reply fails the row
+                key.data.on_readable()
+    except TimeoutError as exc:
+        raise BenchError(f"a service connection timed out after {IO_TIMEOUT:.0f}s") from exc
+    finally:
+        for sock in socks:
+            sock.close()
+    sent = sum(req.n for req in requesters)
+    if sum(r.answered for r in responders) != sent:
+        raise BenchError(
+            f"{sent} requests, but the responders answered {sum(r.answered for r in responders)}"
+        )
+    times = sorted(state.round_trips)
+    if not times:
+        raise BenchError("no request completed while measuring")
+    seconds = state.last_reply - t0
+    return {
+        "requests": state.completed,
+        "requests_sent": sent,
+        "seconds": seconds,
+        "requests_per_s": state.completed / seconds,
+        "p50_us": percentile(times, 50) / 1000,
+        "p99_us": percentile(times, 99) / 1000,
+        "max_us": times[-1] / 1000,
+        "responder_share": [r.answered / sent for r in responders],
+        "generator_cpu": cpu / (t_end - t0),
+        "server_cpu": server_cpu / (t_end - t0) if server_pid else None,
+        "server_cpu_us_per_msg": server_cpu * 1e6 / state.completed if server_pid else None,
+    }
 
 
 # --- a slow consumer: memory and the cut at max_pending --------------------------------------
@@ -1174,6 +1819,14 @@ def run_server(
             if sc.kind == "latency":
                 res = run_latency(proc.port, cfg.samples, cfg.latency_warmup)
                 print(f"{label} p50 {res['p50_us']:8.1f} us   p99 {res['p99_us']:8.1f} us")
+            elif sc.kind == "service":
+                res = run_service(proc.port, cfg.duration, cfg.warmup, proc.pid)
+                print(
+                    f"{label} {res['requests_per_s']:>12,.0f} req/s   p50 {res['p50_us']:.1f} us"
+                    f"  p99 {res['p99_us']:.1f} us  (CPU: server {res['server_cpu']:.0%}, "
+                    f"{res['server_cpu_us_per_msg']:.1f} us/request; generator "
+                    f"{res['generator_cpu']:.0%})"
+                )
             elif sc.kind == "memory":
                 res = run_slow_consumer(proc, sc)
                 print(f"{label} {describe_slow_consumer(res)}")
@@ -1182,12 +1835,20 @@ def run_server(
                     res = run_routed(proc, sc, cfg.duration, cfg.warmup)
                 elif sc.kind == "manysubs":
                     res = run_many_subs(proc.port, cfg.duration, cfg.warmup, proc.pid)
+                elif sc.kind == "real" and sc.remote:
+                    res = run_real_routed(proc, sc, cfg.duration, cfg.warmup, cfg.real_cycle)
+                elif sc.kind == "real":
+                    res = run_real(
+                        proc.port, sc, cfg.duration, cfg.warmup, proc.pid, cfg.real_cycle
+                    )
                 else:
                     res = run_throughput(proc.port, sc, cfg.duration, cfg.warmup, proc.pid)
                 rate = res.get("delivered_per_s", res["published_per_s"])
                 print(
                     f"{label} {rate:>12,.0f} msgs/s  (published {res['published_per_s']:,.0f}/s;"
-                    f" CPU: server {res['server_cpu']:.0%}, generator {res['generator_cpu']:.0%})"
+                    f" CPU: server {res['server_cpu']:.0%},"
+                    f" {cell(res.get('server_cpu_us_per_msg'), '.2f')} us/msg;"
+                    f" generator {res['generator_cpu']:.0%})"
                     + (
                         f"; {res['remote_share']:.0%} delivered on B; node CPU A "
                         f"{res['node_cpu']['A']:.0%} B {res['node_cpu']['B']:.0%}"
@@ -1258,6 +1919,8 @@ def best_of(runs: list[dict], kind: str) -> dict:
     if kind == "memory":  # the highest peak, and cut only if every repeat was cut
         worst = max(runs, key=lambda r: r["peak_rss_bytes"])
         return worst | {"cut": all(r["cut"] for r in runs)}
+    if kind == "service":
+        return max(runs, key=lambda r: r["requests_per_s"])
     key = "delivered_per_s" if "delivered_per_s" in runs[0] else "published_per_s"
     return max(runs, key=lambda r: r[key])
 
@@ -1267,7 +1930,7 @@ def print_table(scenarios: list[Scenario], best: dict, repeat: int) -> None:
     a, b = SERVERS
     header = (
         f"{'scenario':<18} {'unit':<12} {a:>12} {b:>12} {'ratio':>7} {'srv CPU':>9} "
-        f"{'gen CPU':>8}   published/s ({a} / {b})"
+        f"{'gen CPU':>8} {'srv us/msg':>13} {'ratio':>6}   published/s ({a} / {b})"
     )
     print()
     print(header)
@@ -1295,17 +1958,33 @@ def print_table(scenarios: list[Scenario], best: dict, repeat: int) -> None:
             ]
             print(f"{'  cut at max_pend':<18} {'':<12} {words[0]:>12} {words[1]:>12}")
             continue
-        key = "delivered_per_s" if sc.delivers else "published_per_s"
+        if sc.kind == "service":
+            key, unit = "requests_per_s", "requests/s"
+        elif sc.delivers:
+            key, unit = "delivered_per_s", "delivered/s"
+        else:
+            key, unit = "published_per_s", "published/s"
         x, y = metric(ra, key), metric(rb, key)
         shares = [metric(r, "server_cpu") for r in (ra, rb)]
         server_cpu = "/".join(f"{v * 100:.0f}" if isinstance(v, float) else "-" for v in shares)
         server_cpu += "%" if any(isinstance(v, float) for v in shares) else ""
         loads = [r["generator_cpu"] for r in (ra, rb) if r and "error" not in r]
         gen_cpu = max(loads, default=None)
+        per = [r.get("server_cpu_us_per_msg") if r and "error" not in r else None for r in (ra, rb)]
+        per_msg = "/".join(cell(v, ".2f") for v in per)
         line = (
-            f"{sc.title:<18} {key[:-6] + '/s':<12} {cell(x, ',.0f'):>12} {cell(y, ',.0f'):>12} "
-            f"{ratio(x, y):>7} {server_cpu:>9} {cell(gen_cpu, '.0%'):>8}"
+            f"{sc.title:<18} {unit:<12} {cell(x, ',.0f'):>12} {cell(y, ',.0f'):>12} "
+            f"{ratio(x, y):>7} {server_cpu:>9} {cell(gen_cpu, '.0%'):>8} {per_msg:>13} "
+            f"{ratio(*per):>6}"
         )
+        if sc.kind == "service":
+            print(line)
+            for pct in ("p50_us", "p99_us"):
+                x, y = metric(ra, pct), metric(rb, pct)
+                title = f"  round trip {pct[:3]}"
+                print(f"{title:<18} {'us':<12} {cell(x, '.1f'):>12} {cell(y, '.1f'):>12} ", end="")
+                print(f"{ratio(x, y):>7}")
+            continue
         if sc.delivers:
             pa, pb = metric(ra, "published_per_s"), metric(rb, "published_per_s")
             line += f"   {cell(pa, ',.0f')} / {cell(pb, ',.0f')}"
@@ -1315,7 +1994,9 @@ def print_table(scenarios: list[Scenario], best: dict, repeat: int) -> None:
         "  us: above 1 is slower). srv CPU: each server's CPU use (below 100%: it waited, for the"
     )
     print("  generator or for its CPU taken by other processes). gen CPU: the generator's busier")
-    print("  share of its own CPU in that row (near 100%: it may be the limit).")
+    print("  share of its own CPU in that row (near 100%: it may be the limit). srv us/msg: server")
+    print("  CPU time per published message (per request for the service), nats-server/trionats,")
+    print("  and its ratio trionats / nats-server (above 1: trionats spends more).")
     if any(sc.kind == "routed" for sc in scenarios):
         print("  routed rows: both nodes of each cluster run on the server CPU (one core per")
         print("  implementation); srv CPU is the two nodes together; publisher on A.")
@@ -1407,6 +2088,7 @@ def describe_run(args, commands: dict, servers: list[str], server_cpu: int, load
             "batch_bytes": BATCH_BYTES,
             "many_subs": MANY_SUBS,
             "many_subs_pubs_per_batch": MANY_SUBS_PUBS,
+            "real_cycle_pubs": args.real_cycle,
             "slow_flood_max_s": SLOW_FLOOD_MAX,
             "routed_nodes_cpu": server_cpu,
             "commands": {name: commands[name] for name in servers},
@@ -1458,6 +2140,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="replace a server's command, e.g. 'trionats=python -m trionats -p {port}'; "
         "without {port}, '-a 127.0.0.1 -p PORT' is appended (repeatable)",
     )
+    add(
+        "--real-cycle",
+        type=int,
+        default=REAL_CYCLE_PUBS,
+        help=f"PUBs in the real rows' cycle of pre-built batches (default {REAL_CYCLE_PUBS}: "
+        "lines seldom repeat; 8192 repeats one batch of `real`)",
+    )
     add("--quick", action="store_true", help="1 s per measurement, 1 repeat, 500 samples")
     add("--no-ceiling", action="store_true", help="skip measuring the generator's own ceiling")
     add("--server-cpu", type=int, help="CPU for the servers (default: the first one allowed)")
@@ -1469,8 +2158,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.duration, args.repeat, args.samples = 1.0, 1, 500
-    if args.duration <= 0 or args.repeat < 1 or args.samples < 1:
-        p.error("--duration, --repeat and --samples must be positive")
+    if args.duration <= 0 or args.repeat < 1 or args.samples < 1 or args.real_cycle < 1:
+        p.error("--duration, --repeat, --samples and --real-cycle must be positive")
     args.warmup = min(0.25, args.duration / 4)
     args.latency_warmup = max(50, args.samples // 10)
     return args
