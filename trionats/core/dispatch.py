@@ -73,17 +73,23 @@ class Plan:
     __slots__ = ("plain", "queues", "groups", "routed", "granting", "limited", "shared",
                  "reserved", "permitted")  # fmt: skip
 
-    def __init__(self, plain: tuple, queues: tuple, groups: dict, routed: bool) -> None:
+    def __init__(self, plain: tuple, queues: tuple, groups: dict, routed: bool,
+                 local: list) -> None:  # fmt: skip
+        """`local`: every target that is a local subscription (plain or queue member)."""
         self.plain = plain
         self.queues = queues
         self.groups = groups
         self.routed = routed
-        every = plain + tuple(t for group in queues for t in group)
-        every += tuple(t for group in groups.values() for t in group)
-        self.granting = any(type(t[1]) is GrantingOutbound for t in every)
-        self.limited = any(t[0].max_msgs for t in every)
-        owners = [t[0].client for t in every if t[1] is not None]
-        self.shared = len(owners) != len(set(owners))
+        if len(local) == 1:  # the common case, kept cheap (a reply to a unique inbox, say)
+            sub, outbound, _, _ = local[0]
+            self.granting = type(outbound) is GrantingOutbound
+            self.limited = sub.max_msgs != 0
+            self.shared = False
+        else:
+            self.granting = any(type(t[1]) is GrantingOutbound for t in local)
+            self.limited = any(t[0].max_msgs for t in local)
+            owners = [t[0].client for t in local]
+            self.shared = len(owners) != len(set(owners))
         self.reserved = False
         self.permitted = True
 
@@ -148,24 +154,21 @@ class Dispatcher:
         inbound = self.inbound
         echo = self.echo
         clock = self.clock
-
-        def wanted(sub: Subscription) -> bool:
-            client = sub.client
-            if client is source and not echo:
-                return False
-            deny = client.delivery_deny
-            return deny is None or not deny.denies_delivery(subject)
-
+        local = []  # every local target, for the plan's flags
         plain = []
         routes = None  # servers with plain interest, in match order, once each
         for sub in result.psubs:
-            if sub.client.is_route:
+            client = sub.client
+            if client.is_route:
                 if not inbound:  # a routed message never goes on to another server
                     if routes is None:
                         routes = {}
-                    routes[sub.client] = None
-            elif wanted(sub):
+                    routes[client] = None
+            elif (echo or client is not source) and (
+                client.delivery_deny is None or not client.delivery_deny.denies_delivery(subject)
+            ):
                 plain.append(local_target(sub, subject, clock))
+        local += plain
         if routes:
             plain += [route_target(route, subject) for route in routes]
         queues = []
@@ -174,18 +177,23 @@ class Dispatcher:
         for members in result.qsubs:
             group = []
             for sub in members:
-                if sub.client.is_route:
+                client = sub.client
+                if client.is_route:
                     if not inbound:
                         group += remote_members(sub)
                         routed = True
-                elif wanted(sub):
-                    group.append(local_target(sub, subject, clock))
+                elif (echo or client is not source) and (
+                    client.delivery_deny is None or not client.delivery_deny.denies_delivery(subject)
+                ):
+                    target = local_target(sub, subject, clock)
+                    group.append(target)
+                    local.append(target)
             if group:
                 if inbound:
                     groups[group[0][0].queue] = tuple(group)
                 else:
                     queues.append(tuple(group))
-        plan = Plan(tuple(plain), tuple(queues), groups, routed)
+        plan = Plan(tuple(plain), tuple(queues), groups, routed, local)
         plan.reserved = subject[:5] == b"_GR_." and len(subject) > 5
         if self.may_publish is not None:
             plan.permitted = self.may_publish(subject)
