@@ -314,7 +314,7 @@ class Server:
         if not path:
             self.log.error("Failed to reload server configuration: no configuration file")
             return False
-        from .config.load import load as load_config  # the loader and parser: not at start-up
+        from .config.load import load as load_config  # cattrs and the parser: not at start-up
 
         try:
             new = attrs.evolve(load_config(path), **self.flag_overrides)

@@ -3,23 +3,21 @@
 A table per block maps each key nats-server accepts (case-insensitive, with its aliases) to an
 Options field and a converter. Walking the parsed file converts every value, and collects a
 `Problem` with the file:line:column of every unknown key or bad value instead of stopping at
-the first. The converted plain dicts are then structured into the attrs classes (`_structure`).
+the first. The converted plain dicts are then structured into the attrs classes by cattrs.
 Keys that name nats-server features trionats will not have (JetStream, leaf nodes, ...) get
 their own message, so nobody mistakes them for a typo.
 """
 
 from __future__ import annotations
 
-import functools
 import re
-import types
-import typing
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import attrs
+import cattrs
 
 from .. import defaults
 from .. import options as opts
@@ -557,52 +555,9 @@ ACCOUNT_OPTIONS = {"system_account", "system"}
 ACCOUNT_OPTIONS_IN = {"cluster": {"accounts"}}
 _ACCOUNTS_ONLY = "names an account, and trionats has the global account only"
 
-# --- structuring: plain dicts -> attrs classes --------------------------------------------------
-
-# What cattrs did here, for the few field types Options has; importing cattrs and building its
-# structuring code cost ~40 ms of every start with -c. Values arrive checked by the walk.
-
-#: Unions whose value the walk already chose: kept as they are.
-_AS_GIVEN = frozenset({bool | float, float | None})
-
-
-@functools.cache
-def _field_types(cls: type) -> tuple[tuple[str, Any], ...]:
-    hints = typing.get_type_hints(cls)
-    return tuple((f.name, hints[f.name]) for f in attrs.fields(cls) if f.init)
-
-
-def _structure(value: Any, cls: type) -> Any:
-    """A plain dict into the attrs class `cls` (nested blocks and lists too); keys that are not
-    fields are ignored, missing ones keep their defaults. Values are converted to their field's
-    type as cattrs does: `int(value)`, `str(value)`, a tuple of such. TypeError or ValueError
-    if one cannot be."""
-    if isinstance(value, cls):
-        return value
-    if not isinstance(value, dict):
-        raise TypeError(f"{cls.__name__}: a map is needed, not {type(value).__name__}")
-    fields = _field_types(cls)
-    return cls(**{name: _convert(value[name], tp) for name, tp in fields if name in value})
-
-
-def _convert(value: Any, tp: Any) -> Any:
-    if tp in _AS_GIVEN:
-        return value
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is types.UnionType:  # `X | None`, the only other unions
-        if value is None:
-            return None
-        (inner,) = (arg for arg in args if arg is not types.NoneType)
-        return _convert(value, inner)
-    if origin is tuple:
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_convert(item, args[0]) for item in value)
-        return tuple(_convert(item, arg) for item, arg in zip(value, args, strict=True))
-    if origin is list:
-        return [_convert(item, args[0]) for item in value]
-    if attrs.has(tp):
-        return _structure(value, tp)
-    return tp(value)  # str, int, float, bool
+_converter = cattrs.Converter()
+_converter.register_structure_hook(bool | float, lambda value, _: value)
+_converter.register_structure_hook(float | None, lambda value, _: value)
 
 
 # --- walking a parsed file ---------------------------------------------------------------------
@@ -659,10 +614,10 @@ def _check_tls(block: dict, position: Position | None, problems: list[Problem]) 
     from ..tls import check  # the ssl module's rules; the loader stays free of I/O otherwise
 
     try:
-        check(_structure(block, opts.TLSOptions))
+        check(_converter.structure(block, opts.TLSOptions))
     except ConfigError as exc:
         problems.append(Problem(position, str(exc)))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, cattrs.BaseValidationError):
         pass  # a bad value inside the block, already reported by the walk
 
 
@@ -794,8 +749,8 @@ def options_from_conf(
         lines += _check_what_loaded(merged, {p.message for p in problems})
         raise ConfigError("\n".join(lines))
     try:
-        return _structure(merged, opts.Options)
-    except (TypeError, ValueError) as exc:
+        return _converter.structure(merged, opts.Options)
+    except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
         # The walk above already checked every value: this is a bug, reported with the file.
         where = next(iter(conf.positions.values())).file if conf.positions else "<config>"
         raise ConfigError(f"{where}: {exc}") from exc
@@ -807,10 +762,10 @@ def _check_what_loaded(merged: dict, reported: set[str]) -> list[str]:
     one refused block or bad value does not hide the rest. Nothing if the loaded part cannot
     even be built (a block with bad values inside, already reported)."""
     try:
-        _structure(merged, opts.Options).check()
+        _converter.structure(merged, opts.Options).check()
     except ConfigError as exc:
         return [line for line in str(exc).split("\n") if line not in reported]
-    except (TypeError, ValueError):
+    except (cattrs.BaseValidationError, TypeError, ValueError):
         pass
     return []
 
