@@ -1,4 +1,4 @@
-"""Logging: nats-server's text lines or ECS JSON, level switches, no secrets, rotation.
+"""structlog setup: nats-server's text lines or ECS JSON, level switches, no secrets, rotation.
 
 Text lines look like nats-server's: `[<pid>] <date time> [INF] <prefix><message>`, where a
 connection's logger carries a `conn` prefix such as `127.0.0.1:5000 - cid:7 - `. With
@@ -8,14 +8,11 @@ for Filebeat/Logstash -> Elasticsearch; the fields a connection binds (`peer_hos
 `nats.conn`. Levels are switches as in nats-server (trace without debug is allowed), kept
 in `LEVELS` so a reload can flip them for every logger at once.
 
-How it fits together: a `NatsLogger` is an event's bound fields (structlog's bound-logger
-shape, without structlog: importing it cost ~25 ms of every start). Each call renders the
-event through the current processor chain (`_render`, structlog's processor signature, so
-ecs-logging's structlog formatter fits) and hands the line to the one sink (`_SINK`), both
-read at each call. So loggers bound before a reload (every connection's) follow a new format,
-file or size limit at once. The sink owns the log file: size-based rotation
-(`log_size_limit`, `log_max_num`) and reopening after an external rename (SIGUSR1), as
-nats-server's file logger does.
+How it fits together: structlog is configured once, with one processor (`_dispatch`) and one
+logger (`_SINK`) that read the current settings at each call. So loggers bound before a
+reload (every connection's) follow a new format, file or size limit at once. The sink owns
+the log file: size-based rotation (`log_size_limit`, `log_max_num`) and reopening after an
+external rename (SIGUSR1), as nats-server's file logger does.
 
 Syslog (`syslog`, `remote_syslog`, trionats/syslog.py): as in nats-server a log file wins
 over it; its text lines are the message with the connection prefix, without pid, time or
@@ -41,6 +38,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any, TextIO
+
+import structlog
 
 from . import __version__
 from .errors import ConfigError
@@ -76,41 +75,28 @@ class Levels:
 LEVELS = Levels()
 
 
-class NatsLogger:
-    """A logger with bound fields whose methods are nats-server's levels; debug and trace are
-    switches. An event's fields are the bound ones, then the call's, then `event`."""
-
-    __slots__ = ("_context",)
-
-    def __init__(self, context: dict[str, Any]) -> None:
-        self._context = context
-
-    def bind(self, **fields: Any) -> NatsLogger:
-        """A new logger with these fields added (this one is unchanged)."""
-        return NatsLogger({**self._context, **fields})
-
-    def _log(self, method: str, event: str, kw: dict[str, Any]) -> None:
-        _SINK.emit(method, _render(method, {**self._context, **kw, "event": event}))
+class NatsLogger(structlog.BoundLoggerBase):
+    """A bound logger whose methods are nats-server's levels; debug and trace are switches."""
 
     def trace(self, event: str, **kw: Any) -> None:
         if LEVELS.trace:
-            self._log("trace", event, kw)
+            self._proxy_to_logger("trace", event, **kw)
 
     def debug(self, event: str, **kw: Any) -> None:
         if LEVELS.debug:
-            self._log("debug", event, kw)
+            self._proxy_to_logger("debug", event, **kw)
 
     def info(self, event: str, **kw: Any) -> None:
-        self._log("info", event, kw)
+        self._proxy_to_logger("info", event, **kw)
 
     def warning(self, event: str, **kw: Any) -> None:
-        self._log("warning", event, kw)
+        self._proxy_to_logger("warning", event, **kw)
 
     def error(self, event: str, **kw: Any) -> None:
-        self._log("error", event, kw)
+        self._proxy_to_logger("error", event, **kw)
 
     def fatal(self, event: str, **kw: Any) -> None:
-        self._log("fatal", event, kw)
+        self._proxy_to_logger("fatal", event, **kw)
 
 
 # --- secrets -----------------------------------------------------------------------------------
@@ -346,7 +332,7 @@ _BACKUP_SUFFIX = re.compile(r"\.\d{4}\.\d{2}\.\d{2}\.\d{2}\.\d{2}\.\d{2}\.\d{9}"
 
 
 class _Sink:
-    """Where every rendered line goes: stderr, the log file or syslog.
+    """The one structlog logger: writes each rendered line to stderr, the log file or syslog.
 
     With a size limit, once the file grows past it the file is renamed to a timestamped
     backup, a new file is opened whose first line says so, and with `max_num` the oldest
@@ -396,12 +382,29 @@ class _Sink:
             if 0 < self.limit < self.size:
                 self.rotate()
 
-    def emit(self, method: str, message: str) -> None:
-        """One logged line at level `method` (the NatsLogger method name)."""
+    def _emit(self, method: str, message: str) -> None:
         if self.syslog is not None:
             self.syslog.send(method, message)
         else:
             self.msg(message)
+
+    def trace(self, message: str) -> None:
+        self._emit("trace", message)
+
+    def debug(self, message: str) -> None:
+        self._emit("debug", message)
+
+    def info(self, message: str) -> None:
+        self._emit("info", message)
+
+    def warning(self, message: str) -> None:
+        self._emit("warning", message)
+
+    def error(self, message: str) -> None:
+        self._emit("error", message)
+
+    def fatal(self, message: str) -> None:
+        self._emit("fatal", message)
 
     def use_syslog(self, where: Any, *, connect_now: bool) -> None:
         """Send lines to this syslog destination (None: back to stderr or the file). The new
@@ -460,7 +463,7 @@ _SINK = _Sink()
 
 
 class _Settings:
-    """What `_render` renders with; replaced as a whole by `configure`."""
+    """What `_dispatch` renders with; replaced as a whole by `configure`."""
 
     def __init__(self, processors: list) -> None:
         self.processors = processors
@@ -500,10 +503,14 @@ _SETTINGS = _Settings(_text_processors(True, False))
 
 
 def _render(method: str, event_dict: dict) -> Any:
-    """An event through the current configuration's processor chain: the line to write."""
     for processor in _SETTINGS.processors:
         event_dict = processor(None, method, event_dict)
     return event_dict
+
+
+def _dispatch(logger: Any, method: str, event_dict: dict) -> Any:
+    """structlog's only processor: the chain of the current configuration."""
+    return _render(method, event_dict)
 
 
 def _direct(method: str, message: str) -> None:
@@ -556,7 +563,14 @@ def configure(
         if log_format == "json"
         else _text_processors(logtime, logtime_utc, to_syslog=where is not None)
     )
-    _configured = True
+    if not _configured:
+        structlog.configure(
+            processors=[_dispatch],
+            wrapper_class=NatsLogger,
+            logger_factory=lambda *args: _SINK,
+            cache_logger_on_first_use=False,
+        )
+        _configured = True
     if log_file != _SINK.path or (log_file and _SINK.file is None):
         _SINK.open(log_file)
     _SINK.limit = max(0, log_size_limit) if log_file else 0
@@ -634,4 +648,4 @@ def get_logger(**bound: Any) -> NatsLogger:
     """A logger with nats-server's levels; sets up the defaults if nobody configured logging."""
     if not _configured:
         configure()
-    return NatsLogger(bound)
+    return structlog.get_logger(**bound)
