@@ -3,8 +3,8 @@
 A server process started as a user starts it (flags, or `-c` with a file) serves one plain
 client, stops, and lists `sys.modules` on its way out. Modules of features the configuration
 does not use (TLS, routes, websocket, HTTP monitoring, bcrypt, nkeys, JSON logs) must not be
-there, nor structlog and cattrs, which trionats no longer uses (each cost ~25-40 ms of a
-start). This checks imports, not timings: `benchmarks/bench.py --scenarios startup` measures.
+there, nor the configuration loader's cattrs when no file is loaded. This checks imports, not
+timings: `benchmarks/bench.py --scenarios startup` measures.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ sys.exit(main(sys.argv[2:]))
 """
 
 #: Never imported by a server (only tests or tools might).
-UNUSED = ("structlog", "cattrs", "asyncio", "trionats.testing")
+UNUSED = ("trionats.testing",)
 #: Imported only when the configuration asks for what they do.
 OPTIONAL = (
     "trionats.tls", "cryptography",  # tls blocks, TLS flags, certificate maps, nkeys
@@ -41,7 +41,7 @@ OPTIONAL = (
     "decimal",  # Go's formatting of tiny or huge floats
 )  # fmt: skip
 #: The configuration file's parser and loader: only with -c.
-CONFIG = ("trionats.config.load", "trionats.config.natsconf", "tomli", "tomllib")
+CONFIG = ("trionats.config.load", "trionats.config.natsconf", "tomli", "tomllib", "cattrs")
 
 PLAIN_CONF = """
 authorization { user: alice, password: secret }
