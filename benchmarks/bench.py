@@ -18,6 +18,7 @@ import selectors
 import shlex
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -63,6 +64,9 @@ REAL_MAX_LAG = 16 << 20  # bytes a subscriber may be behind before the publisher
 REAL_READS_PER_WAKEUP = 16  # a subscriber's reads per wakeup in these rows (1 MiB each)
 SERVICE_REQUESTERS = 32  # `service`: connections, each keeping one request in flight
 SERVICE_RESPONDERS = 4  # members of the queue group `svc` on `svc.req`
+STARTUP_SPAWNS = 10  # `startup`: fresh servers started per repeat (the median is reported)
+STARTUP_POLL = 0.0005  # seconds between its connect attempts (from the generator's CPU)
+STARTUP_IDLE = 1.0  # seconds a started server sits idle before its VmRSS is read
 
 
 class BenchError(Exception):
@@ -76,7 +80,7 @@ class BenchError(Exception):
 class Scenario:
     name: str  # key for --scenarios and the JSON
     title: str  # label in the table
-    kind: str = "throughput"  # or "latency", "routed", "manysubs", "memory"
+    kind: str = "throughput"  # or "latency", "routed", "manysubs", "memory", "startup"
     sizes: tuple[int, ...] = (16,)  # payload sizes the publisher cycles through
     subject: str = "bench"  # where the publisher publishes
     subs: tuple[str, ...] = ()  # one subscriber connection per entry: "subject [queue]"
@@ -148,6 +152,9 @@ SCENARIOS = (
     # A subscriber that never reads while 1 KB messages flood it: the server's peak RSS, and
     # whether it cuts the subscriber at max_pending (64 MB by default in both).
     Scenario("slowcons", "slow consumer 1KB", kind="memory", sizes=(1024,), subs=("bench",)),
+    # Fresh servers, one after the other: spawn to the first connect that gets INFO, and the
+    # resident memory of the idle server (no client) after that.
+    Scenario("startup", "start-up", kind="startup"),
 )
 SCENARIO_NAMES = tuple(s.name for s in SCENARIOS)
 
@@ -1481,6 +1488,56 @@ def describe_slow_consumer(res: dict) -> str:
     )
 
 
+def run_startup(proc: Process) -> dict:
+    """STARTUP_SPAWNS fresh servers of this command, one at a time on the server CPU.
+
+    Ready = the first TCP connect that receives bytes (INFO), polled every STARTUP_POLL s
+    from the generator's CPU: the same test for both servers, whatever they log. Idle RSS =
+    VmRSS after STARTUP_IDLE s with no client. A `python -m` command's package is compiled
+    first, as an installed one would be (else each start compiles it from source).
+    """
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))  # recovery.py sits beside this file
+    from recovery import precompile
+
+    precompile(proc.argv)
+    ready, cpu, rss = [], [], []
+    for _ in range(STARTUP_SPAWNS):
+        node = Process(f"{proc.name}-start-{free_port()}", proc.argv, proc.cpu, proc.env,
+                       proc.log_path.parent)  # fmt: skip
+        try:
+            ready.append(node.start(poll=STARTUP_POLL))
+            cpu.append(cpu_seconds_of(node.pid))
+            time.sleep(STARTUP_IDLE)
+            if not node.alive():
+                raise BenchError(f"{node.name} exited while idle: {node.log_tail()}")
+            rss.append(memory_of(node.pid))
+        finally:
+            node.stop()
+    samples = {"ready_s": ready, "cpu_s": cpu, "idle_rss_bytes": rss}
+    return samples | startup_summary(ready, cpu, rss)
+
+
+def startup_summary(ready: list[float], cpu: list[float], rss: list[int]) -> dict:
+    return {
+        "spawns": len(ready),
+        "ready_ms_p50": statistics.median(ready) * 1e3,
+        "ready_ms_min": min(ready) * 1e3,
+        # The server's own CPU time when it was ready (in clock ticks, 10 ms here): far below
+        # the wall time when other processes held its CPU.
+        "cpu_ms_p50": statistics.median(cpu) * 1e3,
+        "idle_rss_mb_p50": statistics.median(rss) / 1e6,
+    }
+
+
+def describe_startup(res: dict) -> str:
+    return (
+        f"ready after {res['ready_ms_p50']:7.1f} ms (median of {res['spawns']}; min "
+        f"{res['ready_ms_min']:.1f}; CPU {res['cpu_ms_p50']:.0f}); idle RSS "
+        f"{res['idle_rss_mb_p50']:.1f} MB"
+    )
+
+
 def read_to_eof(sock: socket.socket, timeout: float) -> tuple[bool, int]:
     """Read until EOF: (True, bytes) if the server closed the socket, (False, bytes) on timeout."""
     deadline = time.monotonic() + timeout
@@ -1592,8 +1649,10 @@ class Process:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
-    def start(self) -> None:
+    def start(self, poll: float = 0.05) -> float:
+        """Spawn it and wait until a connect gets bytes; returns the seconds that took."""
         self.port = free_port()
+        t0 = time.perf_counter()
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 ["taskset", "-c", str(self.cpu), *with_port(self.argv, self.port)],  # taskset execs
@@ -1612,14 +1671,14 @@ class Process:
             try:
                 with socket.create_connection((HOST, self.port), timeout=1.0) as s:
                     if s.recv(16):
-                        return
+                        return time.perf_counter() - t0
             except OSError:
                 pass
             if time.monotonic() > deadline:
                 raise BenchError(
                     f"{self.name} did not accept connections within {START_TIMEOUT:.0f}s"
                 )
-            time.sleep(0.05)
+            time.sleep(poll)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -1830,6 +1889,9 @@ def run_server(
             elif sc.kind == "memory":
                 res = run_slow_consumer(proc, sc)
                 print(f"{label} {describe_slow_consumer(res)}")
+            elif sc.kind == "startup":
+                res = run_startup(proc)
+                print(f"{label} {describe_startup(res)}")
             else:
                 if sc.kind == "routed":
                     res = run_routed(proc, sc, cfg.duration, cfg.warmup)
@@ -1921,6 +1983,9 @@ def best_of(runs: list[dict], kind: str) -> dict:
         return worst | {"cut": all(r["cut"] for r in runs)}
     if kind == "service":
         return max(runs, key=lambda r: r["requests_per_s"])
+    if kind == "startup":  # medians over every spawn of every repeat
+        keys = ("ready_s", "cpu_s", "idle_rss_bytes")
+        return startup_summary(*([x for r in runs for x in r[key]] for key in keys))
     key = "delivered_per_s" if "delivered_per_s" in runs[0] else "published_per_s"
     return max(runs, key=lambda r: r[key])
 
@@ -1957,6 +2022,16 @@ def print_table(scenarios: list[Scenario], best: dict, repeat: int) -> None:
                 for c in cuts
             ]
             print(f"{'  cut at max_pend':<18} {'':<12} {words[0]:>12} {words[1]:>12}")
+            continue
+        if sc.kind == "startup":
+            rows = (
+                ("ready_ms_p50", "ms to ready", sc.title),
+                ("idle_rss_mb_p50", "idle RSS MB", ""),
+            )
+            for key, unit, title in rows:
+                x, y = (cell(metric(r, key), ",.1f") for r in (ra, rb))
+                ratio_text = ratio(metric(ra, key), metric(rb, key))
+                print(f"{title:<18} {unit:<12} {x:>12} {y:>12} {ratio_text:>7}")
             continue
         if sc.kind == "service":
             key, unit = "requests_per_s", "requests/s"
@@ -2003,6 +2078,10 @@ def print_table(scenarios: list[Scenario], best: dict, repeat: int) -> None:
     if any(sc.kind == "memory" for sc in scenarios):
         print("  slow consumer: VmHWM of a server started for that row (highest of the repeats);")
         print("  cut = the server closed the subscriber that never read (in every repeat).")
+    if any(sc.kind == "startup" for sc in scenarios):
+        print(f"  start-up: medians over {STARTUP_SPAWNS} fresh servers a repeat (all repeats);")
+        print(f"  ready = the first connect that gets INFO; idle RSS = VmRSS {STARTUP_IDLE:.0f} s")
+        print("  later (ratio above 1: slower, bigger).")
 
 
 def metric(result: dict | None, key: str):
@@ -2090,6 +2169,8 @@ def describe_run(args, commands: dict, servers: list[str], server_cpu: int, load
             "many_subs_pubs_per_batch": MANY_SUBS_PUBS,
             "real_cycle_pubs": args.real_cycle,
             "slow_flood_max_s": SLOW_FLOOD_MAX,
+            "startup_spawns": STARTUP_SPAWNS,
+            "startup_idle_s": STARTUP_IDLE,
             "routed_nodes_cpu": server_cpu,
             "commands": {name: commands[name] for name in servers},
         },

@@ -22,7 +22,7 @@ from pathlib import Path
 import attrs
 import trio
 
-from . import __version__, defaults, tls
+from . import __version__, defaults
 from . import logging as tlog
 from .errors import ConfigError
 from .options import Authorization, ClusterOptions, Options, RouteAuthorization, TLSOptions
@@ -382,7 +382,9 @@ def _tls_block(given: dict) -> TLSOptions | None:
         ca_file=given.get("ca_file", ""),
         verify=bool(given.get("verify", False)),
     )
-    tls.check(block)
+    from .tls import check  # ssl's rules: only when TLS flags are given
+
+    check(block)
     return block
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from . import defaults, errors, tls
+from . import defaults, errors
 from .auth import SYS_QUEUE, Failure, Identity, PendingPassword, PublishCheck
 from .auth.nkeys import new_nonce
 from .connection import Connection
@@ -133,6 +133,8 @@ class ClientConnection(Connection):
         context = server.tls_context
         if context is None or self.refusal is not None:
             return  # a refused client gets its INFO and -ERR in plaintext, as from nats-server
+        from . import tls  # only with a tls block, which imported it already
+
         try:
             result = await tls.accept_client_port(
                 self.stream,

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
-from . import __version__, defaults, errors, ids, tls
+from . import __version__, defaults, errors, ids
 from .protocol import encode
 from .auth import Authenticator
 from .client import ClientConnection
@@ -50,9 +50,9 @@ from .logging import LEVELS, LOGGING_OPTIONS, LogFileError, check_log_file, conf
 from .logging import get_logger, reopen_log_file
 from .hostport import parse_host_port
 from .options import Options
-from .routes.cluster import Cluster
 
 if TYPE_CHECKING:
+    from .routes.cluster import Cluster
     from .websocket import WebsocketListener
 
 #: Reloaded options after which clients are authorized again (tls: verify_and_map, timeout).
@@ -109,7 +109,11 @@ class Server:
         #: Routes to other servers (routes/cluster.py), with a cluster {} block.
         # As nats-server, clustering (listening and dialing routes) needs a cluster port.
         clustered = options.cluster is not None and options.cluster.port != 0
-        self.cluster = Cluster(self, options.cluster) if clustered else None
+        self.cluster: Cluster | None = None
+        if clustered:
+            from .routes.cluster import Cluster  # the route modules: only with a cluster port
+
+            self.cluster = Cluster(self, options.cluster)
         if self.cluster is not None:
             self.lame_duck_hooks.append(self.cluster.announce_lame_duck)
         #: Client URLs (host:port) of this server and its peers, in client INFO once clustered.
@@ -394,6 +398,8 @@ class Server:
 
     def _load_tls(self, options: Options) -> None:
         """The ssl contexts of the client port and the HTTPS monitor (None without `tls`)."""
+        if options.tls is not None:
+            from . import tls  # certificate checks and cipher tables: only with a tls block
         self.tls_context = tls.server_context(options.tls) if options.tls is not None else None
         #: nats-server never asks monitoring clients for a certificate.
         self.https_context = (

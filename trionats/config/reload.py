@@ -15,7 +15,6 @@ from .. import defaults
 from ..errors import ConfigError
 from ..hostport import parse_host_port
 from ..logging import redact_urls
-from ..monitor.snapshots import go_duration
 from ..options import Authorization, ClusterOptions, Options, TLSOptions
 
 #: Options a running server applies on reload (what trionats acts on today and nats-server
@@ -261,6 +260,8 @@ def _handshake_first(block: TLSOptions | None) -> tuple[bool, float]:
 
 
 def _duration(seconds: float) -> str:
+    from ..monitor.snapshots import go_duration  # the monitor: only when a reload logs
+
     return go_duration(round(seconds * 1e9))
 
 

@@ -7,7 +7,6 @@ monitoring endpoints use the same writer indented, as Go's json.MarshalIndent.
 
 from __future__ import annotations
 
-import decimal
 import json
 import math
 import re
@@ -50,6 +49,8 @@ def go_number(value: float) -> str:
         power = int(exponent)
         return f"{mantissa}e-{-power}" if power < 0 else f"{mantissa}e+{power:02d}"
     if "e" in text:  # repr's exponent form from 1e16 and below 1e-4: write the same digits out
+        import decimal  # rare (tiny or huge floats); not worth its import at start-up
+
         text = format(decimal.Decimal(text), "f")
     return text[:-2] if text.endswith(".0") else text
 
