@@ -2,7 +2,7 @@
 
 Raw clients on real sockets: a traced message's event is read as the MSG its destination's
 subscriber gets; a differential test compares it with nats-server 2.15.1's for the same
-scenario.
+scenario, and clusters check the hop each server reports.
 """
 
 from __future__ import annotations
@@ -11,9 +11,13 @@ import json
 import re
 
 import pytest
+import trio
 
-from tests.helpers import NatsServerProcess, RawClient, start_trionats
+from tests.helpers import NatsServerProcess, RawClient, free_port, start_trionats
 from trionats.core import msgtrace
+from trionats.options import ClusterOptions
+
+TIMEOUT = 5.0
 
 _opened: list[RawClient] = []
 
@@ -273,3 +277,130 @@ async def test_events_match_nats_server(nursery):
     for mine, its in zip(ours[:2], theirs[:2]):
         assert shape(mine) == shape(its)
     assert ours[2] == theirs[2]
+
+
+# --- clusters -------------------------------------------------------------------------------
+
+
+def _cluster(*routes: int, port: int = -1) -> ClusterOptions:
+    urls = tuple(f"nats-route://127.0.0.1:{p}" for p in routes)
+    return ClusterOptions(name="C", host="127.0.0.1", port=port, routes=urls)
+
+
+async def _wait(condition) -> None:
+    with trio.fail_after(TIMEOUT):
+        while not condition():
+            await trio.sleep(0.01)
+
+
+async def _routed_pair(nursery):
+    a = await start_trionats(nursery, cluster=_cluster(), server_name="A")
+    b = await start_trionats(nursery, cluster=_cluster(a.cluster.port), server_name="B")
+    await _wait(lambda: a.cluster.routes and b.cluster.routes)
+    return a, b
+
+
+def _interest(server, subject: bytes) -> bool:
+    result = server.sublist.match(subject)
+    return any(s.client.is_route for s in list(result.psubs) + [s for g in result.qsubs for s in g])
+
+
+@pytest.mark.parametrize("only", [False, True])
+async def test_a_routed_trace_reports_both_servers(nursery, only):
+    a, b = await _routed_pair(nursery)
+    sub = await client(b.port, "far")
+    tracer = await client(a.port, "tracer")
+    pub = await client(a.port, "pub")
+    await sub.send(b"SUB foo 1\r\n")
+    await drain(sub)
+    await _wait(lambda: _interest(a, b"foo"))
+    await tracer.send(b"SUB my.trace 1\r\n")
+    await drain(tracer)
+    await _wait(lambda: _interest(b, b"my.trace"))
+    headers = ["Nats-Trace-Dest: my.trace"] + (["Nats-Trace-Only: true"] if only else [])
+    await pub.send(hpub("foo", *headers))
+    events = [await read_event(tracer), await read_event(tracer)]
+    by_server = {e["server"]["name"]: e for e in events}
+    here, there = by_server["A"], by_server["B"]
+    assert here["hops"] == 1 and "hops" not in there
+    assert here["server"]["cluster"] == "C"
+    route_a = a.cluster.routes[b.server_id]
+    assert here["events"][1:] == [{"type": "eg", "ts": here["events"][1]["ts"], "kind": 1,
+                                   "cid": route_a.cid, "name": "B", "hop": "1"}]  # fmt: skip
+    assert there["request"]["header"]["Nats-Trace-Hop"] == ["1"]
+    ingress, egress = there["events"]
+    assert (ingress["kind"], ingress["name"], ingress["subj"]) == (1, "A", "foo")
+    assert (egress["kind"], egress["name"], egress["sub"]) == (0, "far", "foo")
+    got = await drain(sub)
+    if only:
+        assert got == b""
+    else:
+        assert got.startswith(b"HMSG foo 1 ") and b"Nats-Trace-Hop: 1\r\n" in got
+
+
+async def test_a_peer_without_tracing_is_reported(nursery):
+    """A route peer at protocol 2 (older servers) is told nothing of a trace-only message."""
+    a, b = await _routed_pair(nursery)
+    route = a.cluster.routes[b.server_id]
+    route.remote_info = route.remote_info | {"proto": 2}
+    sub = await client(b.port)
+    tracer = await client(a.port)
+    pub = await client(a.port)
+    await sub.send(b"SUB foo 1\r\n")
+    await drain(sub)
+    await _wait(lambda: _interest(a, b"foo"))
+    await tracer.send(b"SUB t 1\r\n")
+    await drain(tracer)
+    await pub.send(hpub("foo", "Nats-Trace-Dest: t", "Nats-Trace-Only: true"))
+    event = await read_event(tracer)
+    assert event["events"][1]["error"] == msgtrace.ONLY_NO_SUPPORT
+    await pub.send(hpub("foo", "Nats-Trace-Dest: t"))
+    event = await read_event(tracer)
+    assert event["events"][1]["error"] == msgtrace.NO_SUPPORT
+    got = await drain(sub)
+    assert got.count(b"HMSG foo 1 ") == 1 and b"Nats-Trace-Hop" not in got
+
+
+async def test_a_trace_across_a_nats_server_route(nursery):
+    """trionats and nats-server in one cluster: each reports its own part of the path."""
+    port = free_port()
+    a = await start_trionats(nursery, cluster=_cluster(port), server_name="A")
+    reference = NatsServerProcess("--cluster", f"nats://127.0.0.1:{port}", "--cluster_name", "C",
+                                  "--server_name", "N")  # fmt: skip
+    try:
+        await _wait(lambda: a.cluster.routes)
+        sub = await client(reference.port, "far")
+        tracer = await client(a.port)
+        pub = await client(a.port)
+        await sub.send(b"SUB foo 1\r\n")
+        await drain(sub)
+        await _wait(lambda: _interest(a, b"foo"))
+        await tracer.send(b"SUB t 1\r\n")
+        await drain(tracer)
+        await trio.sleep(0.2)  # (nats-server's interest in t)
+        await pub.send(hpub("foo", "Nats-Trace-Dest: t", "Nats-Trace-Only: true"))
+        events = [await read_event(tracer), await read_event(tracer)]
+        assert await drain(sub) == b""
+        # The other way: nats-server forwards a trace-only message to trionats (protocol 3).
+        near = await client(a.port, "near")
+        await near.send(b"SUB bar 1\r\n")
+        await drain(near)
+        far_pub = await client(reference.port)
+        await trio.sleep(0.2)  # (nats-server's interest in bar)
+        await far_pub.send(hpub("bar", "Nats-Trace-Dest: t", "Nats-Trace-Only: true"))
+        back = [await read_event(tracer), await read_event(tracer)]
+        assert await drain(near) == b""
+    finally:
+        reference.stop()
+    by_server = {e["server"]["name"]: e for e in events}
+    assert by_server["A"]["events"][1]["hop"] == "1"
+    ingress, egress = by_server["N"]["events"]
+    assert (ingress["kind"], ingress["name"]) == (1, "A")
+    assert (egress["name"], egress["sub"]) == ("far", "foo")
+    by_server = {e["server"]["name"]: e for e in back}
+    assert [(e["kind"], e.get("hop"), e.get("error")) for e in by_server["N"]["events"][1:]] == [
+        (1, "1", None)
+    ]
+    assert by_server["A"]["request"]["header"]["Nats-Trace-Hop"] == ["1"]
+    ingress, egress = by_server["A"]["events"]
+    assert (ingress["kind"], ingress["name"], egress["name"]) == (1, "N", "near")
