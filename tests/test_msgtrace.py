@@ -14,6 +14,7 @@ import pytest
 import trio
 
 from tests.helpers import NatsServerProcess, RawClient, free_port, start_trionats
+from trionats.config.load import load as load_config
 from trionats.core import msgtrace
 from trionats.options import ClusterOptions
 
@@ -277,6 +278,46 @@ async def test_events_match_nats_server(nursery):
     for mine, its in zip(ours[:2], theirs[:2]):
         assert shape(mine) == shape(its)
     assert ours[2] == theirs[2]
+
+
+PERMISSIONS_CONF = """
+authorization {
+  users = [
+    { user: p, password: p, permissions: { publish: ["foo", "ok.trace"], subscribe: ">" } }
+    { user: t, password: t }
+  ]
+}
+"""
+
+
+async def _refusals(port: int) -> tuple[bytes, list]:
+    """A client whose publish permissions allow `foo` and `ok.trace` only: what it is told,
+    and the events of a destination it may not publish to and of a subject it may not."""
+    tracer = await client(port, user="t", **{"pass": "t"})
+    pub = await client(port, "pub", user="p", **{"pass": "p"})
+    await tracer.send(b"SUB *.trace 1\r\n")
+    await drain(tracer)
+    await pub.send(hpub("foo", "Nats-Trace-Dest: bad.trace") + hpub("bar", "Nats-Trace-Dest: ok.trace"))
+    event = await read_event(tracer)
+    told = await drain(pub)
+    assert await drain(tracer) == b""
+    return told, shape(event)["events"]
+
+
+async def test_refusals_match_nats_server(nursery, tmp_path):
+    path = tmp_path / "auth.conf"
+    path.write_text(PERMISSIONS_CONF)
+    server = await start_trionats(nursery, authorization=load_config(path).authorization)
+    ours = await _refusals(server.port)
+    reference = NatsServerProcess("-c", str(path))
+    try:
+        theirs = await _refusals(reference.port)
+    finally:
+        reference.stop()
+    assert ours == theirs
+    assert ours[0] == (b"-ERR 'Permissions Violation for Publish to \"bad.trace\"'\r\n"
+                       b"-ERR 'Permissions Violation for Publish to \"bar\"'\r\n")  # fmt: skip
+    assert ours[1][0]["error"] == 'Permissions Violation for Publish to "bar"'
 
 
 # --- clusters -------------------------------------------------------------------------------
