@@ -280,6 +280,31 @@ async def test_events_match_nats_server(nursery):
     assert ours[2] == theirs[2]
 
 
+async def _legacy(port: int) -> bytes:
+    """A message with the pre-2.11 `Nats-Trace-Origin-Account` header: not traced, and the
+    servers after this one are told so."""
+    sub = await client(port)
+    await sub.send(b"SUB > 1\r\n")
+    await drain(sub)
+    pub = await client(port)
+    await pub.send(hpub("foo", "Nats-Trace-Dest: t", "Nats-Trace-Origin-Account: A", "X: 1")
+                   + hpub("bar", "Nats-Trace-Dest: t", "Nats-Trace-Origin-Account: A",
+                          "Nats-Trace-Only: true"))  # fmt: skip
+    return await drain(sub)
+
+
+async def test_a_legacy_origin_account_header_matches_nats_server(nursery):
+    server = await start_trionats(nursery)
+    ours = await _legacy(server.port)
+    reference = NatsServerProcess()
+    try:
+        theirs = await _legacy(reference.port)
+    finally:
+        reference.stop()
+    assert ours == theirs
+    assert ours.endswith(b"X: 1\r\nNats-Trace-Dest: trace disabled\r\n\r\nhello\r\n")
+
+
 PERMISSIONS_CONF = """
 authorization {
   users = [
