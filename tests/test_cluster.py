@@ -297,7 +297,7 @@ async def test_route_port_sends_its_info_at_once(nursery):
     a = await start_node(nursery, server_name="A")
     raw, info = await route_peer(a)
     assert info["server_id"] == a.server_id and info["cluster"] == "C"
-    assert info["port"] == a.cluster.port and info["proto"] == 2
+    assert info["port"] == a.cluster.port and info["proto"] == 3
     assert "route_pool_size" not in info and "compression" not in info
     a.shutdown()
 

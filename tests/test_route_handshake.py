@@ -28,7 +28,7 @@ def test_route_info_is_the_recipe_that_interoperates_with_nats_server():
         dynamic=False, connect_urls=["127.0.0.1:17001"],
     )  # fmt: skip
     assert go_json(info) == (
-        '{"server_id":"NPY","server_name":"py1","version":"2.15.1","proto":2,'
+        '{"server_id":"NPY","server_name":"py1","version":"2.15.1","proto":3,'
         '"host":"127.0.0.1","port":17222,"headers":true,"max_payload":1048576,'
         '"cluster":"C1","connect_urls":["127.0.0.1:17001"]}'
     )

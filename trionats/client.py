@@ -81,7 +81,8 @@ class ClientConnection(Connection):
         self.last_in = -float("inf")  # last time the client sent messages, subs or a PING
         self.in_msgs = self.in_bytes = self.out_msgs = self.out_bytes = 0
         #: Where this client's messages go: its plans, its deliveries, their counts.
-        self.dispatch = Dispatcher(self, self.sublist, server.stats, trio.current_time)
+        self.dispatch = Dispatcher(self, self.sublist, server.stats, trio.current_time,
+                                   tracer=server.tracing.publish)  # fmt: skip
         #: (-ERR text, close reason) when the server turns this client away after its INFO.
         self.refusal: tuple[str, str] | None = None
         # TLS (trionats/tls.py), set by `upgrade`: what /connz shows, and the client's
@@ -700,6 +701,8 @@ class ClientConnection(Connection):
         opts = self.opts
         if opts.pedantic and subject and not is_valid_literal_subject(subject):
             self._answer_invalid_subject()
+        if header_size > 0 and self._on_traced_pub(event):
+            return
         if _reserved_subject(subject) or (reply and _reserved_reply(reply)):
             self._refuse_reserved(subject, reply, len(data) - 2)
             return
@@ -712,6 +715,48 @@ class ClientConnection(Connection):
         if not dispatch.message(plan, subject, reply, header_size, data):
             if reply and opts.no_responders:
                 self._no_responders(subject, reply)
+
+    def _on_traced_pub(self, event: Pub) -> bool:
+        """The rest of `_on_pub` for a message with headers that asks for a trace (True: dealt
+        with here, traced, refused or dropped); False when it takes the usual path."""
+        subject, reply, header_size, data = event
+        trace = self._open_trace(subject, header_size, data)
+        if trace is None:
+            return False
+        if not trace.active:
+            if trace.skip or trace.data is data:
+                return trace.skip
+            header_size, data, trace = trace.header_size, trace.data, None  # (rewritten)
+        if _reserved_subject(subject) or (reply and _reserved_reply(reply)):
+            self._refuse_reserved(subject, reply, len(data) - 2, trace)
+            return True
+        if self.opts.verbose:
+            self.outbound.write(encode.OK)
+        dispatch = self.dispatch
+        plan = dispatch.plan(subject)
+        if LEVELS.trace and plan.plain:
+            self._trace_deliveries(plan, subject, reply, header_size, data)
+        if trace is None:
+            delivered = dispatch.message(plan, subject, reply, header_size, data)
+        else:
+            delivered = dispatch.traced(plan, subject, reply, header_size, data, trace)
+        if not delivered and reply and self.opts.no_responders:
+            self._no_responders(subject, reply)
+        return True
+
+    def _open_trace(self, subject: bytes, header_size: int, data: bytes):
+        """The message trace a message with headers asks for (core/msgtrace.py), or None.
+        One that cannot be traced is answered here as nats-server does before it processes
+        the message: a destination this client may not publish to is a publish violation
+        (the message is dropped), an invalid one is logged."""
+        trace = self.dispatch.open_trace(subject, header_size, data)
+        if trace is not None and not trace.active:
+            if trace.error:
+                self.log.error(trace.error)
+            if trace.denied:
+                self.log.error(f"Publish Violation - Subject {go_quote(trace.dest)}")
+                self.send_err(errors.publish_violation(trace.dest))
+        return trace
 
     @staticmethod
     def _trace_deliveries(plan, subject: bytes, reply: bytes, header_size: int, data) -> None:
@@ -790,7 +835,16 @@ class ClientConnection(Connection):
             return
         if self.opts.pedantic and subject and not is_valid_literal_subject(subject):
             self._answer_invalid_subject()  # nats-server: at the line, before permissions
+        trace = None
+        if event[2] > 0:
+            trace = self._open_trace(subject, event[2], event[3])
+            if trace is not None and not trace.active:
+                if trace.skip:
+                    return
+                trace = None
         self._pub_violation(subject, len(event[3]) - 2)
+        if trace is not None:
+            self.dispatch.refused(trace, errors.publish_violation(subject))
 
     def _checked_pub_batch(self, batch: PubBatch) -> None:
         plan = self.dispatch.plan
@@ -816,16 +870,20 @@ class ClientConnection(Connection):
             if self.closed_reason is not None:
                 return
 
-    def _refuse_reserved(self, subject: bytes, reply: bytes, size: int) -> None:
+    def _refuse_reserved(self, subject: bytes, reply: bytes, size: int, trace=None) -> None:
         """nats-server's reserved subjects: gateway-routed `_GR_.` subjects, and replies that
-        look like service-import, JetStream-ack or gateway replies. -ERR, no +OK, dropped."""
+        look like service-import, JetStream-ack or gateway replies. -ERR, no +OK, dropped
+        (a traced message's event says why)."""
         self.dispatch.received(1, size)
         if _reserved_subject(subject):
             self.log.error(f"Publish Violation - Subject {go_quote(subject)}")
-            self.send_err(errors.publish_violation(subject))
+            text = errors.publish_violation(subject)
         else:
             self.log.error(f"Publish Violation - Reply {go_quote(reply)}")
-            self.send_err(errors.reply_violation(reply))
+            text = errors.reply_violation(reply)
+        self.send_err(text)
+        if trace is not None:
+            self.dispatch.refused(trace, text)
 
     def _pub_violation(self, subject: bytes, size: int) -> None:
         """Refused PUB: counted as received, dropped; -ERR (no +OK) and the connection stays."""

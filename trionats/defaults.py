@@ -14,6 +14,16 @@ COMPAT_VERSION = "2.15.1"
 #: Protocol level announced to clients (1 = supports async INFO).
 CLIENT_PROTO = 1
 
+#: nats-server 2.15.1's feature flags and their defaults, as the ServerInfo of its system
+#: messages (message trace events) lists them. They are JetStream's; trionats has none, so
+#: they are only reported, and the `feature_flags` option does not change them.
+FEATURE_FLAGS = {
+    "js_ack_fc_v2": False,
+    "js_api_reply_v2": False,
+    "js_raft_delete_range": True,
+    "js_snapshot_sources": False,
+}
+
 # --- listening ------------------------------------------------------------------------------
 
 DEFAULT_HOST = "0.0.0.0"

@@ -50,6 +50,7 @@ from .logging import LEVELS, LOGGING_OPTIONS, LogFileError, check_log_file, conf
 from .logging import get_logger, reopen_log_file
 from .hostport import parse_host_port
 from .options import Options
+from .tracing import TracePublisher
 
 if TYPE_CHECKING:
     from .routes.cluster import Cluster
@@ -92,6 +93,8 @@ class Server:
         self.auth = Authenticator(options)
         self._load_tls(options)
         self.stats = Stats()
+        #: Sends message trace events (tracing.py): every dispatcher's `tracer`.
+        self.tracing = TracePublisher(self)
         self.clients: dict[int, ClientConnection] = {}
         self.port = 0  # the bound client port, once listening
         self.ready = False

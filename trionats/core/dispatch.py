@@ -27,6 +27,12 @@ something a joined rendering cannot (a queue pick per message for a span, a repl
 auto-unsubscribe limit, a connection with two targets); `tests/test_dispatch.py` checks every shape queues exactly the
 bytes, order and counts of that path. All of it is synchronous: nothing here awaits, and
 the clock (for reply grants) is handed in.
+
+A message with a `Nats-Trace-Dest` header (only ever a single message: headers never come
+in runs or spans) is traced (core/msgtrace.py): its source opens the trace and hands it to
+`traced`, which makes the same picks and queues the same bytes as `message` while it notes
+each egress, then gives the record to the dispatcher's `tracer` to publish. Messages
+without headers never look for one.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import random
 
 from ..defaults import DELIVERY_CACHE_MAX, DELIVERY_CACHE_SIZE
 from ..protocol import encode
+from . import msgtrace
 from .sublist import Subscription
 
 _random = random.random
@@ -67,11 +74,12 @@ class Plan:
     copies of consecutive messages interleave. `reserved`: clients may not publish to this
     subject. Runs and spans go message by message when any of the first three holds.
     `permitted`: the source's publish permissions allow this subject (a refused one may
-    still be a reply it was granted: the source checks that).
+    still be a reply it was granted: the source checks that). `skipped`: subscriptions
+    matched but left out (no echo, delivery denied), which a trace reports.
     """
 
     __slots__ = ("plain", "queues", "groups", "routed", "granting", "limited", "shared",
-                 "reserved", "permitted")  # fmt: skip
+                 "reserved", "permitted", "skipped")  # fmt: skip
 
     def __init__(self, plain: tuple, queues: tuple, groups: dict, routed: bool,
                  local: list) -> None:  # fmt: skip
@@ -92,6 +100,7 @@ class Plan:
             self.shared = len(owners) != len(set(owners))
         self.reserved = False
         self.permitted = True
+        self.skipped = ()
 
     @property
     def empty(self) -> bool:
@@ -117,10 +126,13 @@ class Dispatcher:
     subscribers only, and name the queue groups to serve); `clock` gives the time for
     reply grants. A client sets `echo` from its CONNECT and `may_publish` (its publish
     permission verdict for a subject) from its identity, and calls `forget` then.
+    `tracer` publishes a traced message's record (None: nothing is traced).
     """
 
-    def __init__(self, source, sublist, stats, clock, *, inbound: bool = False) -> None:
+    def __init__(self, source, sublist, stats, clock, *, inbound: bool = False,
+                 tracer=None) -> None:  # fmt: skip
         self.source = source
+        self.tracer = tracer
         self.sublist = sublist
         self.stats = stats
         self.clock = clock
@@ -156,6 +168,7 @@ class Dispatcher:
         clock = self.clock
         local = []  # every local target, for the plan's flags
         plain = []
+        skipped = []
         routes = None  # servers with plain interest, in match order, once each
         for sub in result.psubs:
             client = sub.client
@@ -168,6 +181,8 @@ class Dispatcher:
                 client.delivery_deny is None or not client.delivery_deny.denies_delivery(subject)
             ):
                 plain.append(local_target(sub, subject, clock))
+            else:
+                skipped.append(sub)
         local += plain
         if routes:
             plain += [route_target(route, subject) for route in routes]
@@ -195,6 +210,8 @@ class Dispatcher:
                     queues.append(tuple(group))
         plan = Plan(tuple(plain), tuple(queues), groups, routed, local)
         plan.reserved = subject[:5] == b"_GR_." and len(subject) > 5
+        if skipped:
+            plan.skipped = tuple(skipped)
         if self.may_publish is not None:
             plan.permitted = self.may_publish(subject)
         plans = self._plans
@@ -264,6 +281,72 @@ class Dispatcher:
         delivered = count * len(plain)
         self.received(count, payload_bytes, delivered, payload_bytes * len(plain))
         return delivered
+
+    # --- traced messages ------------------------------------------------------------------
+
+    def open_trace(self, subject: bytes, header_size: int, data: bytes):
+        """The trace a message with headers asks for (core/msgtrace.py), or None."""
+        if self.tracer is None or data.find(msgtrace.TRACE_DEST, 0, header_size) < 0:
+            return None
+        return msgtrace.open_trace(self.source, subject, header_size, data, self.may_publish)
+
+    def traced(self, plan: Plan, subject: bytes, reply: bytes, header_size: int, data: bytes,
+               trace, queues=()) -> int:  # fmt: skip
+        """`message` for a traced message: the same picks and bytes (a trace-only message
+        writes nothing to local subscribers), each egress noted in order (local
+        subscribers, queue members, then servers, as nats-server), then the record
+        published. Counts it; returns how many targets got it (trace-only ones included,
+        as nats-server counts them)."""
+        if plan.routed:
+            picked, forward = _pick_members(plan.queues)
+        else:
+            groups = plan.queues or self._named(plan, queues)
+            picked = [t for t in map(pick, groups) if t is not None]
+            forward = {}
+        routes = [t for t in plan.plain if t[0].client.is_route]
+        local = [t for t in plan.plain if not t[0].client.is_route]
+        if plan.skipped:  # reported where the match has them, as nats-server does
+            targets = {id(t[0]): t for t in local}
+            local = [targets.get(id(sub), sub) for sub in self.sublist.match(subject).psubs
+                     if id(sub) in targets or sub in plan.skipped]  # fmt: skip
+        only = trace.only
+        delivered = 0
+        for target in local + picked:
+            if type(target) is Subscription:  # matched, not delivered
+                error = msgtrace.NO_ECHO if target.client is self.source else msgtrace.SUB_DENY
+                trace.egress(target.client, target, error)
+                continue
+            sub = target[0]
+            trace.egress(sub.client, sub)
+            if only:
+                delivered += 1
+            else:
+                delivered += _queue_with_headers((target,), reply, header_size, data)
+        for target in routes:
+            route = target[0].client
+            names = forward.pop(route, None)  # (a queue-form copy serves its plain interest too)
+            message = _trace_route(trace, route, header_size, data)
+            if message is not None:
+                if names is None:
+                    _queue_with_headers((target,), reply, *message)
+                else:
+                    route.forward(subject, reply, names, *message)
+                delivered += 1
+        for route, names in forward.items():
+            message = _trace_route(trace, route, header_size, data)
+            if message is not None:
+                route.forward(subject, reply, names, *message)
+                delivered += 1
+        size = len(data) - 2
+        self.received(1, size, delivered, delivered * size)
+        self.tracer(trace)
+        return delivered
+
+    def refused(self, trace, error: str) -> None:
+        """The source refused a traced message (`error`, its -ERR text): the record has
+        the ingress only, with that error."""
+        trace.ingress_error(error)
+        self.tracer(trace)
 
     # --- rendering ------------------------------------------------------------------------
 
@@ -454,6 +537,22 @@ def _pick_members(queues) -> tuple[list, dict]:
         else:
             local.append(target)
     return local, forward
+
+
+def _trace_route(trace, route, header_size: int, data: bytes) -> tuple[int, bytes] | None:
+    """A traced message to another server, as (header size, data) to send: with
+    `Nats-Trace-Hop` if that server traces too (it then reports its part itself, trace-only
+    or not); as it is, with an egress error, if not; None (not sent) if it does not and only
+    a trace was asked for."""
+    if not route.traces:
+        if trace.only:
+            trace.egress(route, None, msgtrace.ONLY_NO_SUPPORT)
+            return None
+        trace.egress(route, None, msgtrace.NO_SUPPORT)
+        return header_size, data
+    hop, header_size, data = trace.to_route(header_size, data)
+    trace.egress(route, None, hop=hop)
+    return header_size, data
 
 
 def _queue_with_headers(targets, reply: bytes, header_size: int, data: bytes) -> int:

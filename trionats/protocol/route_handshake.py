@@ -2,7 +2,7 @@
 
 Pure functions over decoded JSON fields (no sockets), following route-protocol.md sections 1,
 8 and 13 and nats-server's processRouteConnect. What trionats sends is what interoperates
-with nats-server 2.15 on default settings: protocol 2 (no message tracing), no
+with nats-server 2.15 on default settings: protocol 3 (message tracing), no
 `route_pool_size` (one connection per peer carrying every account), no `compression`, no
 `lnoc`, and never a `lang` in CONNECT.
 """
@@ -13,8 +13,9 @@ import attrs
 
 from .. import defaults
 
-#: Route protocol level announced: 2 = accounts; 3 would promise message tracing.
-ROUTE_PROTO = 2
+#: Route protocol level announced: 2 = accounts, 3 = message tracing (core/msgtrace.py): a
+#: peer forwards traced messages, trace-only ones too, and expects this server's own event.
+ROUTE_PROTO = 3
 
 ROUTE_PORT_ERROR = "attempted to connect to route port"
 INCORRECT_PORT = "Incorrect Port"

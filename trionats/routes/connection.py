@@ -29,6 +29,7 @@ from .. import defaults, errors, tls
 from ..auth.certmap import names_route
 from ..auth.users import is_bcrypt
 from ..core.dispatch import Dispatcher
+from ..core.msgtrace import TRACE_PROTO
 from ..core.sublist import Subscription
 from ..connection import Connection
 from ..errors import ProtocolError, Reason
@@ -139,7 +140,8 @@ class RouteConnection(Connection):
         self._paused_events = None
         self._password_ok = False
         #: Where this route's messages go (local subscribers only): plans, deliveries, counts.
-        self.dispatch = Dispatcher(self, self.sublist, server.stats, trio.current_time, inbound=True)
+        self.dispatch = Dispatcher(self, self.sublist, server.stats, trio.current_time,
+                                   inbound=True, tracer=server.tracing.publish)  # fmt: skip
         #: An accepted route must send its CONNECT within the cluster's auth timeout.
         self.connect_deadline = math.inf if self.solicited else self.start_time + cluster.auth_timeout
         # nats-server's first route PING comes about a second after the route is created.
@@ -512,7 +514,27 @@ class RouteConnection(Connection):
         if account != GLOBAL_ACCOUNT or not self.registered:
             dispatch.received(1, len(data) - 2)  # counted, delivered to nobody
             return
+        if header_size > 0:
+            trace = dispatch.open_trace(subject, header_size, data)
+            if trace is not None:
+                if trace.active:
+                    dispatch.traced(dispatch.plan(subject), subject, reply, header_size, data,
+                                    trace, queues)  # fmt: skip
+                    return
+                if trace.error:
+                    self.log.error(trace.error)
+                if trace.denied:
+                    self.log.error(f"Publish Violation - Subject {errors.go_quote(trace.dest)}")
+                if trace.skip:
+                    return
+                header_size, data = trace.header_size, trace.data
         dispatch.message(dispatch.plan(subject), subject, reply, header_size, data, queues)
+
+    @property
+    def traces(self) -> bool:
+        """The peer traces the messages it is forwarded (its route INFO `proto` is 3 or more):
+        a traced message goes to it with `Nats-Trace-Hop`, trace-only ones too."""
+        return self.remote_info.get("proto", 0) >= TRACE_PROTO
 
     def _on_rmsg_run(self, run: RMsgRun) -> None:
         """Identical RMSGs (a publisher's run, forwarded as one): the core queues them with
