@@ -60,7 +60,10 @@ class ClientConnection(Connection):
         self.server = server
         # nats-server: clients close on a write timeout unless `write_timeout: retry`.
         self.write_timeout_policy = "retry" if options.write_timeout == "retry" else "close"
-        self.sublist = server.sublist
+        #: The account the client is in (core/accounts.py): `$G` until it authenticates
+        #: into another. Its subscriptions and messages live in the account's sublist.
+        self.account = server.accounts.global_account
+        self.sublist = self.account.sublist
         self.parser = Parser(
             max_control_line=options.max_control_line,
             max_payload=options.max_payload,
@@ -388,8 +391,10 @@ class ClientConnection(Connection):
         self._connect_accepted()
 
     def _set_identity(self, identity: Identity) -> None:
-        """Who the client is, and its permissions from now on."""
+        """Who the client is, its account and its permissions from now on."""
         self.identity = identity
+        if identity.account != self.account.name:
+            self._join_account(self.server.accounts[identity.account])
         perms = identity.permissions
         # Publish checks replace the PUB handlers of this connection only: connections
         # without permissions run the unchanged methods (no per-message flag).
@@ -405,6 +410,17 @@ class ClientConnection(Connection):
             self.__dict__.pop("_on_pub_batch", None)
             self.__dict__.pop("_on_pub_run", None)
         self.dispatch.may_publish = self.pub_check.perms.can_publish if self.pub_check else None
+        self.dispatch.forget()
+
+    def _join_account(self, account) -> None:
+        """Move to `account`: its sublist is where this client subscribes and publishes.
+        (A client has no subscriptions then: a CONNECT after the first drops them.)"""
+        for sub in list(self.subs.values()):
+            self.remove_sub(sub)
+        self.account.client_left(self)  # its figures so far stay with the old account
+        self.account = account
+        account.client_joined(self)
+        self.sublist = self.dispatch.sublist = account.sublist
         self.dispatch.forget()
 
     # --- reload: authorization changed (server.py, nats-server's reloadAuthorization) ------
@@ -563,7 +579,7 @@ class ClientConnection(Connection):
                 fields = self.server.client_info(self)
                 fields.pop("nonce", None)  # as nats-server: only the greeting has it
                 fields["connect_info"] = True
-                fields["remote_account"] = "$G"
+                fields["remote_account"] = self.account.name
                 self.outbound.write(encode.info(fields))
 
     def _on_pong(self) -> None:
@@ -903,6 +919,7 @@ class ClientConnection(Connection):
 
     def _on_slow_consumer(self) -> None:
         self.server.stats.slow_consumers += 1
+        self.account.slow_consumers += 1
         self.log.info(f"Slow Consumer Detected: MaxPending of {self.outbound.max_pending} Exceeded")
         self.close(Reason.SLOW_CONSUMER_PENDING, flush=False)
 
@@ -914,6 +931,7 @@ class ClientConnection(Connection):
 
     def count_slow_consumer(self, *, again: bool) -> None:
         self.server.stats.slow_consumers += 1  # nats-server counts every client event
+        self.account.slow_consumers += 1
 
     def on_close(self, reason: str) -> None:
         # Each step on its own: a failing one cannot leave the others' entries behind.
@@ -922,6 +940,7 @@ class ClientConnection(Connection):
         for sub in list(self.subs.values()):
             self.closing_step(self.remove_sub, sub)
         self.dispatch.forget()
+        self.account.client_left(self)
         self.log.debug(f"Client connection closed: {reason}", reason=reason)
 
 

@@ -115,6 +115,16 @@ class Authorization:
 
 
 @attrs.frozen(kw_only=True)
+class AccountOptions:
+    """One account of the `accounts {}` block: its users (and nkey users) and the
+    permissions those without their own get."""
+
+    name: str
+    users: tuple[User, ...] = attrs.field(default=(), converter=tuple)
+    default_permissions: Permissions | None = None
+
+
+@attrs.frozen(kw_only=True)
 class RouteAuthorization:
     """`cluster.authorization`: one route credential (no users list, no token)."""
 
@@ -285,7 +295,9 @@ class Options:
     cluster: ClusterOptions | None = None
     websocket: WebsocketOptions | None = None
 
-    # accounts (only the names nats-server reserves)
+    # accounts: each its own subject space (core/accounts.py); the global account `$G`
+    # holds `authorization` users and is the only one routes carry
+    accounts: tuple[AccountOptions, ...] = attrs.field(default=(), converter=tuple)
     system_account: str = "$SYS"
     no_system_account: bool = False
 
@@ -344,9 +356,11 @@ class Options:
             )
         except SyslogError as exc:  # nats-server's text; it fails when it starts logging
             problems.append(str(exc))
+        if self.system_account and self.system_account != "$SYS" and not self.no_system_account:
+            if self.system_account not in {account.name for account in self.accounts}:
+                problems.append("error resolving system account: account missing")
         if self.no_auth_user:
-            auth = self.authorization
-            names = {user.user or user.nkey for user in auth.users} if auth else set()
+            names = self.user_names()
             if not names:
                 problems.append(
                     f'no_auth_user: "{self.no_auth_user}" present, but users/nkeys are not defined'
@@ -369,10 +383,17 @@ class Options:
         if problems:
             raise ConfigError("\n".join(problems))
 
+    def user_names(self) -> set[str]:
+        """Every configured user name and nkey: `authorization` users and accounts' users."""
+        users = list(self.authorization.users) if self.authorization is not None else []
+        for account in self.accounts:
+            users += account.users
+        return {user.user or user.nkey for user in users}
+
     def _websocket_auth_problems(self) -> list[str]:
         """nats-server's validateWebsocketOptions rules for the websocket auth override."""
-        ws, auth = self.websocket, self.authorization
-        names = {user.user or user.nkey for user in auth.users} if auth else set()
+        ws = self.websocket
+        names = self.user_names()
         own = ws.authorization
         problems = []
         if ws.no_auth_user and ws.no_auth_user not in names:

@@ -38,7 +38,7 @@ from . import __version__, defaults, errors, ids
 from .protocol import encode
 from .auth import Authenticator
 from .client import ClientConnection
-from .core.sublist import Sublist
+from .core.accounts import SYSTEM_ACCOUNT, Accounts
 from .config.reload import check_client_advertise, reload_lines
 from .config.reload import diff as reload_diff
 from .connection import Connection
@@ -89,7 +89,14 @@ class Server:
         self.server_id = ids.new_server_id()
         self.name = options.server_name or self.server_id
         self.log = get_logger(server_name=self.name, server_id=self.server_id)
-        self.sublist = Sublist(0 if options.disable_sublist_cache else defaults.SUBLIST_CACHE_SIZE)
+        #: The accounts (core/accounts.py), each its own sublist; `sublist` is the global
+        #: account's, the only one routes carry.
+        self.accounts = Accounts(
+            [account.name for account in options.accounts],
+            system_account="" if options.no_system_account else options.system_account,
+            cache_size=0 if options.disable_sublist_cache else defaults.SUBLIST_CACHE_SIZE,
+        )
+        self.sublist = self.accounts.global_account.sublist
         self.auth = Authenticator(options)
         self._load_tls(options)
         self.stats = Stats()
@@ -379,7 +386,8 @@ class Server:
         for client in list(self.clients.values()):
             client.reauthorize()
         # Delivery plans hold each subscriber's deny list and allow_responses state.
-        self.sublist.generation += 1
+        for account in self.accounts:
+            account.sublist.generation += 1
 
     # --- lame duck mode ---------------------------------------------------------------------
 
@@ -572,6 +580,12 @@ class Server:
         log.info(f"  ID:       {self.server_id}")
         if self.auth.plaintext:
             log.warning("Plaintext passwords detected, use nkeys or bcrypt")
+        system = self.accounts.system_account
+        if system and system != SYSTEM_ACCOUNT:
+            log.warning(
+                f'System account "{system}": trionats does not serve system services yet, '
+                "its clients are served as an ordinary account's"
+            )
         if self.options.config_file:
             log.info(f"Using configuration file: {self.options.config_file}")
 

@@ -22,6 +22,7 @@ import time
 import trio
 
 from .. import defaults
+from ..core.accounts import GLOBAL_ACCOUNT
 from ..options import Options, Permissions
 from . import nkeys
 from .certmap import map_user
@@ -40,20 +41,26 @@ def _equal(given: str, expected: str) -> bool:
 
 
 class Identity:
-    """An authenticated client: its log label (`"$G/user:<name>"`) and permissions."""
+    """An authenticated client: its account, log label (`"<account>/user:<name>"`) and
+    permissions."""
 
-    __slots__ = ("user", "permissions", "kind")
+    __slots__ = ("user", "permissions", "kind", "account")
 
     def __init__(
-        self, user: str, permissions: CompiledPermissions | None, kind: str = "user"
+        self,
+        user: str,
+        permissions: CompiledPermissions | None,
+        kind: str = "user",
+        account: str = GLOBAL_ACCOUNT,
     ) -> None:
         self.user = user  # the user name, or the public key of an nkey user
         self.permissions = permissions
         self.kind = kind  # "user" or "nkey"
+        self.account = account  # the account's name: `$G` unless an `accounts` user
 
     @property
     def label(self) -> str:
-        return f'"$G/{self.kind}:{self.user}"' if self.user else ""
+        return f'"{self.account}/{self.kind}:{self.user}"' if self.user else ""
 
 
 class PendingPassword:
@@ -118,27 +125,35 @@ class Authenticator:
         self.tls_map = options.tls is not None and options.tls.verify_and_map
         self.plaintext = False
         self.dummy_hash = ""  # a configured bcrypt hash, for unknown users
-        if auth is not None:
-            if auth.timeout is not None and auth.timeout > 0:
-                self.timeout = auth.timeout
-            if auth.users:
-                for user in auth.users:
-                    perms = _compile(user.permissions or auth.default_permissions)
-                    kind = "nkey" if user.nkey else "user"
-                    identity = Identity(user.user or user.nkey, perms, kind)
-                    types = user.allowed_connection_types
-                    if types and connection_type not in types:
-                        identity = None  # not on this listener: always refused
-                    if user.nkey:
-                        self.nkeys[user.nkey] = identity
-                        continue
-                    self.users[user.user] = (user.password, identity)
-                    if is_bcrypt(user.password):
-                        self.dummy_hash = self.dummy_hash or user.password
-                    else:
-                        self.plaintext = True
+        # Users of the `authorization` block land in the global account, those of an
+        # `accounts` block in theirs: (users, default permissions, account name).
+        user_lists = [(auth.users, auth.default_permissions, GLOBAL_ACCOUNT)] if auth else []
+        user_lists += [
+            (account.users, account.default_permissions, account.name)
+            for account in options.accounts
+        ]
+        for users, default_permissions, account in user_lists:
+            for user in users:
+                perms = _compile(user.permissions or default_permissions)
+                kind = "nkey" if user.nkey else "user"
+                identity = Identity(user.user or user.nkey, perms, kind, account)
+                types = user.allowed_connection_types
+                if types and connection_type not in types:
+                    identity = None  # not on this listener: always refused
                 self.enabled = True
-            elif auth.token:
+                if user.nkey:
+                    self.nkeys[user.nkey] = identity
+                    continue
+                self.users[user.user] = (user.password, identity)
+                if is_bcrypt(user.password):
+                    self.dummy_hash = self.dummy_hash or user.password
+                else:
+                    self.plaintext = True
+        if auth is not None and auth.timeout is not None and auth.timeout > 0:
+            self.timeout = auth.timeout
+        # Without users, a token or a single user (the loader refuses them beside users).
+        if auth is not None and not self.enabled:
+            if auth.token:
                 self.token = auth.token
                 self.enabled = True
             elif auth.user or auth.password:

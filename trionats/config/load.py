@@ -21,6 +21,7 @@ import cattrs
 
 from .. import defaults
 from .. import options as opts
+from ..core.accounts import GLOBAL_ACCOUNT
 from ..errors import ConfigError
 from ..hostport import split_host_port
 from ..logging import redact_urls
@@ -381,6 +382,22 @@ AUTHORIZATION = Schema.of(
     ],
 )
 
+ACCOUNT = Schema.of(
+    opts.AccountOptions,
+    [
+        (("users",), Field("users", block=USER)),
+        (("default_permissions",), Field("default_permissions", block=PERMISSIONS)),
+    ],
+)
+
+#: Keys of an account that name features of accounts trionats does not serve yet: refused,
+#: not ignored (exports and imports cross accounts; the rest need JetStream, JWTs or
+#: subject mappings).
+ACCOUNT_NOT_YET = {
+    "exports", "imports", "nkey", "jetstream", "mappings", "maps", "limits", "msg_trace",
+    "trace_dest",
+}  # fmt: skip
+
 ROUTE_AUTHORIZATION = Schema.of(
     opts.RouteAuthorization,
     [
@@ -525,6 +542,7 @@ OPTIONS = Schema.of(
         (("allow_non_tls",), Field("allow_non_tls", _bool)),
         (("cluster",), Field("cluster", block=CLUSTER)),
         (("websocket", "ws"), Field("websocket", block=WEBSOCKET)),
+        (("accounts",), Field("accounts", block=ACCOUNT)),
         (("system_account", "system"), Field("system_account", _str)),
         (("no_system_account", "no_system", "no_sys_acc"), Field("no_system_account", _bool)),
         (("pid_file", "pidfile"), Field("pid_file", _str)),
@@ -534,7 +552,7 @@ OPTIONS = Schema.of(
 
 #: nats-server features outside trionats' scope: named, so they are not mistaken for typos.
 OUT_OF_SCOPE = {
-    "jetstream", "leafnodes", "leaf", "gateway", "mqtt", "accounts", "operator", "operators",
+    "jetstream", "leafnodes", "leaf", "gateway", "mqtt", "operator", "operators",
     "trusted", "trusted_keys", "resolver", "resolver_preload", "system_account_jwt",
     "prof_port", "proxy_protocol", "proxies", "server_metadata", "trace_headers", "ocsp",
     "ocsp_cache", "default_js_domain", "mappings", "maps", "store_dir", "storedir",
@@ -548,12 +566,10 @@ OUT_OF_SCOPE = {
 NOT_YET: set[str] = set()
 #: The same inside blocks: block key -> its keys not acted on yet.
 NOT_YET_IN: dict[str, set[str]] = {}
-#: Options that name accounts: parsed, then refused, since trionats has the global account only
-#: (the `accounts` block is out of scope). nats-server itself will not start with a
-#: `system_account` that no `accounts` block defines.
-ACCOUNT_OPTIONS = {"system_account", "system"}
+#: Options that give accounts their own routes: parsed, then refused, since trionats routes
+#: carry the global account only so far.
 ACCOUNT_OPTIONS_IN = {"cluster": {"accounts"}}
-_ACCOUNTS_ONLY = "names an account, and trionats has the global account only"
+_ACCOUNTS_ONLY = "routes carry the global account only"
 
 _converter = cattrs.Converter()
 _converter.register_structure_hook(bool | float, lambda value, _: value)
@@ -622,7 +638,9 @@ def _check_tls(block: dict, position: Position | None, problems: list[Problem]) 
 
 
 def _convert_block(schema: Schema, value: Any, problems: list[Problem], key: str):
-    """A nested block (a map), or for `users` a list of maps."""
+    """A nested block (a map), or for `users` a list of maps, or the `accounts` block."""
+    if schema is ACCOUNT:
+        return _convert_accounts(value, problems)
     if schema is USER:
         if not isinstance(value, list):
             raise _Bad(f"expected a list of users, got {_kind(value)}")
@@ -647,6 +665,104 @@ def _convert_block(schema: Schema, value: Any, problems: list[Problem], key: str
     return block
 
 
+def _convert_accounts(value: Any, problems: list[Problem]) -> list[dict]:
+    """`accounts`: a map of name -> account block, or a list of names (nats-server's
+    parseAccounts). Each account dict carries `_where`, the position of its `users` key
+    (or of its name), for the rules across accounts in `_check_rules`."""
+    accounts: list[dict] = []
+    if isinstance(value, list):
+        positions = getattr(value, "positions", [])
+        seen = set()
+        for index, item in enumerate(value):
+            where = positions[index] if index < len(positions) else None
+            if not isinstance(item, str):
+                problems.append(Problem(where, f"accounts: expected a name, got {_kind(item)}"))
+            elif item == GLOBAL_ACCOUNT:
+                problems.append(Problem(where, f'"{item}" is a Reserved Account'))
+            elif item in seen:
+                problems.append(Problem(where, f"Duplicate Account Entry: {item}"))
+            else:
+                seen.add(item)
+                accounts.append({"name": item, "_where": where})
+        return accounts
+    if not isinstance(value, dict):
+        raise _Bad(f"expected a map of accounts or a list of names, got {_kind(value)}")
+    positions = getattr(value, "positions", {})
+    variables = getattr(value, "variables", set())
+    for name, block in value.items():
+        where = positions.get(name)
+        if name in variables:
+            continue  # defined to be referenced as $NAME
+        if not isinstance(block, dict):
+            problems.append(Problem(where, "Expected map entries for accounts"))
+            continue
+        if name == GLOBAL_ACCOUNT:
+            problems.append(Problem(where, f'"{name}" is a Reserved Account'))
+            continue
+        inner = getattr(block, "positions", {})
+        known = {}
+        for key, item in block.items():
+            if key.lower() in ACCOUNT_NOT_YET:
+                text = f'"{key}" is not supported by trionats yet (account "{name}")'
+                problems.append(Problem(inner.get(key), text))
+            else:
+                known[key] = item
+        known = ConfMap(known)
+        known.positions = inner
+        known.variables = getattr(block, "variables", set())
+        out: dict = {"name": name}
+        _walk(ACCOUNT, known, out, problems, f' in account "{name}"')
+        users_key = next((key for key in block if key.lower() == "users"), None)
+        out["_where"] = inner.get(users_key) if users_key else where
+        accounts.append(out)
+    return accounts
+
+
+def _check_accounts(conf_out: dict, problems: list[Problem], positions: dict) -> None:
+    """nats-server's rules between `authorization` and `accounts`: a user name or nkey is
+    defined once across both, and accounts' users cannot sit beside a single
+    `authorization` user or token. nats-server meets the two blocks in map order; trionats
+    takes file order, so the later definition is the one reported."""
+    accounts = conf_out.get("accounts")
+    if not isinstance(accounts, list):
+        return
+    auth = conf_out.get("authorization")
+    auth = auth if isinstance(auth, dict) else {}
+    auth_where = positions.get("authorization")
+    accounts_where = positions.get("accounts")
+    auth_first = bool(auth) and (
+        accounts_where is None
+        or _problem_order(Problem(auth_where, "")) < _problem_order(Problem(accounts_where, ""))
+    )
+    with_users = [account for account in accounts if account.get("users")]
+    if with_users and (auth.get("user") or auth.get("token")):
+        single = "a single user/pass" if auth.get("user") else "a token"
+        if auth_first:  # nats-server meets the accounts' users second
+            problems.append(Problem(with_users[0]["_where"], f"Can not have {single} and accounts"))
+        else:
+            problems.append(Problem(auth_where, f"Can not have {single} and a users array"))
+    # (where to report, users, whether it is the `authorization` block), in file order
+    groups = [(account["_where"], account.get("users", []), False) for account in accounts]
+    auth_group = (auth_where, auth.get("users", []), True)
+    groups.insert(0 if auth_first else len(groups), auth_group)
+    seen: set[str] = set()
+    for where, users, is_auth in groups:
+        names = set()
+        for user in users:
+            kind, name = ("nkey", user["nkey"]) if user.get("nkey") else ("user", user.get("user"))
+            if not name:
+                continue  # "User entry requires a user", reported with the entry
+            if name in seen or (not is_auth and name in names):
+                # (duplicates inside `authorization` itself: reported by _check_rules)
+                problems.append(Problem(where, f'Duplicate {kind} "{name}" detected'))
+            names.add(name)
+            if not is_auth:
+                seen.add(name)
+        seen |= names
+    for account in accounts:
+        account.pop("_where", None)
+
+
 def _check_rules(conf_out: dict, problems: list[Problem], positions: dict) -> None:
     """Cross-field rules nats-server enforces when loading."""
     auth = conf_out.get("authorization")
@@ -667,6 +783,7 @@ def _check_rules(conf_out: dict, problems: list[Problem], positions: dict) -> No
             if (kind, name) in seen:
                 problems.append(Problem(where, f'Duplicate {kind} "{name}" detected'))
             seen.add((kind, name))
+    _check_accounts(conf_out, problems, positions)
     name = conf_out.get("server_name", "")
     if " " in name:
         problems.append(Problem(positions.get("server_name"), "server name cannot contain spaces"))
@@ -726,17 +843,14 @@ def options_from_conf(
     for key, value in conf.items():
         if key.lower() in NOT_YET:
             problems.append(Problem(conf.positions.get(key), f'"{key}" is not supported by trionats yet'))
-        elif key.lower() in ACCOUNT_OPTIONS:
-            text = f'"{key}" is not supported by trionats: it {_ACCOUNTS_ONLY}'
-            problems.append(Problem(conf.positions.get(key), text))
-        if isinstance(value, dict):
+        if isinstance(value, dict) and key.lower() != "accounts":
             inner = getattr(value, "positions", {})
             for name in value:
                 if name.lower() in NOT_YET_IN.get(key.lower(), ()):
                     text = f'"{key}.{name}" is not supported by trionats yet'
                     problems.append(Problem(inner.get(name), text))
                 elif name.lower() in ACCOUNT_OPTIONS_IN.get(key.lower(), ()):
-                    text = f'"{key}.{name}" is not supported by trionats: it {_ACCOUNTS_ONLY}'
+                    text = f'"{key}.{name}" is not supported by trionats yet: {_ACCOUNTS_ONLY}'
                     problems.append(Problem(inner.get(name), text))
     problems.sort(key=_problem_order)
     if warnings is not None:

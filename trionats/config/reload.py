@@ -277,8 +277,7 @@ def _nkey_users(auth: Authorization) -> list:
 def _check_no_auth_user(before: str, new: Options) -> None:
     """As nats-server: no_auth_user may only go away, and only with its user (a client that
     connected as that user is then closed like any user removed from the configuration)."""
-    users = new.authorization.users if new.authorization is not None else ()
-    if before and not new.no_auth_user and all(user.user != before for user in users):
+    if before and not new.no_auth_user and before not in new.user_names():
         return
     raise ConfigError(
         f"config reload not supported for NoAuthUser: old={before}, new={new.no_auth_user}"
@@ -288,6 +287,8 @@ def _check_no_auth_user(before: str, new: Options) -> None:
 def _show(value: object, name: str = "") -> str:
     if name == "write_timeout" and value == "default":  # nats-server prints that policy as ""
         return ""
+    if name == "accounts":  # the names (users and their passwords stay out of logs)
+        return "[" + " ".join(account.name for account in value) + "]"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)

@@ -205,7 +205,8 @@ def conn_record(client, clock: Clock, *, reason: str | None = None) -> ConnRecor
     record.tls_version = getattr(client, "tls_version", "")
     record.tls_cipher = getattr(client, "tls_cipher", "")
     record.tls_first = bool(record.tls_version) and getattr(client, "tls_first", False)
-    record.account = GLOBAL_ACCOUNT
+    account = getattr(client, "account", None)
+    record.account = account.name if account is not None else GLOBAL_ACCOUNT
     return record
 
 
@@ -263,6 +264,11 @@ def connz(server, query: dict, clock: Clock, closed=()) -> dict:
     if sort in ("stop", "reason") and state != "closed":
         raise QueryError(f"sort by {sort} only valid on closed connections")
     user, account = query.get("user", ""), query.get("acc", "")
+    if account and account not in _registry_names(server):
+        # nats-server's answer for an account it does not know: an empty Connz, even
+        # without its server id
+        return {"server_id": "", "now": rfc3339(clock.wall_ns), "num_connections": 0,
+                "total": 0, "offset": offset, "limit": limit, "connections": None}  # fmt: skip
 
     records: list[ConnRecord] = []
     if state != "closed":
@@ -389,20 +395,52 @@ def _sub_detail(subject, queue, sid, msgs, max_msgs, cid, account: str | None = 
 # --- subscriptions ---------------------------------------------------------------------
 
 
-def sublist_stats(sublist) -> dict:
-    """nats-server's SublistStats: counts, cache hit rate, and fan-out over cached results."""
-    matches = sublist.matches
-    max_fanout, avg_fanout = sublist.cache_fanout()
+def sublist_stats(*sublists) -> dict:
+    """nats-server's SublistStats: counts, cache hit rate, and fan-out over cached results;
+    of several sublists (every account's), added up as nats-server adds them."""
+    count = cached = inserts = removes = matches = hits = max_fanout = 0
+    total_fanout = 0.0
+    for sublist in sublists:
+        count += sublist.count
+        cached += sublist.cache_count
+        inserts += sublist.inserts
+        removes += sublist.removes
+        matches += sublist.matches
+        hits += sublist.cache_hits
+        largest, mean = sublist.cache_fanout()
+        max_fanout = max(max_fanout, largest)
+        total_fanout += mean * sublist.cache_count
     return {
-        "num_subscriptions": sublist.count,
-        "num_cache": sublist.cache_count,
-        "num_inserts": sublist.inserts,
-        "num_removes": sublist.removes,
+        "num_subscriptions": count,
+        "num_cache": cached,
+        "num_inserts": inserts,
+        "num_removes": removes,
         "num_matches": matches,
-        "cache_hit_rate": go_float(sublist.cache_hits / matches if matches else 0),
+        "cache_hit_rate": go_float(hits / matches if matches else 0),
         "max_fanout": max_fanout,
-        "avg_fanout": go_float(avg_fanout),
+        "avg_fanout": go_float(total_fanout / cached if cached else 0),
     }
+
+
+def _accounts(server) -> list:
+    """The server's accounts (core/accounts.py), or a stand-in global account for servers
+    without a registry (tests' fakes): objects with `name` and `sublist`."""
+    registry = getattr(server, "accounts", None)
+    if registry is None:
+        return [_Global(server.sublist)]
+    return list(registry)
+
+
+class _Global:
+    __slots__ = ("name", "sublist")
+
+    def __init__(self, sublist) -> None:
+        self.name = GLOBAL_ACCOUNT
+        self.sublist = sublist
+
+
+def _registry_names(server) -> list[str]:
+    return [account.name for account in _accounts(server)]
 
 
 def subsz(server, query: dict, clock: Clock) -> dict:
@@ -414,16 +452,16 @@ def subsz(server, query: dict, clock: Clock) -> dict:
         limit = DEFAULT_LIST_SIZE
     test = query.get("test", "")
     account = query.get("acc", "")
+    accounts = [a for a in _accounts(server) if not account or a.name == account]
     body = {"server_id": server.server_id, "now": rfc3339(clock.wall_ns)}
-    body.update(sublist_stats(server.sublist))
+    body.update(sublist_stats(*(a.sublist for a in accounts)))
     found = []
     if subs:
         found = [
-            s for s in server.sublist.subscriptions()
+            (a.name, s) for a in accounts for s in a.sublist.subscriptions()
             if getattr(s.client, "cid", None) is not None
             and not getattr(s.client, "is_route", False)  # remote interest: counted, not listed
             and (not test or subject_matches(s.subject, test.encode()))
-            and (not account or account == GLOBAL_ACCOUNT)
         ]  # fmt: skip
     body.update(total=len(found), offset=offset, limit=limit)
     if subs:
@@ -432,9 +470,9 @@ def subsz(server, query: dict, clock: Clock) -> dict:
             body["subscriptions_list"] = [
                 _sub_detail(
                     _text(s.subject), _text(s.queue) if s.queue else "", _text(s.sid),
-                    s.delivered, s.max_msgs, s.client.cid, GLOBAL_ACCOUNT,
+                    s.delivered, s.max_msgs, s.client.cid, name,
                 )  # fmt: skip
-                for s in page
+                for name, s in page
             ]
     return body
 
@@ -578,14 +616,49 @@ def _health_error(text: str) -> dict:
 
 
 def accountz(server, query: dict, clock: Clock) -> dict:
-    """/accountz: the account names (trionats has the global account only)."""
+    """/accountz: the account names; `acc=NAME` one account's details (its connections and
+    sublist; trionats has no imports, exports or mappings to show yet)."""
     options = server.options
     system = "" if options.no_system_account else options.system_account
     body = {"server_id": server.server_id, "now": rfc3339(clock.wall_ns)}
     if system:  # left out when there is none, as nats-server does
         body["system_account"] = system
-    body["accounts"] = [system, GLOBAL_ACCOUNT] if system else [GLOBAL_ACCOUNT]
+    name = query.get("acc", "")
+    if not name:
+        registry = getattr(server, "accounts", None)
+        if registry is not None:
+            body["accounts"] = registry.names()
+        else:
+            body["accounts"] = [system, GLOBAL_ACCOUNT] if system else [GLOBAL_ACCOUNT]
+        return body
+    account = next((a for a in _accounts(server) if a.name == name), None)
+    if account is None:
+        raise QueryError(f"Account {name} does not exist")
+    detail = {
+        "account_name": name,
+        "update_time": rfc3339(getattr(server, "start_ns", clock.wall_ns)),
+    }
+    if name == system:
+        detail["is_system"] = True
+    detail.update(
+        expired=False,
+        complete=True,
+        jetstream_enabled=False,
+        leafnode_connections=0,
+        client_connections=sum(
+            1 for client in list(server.clients.values()) if _account_name(client) == name
+        ),
+        subscriptions=account.sublist.count,
+        name_tag=name,
+        sublist_stats=sublist_stats(account.sublist),
+    )
+    body["account_detail"] = detail
     return body
+
+
+def _account_name(client) -> str:
+    account = getattr(client, "account", None)
+    return account.name if account is not None else GLOBAL_ACCOUNT
 
 
 def accstatz(server, query: dict, clock: Clock) -> dict:
@@ -595,6 +668,9 @@ def accstatz(server, query: dict, clock: Clock) -> dict:
     account has no connections and no traffic of its own in trionats.
     """
     unused = parse_bool(query, "unused")
+    registry = getattr(server, "accounts", None)
+    if registry is not None and registry.configured:
+        return _accstatz_of_accounts(server, registry, unused, clock)
     options = server.options
     system = "" if options.no_system_account else options.system_account
     accounts = []
@@ -608,6 +684,50 @@ def accstatz(server, query: dict, clock: Clock) -> dict:
         slow = max(stats.slow_consumers - routed.slow_consumers, 0)  # clients only
         accounts.append(_account_stat(
             GLOBAL_ACCOUNT, len(server.clients), server.sublist.count, sent, received, slow
+        ))  # fmt: skip
+    return {"server_id": server.server_id, "now": rfc3339(clock.wall_ns), "account_statz": accounts}
+
+
+def _accstatz_of_accounts(server, registry, unused: bool, clock: Clock) -> dict:
+    """/accstatz with an `accounts` block: each account's figures are its clients' (open
+    ones, and what it kept of those gone); the global account has the rest of the server's
+    totals, which is where route traffic is (routes carry `$G` only)."""
+    clients: dict[str, list] = {account.name: [] for account in registry}
+    for client in list(server.clients.values()):
+        clients.setdefault(_account_name(client), []).append(client)
+    figures = {}
+    for account in registry:
+        mine = clients[account.name]
+        figures[account.name] = (
+            account.in_msgs + sum(c.in_msgs for c in mine),
+            account.in_bytes + sum(c.in_bytes for c in mine),
+            account.out_msgs + sum(c.out_msgs for c in mine),
+            account.out_bytes + sum(c.out_bytes for c in mine),
+            account.slow_consumers,
+        )
+    stats, routed = server.stats, RouteTraffic(server)
+    others = [f for name, f in figures.items() if name != GLOBAL_ACCOUNT]
+    client_slow = max(stats.slow_consumers - routed.slow_consumers, 0)
+    figures[GLOBAL_ACCOUNT] = (
+        max(stats.in_msgs - sum(f[0] for f in others), 0),
+        max(stats.in_bytes - sum(f[1] for f in others), 0),
+        max(stats.out_msgs - sum(f[2] for f in others), 0),
+        max(stats.out_bytes - sum(f[3] for f in others), 0),
+        max(client_slow - sum(f[4] for f in others), 0),
+    )
+    accounts = []
+    for account in registry:
+        conns = len(clients[account.name])
+        if not conns and not unused:
+            continue
+        in_msgs, in_bytes, out_msgs, out_bytes, slow = figures[account.name]
+        global_ = account.name == GLOBAL_ACCOUNT
+        sent = _account_traffic(out_msgs, out_bytes, *(
+            (routed.out_msgs, routed.out_bytes) if global_ else (0, 0)))  # fmt: skip
+        received = _account_traffic(in_msgs, in_bytes, *(
+            (routed.in_msgs, routed.in_bytes) if global_ else (0, 0)))  # fmt: skip
+        accounts.append(_account_stat(
+            account.name, conns, account.sublist.count, sent, received, slow
         ))  # fmt: skip
     return {"server_id": server.server_id, "now": rfc3339(clock.wall_ns), "account_statz": accounts}
 
@@ -738,7 +858,7 @@ def varz(server, clock: Clock, *, start_ns: int, process: dict, http_port: int,
         stale_connections=stats.stale_connections,
         stalled_clients=stats.stalled_clients,
         internal_errors=stats.internal_errors,  # trionats only (containment.py)
-        subscriptions=server.sublist.count,
+        subscriptions=sum(account.sublist.count for account in _accounts(server)),
         http_req_stats=dict(sorted(http_req_stats.items())),
         config_load_time=rfc3339(config_load_ns or start_ns),
         config_digest=config_digest,

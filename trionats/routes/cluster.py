@@ -447,6 +447,8 @@ class Cluster:
     # --- interest and client URLs ---------------------------------------------------------
 
     def local_sub_added(self, sub: Subscription) -> None:
+        if sub.client.account is not self.server.accounts.global_account:
+            return  # routes carry the global account only (so far): other accounts stay local
         if self.permissions is not None and not self.permissions.can_publish(sub.subject):
             return  # not importable: peers are not asked to send it
         line = self.interest.add(GLOBAL_ACCOUNT, sub.subject, sub.queue)
@@ -455,6 +457,8 @@ class Cluster:
                 route.send_interest(line)
 
     def local_sub_removed(self, sub: Subscription) -> None:
+        if sub.client.account is not self.server.accounts.global_account:
+            return
         if self.permissions is not None and not self.permissions.can_publish(sub.subject):
             return
         line = self.interest.remove(GLOBAL_ACCOUNT, sub.subject, sub.queue)
