@@ -239,8 +239,8 @@ async def test_a_failure_admitting_a_socket_does_not_end_the_accept_loop(
 async def test_a_client_task_outside_its_nursery_closes_that_client(
     nursery, monkeypatch, log_file, tmp_path
 ):
-    """A reload's password check runs in the connections nursery: its failure closes its
-    client (Server.start_connection_task), not the server."""
+    """A reload's password check runs in the client's own nursery (Connection.start_task):
+    its failure closes that client, not the server."""
     path = log_file()
     first, second = (bcrypt.hashpw(b"secret", bcrypt.gensalt(4)).decode() for _ in range(2))
     conf = tmp_path / "auth.conf"

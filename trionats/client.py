@@ -466,7 +466,7 @@ class ClientConnection(Connection):
                 verdict = verdict.identity  # the hash this password already matched
             else:
                 generation = self._reauth_generation
-                self.server.start_connection_task(self._recheck_password, auth, verdict, generation)
+                self.start_task(self._recheck_password, auth, verdict, generation)
                 return
         if type(verdict) is Failure:
             if not self.connected:  # ops before CONNECT had no_auth_user's permissions
@@ -551,7 +551,7 @@ class ClientConnection(Connection):
 
     def _conn_label(self) -> str:
         """The log prefix, with the client's version/lang/name once known (as nats-server)."""
-        base = f"{self.peer_host}:{self.peer_port} - cid:{self.cid}"
+        base = f"{self.peer_host}:{self.peer_port} - {self.id_label}:{self.cid}"
         opts = self.opts
         parts = []
         if opts.version:

@@ -89,6 +89,7 @@ class Connection:
         #: Until when (Trio time) the reader leaves the socket alone: a stalled peer, injected
         #: by chaos tests (trionats.testing); the past otherwise.
         self.stalled_until = -math.inf
+        self._nursery: trio.Nursery | None = None  # while `run` serves the connection
         self._written = 0  # bytes of the current batch written (direct socket writes)
         self._unsent = _NOTHING  # and what is left of it
 
@@ -98,9 +99,10 @@ class Connection:
         """Serve the connection until it closes; always closes the stream. Raises nothing
         but cancellation: an unexpected exception closes this connection (`fail`)."""
         try:
-            with contained(self.log, self.stats, on_error=self._failed):
+            try:
                 async with trio.open_nursery() as nursery:
                     self._scope = nursery.cancel_scope
+                    self._nursery = nursery
                     if self.closed_reason is not None:  # closed before it started
                         self._scope.cancel()
                     await self.upgrade()
@@ -110,7 +112,10 @@ class Connection:
                     nursery.start_soon(self._write_loop)
                     nursery.start_soon(self._ping_loop)
                     self.on_start()
+            except* Exception as group:
+                self.fail(group)  # (with the label the connection has now: its user, say)
         finally:
+            self._nursery = None
             self.close(Reason.CLIENT_CLOSED, flush=False)
             with contained(self.log, self.stats):
                 self.on_closed()
@@ -118,6 +123,13 @@ class Connection:
                 with trio.move_on_after(defaults.CLOSE_FLUSH_TIMEOUT):
                     with contained(self.log, self.stats):
                         await self.stream.aclose()
+
+    def start_task(self, fn, *args) -> None:
+        """Run `fn(*args)` in this connection's own nursery (a password checked again after
+        a reload, say): it ends with the connection, and an exception from it closes the
+        connection as any of its tasks' would. Nothing starts once the connection is over."""
+        if self._nursery is not None:
+            self._nursery.start_soon(_call, fn, *args, name=getattr(fn, "__qualname__", None))
 
     def fail(self, error: BaseException) -> None:
         """An unexpected exception in this connection's code (a task it started outside its
@@ -372,3 +384,8 @@ def _go_duration(seconds: float) -> str:
         hours, minutes = divmod(int(minutes), 60)
         text = f"{minutes}m{text}" if not hours else f"{hours}h{minutes}m{text}"
     return text
+
+
+async def _call(fn, *args) -> None:
+    """`await fn(*args)` inside the task, so that even a failure to call it is the task's."""
+    await fn(*args)

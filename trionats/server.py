@@ -249,10 +249,10 @@ class Server:
         self._connections.start_soon(self.admit(stream, peer).run)
 
     def start_connection_task(self, fn, *args) -> None:
-        """Run `fn(*args)` in the connections nursery (a websocket upgrade, a password check
-        again after a reload). A failure stays inside its connection: an unexpected exception
-        from a connection's method closes that connection; from anything else, it is
-        reported and the task ends."""
+        """Run `fn(*args)` in the connections nursery (a websocket upgrade, before there is a
+        connection; a connection's own work runs in its nursery: `Connection.start_task`).
+        A failure stays inside: an unexpected exception from a connection's method closes
+        that connection; from anything else, it is reported and the task ends."""
         name = getattr(fn, "__qualname__", None)
         self._connections.start_soon(self._run_contained, fn, *args, name=name)
 

@@ -329,7 +329,7 @@ class RouteConnection(Connection):
             return  # no credential asked for now
         user_ok = _same(self.connect_user, credential.user)
         if is_bcrypt(credential.password):
-            self.server.start_connection_task(self._recheck_password, user_ok, credential)
+            self.start_task(self._recheck_password, user_ok, credential)
         elif not (user_ok and _same(self.connect_password, credential.password)):
             self._refuse_after_reload()
 
