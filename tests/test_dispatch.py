@@ -185,3 +185,32 @@ def test_plans_are_rebuilt_when_a_limit_is_set():
     assert world.dispatch.run(world.dispatch.plan(b"a"), b"a", b"", parts) == 2
     assert bytes(world.peers[1].outbound.data) == b"MSG a 0 1\r\nx\r\n" * 2
     assert world.subs[0].closed
+
+
+@settings(max_examples=300, deadline=None)
+@given(worlds, st.lists(st.tuples(st.sampled_from(PUBLISHED + [b"_GR_.x"]),
+                                  st.sampled_from([b"", b"r.1", b"_R_.x"]), payloads),
+                        min_size=1, max_size=8),  # fmt: skip
+       st.integers(0, 2**32))
+def test_a_batch_queues_what_its_messages_would(spec, messages, seed):
+    """Messages with lines of their own, counted once; the refused ones and the requests
+    nobody got are handed back, in order, as the source's own path would meet them."""
+    if spec[2]:
+        return  # a route's messages come as RMSGs one by one, never as batches
+    items = [(subject, reply, payload + b"\r\n") for subject, reply, payload in messages]
+    fast, slow = World(spec), World(spec)
+    fast.peers[0].closed_reason = None
+    handed: list = []
+    random.seed(seed)
+    fast.dispatch.batch(items, lambda *m: handed.append(("aside", *m)),
+                        lambda *m: handed.append(("unanswered", *m)))  # fmt: skip
+    expected: list = []
+    random.seed(seed)
+    for subject, reply, data in items:
+        plan = slow.dispatch.plan(subject)
+        if plan.reserved or (reply and reply.startswith(b"_R_.")):
+            expected.append(("aside", subject, reply, data))
+        elif not slow.dispatch.message(plan, subject, reply, -1, data) and reply:
+            expected.append(("unanswered", subject, reply))
+    assert handed == expected
+    assert fast.state() == slow.state()

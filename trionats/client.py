@@ -19,7 +19,7 @@ from . import defaults, errors
 from .auth import SYS_QUEUE, Failure, Identity, PendingPassword, PublishCheck
 from .auth.nkeys import new_nonce
 from .connection import Connection
-from .core.dispatch import Dispatcher
+from .core.dispatch import Dispatcher, reserved_reply, reserved_subject
 from .core.sublist import InvalidSubject, Subscription
 from .errors import ProtocolError, Reason, go_quote
 from .logging import LEVELS, quoted_payload, redact_connect
@@ -719,7 +719,7 @@ class ClientConnection(Connection):
             self._answer_invalid_subject()
         if header_size > 0 and self._on_traced_pub(event):
             return
-        if _reserved_subject(subject) or (reply and _reserved_reply(reply)):
+        if reserved_subject(subject) or (reply and reserved_reply(reply)):
             self._refuse_reserved(subject, reply, len(data) - 2)
             return
         if opts.verbose:
@@ -743,7 +743,7 @@ class ClientConnection(Connection):
             if trace.skip or trace.data is data:
                 return trace.skip
             header_size, data, trace = trace.header_size, trace.data, None  # (rewritten)
-        if _reserved_subject(subject) or (reply and _reserved_reply(reply)):
+        if reserved_subject(subject) or (reply and reserved_reply(reply)):
             self._refuse_reserved(subject, reply, len(data) - 2, trace)
             return True
         if self.opts.verbose:
@@ -808,15 +808,12 @@ class ClientConnection(Connection):
             plan = dispatch.plan(subject)
             if dispatch.span(plan, batch.span, line_start, batch.count, batch.payload_bytes) is not None:
                 return
-        no_responders = opts.no_responders
-        for subject, reply, data in batch.items():
-            plan = dispatch.plan(subject)
-            if plan.reserved or (reply and _reserved_reply(reply)):
-                self._on_pub(Pub(subject, reply, -1, data))  # refused there
-            elif not dispatch.message(plan, subject, reply, -1, data) and reply and no_responders:
-                self._no_responders(subject, reply)
-            if self.closed_reason is not None:
-                break
+        dispatch.batch(batch.items(), self._refuse_aside,
+                       self._no_responders if opts.no_responders else None)  # fmt: skip
+
+    def _refuse_aside(self, subject: bytes, reply: bytes, data: bytes) -> None:
+        """A message of a batch to a reserved subject or reply: refused by `_on_pub`."""
+        self._on_pub(Pub(subject, reply, -1, data))
 
     def _on_pub_run(self, run: PubRun) -> None:
         """Many PUBs with one control line: the core queues them with one join per target.
@@ -831,7 +828,7 @@ class ClientConnection(Connection):
         if (
             opts.verbose
             or plan.reserved
-            or (reply and _reserved_reply(reply))
+            or (reply and reserved_reply(reply))
             or (opts.pedantic and not is_valid_literal_subject(subject))
             or (reply and opts.no_responders and plan.empty)
         ):
@@ -891,7 +888,7 @@ class ClientConnection(Connection):
         look like service-import, JetStream-ack or gateway replies. -ERR, no +OK, dropped
         (a traced message's event says why)."""
         self.dispatch.received(1, size)
-        if _reserved_subject(subject):
+        if reserved_subject(subject):
             self.log.error(f"Publish Violation - Subject {go_quote(subject)}")
             text = errors.publish_violation(subject)
         else:
@@ -942,20 +939,6 @@ class ClientConnection(Connection):
         self.dispatch.forget()
         self.account.client_left(self)
         self.log.debug(f"Client connection closed: {reason}", reason=reason)
-
-
-def _reserved_subject(subject: bytes) -> bool:
-    """Gateway-routed reply subjects (`_GR_.<...>`): clients may not publish to them."""
-    return subject[:5] == b"_GR_." and len(subject) > 5
-
-
-def _reserved_reply(reply: bytes) -> bool:
-    """Reply subjects nats-server reserves for service imports, JetStream acks and gateways."""
-    return (
-        reply[:4] == b"_R_."
-        or (reply[:8] == b"$JS.ACK." and len(reply) > 8)
-        or (reply[:5] == b"_GR_." and len(reply) > 5)
-    )
 
 
 def _text(data: bytes) -> str:

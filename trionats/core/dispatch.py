@@ -79,7 +79,7 @@ class Plan:
     """
 
     __slots__ = ("plain", "queues", "groups", "routed", "granting", "limited", "shared",
-                 "reserved", "permitted", "skipped")  # fmt: skip
+                 "reserved", "permitted", "skipped", "empty", "simple")  # fmt: skip
 
     def __init__(self, plain: tuple, queues: tuple, groups: dict, routed: bool,
                  local: list) -> None:  # fmt: skip
@@ -101,10 +101,9 @@ class Plan:
         self.reserved = False
         self.permitted = True
         self.skipped = ()
-
-    @property
-    def empty(self) -> bool:
-        return not (self.plain or self.queues or self.groups)
+        self.empty = not (plain or queues or groups)
+        #: Plain targets only: a message without headers takes the tight loop.
+        self.simple = bool(plain) and not (queues or groups)
 
 
 def pick(group: tuple):
@@ -209,7 +208,7 @@ class Dispatcher:
                 else:
                     queues.append(tuple(group))
         plan = Plan(tuple(plain), tuple(queues), groups, routed, local)
-        plan.reserved = subject[:5] == b"_GR_." and len(subject) > 5
+        plan.reserved = reserved_subject(subject)
         if skipped:
             plan.skipped = tuple(skipped)
         if self.may_publish is not None:
@@ -230,9 +229,54 @@ class Dispatcher:
         none); `queues` names the groups a route's message is for. Counts it; returns how
         many targets got it."""
         size = len(data) - 2
-        delivered = self._message(plan, subject, reply, header_size, data, queues) if not plan.empty else 0
+        if plan.simple and header_size <= 0:
+            delivered = _to_plain(plan.plain, msg_tail(reply, size), data, size)
+        elif plan.empty:
+            delivered = 0
+        else:
+            delivered = self._message(plan, subject, reply, header_size, data, queues)
         self.received(1, size, delivered, delivered * size)
         return delivered
+
+    def batch(self, items: list, aside, unanswered) -> None:
+        """Queue consecutive messages without headers, each with its own line (`items`:
+        (subject, reply, data)), as `message` would one by one, counted once. A message the
+        source must refuse (a reserved subject or reply) goes to `aside(subject, reply,
+        data)` instead; one with a reply that reached nobody is passed to
+        `unanswered(subject, reply)` (None: nothing to do). Stops if the source closes."""
+        source = self.source
+        sublist = self.sublist
+        plans = self._plans
+        tails = _MSG_TAILS
+        count = in_bytes = out_msgs = out_bytes = 0
+        for subject, reply, data in items:
+            if self._generation != sublist.generation:  # (a delivery may remove a sub)
+                plans.clear()
+                self._generation = sublist.generation
+            plan = plans.get(subject) or self._build(subject)
+            if plan.reserved or (reply and reserved_reply(reply)):
+                aside(subject, reply, data)
+            else:
+                size = len(data) - 2
+                count += 1
+                in_bytes += size
+                if plan.simple:
+                    tail = None if reply else tails.get(size)
+                    if tail is None:
+                        tail = msg_tail(reply, size)
+                    delivered = _to_plain(plan.plain, tail, data, size)
+                elif plan.empty:
+                    delivered = 0
+                else:
+                    delivered = self._message(plan, subject, reply, -1, data, ())
+                if delivered:
+                    out_msgs += delivered
+                    out_bytes += delivered * size
+                elif reply and unanswered is not None:
+                    unanswered(subject, reply)
+            if source.closed_reason is not None:
+                break
+        self.received(count, in_bytes, out_msgs, out_bytes)
 
     def run(self, plan: Plan, subject: bytes, reply: bytes, parts: list, queues=()) -> int:
         """Queue messages with one control line (`parts`: each payload + CRLF, all the same
@@ -361,18 +405,7 @@ class Dispatcher:
         if header_size > 0:
             return _queue_with_headers(targets, reply, header_size, data)
         size = len(data) - 2
-        tail = msg_tail(reply, size)
-        total = len(tail) + len(data)
-        for target in targets:
-            sub, outbound, head, _ = target
-            outbound.write_msg(head, tail, data, len(head) + total)
-            client = sub.client
-            client.out_msgs += 1
-            client.out_bytes += size
-            sub.delivered += 1
-            if sub.max_msgs and sub.delivered >= sub.max_msgs:
-                client.remove_sub(sub)
-        return len(targets)
+        return _to_plain(targets, msg_tail(reply, size), data, size)
 
     @staticmethod
     def _named(plan: Plan, queues) -> list:
@@ -553,6 +586,34 @@ def _trace_route(trace, route, header_size: int, data: bytes) -> tuple[int, byte
     hop, header_size, data = trace.to_route(header_size, data)
     trace.egress(route, None, hop=hop)
     return header_size, data
+
+
+def _to_plain(targets, tail: bytes, data: bytes, size: int) -> int:
+    """One message without headers to each target (`tail`: the end of its MSG line)."""
+    total = len(tail) + len(data)
+    for sub, outbound, head, _ in targets:
+        outbound.write_msg(head, tail, data, len(head) + total)
+        client = sub.client
+        client.out_msgs += 1
+        client.out_bytes += size
+        sub.delivered += 1
+        if sub.max_msgs and sub.delivered >= sub.max_msgs:
+            client.remove_sub(sub)
+    return len(targets)
+
+
+def reserved_subject(subject: bytes) -> bool:
+    """Gateway-routed reply subjects (`_GR_.<...>`): clients may not publish to them."""
+    return subject[:5] == b"_GR_." and len(subject) > 5
+
+
+def reserved_reply(reply: bytes) -> bool:
+    """Reply subjects nats-server reserves for service imports, JetStream acks and gateways."""
+    return (
+        reply[:4] == b"_R_."
+        or (reply[:8] == b"$JS.ACK." and len(reply) > 8)
+        or (reply[:5] == b"_GR_." and len(reply) > 5)
+    )
 
 
 def _queue_with_headers(targets, reply: bytes, header_size: int, data: bytes) -> int:
