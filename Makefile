@@ -31,7 +31,7 @@ test: $(VENV)/.tests tests/js/node_modules
 test-fast: $(VENV)/.tests tests/js/node_modules
 	$(BIN)/python -m pytest -m 'not slow' $(PYTEST_ARGS)
 
-# Headless Chromium for tests/test_browser.py (Debian's package; needs root). Without it that
+# Headless Chromium for tests/clients/test_browser.py (Debian's package; needs root). Without it that
 # test is skipped.
 browser:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)

@@ -24,7 +24,7 @@ Messages come in three shapes, and each renders itself for a target:
 
 A run or span falls back to its messages one by one whenever the per-message path would do
 something a joined rendering cannot (a queue pick per message for a span, a reply grant, an
-auto-unsubscribe limit, a connection with two targets); `tests/test_dispatch.py` checks every shape queues exactly the
+auto-unsubscribe limit, a connection with two targets); `tests/core/test_dispatch.py` checks every shape queues exactly the
 bytes, order and counts of that path. All of it is synchronous: nothing here awaits, and
 the clock (for reply grants) is handed in.
 
