@@ -28,10 +28,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from trionats import defaults  # noqa: E402
-from trionats.protocol.parser import Parser, RouteParser  # noqa: E402
+from trionats import defaults
+from trionats.protocol.parser import Parser, RouteParser
 
-SUBJECTS = [f"orders.{r}.{n}" for r in ("us", "eu", "ap", "sa", "af", "me", "ca", "au") for n in range(100)]
+# bench.py's `real` subjects: orders.<region>.<n> (8 x 100) and events.<n> (200).
+REGIONS = ("us", "eu", "ap", "sa", "af", "me", "ca", "au")
+SUBJECTS = [f"orders.{r}.{n}" for r in REGIONS for n in range(100)]
 SUBJECTS += [f"events.{n}" for n in range(200)]
 TARGET_BYTES = 16 << 20  # about this much per stream
 
@@ -74,7 +76,7 @@ def parser_at(rev: str):
 
 def streams(parser=Parser, route_parser=RouteParser) -> dict[str, tuple[object, bytes, int]]:
     rng = random.Random(13)
-    pub = lambda: parser(batch=True)  # noqa: E731
+    pub = lambda: parser(batch=True)
     route = route_parser
     return {
         "real": (pub, *_real(b"PUB", rng)),

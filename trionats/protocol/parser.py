@@ -12,8 +12,9 @@ the first byte after the separators starts the argument text, whatever it is; th
 ends at the next `\n`, dropping one byte before it if a `\r` was seen; PING, PONG and +OK
 ignore the rest of their line. Payloads are length-prefixed and must end in `\r\n`.
 
-The hot path is PUB: one `find` for the line end, a cache of decoded control lines, one slice
-for payload plus CRLF. Split reads are handled by keeping the unparsed tail (bounded by
+The hot path is PUB: one `find` for the line end, one `rfind` for the last space, a cache of
+decoded line heads (what comes before the size) and a table of size tokens, one slice for
+payload plus CRLF. Split reads are handled by keeping the unparsed tail (bounded by
 max_control_line) or, for payloads, a list of chunks joined once when complete.
 """
 
@@ -107,6 +108,26 @@ def _parse_size(text: bytes) -> int:
     return -1
 
 
+#: Canonical size tokens (`<digits>\r`, no leading zero) -> size, shared by every parser (a
+#: pure function of the bytes; each parser checks its own max_payload). Filled as met.
+_SIZES: dict[bytes, int] = {}
+_NO_SIZE = 1 << 64  # what a missing size token looks up as: over any max_payload
+
+
+def _learn_size(tok: bytes) -> int:
+    """The size a canonical size token stands for (and remember it), else _NO_SIZE."""
+    digits = tok[:-1]
+    if not (tok.endswith(b"\r") and 0 < len(digits) <= 9 and digits.isdigit()):
+        return _NO_SIZE
+    size = int(digits)
+    if tok != b"%d\r" % size:  # leading zeros: valid, but the line is not canonical
+        return _NO_SIZE
+    if len(_SIZES) >= defaults.SIZE_TOKEN_CACHE_SIZE:
+        _SIZES.clear()
+    _SIZES[tok] = size
+    return size
+
+
 def _split_blanks(arg: bytes) -> list[bytes]:
     """Split on spaces and tabs only, as nats-server does for PUB and HPUB arguments."""
     if b"\t" in arg:
@@ -179,16 +200,15 @@ class Parser:
         self._waiting: tuple | None = None  # (event type, fields, size) of a message in transit
         self._chunks: list[bytes] = []  # payload bytes received so far
         self._have = 0
-        self._pub_lines: dict[bytes, tuple[bytes, bytes, int]] = {}
-        #: Canonical PUB lines (`PUB <subject> <size>\r`, without the LF) by subject, with
-        #: their sizes: runs of them are read in a tight loop into one PubBatch span.
-        self._span_lines: dict[bytes, dict[bytes, int]] = {}
+        #: Heads of fast-path lines (what comes before the size) already decoded and checked:
+        #: head -> (subject, reply, span head). The span head, `PUB <subject> `, is set for a
+        #: canonical head (no reply, single spaces): its lines may form a span.
+        self._heads: dict[bytes, tuple] = {}
 
     def set_limits(self, *, max_control_line: int, max_payload: int) -> None:
         self.max_control_line = max_control_line
         self.max_payload = max_payload
-        self._pub_lines.clear()
-        self._span_lines.clear()
+        self._heads.clear()  # which heads may be kept depends on max_control_line
 
     # --- the main loop --------------------------------------------------------------------
 
@@ -216,17 +236,18 @@ class Parser:
         end = len(buf)
         find = buf.find
         startswith = buf.startswith
-        pub_lines = self._pub_lines
+        rfind = buf.rfind
+        heads_get = self._heads.get
+        sizes_get = _SIZES.get
         # Settings only change in the handlers of events other than PUB (the consumer runs
         # between two yields and nothing else can), so they are re-read after those only.
         fast = self.pub_fast_path and not self.require_connect
         batch = self.batch
         runs = batch or self.runs_only
+        max_payload = self.max_payload
         prefix = self.fast_prefix
         skip = len(prefix)
-        probe = self.subject_after_prefix
         pending: list[tuple[bytes, bytes, bytes]] = []  # batch mode: PUBs not yet yielded
-        span_lines = self._span_lines
         try:
             while pos < end:
                 nl = find(b"\n", pos)
@@ -237,14 +258,21 @@ class Parser:
                     self._keep_partial(buf, pos, end)
                     return
                 if fast and startswith(prefix, pos) and buf[pos + skip] > _SPACE:
-                    # Fast path: the common shape of PUB (RMSG on routes). Its argument bytes key
-                    # a cache of lines already decoded and checked (set_limits clears it).
+                    # Fast path: the common shape of PUB (RMSG on routes). The line's head (the
+                    # arguments before the last space) and its size token are looked up apart,
+                    # so a subject seen before hits whatever its size; a line that misses
+                    # either goes through _fast_line, which decodes it exactly.
                     # `subject, reply` are a PUB's; a route parser keeps its RMSG fields there.
-                    key = buf[pos + skip : nl]
-                    args = pub_lines.get(key)
-                    if args is None:
-                        args = self._cache_pub_line(buf, pos + skip, nl, key)
-                    subject, reply, size = args
+                    sp = rfind(b" ", pos + skip, nl)
+                    if sp < 0:
+                        sp = nl  # no space: all head, no size token (such heads are not kept)
+                    key = buf[pos + skip : sp]
+                    tok = buf[sp + 1 : nl]
+                    line = heads_get(key)
+                    size = sizes_get(tok, _NO_SIZE)
+                    if line is None or size > max_payload:
+                        line, size = self._fast_line(buf, pos + skip, sp, nl)
+                    subject, reply, span_head = line
                     stop = nl + 3 + size
                     if stop <= end:
                         if not startswith(b"\r\n", stop - 2):
@@ -257,6 +285,7 @@ class Parser:
                         if (
                             runs
                             and startswith(key, stop + skip)
+                            and startswith(tok, stop + sp + 1 - pos)
                             and startswith(prefix, stop)
                             and stop + stop - pos <= end
                         ):
@@ -268,34 +297,34 @@ class Parser:
                                 yield self._run_event(subject, reply, parts)
                                 pos += len(parts) * (stop - pos)
                                 continue
-                        # A span needs the next line to name the same subject: for PUB that
-                        # is one cheap look at it, so random subjects skip the span attempt.
-                        if runs and not reply and (not probe or startswith(subject, stop + skip)):
-                            lines = span_lines.get(subject)
-                            if lines is not None and (prefix + key) in lines:
-                                # A canonical PUB: take the canonical PUBs to the same subject
-                                # that follow as one span (see PubBatch.span), in a tight loop.
-                                start, count, total = pos, 1, size
-                                first_nl, first_stop = nl, stop
+                        if runs and span_head is not None and startswith(span_head, stop):
+                            # A canonical line, and the next one names the same subject: take
+                            # the canonical lines to it that follow as one span (see
+                            # PubBatch.span), in a tight loop.
+                            start, count, total = pos, 1, size
+                            first_nl, first_stop = nl, stop
+                            pos = stop
+                            head_end = len(span_head)
+                            while pos < end and startswith(span_head, pos):
+                                nl = find(b"\n", pos)
+                                if nl < 0:
+                                    break
+                                size = sizes_get(buf[pos + head_end : nl], _NO_SIZE)
+                                if size > max_payload:
+                                    size = _learn_size(buf[pos + head_end : nl])
+                                stop = nl + 3 + size
+                                if size > max_payload or stop > end or not startswith(b"\r\n", stop - 2):
+                                    break  # the main loop takes it from here
+                                count += 1
+                                total += size
                                 pos = stop
-                                while pos < end:
-                                    nl = find(b"\n", pos)
-                                    if nl < 0:
-                                        break
-                                    size = lines.get(buf[pos:nl], -1)
-                                    stop = nl + 3 + size
-                                    if size < 0 or stop > end or not startswith(b"\r\n", stop - 2):
-                                        break  # the main loop takes it from here
-                                    count += 1
-                                    total += size
-                                    pos = stop
-                                if count > 1:
-                                    if pending:
-                                        yield new_event(PubBatch, (pending, None, b"", 0, 0))
-                                        pending = []
-                                    yield self._span_event(subject, buf[start:pos], total, count)
-                                    continue
-                                nl, stop = first_nl, first_stop
+                            if count > 1:
+                                if pending:
+                                    yield new_event(PubBatch, (pending, None, b"", 0, 0))
+                                    pending = []
+                                yield self._span_event(subject, buf[start:pos], total, count)
+                                continue
+                            nl, stop = first_nl, first_stop
                         if batch:
                             pending.append((subject, reply, buf[nl + 1 : stop]))
                         else:
@@ -355,6 +384,7 @@ class Parser:
                 fast = self.pub_fast_path and not self.require_connect
                 batch = self.batch
                 runs = batch or self.runs_only
+                max_payload = self.max_payload
         except ProtocolError:
             if pending:  # what came before the error is handled first, as in nats-server
                 yield new_event(PubBatch, (pending, None, b"", 0, 0))
@@ -500,8 +530,6 @@ class Parser:
 
     #: The op whose common shape takes the fast path, with its separator.
     fast_prefix = b"PUB "
-    #: The fast path's subject (bytes) is what follows `fast_prefix` on the line.
-    subject_after_prefix = True
     #: Yield runs of identical lines even without `batch` (RouteParser: runs, never batches).
     runs_only = False
 
@@ -533,17 +561,25 @@ class Parser:
     def _span_event(subject: bytes, span: bytes, total: int, count: int) -> object:
         return new_event(PubBatch, (None, span, subject, total, count))
 
-    def _cache_pub_line(self, buf: bytes, arg_start: int, nl: int, key: bytes) -> tuple:
-        """Decode and check a fast-path line seen for the first time, and remember it."""
+    def _fast_line(self, buf: bytes, arg_start: int, sp: int, nl: int) -> tuple[tuple, int]:
+        """((subject, reply, span head), size) of a fast-path line whose head or size token
+        is not known: decoded and checked as any line (raising its exact error). With a
+        canonical size token (`<digits>\r` after the last space) the head alone decides the
+        rest, so both are remembered."""
         args = self._decode_fast_line(self._arg_text(buf, arg_start, nl))
-        pub_lines = self._pub_lines
-        if self._is_canonical(key, args):
-            self._span_lines.setdefault(args[0], {})[self.fast_prefix + key] = args[2]
-        if len(pub_lines) >= defaults.PUB_LINE_CACHE_SIZE:
-            pub_lines.clear()
-            self._span_lines.clear()
-        pub_lines[key] = args
-        return args
+        subject, reply, size = args
+        # Such a head is kept only if any size token fits the control line limit with it
+        # (up to 9 digits), so the lines that hit need no limit check.
+        if _learn_size(buf[sp + 1 : nl]) != size or sp - arg_start + 10 > self.max_control_line:
+            return (subject, reply, None), size  # bare LF, leading zeros, tabs, a long line
+        key = buf[arg_start:sp]
+        canonical = self._is_canonical(buf[arg_start:nl], args)
+        line = (subject, reply, self.fast_prefix + key + b" " if canonical else None)
+        heads = self._heads
+        if len(heads) >= defaults.PUB_LINE_CACHE_SIZE:
+            heads.clear()
+        heads[key] = line
+        return line, size
 
     #: Ops followed by a payload; `_decode_message` reads their arguments.
     message_ops = frozenset({OP_PUB, OP_HPUB, OP_HMSG})
@@ -679,7 +715,6 @@ class RouteParser(Parser):
     # ones as RMsgRun: a sender's run of PUBs crosses the route as such a run.
     fast_prefix = b"RMSG "
     runs_only = True
-    subject_after_prefix = False  # the fields tuple; the account comes first on the line
 
     def _decode_fast_line(self, arg: bytes) -> tuple:
         """((account, subject, reply, queues), None, size) of an RMSG line."""
