@@ -96,11 +96,11 @@ def one_pass(make, data: bytes) -> tuple[float, int]:
     step = defaults.READ_SIZE if hasattr(defaults, "READ_SIZE") else 65536
     chunks = [data[i : i + step] for i in range(0, len(data), step)]
     events = 0
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: waiting for a shared CPU does not count
     for chunk in chunks:
         for _ in feed(chunk):
             events += 1
-    return time.perf_counter() - start, events
+    return time.process_time() - start, events
 
 
 def main() -> None:

@@ -930,3 +930,22 @@ def _outcome_of(parser, chunks):
     except ProtocolError as error:
         return typed(events), error.err
     return typed(events), "no error"
+
+
+def test_known_subjects_still_need_connect_once_it_is_required():
+    # A reload may require auth before a client's CONNECT, after it published.
+    parser = Parser(batch=True)
+    list(parser.feed(b"PUB s 1\r\na\r\n"))
+    parser.require_connect = True
+    with pytest.raises(ProtocolError) as raised:
+        list(parser.feed(b"PUB s 1\r\na\r\n"))
+    assert raised.value.err == errors.AUTH_VIOLATION
+
+
+def test_a_span_takes_more_sizes_than_its_subject_remembers():
+    sizes = range(defaults.SPAN_LINES_PER_HEAD * 2)
+    data = b"".join(b"PUB s %d\r\n%s\r\n" % (n, b"x" * n) for n in sizes)
+    parser = Parser(batch=True)
+    for _ in range(2):
+        (span,) = list(parser.feed(data))
+        assert (span.span, span.count, span.payload_bytes) == (data, len(sizes), sum(sizes))

@@ -95,6 +95,10 @@ PUB_LINE_CACHE_SIZE = 1 << 17
 #: each, one per distinct payload size seen).
 SIZE_TOKEN_CACHE_SIZE = 1 << 16
 
+#: Whole lines (`PUB <subject> <size>`) remembered per subject for spans: the sizes a stream
+#: to one subject cycles through (about 100 bytes each; more are checked line by line).
+SPAN_LINES_PER_HEAD = 64
+
 #: Seconds to back off after accept() fails for lack of file descriptors (Trio's own value).
 ACCEPT_BACKOFF = 0.1
 

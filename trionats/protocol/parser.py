@@ -112,6 +112,7 @@ def _parse_size(text: bytes) -> int:
 #: pure function of the bytes; each parser checks its own max_payload). Filled as met.
 _SIZES: dict[bytes, int] = {}
 _NO_SIZE = 1 << 64  # what a missing size token looks up as: over any max_payload
+_NO_HEADS: dict[bytes, tuple] = {}  # what the fast path looks heads up in when it is off
 
 
 def _learn_size(tok: bytes) -> int:
@@ -237,11 +238,11 @@ class Parser:
         find = buf.find
         startswith = buf.startswith
         rfind = buf.rfind
-        heads_get = self._heads.get
         sizes_get = _SIZES.get
         # Settings only change in the handlers of events other than PUB (the consumer runs
         # between two yields and nothing else can), so they are re-read after those only.
         fast = self.pub_fast_path and not self.require_connect
+        heads_get = self._heads.get if fast else _NO_HEADS.get
         batch = self.batch
         runs = batch or self.runs_only
         max_payload = self.max_payload
@@ -257,22 +258,25 @@ class Parser:
                         pending = []
                     self._keep_partial(buf, pos, end)
                     return
-                if fast and startswith(prefix, pos) and buf[pos + skip] > _SPACE:
-                    # Fast path: the common shape of PUB (RMSG on routes). The line's head (the
-                    # arguments before the last space) and its size token are looked up apart,
-                    # so a subject seen before hits whatever its size; a line that misses
-                    # either goes through _fast_line, which decodes it exactly.
-                    # `subject, reply` are a PUB's; a route parser keeps its RMSG fields there.
-                    sp = rfind(b" ", pos + skip, nl)
-                    if sp < 0:
-                        sp = nl  # no space: all head, no size token (such heads are not kept)
-                    key = buf[pos + skip : sp]
-                    tok = buf[sp + 1 : nl]
-                    line = heads_get(key)
-                    size = sizes_get(tok, _NO_SIZE)
-                    if line is None or size > max_payload:
-                        line, size = self._fast_line(buf, pos + skip, sp, nl)
-                    subject, reply, span_head = line
+                # Fast path: the common shape of PUB (RMSG on routes). The line's head (up to
+                # its last space: `PUB subject [reply]`) and its size token are looked up
+                # apart, so a subject seen before hits whatever its size; a PUB line that
+                # misses either goes through _fast_line, which decodes it exactly.
+                # `subject, reply` are a PUB's; a route parser keeps its RMSG fields there.
+                sp = rfind(b" ", pos, nl)
+                if sp < 0:
+                    sp = nl  # no space: all head, no size token (such heads are not kept)
+                key = buf[pos:sp]
+                tok = buf[sp + 1 : nl]
+                line = heads_get(key)
+                size = sizes_get(tok, _NO_SIZE)
+                if line is None or size > max_payload:
+                    if fast and startswith(prefix, pos) and buf[pos + skip] > _SPACE:
+                        line, size = self._fast_line(buf, pos, sp, nl)
+                    else:
+                        line = None
+                if line is not None:
+                    subject, reply, span_lines = line
                     stop = nl + 3 + size
                     if stop <= end:
                         if not startswith(b"\r\n", stop - 2):
@@ -282,49 +286,48 @@ class Parser:
                                     pending = []
                                 yield InvalidPublishSubject(subject, False)
                             raise _unknown_op()
-                        if (
-                            runs
-                            and startswith(key, stop + skip)
-                            and startswith(tok, stop + sp + 1 - pos)
-                            and startswith(prefix, stop)
-                            and stop + stop - pos <= end
-                        ):
-                            parts = self._run(buf, pos, nl + 1, stop - pos, end)
-                            if parts is not None:
-                                if pending:
-                                    yield new_event(PubBatch, (pending, None, b"", 0, 0))
-                                    pending = []
-                                yield self._run_event(subject, reply, parts)
-                                pos += len(parts) * (stop - pos)
-                                continue
-                        if runs and span_head is not None and startswith(span_head, stop):
-                            # A canonical line, and the next one names the same subject: take
-                            # the canonical lines to it that follow as one span (see
-                            # PubBatch.span), in a tight loop.
-                            start, count, total = pos, 1, size
-                            first_nl, first_stop = nl, stop
-                            pos = stop
-                            head_end = len(span_head)
-                            while pos < end and startswith(span_head, pos):
-                                nl = find(b"\n", pos)
-                                if nl < 0:
-                                    break
-                                size = sizes_get(buf[pos + head_end : nl], _NO_SIZE)
-                                if size > max_payload:
-                                    size = _learn_size(buf[pos + head_end : nl])
-                                stop = nl + 3 + size
-                                if size > max_payload or stop > end or not startswith(b"\r\n", stop - 2):
-                                    break  # the main loop takes it from here
-                                count += 1
-                                total += size
+                        # Runs and spans both need the next line to start with this head:
+                        # one look at it, so lines to random subjects skip both attempts.
+                        if runs and startswith(key, stop):
+                            if startswith(tok, stop + sp + 1 - pos) and stop + stop - pos <= end:
+                                parts = self._run(buf, pos, nl + 1, stop - pos, end)
+                                if parts is not None:
+                                    if pending:
+                                        yield new_event(PubBatch, (pending, None, b"", 0, 0))
+                                        pending = []
+                                    yield self._run_event(subject, reply, parts)
+                                    pos += len(parts) * (stop - pos)
+                                    continue
+                            if span_lines is not None:
+                                # A canonical line, and the next one names the same subject:
+                                # take the canonical lines to it that follow as one span (see
+                                # PubBatch.span), in a tight loop.
+                                start, count, total = pos, 1, size
+                                first_nl, first_stop = nl, stop
                                 pos = stop
-                            if count > 1:
-                                if pending:
-                                    yield new_event(PubBatch, (pending, None, b"", 0, 0))
-                                    pending = []
-                                yield self._span_event(subject, buf[start:pos], total, count)
-                                continue
-                            nl, stop = first_nl, first_stop
+                                lines_get = span_lines.get
+                                while pos < end:
+                                    nl = find(b"\n", pos)
+                                    if nl < 0:
+                                        break
+                                    size = lines_get(buf[pos:nl], _NO_SIZE)
+                                    if size > max_payload:
+                                        size = self._span_line(buf, pos, nl, key, span_lines)
+                                    stop = nl + 3 + size
+                                    if size > max_payload or stop > end or not startswith(
+                                        b"\r\n", stop - 2
+                                    ):
+                                        break  # the main loop takes it from here
+                                    count += 1
+                                    total += size
+                                    pos = stop
+                                if count > 1:
+                                    if pending:
+                                        yield new_event(PubBatch, (pending, None, b"", 0, 0))
+                                        pending = []
+                                    yield self._span_event(subject, buf[start:pos], total, count)
+                                    continue
+                                nl, stop = first_nl, first_stop
                         if batch:
                             pending.append((subject, reply, buf[nl + 1 : stop]))
                         else:
@@ -382,6 +385,7 @@ class Parser:
                     return
                 yield self._decode_other(op, arg)
                 fast = self.pub_fast_path and not self.require_connect
+                heads_get = self._heads.get if fast else _NO_HEADS.get
                 batch = self.batch
                 runs = batch or self.runs_only
                 max_payload = self.max_payload
@@ -561,25 +565,42 @@ class Parser:
     def _span_event(subject: bytes, span: bytes, total: int, count: int) -> object:
         return new_event(PubBatch, (None, span, subject, total, count))
 
-    def _fast_line(self, buf: bytes, arg_start: int, sp: int, nl: int) -> tuple[tuple, int]:
-        """((subject, reply, span head), size) of a fast-path line whose head or size token
+    def _fast_line(self, buf: bytes, pos: int, sp: int, nl: int) -> tuple[tuple, int]:
+        """((subject, reply, span lines), size) of a fast-path line whose head or size token
         is not known: decoded and checked as any line (raising its exact error). With a
         canonical size token (`<digits>\r` after the last space) the head alone decides the
         rest, so both are remembered."""
+        arg_start = pos + len(self.fast_prefix)
         args = self._decode_fast_line(self._arg_text(buf, arg_start, nl))
         subject, reply, size = args
         # Such a head is kept only if any size token fits the control line limit with it
         # (up to 9 digits), so the lines that hit need no limit check.
         if _learn_size(buf[sp + 1 : nl]) != size or sp - arg_start + 10 > self.max_control_line:
             return (subject, reply, None), size  # bare LF, leading zeros, tabs, a long line
-        key = buf[arg_start:sp]
-        canonical = self._is_canonical(buf[arg_start:nl], args)
-        line = (subject, reply, self.fast_prefix + key + b" " if canonical else None)
+        # A canonical head (`PUB <subject>`: no reply, single spaces) gets a dict of its
+        # whole lines with their sizes, filled as spans meet them.
+        lines = {} if self._is_canonical(buf[arg_start:nl], args) else None
+        line = (subject, reply, lines)
         heads = self._heads
         if len(heads) >= defaults.PUB_LINE_CACHE_SIZE:
             heads.clear()
-        heads[key] = line
+        heads[buf[pos:sp]] = line
         return line, size
+
+    @staticmethod
+    def _span_line(buf: bytes, pos: int, nl: int, head: bytes, lines: dict[bytes, int]) -> int:
+        """Size of the line at `pos` if it is `<head> <canonical size>`, else _NO_SIZE; such a
+        line is remembered in its head's `lines` (up to SPAN_LINES_PER_HEAD of them)."""
+        end = pos + len(head)
+        if not buf.startswith(head, pos) or buf[end] != _SPACE:  # (end <= the line's LF)
+            return _NO_SIZE
+        tok = buf[end + 1 : nl]
+        size = _SIZES.get(tok, _NO_SIZE)
+        if size == _NO_SIZE:
+            size = _learn_size(tok)
+        if size != _NO_SIZE and len(lines) < defaults.SPAN_LINES_PER_HEAD:
+            lines[buf[pos:nl]] = size
+        return size
 
     #: Ops followed by a payload; `_decode_message` reads their arguments.
     message_ops = frozenset({OP_PUB, OP_HPUB, OP_HMSG})
