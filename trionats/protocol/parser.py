@@ -215,14 +215,14 @@ class Parser:
 
     def feed(self, data: bytes) -> Iterator[object]:
         """Yield every complete event in what has been received, `data` included."""
+        pos = 0  # where to read on in `data` (not copied: a read is often 64 KiB)
         if self._waiting is not None:
-            data = self._continue_payload(data)
-            if data is None:
+            pos = self._continue_payload(data)
+            if pos < 0:
                 return
-            yield self._finish_waiting(data)
-            data = data[self._consumed :]
+            yield self._finish_waiting()
         if self._line_op is not None:
-            nl = data.find(b"\n")
+            nl = data.find(b"\n", pos)
             if nl < 0:
                 return
             op, self._line_op = self._line_op, None
@@ -230,10 +230,12 @@ class Parser:
                 yield PING
             elif op is OP_PONG:
                 yield PONG
-            data = data[nl + 1 :]
-        buf = self._tail + data if self._tail else data
-        self._tail = b""
-        pos = 0
+            pos = nl + 1
+        if self._tail:  # a partial control line: nothing was waiting before it
+            buf = self._tail + data
+            self._tail = b""
+        else:
+            buf = data
         end = len(buf)
         find = buf.find
         startswith = buf.startswith
@@ -507,26 +509,29 @@ class Parser:
         if self._have >= size + 1 and buf[start + size] != _CR:
             raise _unknown_op()
 
-    def _continue_payload(self, data: bytes) -> bytes | None:
-        """Add `data` to a waited-for payload; return all bytes once it is complete."""
+    def _continue_payload(self, data: bytes) -> int:
+        """Add `data` to a waited-for payload; once it is complete, return where the rest of
+        `data` starts (-1 until then)."""
         need = self._waiting[2] + 2
-        self._chunks.append(data)
-        self._have += len(data)
-        if self._have < need:
+        have = self._have
+        if have + len(data) < need:
+            self._chunks.append(data)
+            self._have = have + len(data)
             if self._have == need - 1 and data and data[-1] != _CR:
                 raise _unknown_op()
-            return None
-        joined = b"".join(self._chunks)
-        self._chunks = []
-        self._consumed = need
-        return joined
+            return -1
+        used = need - have
+        self._chunks.append(data[:used])
+        return used
 
-    def _finish_waiting(self, joined: bytes) -> object:
+    def _finish_waiting(self) -> object:
         kind, fields, size = self._waiting
+        joined = b"".join(self._chunks)
         self._waiting = None
+        self._chunks = []
         if joined[size] != _CR or joined[size + 1] != _LF:
             raise _unknown_op()
-        return new_event(kind, fields + (joined[: size + 2],))
+        return new_event(kind, fields + (joined,))
 
     # --- argument decoding ----------------------------------------------------------------
 
