@@ -201,9 +201,10 @@ class Parser:
         self._waiting: tuple | None = None  # (event type, fields, size) of a message in transit
         self._chunks: list[bytes] = []  # payload bytes received so far
         self._have = 0
-        #: Heads of fast-path lines (what comes before the size) already decoded and checked:
-        #: head -> (subject, reply, span head). The span head, `PUB <subject> `, is set for a
-        #: canonical head (no reply, single spaces): its lines may form a span.
+        #: Heads of fast-path lines (`PUB subject [reply]`, what comes before the size)
+        #: already decoded and checked: head -> (subject, reply, span lines). A canonical head
+        #: (no reply, single spaces) has a dict of its whole lines met in spans, with their
+        #: sizes (see _span_line); other heads have None: their lines never form a span.
         self._heads: dict[bytes, tuple] = {}
 
     def set_limits(self, *, max_control_line: int, max_payload: int) -> None:
