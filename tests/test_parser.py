@@ -949,3 +949,14 @@ def test_a_span_takes_more_sizes_than_its_subject_remembers():
     for _ in range(2):
         (span,) = list(parser.feed(data))
         assert (span.span, span.count, span.payload_bytes) == (data, len(sizes), sum(sizes))
+
+
+def test_heads_and_span_lines_kept_are_bounded_together(monkeypatch):
+    monkeypatch.setattr(defaults, "PUB_LINE_CACHE_SIZE", 50)
+    parser = Parser(batch=True)
+    for subject in range(10):  # 10 heads, each with a span of 10 sizes: 110 kept in all
+        data = b"".join(b"PUB s%d %d\r\n%s\r\n" % (subject, n, b"x" * n) for n in range(10))
+        (span,) = list(parser.feed(data))
+        assert span.count == 10
+        assert parser._kept <= 50
+        assert sum(1 + len(lines or ()) for _, _, lines in parser._heads.values()) == parser._kept

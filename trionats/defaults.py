@@ -86,9 +86,9 @@ SUBLIST_CACHE_SIZE = 4096
 DELIVERY_CACHE_SIZE = 8192
 DELIVERY_CACHE_MAX = 1 << 20
 
-#: Entries in the parser's cache of decoded PUB line heads, what comes before the size
-#: (cleared when full; about 150 bytes each, only for connections publishing to that many
-#: distinct subject and reply pairs).
+#: Entries in the parser's cache of decoded PUB line heads (what comes before the size) and
+#: of the whole lines its spans met, together (cleared when full; about 150 bytes each, only
+#: for connections publishing to that many distinct subject and reply pairs or lines).
 PUB_LINE_CACHE_SIZE = 1 << 17
 
 #: Entries in the parsers' shared table of size tokens (cleared when full; about 100 bytes

@@ -206,11 +206,12 @@ class Parser:
         #: (no reply, single spaces) has a dict of its whole lines met in spans, with their
         #: sizes (see _span_line); other heads have None: their lines never form a span.
         self._heads: dict[bytes, tuple] = {}
+        self._kept = 0  # heads and span lines kept: together bounded by PUB_LINE_CACHE_SIZE
 
     def set_limits(self, *, max_control_line: int, max_payload: int) -> None:
         self.max_control_line = max_control_line
         self.max_payload = max_payload
-        self._heads.clear()  # which heads may be kept depends on max_control_line
+        self._forget()  # which heads may be kept depends on max_control_line
 
     # --- the main loop --------------------------------------------------------------------
 
@@ -242,6 +243,7 @@ class Parser:
         startswith = buf.startswith
         rfind = buf.rfind
         sizes_get = _SIZES.get
+        no_size = _NO_SIZE
         # Settings only change in the handlers of events other than PUB (the consumer runs
         # between two yields and nothing else can), so they are re-read after those only.
         fast = self.pub_fast_path and not self.require_connect
@@ -272,7 +274,7 @@ class Parser:
                 key = buf[pos:sp]
                 tok = buf[sp + 1 : nl]
                 line = heads_get(key)
-                size = sizes_get(tok, _NO_SIZE)
+                size = sizes_get(tok, no_size)
                 if line is None or size > max_payload:
                     if fast and startswith(prefix, pos) and buf[pos + skip] > _SPACE:
                         line, size = self._fast_line(buf, pos, sp, nl)
@@ -313,14 +315,17 @@ class Parser:
                                     nl = find(b"\n", pos)
                                     if nl < 0:
                                         break
-                                    size = lines_get(buf[pos:nl], _NO_SIZE)
-                                    if size > max_payload:
-                                        size = self._span_line(buf, pos, nl, key, span_lines)
+                                    size = lines_get(buf[pos:nl], -1)
                                     stop = nl + 3 + size
-                                    if size > max_payload or stop > end or not startswith(
-                                        b"\r\n", stop - 2
-                                    ):
-                                        break  # the main loop takes it from here
+                                    if size < 0 or stop > end or not startswith(b"\r\n", stop - 2):
+                                        if size >= 0:
+                                            break  # the main loop takes it from here
+                                        size = self._span_line(buf, pos, nl, key, span_lines)
+                                        stop = nl + 3 + size
+                                        if size < 0 or stop > end or not startswith(
+                                            b"\r\n", stop - 2
+                                        ):
+                                            break
                                     count += 1
                                     total += size
                                     pos = stop
@@ -587,24 +592,36 @@ class Parser:
         # whole lines with their sizes, filled as spans meet them.
         lines = {} if self._is_canonical(buf[arg_start:nl], args) else None
         line = (subject, reply, lines)
-        heads = self._heads
-        if len(heads) >= defaults.PUB_LINE_CACHE_SIZE:
-            heads.clear()
-        heads[buf[pos:sp]] = line
+        self._keep()
+        self._heads[buf[pos:sp]] = line
         return line, size
 
-    @staticmethod
-    def _span_line(buf: bytes, pos: int, nl: int, head: bytes, lines: dict[bytes, int]) -> int:
-        """Size of the line at `pos` if it is `<head> <canonical size>`, else _NO_SIZE; such a
-        line is remembered in its head's `lines` (up to SPAN_LINES_PER_HEAD of them)."""
+    def _keep(self) -> None:
+        """Count one more head or span line about to be kept, forgetting all kept so far
+        first if that would be too many."""
+        if self._kept >= defaults.PUB_LINE_CACHE_SIZE:
+            self._forget()
+        self._kept += 1
+
+    def _forget(self) -> None:
+        self._heads.clear()
+        self._kept = 0
+
+    def _span_line(self, buf: bytes, pos: int, nl: int, head: bytes, lines: dict) -> int:
+        """Size of the line at `pos` if it is `<head> <canonical size>` within max_payload,
+        else -1; such a line is remembered in its head's `lines` (up to SPAN_LINES_PER_HEAD
+        of them; set_limits forgets them)."""
         end = pos + len(head)
         if not buf.startswith(head, pos) or buf[end] != _SPACE:  # (end <= the line's LF)
-            return _NO_SIZE
+            return -1
         tok = buf[end + 1 : nl]
         size = _SIZES.get(tok, _NO_SIZE)
         if size == _NO_SIZE:
             size = _learn_size(tok)
-        if size != _NO_SIZE and len(lines) < defaults.SPAN_LINES_PER_HEAD:
+        if size > self.max_payload:
+            return -1
+        if len(lines) < defaults.SPAN_LINES_PER_HEAD:
+            self._keep()
             lines[buf[pos:nl]] = size
         return size
 
