@@ -96,9 +96,18 @@ SUBLIST_CACHE_SIZE = 4096
 DELIVERY_CACHE_SIZE = 8192
 DELIVERY_CACHE_MAX = 1 << 20
 
-#: Entries in the parser's cache of decoded PUB control lines (cleared when full; about
-#: 150 bytes each, only for connections publishing with that many distinct lines).
+#: Entries in the parser's cache of decoded PUB line heads (what comes before the size) and
+#: of the whole lines its spans met, together (cleared when full; about 150 bytes each, only
+#: for connections publishing to that many distinct subject and reply pairs or lines).
 PUB_LINE_CACHE_SIZE = 1 << 17
+
+#: Entries in the parsers' shared table of size tokens (cleared when full; about 100 bytes
+#: each, one per distinct payload size seen).
+SIZE_TOKEN_CACHE_SIZE = 1 << 16
+
+#: Whole lines (`PUB <subject> <size>`) remembered per subject for spans: the sizes a stream
+#: to one subject cycles through (about 100 bytes each; more are checked line by line).
+SPAN_LINES_PER_HEAD = 64
 
 #: Seconds to back off after accept() fails for lack of file descriptors (Trio's own value).
 ACCEPT_BACKOFF = 0.1

@@ -726,12 +726,12 @@ def _outcome(chunks, options):
 def test_batch_span_covers_canonical_pubs_to_one_subject():
     parser = Parser(batch=True)
     data = b"PUB s 1\r\na\r\nPUB s 3\r\nabc\r\nPUB s 0\r\n\r\n"
-    (first,) = list(parser.feed(data))  # lines seen for the first time: decoded one by one
-    assert first.span is None and len(first.pubs) == 3
-    (batch,) = list(parser.feed(data))
-    assert (batch.pubs, batch.span, batch.subject) == (None, data, b"s")
-    assert (batch.count, batch.payload_bytes) == (3, 4)
-    assert batch.items() == first.pubs
+    # Lines seen for the first time form a span too: their sizes are read as they come.
+    for _ in range(2):
+        (batch,) = list(parser.feed(data))
+        assert (batch.pubs, batch.span, batch.subject) == (None, data, b"s")
+        assert (batch.count, batch.payload_bytes) == (3, 4)
+        assert batch.items() == [(b"s", b"", b"a\r\n"), (b"s", b"", b"abc\r\n"), (b"s", b"", b"\r\n")]
 
 
 @pytest.mark.parametrize(
@@ -794,3 +794,169 @@ def test_pedantic_invalid_subject_before_a_bad_payload_end(line):
 )
 def test_no_announcement(data, pedantic):
     assert NOTICE not in [name for name, _ in parse(data, pedantic=pedantic)]
+
+
+# --- the fast path's caches: a line's head and its size token are looked up apart ---------------
+
+
+def test_a_known_subject_with_new_sizes_decodes_each_size():
+    parser = Parser(batch=True)
+    list(parser.feed(b"PUB s r 1\r\na\r\n"))  # head `s r` is now known
+    data = b"PUB s r 3\r\nabc\r\nPUB s r 0\r\n\r\nPUB s r 12\r\n" + b"x" * 12 + b"\r\n"
+    assert typed(parser.feed(data)) == parse(data)
+    assert [len(fields[3]) - 2 for _, fields in parse(data)] == [3, 0, 12]
+
+
+@pytest.mark.parametrize(
+    ("line", "err"),
+    [
+        (b"PUB s 1x\r\n", SILENT),  # not a number
+        (b"PUB s -1\r\n", SILENT),
+        (b"PUB s 1234567890\r\n", SILENT),  # ten digits
+        (b"PUB s \r\n", SILENT),  # no size
+        (b"PUB s r 1 2\r\n", SILENT),  # too many arguments
+        (b"PUB s 11\r\n", errors.MAX_PAYLOAD),  # over max_payload
+    ],
+)
+def test_a_bad_size_after_a_known_subject_gives_the_same_error(line, err):
+    warm = Parser(batch=True, max_payload=10)
+    list(warm.feed(b"PUB s 1\r\na\r\nPUB s r 2\r\nab\r\n"))  # heads `s` and `s r` are known
+    with pytest.raises(ProtocolError) as raised:
+        list(warm.feed(line + b"x" * 12 + b"\r\n"))
+    assert raised.value.err == err
+    _, fresh = parse_error([line + b"x" * 12 + b"\r\n"], max_payload=10)
+    assert fresh.err == err
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"PUB s 012\r\n", b"PUB s 12\n", b"PUB s\t12\r\n", b"PUB s  12\r\n"],
+)
+def test_odd_but_valid_lines_after_a_known_subject(line):
+    # Leading zeros, bare LF, tabs, double blanks: decoded in full, and never part of a span.
+    parser = Parser(batch=True)
+    list(parser.feed(b"PUB s 12\r\n" + b"x" * 12 + b"\r\n"))
+    data = b"PUB s 12\r\n" + b"y" * 12 + b"\r\n" + line + b"z" * 12 + b"\r\n"
+    events = list(parser.feed(data))
+    assert typed(events) == parse(data)
+    assert all(getattr(event, "span", None) is None for event in events)
+
+
+def test_a_size_another_parser_allows_is_still_checked_against_max_payload():
+    # The table of size tokens is shared by every parser; max_payload is each parser's own.
+    list(Parser(max_payload=5000).feed(b"PUB s 2000\r\n" + b"x" * 2000 + b"\r\n"))
+    parser = Parser(batch=True, max_payload=1000)
+    list(parser.feed(b"PUB s 1\r\na\r\n"))
+    with pytest.raises(ProtocolError) as raised:
+        list(parser.feed(b"PUB s 1\r\nb\r\nPUB s 2000\r\n"))
+    assert raised.value.err == errors.MAX_PAYLOAD
+
+
+@pytest.mark.parametrize("limit", [12, 13, 14, 15, 16])
+def test_control_line_limit_with_a_known_subject(limit):
+    # Argument `subject 1` is 9 bytes, `subject 123456` 14: the limit applies to each line,
+    # even when its head and its size token are both known.
+    list(Parser().feed(b"PUB t 123456\r\n" + b"x" * 123456 + b"\r\n"))
+    parser = Parser(batch=True, max_control_line=limit)
+    list(parser.feed(b"PUB subject 1\r\na\r\n"))
+    line = b"PUB subject 123456\r\n" + b"x" * 123456 + b"\r\n"
+    if limit >= 14:
+        assert typed(parser.feed(line)) == parse(line)
+    else:
+        with pytest.raises(ProtocolError) as raised:
+            list(parser.feed(line))
+        assert raised.value.err == errors.MAX_CONTROL_LINE
+
+
+HEAD = st.sampled_from([b"a", b"a.b", b"a r", b"a.b r.1", b"a\tr", b"a  r", b"a r x", b"a\rb"])
+SIZE_TOKEN = st.sampled_from([b"0", b"1", b"3", b"12", b"01", b"1x", b"1234567890", b""])
+LINE_END = st.sampled_from([b"\r\n", b"\n", b"\r\r\n", b" \r\n", b"\t\r\n"])
+
+
+@st.composite
+def pub_lines(draw, valid: bool) -> bytes:
+    """PUB lines from a few heads and size tokens; unless `valid`, one in four is odd (odd
+    heads, size tokens or line ends, payloads one byte too long)."""
+    out = []
+    for _ in range(draw(st.integers(1, 12))):
+        if valid or draw(st.integers(0, 3)):  # canonical: the lines that fill the caches
+            head = draw(st.sampled_from([b"a", b"a.b", b"a r"]))
+            out.append(b"PUB %s %d\r\n%s\r\n" % (head, size := draw(st.integers(0, 13)), b"p" * size))
+            continue
+        head, token, end = draw(HEAD), draw(SIZE_TOKEN), draw(LINE_END)
+        size = int(token) if token.isdigit() and len(token) < 4 else draw(st.integers(0, 5))
+        payload = b"p" * (size + draw(st.sampled_from([0, 0, 0, 1])))
+        out.append(b"PUB " + head + b" " + token + end + payload + b"\r\n")
+    return b"".join(out)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    pub_lines(valid=True),
+    pub_lines(valid=False),
+    SETTINGS.map(lambda o: o | {"require_connect": False}),
+    st.sampled_from([5, 10, 1024]),
+    st.sampled_from([4, 5, 6, 7, 8, 10, 16, 4096]),
+)
+def test_a_warm_parser_gives_what_a_fresh_one_gives(
+    warmup, data, options, max_payload, max_control_line
+):
+    # Whatever heads and size tokens earlier lines left in the caches (and whatever limits
+    # set_limits brought since), a line gives the same events and the same error.
+    options |= {"max_payload": max_payload, "max_control_line": max_control_line}
+    warm = Parser(batch=True)
+    list(warm.feed(warmup))
+    for name in ("headers", "require_connect", "batch"):
+        setattr(warm, name, options[name])
+    warm.set_limits(
+        max_control_line=options["max_control_line"], max_payload=options["max_payload"]
+    )
+    reference = _outcome_of(SlowParser(**options), [data])
+    assert _outcome([data], options) == reference
+    assert _outcome_of(warm, [data]) == reference
+
+
+class SlowParser(Parser):
+    """Reads every PUB through the general path: no caches, the reference for the fast path."""
+
+    pub_fast_path = False
+
+
+def _outcome_of(parser, chunks):
+    events = []
+    try:
+        for chunk in chunks:
+            events.extend(parser.feed(chunk))
+    except ProtocolError as error:
+        return typed(events), error.err
+    return typed(events), "no error"
+
+
+def test_known_subjects_still_need_connect_once_it_is_required():
+    # A reload may require auth before a client's CONNECT, after it published.
+    parser = Parser(batch=True)
+    list(parser.feed(b"PUB s 1\r\na\r\n"))
+    parser.require_connect = True
+    with pytest.raises(ProtocolError) as raised:
+        list(parser.feed(b"PUB s 1\r\na\r\n"))
+    assert raised.value.err == errors.AUTH_VIOLATION
+
+
+def test_a_span_takes_more_sizes_than_its_subject_remembers():
+    sizes = range(defaults.SPAN_LINES_PER_HEAD * 2)
+    data = b"".join(b"PUB s %d\r\n%s\r\n" % (n, b"x" * n) for n in sizes)
+    parser = Parser(batch=True)
+    for _ in range(2):
+        (span,) = list(parser.feed(data))
+        assert (span.span, span.count, span.payload_bytes) == (data, len(sizes), sum(sizes))
+
+
+def test_heads_and_span_lines_kept_are_bounded_together(monkeypatch):
+    monkeypatch.setattr(defaults, "PUB_LINE_CACHE_SIZE", 50)
+    parser = Parser(batch=True)
+    for subject in range(10):  # 10 heads, each with a span of 10 sizes: 110 kept in all
+        data = b"".join(b"PUB s%d %d\r\n%s\r\n" % (subject, n, b"x" * n) for n in range(10))
+        (span,) = list(parser.feed(data))
+        assert span.count == 10
+        assert parser._kept <= 50
+        assert sum(1 + len(lines or ()) for _, _, lines in parser._heads.values()) == parser._kept

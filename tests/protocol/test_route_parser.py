@@ -180,3 +180,28 @@ def test_a_clients_pub_waiting_for_its_payload_is_read_again_as_an_rmsg_line():
     parser.headers = True
     with pytest.raises(ProtocolError):
         list(parser.feed(b"HPUB foo 2 4\r\n\r\n"))
+
+
+@pytest.mark.parametrize(
+    "head",
+    [b"$G foo", b"$G foo rep.1", b"$G foo + rep.1 q1 q2", b"$G foo | q1", b"$G\tfoo", b"$G foo\rx"],
+)
+def test_a_known_rmsg_head_with_new_sizes(head):
+    # The line's head (before the size) is remembered apart from its size token: later lines
+    # with that head and other sizes (or bad ones) give what a fresh parser gives.
+    lines = [b"RMSG %s %d\r\n%s\r\n" % (head, n, b"x" * n) for n in (1, 12, 0, 7, 12)]
+    parser = RouteParser()
+    events = [e for line in lines for e in parser.feed(line)]
+    assert events == [e for line in lines for e in RouteParser().feed(line)]
+    assert [len(e.data) - 2 for e in events] == [1, 12, 0, 7, 12]
+    for bad in (b"RMSG %s 1x\r\nx\r\n", b"RMSG %s 01\r\nx\r\n", b"RMSG %s 1234567890\r\n"):
+        outcomes = []
+        for route in (parser, RouteParser()):
+            try:
+                outcomes.append(list(route.feed(bad % head)))
+            except ProtocolError as error:
+                outcomes.append(error.err)
+        assert outcomes[0] == outcomes[1]
+        if isinstance(outcomes[0], str) or outcomes[0] is None:
+            parser = RouteParser()  # a parser is broken after an error
+            list(parser.feed(lines[0]))

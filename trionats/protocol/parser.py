@@ -12,8 +12,9 @@ the first byte after the separators starts the argument text, whatever it is; th
 ends at the next `\n`, dropping one byte before it if a `\r` was seen; PING, PONG and +OK
 ignore the rest of their line. Payloads are length-prefixed and must end in `\r\n`.
 
-The hot path is PUB: one `find` for the line end, a cache of decoded control lines, one slice
-for payload plus CRLF. Split reads are handled by keeping the unparsed tail (bounded by
+The hot path is PUB: one `find` for the line end, one `rfind` for the last space, a cache of
+decoded line heads (what comes before the size) and a table of size tokens, one slice for
+payload plus CRLF. Split reads are handled by keeping the unparsed tail (bounded by
 max_control_line) or, for payloads, a list of chunks joined once when complete.
 """
 
@@ -107,6 +108,27 @@ def _parse_size(text: bytes) -> int:
     return -1
 
 
+#: Canonical size tokens (`<digits>\r`, no leading zero) -> size, shared by every parser (a
+#: pure function of the bytes; each parser checks its own max_payload). Filled as met.
+_SIZES: dict[bytes, int] = {}
+_NO_SIZE = 1 << 64  # what a missing size token looks up as: over any max_payload
+_NO_HEADS: dict[bytes, tuple] = {}  # what the fast path looks heads up in when it is off
+
+
+def _learn_size(tok: bytes) -> int:
+    """The size a canonical size token stands for (and remember it), else _NO_SIZE."""
+    digits = tok[:-1]
+    if not (tok.endswith(b"\r") and 0 < len(digits) <= 9 and digits.isdigit()):
+        return _NO_SIZE
+    size = int(digits)
+    if tok != b"%d\r" % size:  # leading zeros: valid, but the line is not canonical
+        return _NO_SIZE
+    if len(_SIZES) >= defaults.SIZE_TOKEN_CACHE_SIZE:
+        _SIZES.clear()
+    _SIZES[tok] = size
+    return size
+
+
 def _split_blanks(arg: bytes) -> list[bytes]:
     """Split on spaces and tabs only, as nats-server does for PUB and HPUB arguments."""
     if b"\t" in arg:
@@ -179,29 +201,30 @@ class Parser:
         self._waiting: tuple | None = None  # (event type, fields, size) of a message in transit
         self._chunks: list[bytes] = []  # payload bytes received so far
         self._have = 0
-        self._pub_lines: dict[bytes, tuple[bytes, bytes, int]] = {}
-        #: Canonical PUB lines (`PUB <subject> <size>\r`, without the LF) by subject, with
-        #: their sizes: runs of them are read in a tight loop into one PubBatch span.
-        self._span_lines: dict[bytes, dict[bytes, int]] = {}
+        #: Heads of fast-path lines (`PUB subject [reply]`, what comes before the size)
+        #: already decoded and checked: head -> (subject, reply, span lines). A canonical head
+        #: (no reply, single spaces) has a dict of its whole lines met in spans, with their
+        #: sizes (see _span_line); other heads have None: their lines never form a span.
+        self._heads: dict[bytes, tuple] = {}
+        self._kept = 0  # heads and span lines kept: together bounded by PUB_LINE_CACHE_SIZE
 
     def set_limits(self, *, max_control_line: int, max_payload: int) -> None:
         self.max_control_line = max_control_line
         self.max_payload = max_payload
-        self._pub_lines.clear()
-        self._span_lines.clear()
+        self._forget()  # which heads may be kept depends on max_control_line
 
     # --- the main loop --------------------------------------------------------------------
 
     def feed(self, data: bytes) -> Iterator[object]:
         """Yield every complete event in what has been received, `data` included."""
+        pos = 0  # where to read on in `data` (not copied: a read is often 64 KiB)
         if self._waiting is not None:
-            data = self._continue_payload(data)
-            if data is None:
+            pos = self._continue_payload(data)
+            if pos < 0:
                 return
-            yield self._finish_waiting(data)
-            data = data[self._consumed :]
+            yield self._finish_waiting()
         if self._line_op is not None:
-            nl = data.find(b"\n")
+            nl = data.find(b"\n", pos)
             if nl < 0:
                 return
             op, self._line_op = self._line_op, None
@@ -209,24 +232,28 @@ class Parser:
                 yield PING
             elif op is OP_PONG:
                 yield PONG
-            data = data[nl + 1 :]
-        buf = self._tail + data if self._tail else data
-        self._tail = b""
-        pos = 0
+            pos = nl + 1
+        if self._tail:  # a partial control line: nothing was waiting before it
+            buf = self._tail + data
+            self._tail = b""
+        else:
+            buf = data
         end = len(buf)
         find = buf.find
         startswith = buf.startswith
-        pub_lines = self._pub_lines
+        rfind = buf.rfind
+        sizes_get = _SIZES.get
+        no_size = _NO_SIZE
         # Settings only change in the handlers of events other than PUB (the consumer runs
         # between two yields and nothing else can), so they are re-read after those only.
         fast = self.pub_fast_path and not self.require_connect
+        heads_get = self._heads.get if fast else _NO_HEADS.get
         batch = self.batch
         runs = batch or self.runs_only
+        max_payload = self.max_payload
         prefix = self.fast_prefix
         skip = len(prefix)
-        probe = self.subject_after_prefix
         pending: list[tuple[bytes, bytes, bytes]] = []  # batch mode: PUBs not yet yielded
-        span_lines = self._span_lines
         try:
             while pos < end:
                 nl = find(b"\n", pos)
@@ -236,15 +263,25 @@ class Parser:
                         pending = []
                     self._keep_partial(buf, pos, end)
                     return
-                if fast and startswith(prefix, pos) and buf[pos + skip] > _SPACE:
-                    # Fast path: the common shape of PUB (RMSG on routes). Its argument bytes key
-                    # a cache of lines already decoded and checked (set_limits clears it).
-                    # `subject, reply` are a PUB's; a route parser keeps its RMSG fields there.
-                    key = buf[pos + skip : nl]
-                    args = pub_lines.get(key)
-                    if args is None:
-                        args = self._cache_pub_line(buf, pos + skip, nl, key)
-                    subject, reply, size = args
+                # Fast path: the common shape of PUB (RMSG on routes). The line's head (up to
+                # its last space: `PUB subject [reply]`) and its size token are looked up
+                # apart, so a subject seen before hits whatever its size; a PUB line that
+                # misses either goes through _fast_line, which decodes it exactly.
+                # `subject, reply` are a PUB's; a route parser keeps its RMSG fields there.
+                sp = rfind(b" ", pos, nl)
+                if sp < 0:
+                    sp = nl  # no space: all head, no size token (such heads are not kept)
+                key = buf[pos:sp]
+                tok = buf[sp + 1 : nl]
+                line = heads_get(key)
+                size = sizes_get(tok, no_size)
+                if line is None or size > max_payload:
+                    if fast and startswith(prefix, pos) and buf[pos + skip] > _SPACE:
+                        line, size = self._fast_line(buf, pos, sp, nl)
+                    else:
+                        line = None
+                if line is not None:
+                    subject, reply, span_lines = line
                     stop = nl + 3 + size
                     if stop <= end:
                         if not startswith(b"\r\n", stop - 2):
@@ -254,38 +291,41 @@ class Parser:
                                     pending = []
                                 yield InvalidPublishSubject(subject, False)
                             raise _unknown_op()
-                        if (
-                            runs
-                            and startswith(key, stop + skip)
-                            and startswith(prefix, stop)
-                            and stop + stop - pos <= end
-                        ):
-                            parts = self._run(buf, pos, nl + 1, stop - pos, end)
-                            if parts is not None:
-                                if pending:
-                                    yield new_event(PubBatch, (pending, None, b"", 0, 0))
-                                    pending = []
-                                yield self._run_event(subject, reply, parts)
-                                pos += len(parts) * (stop - pos)
-                                continue
-                        # A span needs the next line to name the same subject: for PUB that
-                        # is one cheap look at it, so random subjects skip the span attempt.
-                        if runs and not reply and (not probe or startswith(subject, stop + skip)):
-                            lines = span_lines.get(subject)
-                            if lines is not None and (prefix + key) in lines:
-                                # A canonical PUB: take the canonical PUBs to the same subject
-                                # that follow as one span (see PubBatch.span), in a tight loop.
+                        # Runs and spans both need the next line to start with this head:
+                        # one look at it, so lines to random subjects skip both attempts.
+                        if runs and startswith(key, stop):
+                            if startswith(tok, stop + sp + 1 - pos) and stop + stop - pos <= end:
+                                parts = self._run(buf, pos, nl + 1, stop - pos, end)
+                                if parts is not None:
+                                    if pending:
+                                        yield new_event(PubBatch, (pending, None, b"", 0, 0))
+                                        pending = []
+                                    yield self._run_event(subject, reply, parts)
+                                    pos += len(parts) * (stop - pos)
+                                    continue
+                            if span_lines is not None:
+                                # A canonical line, and the next one names the same subject:
+                                # take the canonical lines to it that follow as one span (see
+                                # PubBatch.span), in a tight loop.
                                 start, count, total = pos, 1, size
                                 first_nl, first_stop = nl, stop
                                 pos = stop
+                                lines_get = span_lines.get
                                 while pos < end:
                                     nl = find(b"\n", pos)
                                     if nl < 0:
                                         break
-                                    size = lines.get(buf[pos:nl], -1)
+                                    size = lines_get(buf[pos:nl], -1)
                                     stop = nl + 3 + size
                                     if size < 0 or stop > end or not startswith(b"\r\n", stop - 2):
-                                        break  # the main loop takes it from here
+                                        if size >= 0:
+                                            break  # the main loop takes it from here
+                                        size = self._span_line(buf, pos, nl, key, span_lines)
+                                        stop = nl + 3 + size
+                                        if size < 0 or stop > end or not startswith(
+                                            b"\r\n", stop - 2
+                                        ):
+                                            break
                                     count += 1
                                     total += size
                                     pos = stop
@@ -353,8 +393,10 @@ class Parser:
                     return
                 yield self._decode_other(op, arg)
                 fast = self.pub_fast_path and not self.require_connect
+                heads_get = self._heads.get if fast else _NO_HEADS.get
                 batch = self.batch
                 runs = batch or self.runs_only
+                max_payload = self.max_payload
         except ProtocolError:
             if pending:  # what came before the error is handled first, as in nats-server
                 yield new_event(PubBatch, (pending, None, b"", 0, 0))
@@ -473,26 +515,29 @@ class Parser:
         if self._have >= size + 1 and buf[start + size] != _CR:
             raise _unknown_op()
 
-    def _continue_payload(self, data: bytes) -> bytes | None:
-        """Add `data` to a waited-for payload; return all bytes once it is complete."""
+    def _continue_payload(self, data: bytes) -> int:
+        """Add `data` to a waited-for payload; once it is complete, return where the rest of
+        `data` starts (-1 until then)."""
         need = self._waiting[2] + 2
-        self._chunks.append(data)
-        self._have += len(data)
-        if self._have < need:
+        have = self._have
+        if have + len(data) < need:
+            self._chunks.append(data)
+            self._have = have + len(data)
             if self._have == need - 1 and data and data[-1] != _CR:
                 raise _unknown_op()
-            return None
-        joined = b"".join(self._chunks)
-        self._chunks = []
-        self._consumed = need
-        return joined
+            return -1
+        used = need - have
+        self._chunks.append(data[:used])
+        return used
 
-    def _finish_waiting(self, joined: bytes) -> object:
+    def _finish_waiting(self) -> object:
         kind, fields, size = self._waiting
+        joined = b"".join(self._chunks)
         self._waiting = None
+        self._chunks = []
         if joined[size] != _CR or joined[size + 1] != _LF:
             raise _unknown_op()
-        return new_event(kind, fields + (joined[: size + 2],))
+        return new_event(kind, fields + (joined,))
 
     # --- argument decoding ----------------------------------------------------------------
 
@@ -500,8 +545,6 @@ class Parser:
 
     #: The op whose common shape takes the fast path, with its separator.
     fast_prefix = b"PUB "
-    #: The fast path's subject (bytes) is what follows `fast_prefix` on the line.
-    subject_after_prefix = True
     #: Yield runs of identical lines even without `batch` (RouteParser: runs, never batches).
     runs_only = False
 
@@ -533,17 +576,54 @@ class Parser:
     def _span_event(subject: bytes, span: bytes, total: int, count: int) -> object:
         return new_event(PubBatch, (None, span, subject, total, count))
 
-    def _cache_pub_line(self, buf: bytes, arg_start: int, nl: int, key: bytes) -> tuple:
-        """Decode and check a fast-path line seen for the first time, and remember it."""
+    def _fast_line(self, buf: bytes, pos: int, sp: int, nl: int) -> tuple[tuple, int]:
+        """((subject, reply, span lines), size) of a fast-path line whose head or size token
+        is not known: decoded and checked as any line (raising its exact error). With a
+        canonical size token (`<digits>\r` after the last space) the head alone decides the
+        rest, so both are remembered."""
+        arg_start = pos + len(self.fast_prefix)
         args = self._decode_fast_line(self._arg_text(buf, arg_start, nl))
-        pub_lines = self._pub_lines
-        if self._is_canonical(key, args):
-            self._span_lines.setdefault(args[0], {})[self.fast_prefix + key] = args[2]
-        if len(pub_lines) >= defaults.PUB_LINE_CACHE_SIZE:
-            pub_lines.clear()
-            self._span_lines.clear()
-        pub_lines[key] = args
-        return args
+        subject, reply, size = args
+        # Such a head is kept only if any size token fits the control line limit with it
+        # (up to 9 digits), so the lines that hit need no limit check.
+        if _learn_size(buf[sp + 1 : nl]) != size or sp - arg_start + 10 > self.max_control_line:
+            return (subject, reply, None), size  # bare LF, leading zeros, tabs, a long line
+        # A canonical head (`PUB <subject>`: no reply, single spaces) gets a dict of its
+        # whole lines with their sizes, filled as spans meet them.
+        lines = {} if self._is_canonical(buf[arg_start:nl], args) else None
+        line = (subject, reply, lines)
+        self._keep()
+        self._heads[buf[pos:sp]] = line
+        return line, size
+
+    def _keep(self) -> None:
+        """Count one more head or span line about to be kept, forgetting all kept so far
+        first if that would be too many."""
+        if self._kept >= defaults.PUB_LINE_CACHE_SIZE:
+            self._forget()
+        self._kept += 1
+
+    def _forget(self) -> None:
+        self._heads.clear()
+        self._kept = 0
+
+    def _span_line(self, buf: bytes, pos: int, nl: int, head: bytes, lines: dict) -> int:
+        """Size of the line at `pos` if it is `<head> <canonical size>` within max_payload,
+        else -1; such a line is remembered in its head's `lines` (up to SPAN_LINES_PER_HEAD
+        of them; set_limits forgets them)."""
+        end = pos + len(head)
+        if not buf.startswith(head, pos) or buf[end] != _SPACE:  # (end <= the line's LF)
+            return -1
+        tok = buf[end + 1 : nl]
+        size = _SIZES.get(tok, _NO_SIZE)
+        if size == _NO_SIZE:
+            size = _learn_size(tok)
+        if size > self.max_payload:
+            return -1
+        if len(lines) < defaults.SPAN_LINES_PER_HEAD:
+            self._keep()
+            lines[buf[pos:nl]] = size
+        return size
 
     #: Ops followed by a payload; `_decode_message` reads their arguments.
     message_ops = frozenset({OP_PUB, OP_HPUB, OP_HMSG})
@@ -679,7 +759,6 @@ class RouteParser(Parser):
     # ones as RMsgRun: a sender's run of PUBs crosses the route as such a run.
     fast_prefix = b"RMSG "
     runs_only = True
-    subject_after_prefix = False  # the fields tuple; the account comes first on the line
 
     def _decode_fast_line(self, arg: bytes) -> tuple:
         """((account, subject, reply, queues), None, size) of an RMSG line."""
