@@ -14,18 +14,20 @@ and `HMSG $G <subject> `, so it gets one copy however many of its subscriptions 
 remote queue group's members are entries whose outbound is None, one per unit of the
 group's weight, and picking one means "forward to that server, naming the group".
 
-Messages come in three shapes, and each renders itself for a target:
+Messages come in these shapes, and each renders itself for a target:
 
 * one message (`message`): subject, reply, header size (-1 or 0: none) and data;
 * a run (`run`): consecutive messages with one control line, rendered per target as one
   join of its payloads;
 * a span (`span`): messages in canonical form to one subject, as received, rendered per
-  target by one `bytes.replace` of the line's start with the target's head.
+  target by one `bytes.replace` of the line's start with the target's head;
+* and a batch (`batch`): consecutive messages each with its own line, delivered in one loop
+  and counted once.
 
 A run or span falls back to its messages one by one whenever the per-message path would do
 something a joined rendering cannot (a queue pick per message for a span, a reply grant, an
-auto-unsubscribe limit, a connection with two targets); `tests/core/test_dispatch.py` checks every shape queues exactly the
-bytes, order and counts of that path. All of it is synchronous: nothing here awaits, and
+auto-unsubscribe limit, a connection with two targets); `tests/core/test_dispatch.py`
+checks every shape queues exactly the bytes, order and counts of that path. All of it is synchronous: nothing here awaits, and
 the clock (for reply grants) is handed in.
 
 A message with a `Nats-Trace-Dest` header (only ever a single message: headers never come
