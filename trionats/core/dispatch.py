@@ -13,6 +13,9 @@ a server with plain interest is one more plain target, whose heads are `RMSG $G 
 and `HMSG $G <subject> `, so it gets one copy however many of its subscriptions match; a
 remote queue group's members are entries whose outbound is None, one per unit of the
 group's weight, and picking one means "forward to that server, naming the group".
+An import between accounts (core/imports.py) appears as a `Bridge`: a subscription's
+"client" that takes each message, as (subject, reply, header size, data), into another
+account through a dispatcher of its own; plans with bridges go message by message.
 
 Messages come in these shapes, and each renders itself for a target:
 

@@ -211,9 +211,9 @@ class Responses(Bridge):
             if first[3] > now and len(pending) < self.limit:
                 break
             pending.popitem(last=False)
-        mapped = self.prefix + _token(8).encode()
+        mapped = self.prefix + _token(6).encode()
         while mapped in pending:
-            mapped = self.prefix + _token(8).encode()
+            mapped = self.prefix + _token(6).encode()
         single = service.response_type == SINGLETON
         pending[mapped] = (service, reply, single, now + service.threshold)
         return mapped
