@@ -370,3 +370,43 @@ def test_delivered_bytes_match_nats_server(tmp_path):
     assert got == expected
     assert b"MSG imported.foo.x 1 2\r\nhi\r\n" in got["b"]
     assert b"MSG in.1 4 3\r\none\r\n" in got["b"] and b"two" not in got["b"]
+
+
+def test_changing_imports_is_not_reloadable():
+    from trionats.config.reload import diff
+    from trionats.errors import ConfigError
+
+    changed = CONF.replace('prefix: imported', 'prefix: other')
+    with pytest.raises(ConfigError) as info:
+        diff(options(CONF), options(changed))
+    assert str(info.value) == "config reload not supported for Accounts: old=[A B C], new=[A B C]"
+
+
+async def test_wildcard_service_import_reaches_one_queue_member(nursery):
+    text = CONF.replace('{service: {account: A, subject: "many"}}',
+                        '{service: {account: A, subject: "svc.*"}, to: "ask.*"}')  # fmt: skip
+    server = await start(nursery, text)
+    members = [await connected(server, user="a", **{"pass": "a"}) for _ in range(2)]
+    for raw in members:
+        await raw.send(b"SUB svc.* workers 1\r\nPING\r\n")
+        await raw.expect(b"PONG\r\n")
+    b = await connected(server, user="b", **{"pass": "b"})
+    await b.send(b"SUB inbox.> 2\r\n" + b"".join(b"PUB ask.k%d inbox.%d 1\r\n%d\r\n" % (i, i, i)
+                                                 for i in range(10)) + b"PING\r\n")  # fmt: skip
+    await b.expect(b"PONG\r\n")
+    seen = b""
+    for raw in members:
+        got = await raw.ping_pong()
+        for reply, body in re.findall(rb"MSG svc\.k\d 1 (\S+) 1\r\n(\d)\r\n", got):
+            await raw.send(b"PUB %s 1\r\n%s\r\n" % (reply, body))
+        seen += got
+    assert seen.count(b"MSG svc.k") == 10
+    answers = b""
+    while answers.count(b"MSG inbox.") < 10:
+        answers += await b.ping_pong()
+    assert sorted(re.findall(rb"MSG inbox\.(\d) 2 1\r\n(\d)\r\n", answers)) == [
+        (b"%d" % i, b"%d" % i) for i in range(10)
+    ]
+    for raw in (*members, b):
+        await raw.aclose()
+    server.shutdown()
