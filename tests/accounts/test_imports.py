@@ -94,6 +94,8 @@ def test_refused_imports_as_nats_server(tmp_path):
 
 def test_entry_errors(tmp_path):
     # The positions and texts of nats-server -t (which says "got int64" for the number).
+    # (nats-server meets an entry's keys in map order: `prefix` with `to` is refused only
+    # when `to` comes after the other two, so that one is not in the differential below.)
     text = (
         "accounts {\n"
         '  A { exports: [ {stream: "s", response_type: stream}, {service: "v", response: bogus} ] }\n'
@@ -141,8 +143,14 @@ DIFFERENTIAL = [
               '  A { exports: [ {stream: "x"} ], imports: [ {stream: {account: B, subject: "x"}} ] }\n'
               '  B { exports: [ {stream: "x"} ], imports: [ {stream: {account: A, subject: "x"}} ] }\n'
               "}\n"),
-    ("prefix-and-to", 'accounts { A { exports: [ {stream: s} ] }\n'
-                      ' B { imports: [ {stream: {account: A, subject: s}, prefix: p, to: q} ] } }\n'),
+    ("duplicate-imports", 'accounts { A { exports: [ {stream: s}, {service: v}, {service: w} ] }\n'
+                          ' B { imports: [ {stream: {account: A, subject: s}}, '
+                          '{stream: {account: A, subject: s}, prefix: p}, '
+                          '{service: {account: A, subject: v}, to: x}, '
+                          '{service: {account: A, subject: w}, to: x} ] } }\n'),
+    ("duplicate-stream", 'accounts { A { exports: [ {stream: s} ] }\n'
+                         ' B { imports: [ {stream: {account: A, subject: s}}, '
+                         '{stream: {account: A, subject: s}, prefix: p} ] } }\n'),
 ]  # fmt: skip
 
 

@@ -845,6 +845,13 @@ def _convert_imports(value: Any, where, problems: list[Problem]) -> list[dict]:
         entry.pop("_prefix_where", None)
         if entry.get("kind") == "stream" and entry.get("prefix") and entry.get("to"):
             problems.append(Problem(to_where, "Stream import can not have a 'prefix' and a 'to' property"))
+        elif entry.get("kind") == "service" and (dup := next((
+            e for e in imports if e["kind"] == "service" and e["account"] == entry["account"]
+            and _local_subject(e) == _local_subject(entry)
+        ), None)):  # fmt: skip
+            problems.append(Problem(at, f'Duplicate service import subject "{_local_subject(entry)}", '
+                                        f'previously used in import for account "{dup["account"]}", '
+                                        f'subject "{dup["subject"]}"'))  # fmt: skip
         elif entry.get("kind"):
             if entry["kind"] == "service":
                 entry.pop("prefix", None)  # (nats-server ignores it)
