@@ -115,13 +115,40 @@ class Authorization:
 
 
 @attrs.frozen(kw_only=True)
+class Export:
+    """One entry of an account's `exports`: a stream or service subject, the accounts
+    allowed to import it (None: any), and for a service how it answers (`response_type`
+    singleton, stream or chunked; `response_threshold` seconds, 0 for the default)."""
+
+    kind: str  # "stream" or "service"
+    subject: str
+    accounts: tuple[str, ...] | None = None
+    response_type: str = "singleton"
+    response_threshold: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
+class Import:
+    """One entry of an account's `imports`: a stream or service of another account, and
+    the local subject (`prefix` or `to` for a stream; `to` for a service)."""
+
+    kind: str  # "stream" or "service"
+    account: str
+    subject: str
+    to: str = ""
+    prefix: str = ""
+
+
+@attrs.frozen(kw_only=True)
 class AccountOptions:
-    """One account of the `accounts {}` block: its users (and nkey users) and the
-    permissions those without their own get."""
+    """One account of the `accounts {}` block: its users (and nkey users), the
+    permissions those without their own get, and its exports and imports."""
 
     name: str
     users: tuple[User, ...] = attrs.field(default=(), converter=tuple)
     default_permissions: Permissions | None = None
+    exports: tuple[Export, ...] = attrs.field(default=(), converter=tuple)
+    imports: tuple[Import, ...] = attrs.field(default=(), converter=tuple)
 
 
 @attrs.frozen(kw_only=True)

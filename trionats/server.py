@@ -39,6 +39,7 @@ from .protocol import encode
 from .auth import Authenticator
 from .client import ClientConnection
 from .core.accounts import SYSTEM_ACCOUNT, Accounts
+from .core.imports import install as install_imports
 from .config.reload import check_client_advertise, reload_lines
 from .config.reload import diff as reload_diff
 from .connection import Connection
@@ -97,6 +98,8 @@ class Server:
             cache_size=0 if options.disable_sublist_cache else defaults.SUBLIST_CACHE_SIZE,
         )
         self.sublist = self.accounts.global_account.sublist
+        #: Exports and imports between accounts (core/imports.py): bridges in the sublists.
+        self.imports = install_imports(self.accounts, options, trio.current_time)
         self.auth = Authenticator(options)
         self._load_tls(options)
         self.stats = Stats()

@@ -1,6 +1,6 @@
 """Accounts (issue 14, item 1, on one server): the `accounts` block, users landing in their
 account, each account its own subject space, monitoring per account, and what is refused
-until later (exports/imports, routes carrying accounts)."""
+until later (routes carrying accounts); exports and imports: test_imports.py."""
 
 from __future__ import annotations
 
@@ -91,14 +91,14 @@ def test_features_of_accounts_not_served_yet_are_refused(tmp_path):
     text = (
         "accounts {\n"
         "  A { users: [ {user: a, password: a} ]\n"
-        "      exports: [ {stream: a.>} ]\n"
-        "      imports: [ {stream: {account: B, subject: b.>}} ] }\n"
+        "      exports: [ {service: a, latency: lat} ]\n"
+        "      imports: [ {service: {account: B, subject: b}, share: true} ] }\n"
         "  B { mappings: { x: y }, jetstream: enabled }\n"
         "}\n"
     )
     assert problems(tmp_path, text) == [
-        'node.conf:3:7: "exports" is not supported by trionats yet (account "A")',
-        'node.conf:4:7: "imports" is not supported by trionats yet (account "A")',
+        'node.conf:3:31: "latency" is not supported by trionats yet (exports)',
+        'node.conf:4:54: "share" is not supported by trionats yet (imports)',
         'node.conf:5:7: "mappings" is not supported by trionats yet (account "B")',
         'node.conf:5:27: "jetstream" is not supported by trionats yet (account "B")',
     ]

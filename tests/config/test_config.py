@@ -520,7 +520,7 @@ def test_a_refused_block_hides_no_other_problem(tmp_path):
         "websocket { port: 8080 }\n"  # 6: without TLS
         "http_port: 8222\n"  # 7
         "https_port: 8223\n"  # 8
-        "accounts { A: { exports: [ { stream: a } ] } }\n"  # 9
+        "accounts { A: { jetstream: enabled } }\n"  # 9
         'server_name: "a b"\n'  # 10: its rule is reported once, at its line
     )
     f = f"{tmp_path}/node.conf"
@@ -529,7 +529,7 @@ def test_a_refused_block_hides_no_other_problem(tmp_path):
         f'{f}:3:1: unknown field "colour"',
         f'{f}:4:1: "leafnodes" is not supported by trionats',
         f"{f}:5:1: ping_interval: invalid duration 'soon'",
-        f'{f}:9:17: "exports" is not supported by trionats yet (account "A")',
+        f'{f}:9:17: "jetstream" is not supported by trionats yet (account "A")',
         f"{f}:10:1: server name cannot contain spaces",
         "can't specify both HTTP (8222) and HTTPs (8223) ports",
         "max_payload (104857600) cannot be higher than max_pending (67108864)",

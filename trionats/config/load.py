@@ -391,12 +391,15 @@ ACCOUNT = Schema.of(
 )
 
 #: Keys of an account that name features of accounts trionats does not serve yet: refused,
-#: not ignored (exports and imports cross accounts; the rest need JetStream, JWTs or
-#: subject mappings).
+#: not ignored (they need JetStream, JWTs or subject mappings).
 ACCOUNT_NOT_YET = {
-    "exports", "imports", "nkey", "jetstream", "mappings", "maps", "limits", "msg_trace",
-    "trace_dest",
+    "nkey", "jetstream", "mappings", "maps", "limits", "msg_trace", "trace_dest",
 }  # fmt: skip
+
+#: An export's keys beside `stream`/`service` that trionats does not act on: refused.
+EXPORT_NOT_YET = {"latency", "account_token_position", "allow_trace"}
+#: The same for an import.
+IMPORT_NOT_YET = {"share", "allow_trace"}
 
 ROUTE_AUTHORIZATION = Schema.of(
     opts.RouteAuthorization,
@@ -701,21 +704,263 @@ def _convert_accounts(value: Any, problems: list[Problem]) -> list[dict]:
             continue
         inner = getattr(block, "positions", {})
         known = {}
+        out: dict = {"name": name}
         for key, item in block.items():
             if key.lower() in ACCOUNT_NOT_YET:
                 text = f'"{key}" is not supported by trionats yet (account "{name}")'
                 problems.append(Problem(inner.get(key), text))
+            elif key.lower() == "exports":
+                out["exports"] = _convert_exports(item, inner.get(key), problems)
+            elif key.lower() == "imports":
+                out["imports"] = _convert_imports(item, inner.get(key), problems)
             else:
                 known[key] = item
         known = ConfMap(known)
         known.positions = inner
         known.variables = getattr(block, "variables", set())
-        out: dict = {"name": name}
         _walk(ACCOUNT, known, out, problems, f' in account "{name}"')
         users_key = next((key for key in block if key.lower() == "users"), None)
         out["_where"] = inner.get(users_key) if users_key else where
         accounts.append(out)
     return accounts
+
+
+def _entries(value: Any, where, problems: list[Problem], what: str):
+    """The maps of an `exports` / `imports` list, each with its position."""
+    if not isinstance(value, list):
+        problems.append(Problem(where, f"{what}s should be an array, got {_kind(value)}"))
+        return
+    positions = getattr(value, "positions", [])
+    for index, item in enumerate(value):
+        at = positions[index] if index < len(positions) else where
+        if not isinstance(item, dict):
+            problems.append(Problem(at, f"{what} Items should be a map with type entry, "
+                                        f"got {_kind(item)}"))  # fmt: skip
+            continue
+        yield item, at, getattr(item, "positions", {})
+
+
+def _convert_exports(value: Any, where, problems: list[Problem]) -> list[dict]:
+    """An account's `exports` (nats-server's parseExportStreamOrService)."""
+    exports = []
+    for item, at, inner in _entries(value, where, problems, "Export"):
+        export: dict = {}
+        for key, field in item.items():
+            pos = inner.get(key, at)
+            lower = key.lower()
+            if lower in ("stream", "service"):
+                if export.get("kind"):
+                    seen = export["kind"]
+                    problems.append(Problem(pos, f'Detected {lower} "{field}" but already saw a {seen}'))
+                elif not isinstance(field, str):
+                    problems.append(Problem(pos, f"Expected {lower} name to be string, "
+                                                 f"got {_kind(field)}"))  # fmt: skip
+                else:
+                    export["kind"], export["subject"] = lower, field
+            elif lower in ("response", "response_type"):
+                if "response_type" in export:
+                    problems.append(Problem(pos, "Duplicate response type definition"))
+                    continue
+                kind = {"single": "singleton", "singleton": "singleton", "stream": "stream",
+                        "chunk": "chunked", "chunked": "chunked"}.get(str(field).lower())  # fmt: skip
+                if not isinstance(field, str):
+                    problems.append(Problem(pos, "Expected response type to be string, "
+                                                 f"got {_kind(field)}"))  # fmt: skip
+                elif kind is None:
+                    problems.append(Problem(pos, f'Unknown response type: "{field}"'))
+                else:
+                    export["response_type"] = kind
+                    export["_rt_where"] = pos
+            elif lower in ("threshold", "response_threshold", "response_max_time", "response_time"):
+                if "response_threshold" in export:
+                    problems.append(Problem(pos, "Duplicate response threshold detected"))
+                    continue
+                try:
+                    if not isinstance(field, str):
+                        raise _Bad("")
+                    export["response_threshold"] = parse_duration(field)
+                    export["_rt_where"] = pos
+                except _Bad:
+                    problems.append(Problem(pos, "Expected response threshold to be a parseable "
+                                                 f"time duration, got {_kind(field)}"))  # fmt: skip
+                except ValueError:
+                    problems.append(Problem(pos, "Expected response threshold to be a parseable "
+                                                 f'time duration, got "{field}"'))  # fmt: skip
+            elif lower == "accounts":
+                if not isinstance(field, list) or not all(isinstance(a, str) for a in field):
+                    problems.append(Problem(pos, "accounts: expected a list of account names"))
+                else:
+                    export["accounts"] = list(field)
+            elif lower in EXPORT_NOT_YET:
+                problems.append(Problem(pos, f'"{key}" is not supported by trionats yet (exports)'))
+            else:
+                problems.append(Problem(pos, f'unknown field "{key}"'))
+        rt_where = export.pop("_rt_where", None)
+        if export.get("kind") == "stream" and rt_where is not None:
+            problems.append(Problem(rt_where, "Detected response directive on non-service"))
+        elif export.get("kind"):
+            export["_where"] = at
+            exports.append(export)
+    return exports
+
+
+def _convert_imports(value: Any, where, problems: list[Problem]) -> list[dict]:
+    """An account's `imports` (nats-server's parseImportStreamOrService)."""
+    imports = []
+    for item, at, inner in _entries(value, where, problems, "Import"):
+        entry: dict = {}
+        for key, field in item.items():
+            pos = inner.get(key, at)
+            lower = key.lower()
+            if lower in ("stream", "service"):
+                if entry.get("kind"):
+                    problems.append(Problem(pos, f"Detected {lower} but already saw a {entry['kind']}"))
+                elif not isinstance(field, dict):
+                    what = "Stream" if lower == "stream" else "Service"
+                    problems.append(Problem(pos, f"{what} entry should be an account map, "
+                                                 f"got {_kind(field)}"))  # fmt: skip
+                else:
+                    fields = {k.lower(): v for k, v in field.items()}
+                    for k in field:
+                        if k.lower() not in ("account", "subject"):
+                            problems.append(Problem(getattr(field, "positions", {}).get(k, pos),
+                                                    f'unknown field "{k}"'))  # fmt: skip
+                    account, subject = fields.get("account"), fields.get("subject")
+                    if not (isinstance(account, str) and account and isinstance(subject, str)
+                            and subject):  # fmt: skip
+                        problems.append(Problem(pos, "Expect an account name and a subject"))
+                    else:
+                        entry.update(kind=lower, account=account, subject=subject)
+            elif lower in ("prefix", "to"):
+                if not isinstance(field, str):
+                    problems.append(Problem(pos, f"{lower}: expected a string, got {_kind(field)}"))
+                else:
+                    entry[lower] = field
+                    entry[f"_{lower}_where"] = pos
+            elif lower in IMPORT_NOT_YET:
+                problems.append(Problem(pos, f'"{key}" is not supported by trionats yet (imports)'))
+            else:
+                problems.append(Problem(pos, f'unknown field "{key}"'))
+        to_where = entry.pop("_to_where", None)
+        entry.pop("_prefix_where", None)
+        if entry.get("kind") == "stream" and entry.get("prefix") and entry.get("to"):
+            problems.append(Problem(to_where, "Stream import can not have a 'prefix' and a 'to' property"))
+        elif entry.get("kind") == "service" and (dup := next((
+            e for e in imports if e["kind"] == "service" and e["account"] == entry["account"]
+            and _local_subject(e) == _local_subject(entry)
+        ), None)):  # fmt: skip
+            problems.append(Problem(at, f'Duplicate service import subject "{_local_subject(entry)}", '
+                                        f'previously used in import for account "{dup["account"]}", '
+                                        f'subject "{dup["subject"]}"'))  # fmt: skip
+        elif entry.get("kind"):
+            if entry["kind"] == "service":
+                entry.pop("prefix", None)  # (nats-server ignores it)
+            entry["_where"] = at
+            imports.append(entry)
+    return imports
+
+
+def _check_imports(accounts: list[dict], where, problems: list[Problem]) -> None:
+    """nats-server's checks once every account is defined (parseAccounts, then
+    AddStreamImport / AddServiceImport): exports first, then each import must name an
+    account, be exported to it, and form no cycle. Reported at `accounts`, as nats-server."""
+    from ..core.imports import find_export
+    from ..protocol.subjects import has_wildcard, is_valid_subject
+
+    by_name = {account["name"]: account for account in accounts}
+    for account in accounts:
+        for export in account.get("exports", []):
+            export.pop("_where", None)
+            for name in export.get("accounts") or ():
+                if name not in by_name:
+                    problems.append(Problem(where, f'"{name}" account not defined for '
+                                                   f'{export["kind"]} export'))  # fmt: skip
+    added: dict[str, list[dict]] = {account["name"]: [] for account in accounts}
+    for kind in ("stream", "service"):
+        for account in accounts:
+            for entry in account.get("imports", []):
+                if entry["kind"] != kind:
+                    continue
+                entry.pop("_where", None)
+                exporter = by_name.get(entry["account"])
+                subject = entry["subject"]
+                if exporter is None:
+                    problems.append(Problem(where, f'"{entry["account"]}" account not defined '
+                                                   f"for {kind} import"))  # fmt: skip
+                    continue
+                exports = [opts.Export(**e) for e in exporter.get("exports", [])]
+                export = find_export(exports, kind, subject)
+                allowed = (
+                    export is not None
+                    and is_valid_subject(subject.encode())
+                    and (export.accounts is None or account["name"] in export.accounts)
+                )
+                error = None
+                if kind == "service" and not is_valid_subject((entry.get("to") or subject).encode()):
+                    error = "invalid subject"
+                elif not allowed:
+                    error = f"{kind} import not authorized"
+                elif kind == "stream" and entry.get("prefix") and has_wildcard(entry["prefix"].encode()):
+                    error = "stream import prefix can not contain wildcard tokens"
+                elif kind == "stream" and any(
+                    e["account"] == entry["account"] and e["subject"] == subject
+                    for e in added[account["name"]] if e["kind"] == "stream"
+                ):
+                    error = "stream import already exists"
+                elif _forms_cycle(added, account["name"], entry):
+                    error = "import forms a cycle"
+                if error:
+                    problems.append(Problem(where, f'Error adding {kind} import "{subject}": {error}'))
+                    continue
+                added[account["name"]].append(entry)
+    for account in accounts:
+        account["imports"] = added.get(account["name"], [])
+
+
+def _local_subject(entry: dict) -> str:
+    """Where an import's messages appear in the importing account."""
+    if entry["kind"] == "stream" and entry.get("prefix"):
+        return entry["prefix"].rstrip(".") + "." + entry["subject"]
+    return entry.get("to") or entry["subject"]
+
+
+def _forms_cycle(added: dict[str, list[dict]], importer: str, entry: dict) -> bool:
+    """Whether importing `entry` into `importer` lets messages come back round to it:
+    following the imports already added (a stream import's exporter importing what it
+    exports, a service import's exporter importing the service again), as nats-server's
+    checkStreamImportsForCycles / checkServiceImportsForCycles."""
+    kind = entry["kind"]
+    start = entry["account"]
+    subjects = [entry["subject"], _local_subject(entry)] if kind == "stream" else [entry["subject"]]
+    visited = {importer}
+    todo = [(start, s) for s in subjects]
+    while todo:
+        account, subject = todo.pop()
+        for other in added.get(account, []):
+            if other["kind"] != kind:
+                continue
+            target = _local_subject(other)
+            if _collide(subject, target):
+                if other["account"] in visited:
+                    return True
+                visited.add(account)
+                todo.append((other["account"], other["subject"]))
+    return False
+
+
+def _collide(a: str, b: str) -> bool:
+    """Whether two patterns can match one subject (nats-server's SubjectsCollide)."""
+    ta, tb = a.split("."), b.split(".")
+    for index in range(max(len(ta), len(tb))):
+        x = ta[index] if index < len(ta) else None
+        y = tb[index] if index < len(tb) else None
+        if x == ">" or y == ">":
+            return x is not None and y is not None
+        if x is None or y is None:
+            return False
+        if x != y and x != "*" and y != "*":
+            return False
+    return True
 
 
 def _check_accounts(conf_out: dict, problems: list[Problem], positions: dict) -> None:
@@ -761,6 +1006,12 @@ def _check_accounts(conf_out: dict, problems: list[Problem], positions: dict) ->
         seen |= names
     for account in accounts:
         account.pop("_where", None)
+    if not problems:  # (nats-server checks imports only when all else loaded)
+        _check_imports(accounts, accounts_where, problems)
+    else:
+        for account in accounts:
+            for entry in account.get("exports", []) + account.get("imports", []):
+                entry.pop("_where", None)
 
 
 def _check_rules(conf_out: dict, problems: list[Problem], positions: dict) -> None:

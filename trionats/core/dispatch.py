@@ -13,6 +13,9 @@ a server with plain interest is one more plain target, whose heads are `RMSG $G 
 and `HMSG $G <subject> `, so it gets one copy however many of its subscriptions match; a
 remote queue group's members are entries whose outbound is None, one per unit of the
 group's weight, and picking one means "forward to that server, naming the group".
+An import between accounts (core/imports.py) appears as a `Bridge`: a subscription's
+"client" that takes each message, as (subject, reply, header size, data), into another
+account through a dispatcher of its own; plans with bridges go message by message.
 
 Messages come in these shapes, and each renders itself for a target:
 
@@ -71,7 +74,8 @@ class Plan:
     `queues` holds each queue group's members (a client's plan); `groups` the same by queue
     name (a route's plan: the sender names the groups to serve). `routed`: a queue group has
     members on other servers. `granting`: a target grants allow_responses (message by
-    message). `limited`: a target has an auto-unsubscribe limit. `shared`: a connection
+    message). `limited`: a target has an auto-unsubscribe limit. `bridges`: imports that
+    carry the subject into another account (`Bridge`; message by message). `shared`: a connection
     holds more than one target (say `a.*` and `a.b`, or two queue members), so its
     copies of consecutive messages interleave. `reserved`: clients may not publish to this
     subject. Runs and spans go message by message when any of the first three holds.
@@ -81,12 +85,14 @@ class Plan:
     """
 
     __slots__ = ("plain", "queues", "groups", "routed", "granting", "limited", "shared",
-                 "reserved", "permitted", "skipped", "empty", "simple")  # fmt: skip
+                 "reserved", "permitted", "skipped", "empty", "simple", "bridges")  # fmt: skip
 
     def __init__(self, plain: tuple, queues: tuple, groups: dict, routed: bool,
-                 local: list) -> None:  # fmt: skip
-        """`local`: every target that is a local subscription (plain or queue member)."""
+                 local: list, bridges: tuple = ()) -> None:  # fmt: skip
+        """`local`: every target that is a local subscription (plain or queue member);
+        `bridges`: the imports that take this subject into another account."""
         self.plain = plain
+        self.bridges = bridges
         self.queues = queues
         self.groups = groups
         self.routed = routed
@@ -103,9 +109,9 @@ class Plan:
         self.reserved = False
         self.permitted = True
         self.skipped = ()
-        self.empty = not (plain or queues or groups)
+        self.empty = not (plain or queues or groups or bridges)
         #: Plain targets only: a message without headers takes the tight loop.
-        self.simple = bool(plain) and not (queues or groups)
+        self.simple = bool(plain) and not (queues or groups or bridges)
 
 
 def pick(group: tuple):
@@ -171,9 +177,12 @@ class Dispatcher:
         plain = []
         skipped = []
         routes = None  # servers with plain interest, in match order, once each
+        bridges = []
         for sub in result.psubs:
             client = sub.client
-            if client.is_route:
+            if isinstance(client, Bridge):
+                bridges.append(client)
+            elif client.is_route:
                 if not inbound:  # a routed message never goes on to another server
                     if routes is None:
                         routes = {}
@@ -209,7 +218,7 @@ class Dispatcher:
                     groups[group[0][0].queue] = tuple(group)
                 else:
                     queues.append(tuple(group))
-        plan = Plan(tuple(plain), tuple(queues), groups, routed, local)
+        plan = Plan(tuple(plain), tuple(queues), groups, routed, local, tuple(bridges))
         plan.reserved = reserved_subject(subject)
         if skipped:
             plan.skipped = tuple(skipped)
@@ -285,7 +294,7 @@ class Dispatcher:
         size): each target's share joined and queued once. Counts them."""
         count = len(parts)
         size = len(parts[0]) - 2
-        if plan.granting or plan.limited or plan.shared:
+        if plan.granting or plan.limited or plan.shared or plan.bridges:
             delivered = 0
             for part in parts:  # (a limit reached changes the plan of the next one)
                 delivered += self.message(self.plan(subject), subject, reply, -1, part, queues)
@@ -318,6 +327,7 @@ class Dispatcher:
             or plan.limited
             or plan.shared
             or plan.reserved
+            or plan.bridges
             or (plain and span.count(line_start) != count)
         ):
             return None
@@ -383,6 +393,8 @@ class Dispatcher:
             if message is not None:
                 route.forward(subject, reply, names, *message)
                 delivered += 1
+        for bridge in plan.bridges:  # (the other account's deliveries are not traced)
+            delivered += bridge.deliver(subject, reply, header_size, data, self.source)
         size = len(data) - 2
         self.received(1, size, delivered, delivered * size)
         self.tracer(trace)
@@ -397,6 +409,14 @@ class Dispatcher:
     # --- rendering ------------------------------------------------------------------------
 
     def _message(self, plan, subject, reply, header_size, data, queues) -> int:
+        if plan.bridges:  # this account's targets, then each import's
+            delivered = self._deliver(plan, subject, reply, header_size, data, queues)
+            for bridge in plan.bridges:
+                delivered += bridge.deliver(subject, reply, header_size, data, self.source)
+            return delivered
+        return self._deliver(plan, subject, reply, header_size, data, queues)
+
+    def _deliver(self, plan, subject, reply, header_size, data, queues) -> int:
         if plan.routed:
             return self._message_routed(plan, subject, reply, header_size, data)
         targets = plan.plain
@@ -498,6 +518,21 @@ class Dispatcher:
         if out_msgs:
             stats.out_msgs += out_msgs
             stats.out_bytes += out_bytes
+
+
+class Bridge:
+    """A subscription's "client" that carries messages into another account (an import,
+    core/imports.py): a plan lists it apart (`Plan.bridges`) and hands it each message as
+    (subject, reply, header size, data, the source connection) with `deliver`, which
+    returns how many targets got it there. Plans with bridges go message by message."""
+
+    is_route = False
+    delivery_deny = None
+    closed_reason = None
+
+    def deliver(self, subject: bytes, reply: bytes, header_size: int, data: bytes,
+                source) -> int:  # fmt: skip
+        raise NotImplementedError
 
 
 class GrantingOutbound:
