@@ -38,7 +38,7 @@ from . import __version__, defaults, errors, ids
 from .protocol import encode
 from .auth import Authenticator
 from .client import ClientConnection
-from .core.accounts import SYSTEM_ACCOUNT, Accounts
+from .core.accounts import Accounts
 from .config.reload import check_client_advertise, reload_lines
 from .config.reload import diff as reload_diff
 from .connection import Connection
@@ -50,6 +50,7 @@ from .logging import LEVELS, LOGGING_OPTIONS, LogFileError, check_log_file, conf
 from .logging import get_logger, reopen_log_file
 from .hostport import parse_host_port
 from .options import Options
+from .system import SystemServices
 from .tracing import TracePublisher
 
 if TYPE_CHECKING:
@@ -102,6 +103,8 @@ class Server:
         self.stats = Stats()
         #: Sends message trace events (tracing.py): every dispatcher's `tracer`.
         self.tracing = TracePublisher(self)
+        #: The system account's internal client and request handlers (system.py).
+        self.system = SystemServices(self)
         self.clients: dict[int, ClientConnection] = {}
         self.port = 0  # the bound client port, once listening
         self.ready = False
@@ -580,12 +583,6 @@ class Server:
         log.info(f"  ID:       {self.server_id}")
         if self.auth.plaintext:
             log.warning("Plaintext passwords detected, use nkeys or bcrypt")
-        system = self.accounts.system_account
-        if system and system != SYSTEM_ACCOUNT:
-            log.warning(
-                f'System account "{system}": trionats does not serve system services yet, '
-                "its clients are served as an ordinary account's"
-            )
         if self.options.config_file:
             log.info(f"Using configuration file: {self.options.config_file}")
 
