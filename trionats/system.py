@@ -29,7 +29,7 @@ import trio
 
 from .core.dispatch import Dispatcher
 from .core.sublist import Subscription
-from .monitor import snapshots
+from .monitor import disabled, snapshots
 from .monitor.snapshots import Clock, QueryError
 from .protocol.encode import go_json
 from .tracing import InternalSender, _Totals
@@ -38,9 +38,11 @@ if TYPE_CHECKING:
     from .server import Server
 
 #: The monitoring endpoints served under `$SYS.REQ.SERVER.PING.<name>` and
-#: `$SYS.REQ.SERVER.<id>.<name>` (nats-server's also has GATEWAYZ, LEAFZ, JSZ, PROFILEZ,
-#: EXPVARZ, IPQUEUESZ, RAFTZ: not served here, so such a request finds no responder).
-SERVER_ENDPOINTS = ("VARZ", "CONNZ", "ROUTEZ", "SUBSZ", "HEALTHZ", "ACCOUNTZ", "IDZ", "STATSZ")
+#: `$SYS.REQ.SERVER.<id>.<name>`; GATEWAYZ, LEAFZ and JSZ as nats-server answers them with
+#: those features off (monitor/disabled.py). nats-server's also has PROFILEZ, EXPVARZ,
+#: IPQUEUESZ, RAFTZ, RELOAD, KICK and LDM: not served here (no responders).
+SERVER_ENDPOINTS = ("VARZ", "CONNZ", "ROUTEZ", "SUBSZ", "HEALTHZ", "ACCOUNTZ", "IDZ", "STATSZ",
+                    "GATEWAYZ", "LEAFZ", "JSZ")  # fmt: skip
 #: The per-account endpoints under `$SYS.REQ.ACCOUNT.<account>.<name>`.
 ACCOUNT_ENDPOINTS = ("CONNZ", "SUBSZ")
 
@@ -271,6 +273,15 @@ class SystemServices:
     def _accountz(self, options: dict, clock: Clock) -> dict:
         query = _query(options, _ACCOUNTZ_OPTIONS)
         return self._response(snapshots.accountz(self.server, query, clock))
+
+    def _gatewayz(self, options: dict, clock: Clock) -> dict:
+        return self._response(disabled.gatewayz(self.server.server_id, {}, clock))
+
+    def _leafz(self, options: dict, clock: Clock) -> dict:
+        return self._response(disabled.leafz(self.server.server_id, {}, clock))
+
+    def _jsz(self, options: dict, clock: Clock) -> dict:
+        return self._response(disabled.jsz(self.server.server_id, {}, clock))
 
     def _account_connz(self, account: str, options: dict, clock: Clock) -> dict:
         query = _query(options, _CONNZ_OPTIONS) | {"acc": account}

@@ -178,7 +178,7 @@ async def test_no_system_account_has_no_internal_client(nursery):
 async def test_internal_subscriptions_are_not_counted_or_listed(nursery):
     server = await start(nursery)
     sublist = server.accounts["SYS"].sublist
-    assert sublist.count == 0 and len(sublist.subscriptions()) == 19
+    assert sublist.count == 0 and len(sublist.subscriptions()) == 25
     assert server.system.client.cid is None  # not a connection: never in /connz
 
 
@@ -246,6 +246,9 @@ REQUESTS = (
     ("$SYS.REQ.SERVER.PING.ROUTEZ", b""),
     ("$SYS.REQ.SERVER.PING.HEALTHZ", b""),
     ("$SYS.REQ.SERVER.PING.ACCOUNTZ", b""),
+    ("$SYS.REQ.SERVER.PING.GATEWAYZ", b""),
+    ("$SYS.REQ.SERVER.PING.LEAFZ", b""),
+    ("$SYS.REQ.SERVER.PING.JSZ", b""),
     ("$SYS.REQ.SERVER.PING.ACCOUNTZ", b'{"account":"A"}'),
     ("$SYS.REQ.SERVER.PING.CONNZ", b"{bad"),
     ("$SYS.REQ.ACCOUNT.A.CONNZ", b""),
