@@ -29,6 +29,7 @@ import trio
 
 from .core.dispatch import Dispatcher
 from .core.sublist import Subscription
+from .ids import random_name
 from .monitor import disabled, snapshots
 from .monitor.snapshots import Clock, QueryError
 from .protocol.encode import go_json
@@ -47,6 +48,10 @@ SERVER_ENDPOINTS = ("VARZ", "CONNZ", "ROUTEZ", "SUBSZ", "HEALTHZ", "ACCOUNTZ", "
 ACCOUNT_ENDPOINTS = ("CONNZ", "SUBSZ")
 
 PING = b"$SYS.REQ.SERVER.PING"
+
+#: nats-server's advisory types of the account connection events.
+CONNECT_EVENT = "io.nats.server.advisory.v1.client_connect"
+DISCONNECT_EVENT = "io.nats.server.advisory.v1.client_disconnect"
 
 #: Request body options (nats-server's *EventOptions JSON) -> the HTTP endpoint's query.
 _CONNZ_OPTIONS = {"sort": "sort", "auth": "auth", "subscriptions": "subs", "offset": "offset",
@@ -119,6 +124,9 @@ class SystemServices:
         self.client = SystemClient(self)
         self.subscriptions: list[Subscription] = []
         self._handlers: dict[bytes, object] = {}
+        #: cid -> start time, of the clients whose connect event went out (their disconnect
+        #: event follows, with the same start).
+        self._announced: dict[int, str] = {}
         account = server.accounts.get(server.accounts.system_account)
         self.account = account
         self.dispatch = None
@@ -237,6 +245,39 @@ class SystemServices:
     def _response(self, data: dict) -> dict:
         """nats-server's ServerAPIResponse."""
         return {"server": self.server.tracing.server_info(), "data": data}
+
+    # --- events ---------------------------------------------------------------------------
+
+    def client_connected(self, client) -> None:
+        """`$SYS.ACCOUNT.<account>.CONNECT`, nats-server's ConnectEventMsg, once a client's
+        CONNECT is accepted (once per connection)."""
+        if self.dispatch is None or client.cid in self._announced:
+            return
+        clock = Clock(time.time_ns(), trio.current_time())
+        body = self._event(CONNECT_EVENT, clock.wall_ns)
+        body["client"] = info = _client_info(client, clock)
+        self._announced[client.cid] = info["start"]
+        self.publish(f"$SYS.ACCOUNT.{client.account.name}.CONNECT".encode(), body)
+
+    def client_disconnected(self, client, reason: str) -> None:
+        """`$SYS.ACCOUNT.<account>.DISCONNECT`, nats-server's DisconnectEventMsg, for a
+        client whose connect event went out. As nats-server: `sent` is what the client
+        published, `received` what it was delivered."""
+        start = self._announced.pop(client.cid, None)
+        if start is None:
+            return
+        clock = Clock(time.time_ns(), trio.current_time())
+        body = self._event(DISCONNECT_EVENT, clock.wall_ns)
+        body["client"] = _client_info(client, clock, stop=True) | {"start": start}
+        body["sent"] = {"msgs": client.in_msgs, "bytes": client.in_bytes}
+        body["received"] = {"msgs": client.out_msgs, "bytes": client.out_bytes}
+        body["reason"] = reason
+        self.publish(f"$SYS.ACCOUNT.{client.account.name}.DISCONNECT".encode(), body)
+
+    def _event(self, kind: str, now_ns: int) -> dict:
+        """nats-server's TypedEvent and ServerInfo."""
+        return {"type": kind, "id": random_name(), "timestamp": snapshots.rfc3339(now_ns),
+                "server": self.server.tracing.server_info()}  # fmt: skip
 
     # --- handlers -------------------------------------------------------------------------
 
@@ -361,6 +402,28 @@ def statsz(server, clock: Clock) -> dict:
     body["active_servers"] = 1 + len(routes)
     body["gomaxprocs"] = figures.get("gomaxprocs", figures["cores"])
     return body
+
+
+def _client_info(client, clock: Clock, *, stop: bool = False) -> dict:
+    """nats-server's ClientInfo of an event, its empty fields left out."""
+    opts = client.opts
+    account = client.account.name
+    websocket = getattr(client, "websocket", None) is not None
+    info = {
+        "start": snapshots.rfc3339(clock.wall(client.start_time)),
+        "host": client.peer_host,
+        "id": client.cid,
+        "acc": account,
+        "user": client.auth_user,
+        "name": opts.name or "",
+        "lang": opts.lang or "",
+        "ver": opts.version or "",
+    }
+    if stop:
+        info["rtt"] = round(client.rtt * 1e9)
+        info["stop"] = snapshots.rfc3339(clock.wall_ns)
+    info |= {"name_tag": account, "kind": "Client", "client_type": "websocket" if websocket else "nats"}
+    return {key: value for key, value in info.items() if value}
 
 
 def _route_stat(route: dict) -> dict:

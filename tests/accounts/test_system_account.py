@@ -4,6 +4,7 @@ and `$SYS.REQ.ACCOUNT.<account>.CONNZ|SUBSZ`, in nats-server's JSON shapes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import nats
@@ -173,6 +174,10 @@ async def test_no_system_account_has_no_internal_client(nursery):
     assert server.system.subscriptions  # $SYS by default
     server2 = await start_trionats(nursery, no_system_account=True)
     assert server2.system.subscriptions == [] and server2.system.dispatch is None
+    raw = await RawClient.connect(server2.port)  # (no events to send, none sent)
+    await raw.send(b'CONNECT {"verbose":false}\r\nPING\r\n')
+    await raw.expect(b"PONG\r\n")
+    await raw.aclose()
 
 
 async def test_internal_subscriptions_are_not_counted_or_listed(nursery):
@@ -291,3 +296,67 @@ def test_answers_have_nats_servers_shapes(tmp_path):
     # The first PING's figures: the request received, nothing sent yet (both servers).
     assert expected[0]["statsz"]["received"]["msgs"] == got[0]["statsz"]["received"]["msgs"] == 1
     assert expected[0]["statsz"]["sent"] == got[0]["statsz"]["sent"] == {"msgs": 0, "bytes": 0}
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+async def test_connect_and_disconnect_events(nursery):
+    server = await start(nursery)
+    sys_client = await connected(server, "sys")
+    await sys_client.send(b"SUB $SYS.ACCOUNT.> 9\r\nPING\r\n")
+    await sys_client.expect(b"PONG\r\n")
+    a = await connected(server, "a")
+    line, connect = await read_msg(sys_client)
+    assert line.startswith(b"MSG $SYS.ACCOUNT.A.CONNECT 9 ")
+    assert connect["type"] == "io.nats.server.advisory.v1.client_connect"
+    assert list(connect) == ["type", "id", "timestamp", "server", "client"]
+    client = connect["client"]
+    assert list(client) == ["start", "host", "id", "acc", "user", "name_tag", "kind",
+                            "client_type"]  # fmt: skip
+    assert (client["acc"], client["user"], client["kind"]) == ("A", "a", "Client")
+    await a.send(b"PUB nowhere 2\r\nhi\r\nPING\r\n")
+    await a.expect(b"PONG\r\n")
+    await a.aclose()
+    line, disconnect = await read_msg(sys_client)
+    assert line.startswith(b"MSG $SYS.ACCOUNT.A.DISCONNECT 9 ")
+    assert list(disconnect) == ["type", "id", "timestamp", "server", "client", "sent",
+                                "received", "reason"]  # fmt: skip
+    assert disconnect["client"]["start"] == client["start"]
+    assert disconnect["sent"] == {"msgs": 1, "bytes": 2}  # what the client published
+    assert disconnect["server"]["seq"] == connect["server"]["seq"] + 1
+    await sys_client.aclose()
+
+
+@pytest.mark.interop
+def test_events_have_nats_servers_shapes(tmp_path):
+    path = tmp_path / "node.conf"
+    path.write_text(CONF)
+
+    async def events(url: str) -> dict:
+        nc = await nats_connect(url, user="sys", password="sys")
+        got = {}
+
+        async def note(msg):
+            got[msg.subject.rsplit(".", 1)[1]] = json.loads(msg.data)
+
+        await nc.subscribe("$SYS.ACCOUNT.A.*", cb=note)
+        await nc.flush()
+        a = await nats.connect(url, user="a", password="a", name="ca", allow_reconnect=False)
+        await a.subscribe("x")
+        await a.publish("x", b"hello")
+        await a.flush()
+        await a.close()
+        for _ in range(50):
+            if "DISCONNECT" in got:
+                break
+            await asyncio.sleep(0.05)
+        return got
+
+    with NatsServerProcess("-c", str(path)) as theirs, TrionatsProcess("-c", str(path)) as ours:
+        expected = run_nats_py(events(theirs.url))
+        got = run_nats_py(events(ours.url))
+    for name in ("CONNECT", "DISCONNECT"):
+        assert _shape(expected[name]) == _shape(got[name]), name
+    for key in ("sent", "received"):
+        assert expected["DISCONNECT"][key] == got["DISCONNECT"][key] == {"msgs": 1, "bytes": 5}
