@@ -127,6 +127,7 @@ class Server:
             from .routes.cluster import Cluster  # the route modules: only with a cluster port
 
             self.cluster = Cluster(self, options.cluster)
+        self.lame_duck_hooks.append(self.system.lame_duck)  # $SYS.SERVER.<id>.LAMEDUCK
         if self.cluster is not None:
             self.lame_duck_hooks.append(self.cluster.announce_lame_duck)
         #: Client URLs (host:port) of this server and its peers, in client INFO once clustered.
@@ -445,6 +446,7 @@ class Server:
 
     def _begin_shutdown(self, nursery: trio.Nursery) -> None:
         self.log.info("Initiating Shutdown...")
+        self.system.shutdown()  # $SYS.SERVER.<id>.SHUTDOWN, before clients close
         if self._front_scope is not None:
             self._front_scope.cancel()
         if self.websocket is not None:

@@ -124,6 +124,8 @@ class SystemServices:
         self.client = SystemClient(self)
         self.subscriptions: list[Subscription] = []
         self._handlers: dict[bytes, object] = {}
+        #: Set by the shutdown event: nothing is sent afterwards (nats-server's closed send queue).
+        self.stopped = False
         #: cid -> start time, of the clients whose connect event went out (their disconnect
         #: event follows, with the same start).
         self._announced: dict[int, str] = {}
@@ -231,6 +233,8 @@ class SystemServices:
 
     def publish(self, subject: bytes, body: dict) -> None:
         """A message from the server, in the system account (counted as sent, not received)."""
+        if self.stopped:
+            return
         data = go_json(body).encode() + b"\r\n"
         dispatch = self.dispatch
         delivered = dispatch.message(dispatch.plan(subject), subject, b"", -1, data)
@@ -273,6 +277,22 @@ class SystemServices:
         body["received"] = {"msgs": client.out_msgs, "bytes": client.out_bytes}
         body["reason"] = reason
         self.publish(f"$SYS.ACCOUNT.{client.account.name}.DISCONNECT".encode(), body)
+
+    def lame_duck(self) -> None:
+        """`$SYS.SERVER.<id>.LAMEDUCK`: this server's ServerInfo (a lame duck hook)."""
+        self._server_event("LAMEDUCK")
+
+    def shutdown(self) -> None:
+        """`$SYS.SERVER.<id>.SHUTDOWN`: this server's ServerInfo; the last system message
+        (as nats-server, the clients closed by the shutdown get no disconnect event)."""
+        self._server_event("SHUTDOWN")
+        self.stopped = True
+
+    def _server_event(self, name: str) -> None:
+        if self.dispatch is None or self.stopped:
+            return
+        subject = f"$SYS.SERVER.{self.server.server_id}.{name}".encode()
+        self.publish(subject, self.server.tracing.server_info())
 
     def _event(self, kind: str, now_ns: int) -> dict:
         """nats-server's TypedEvent and ServerInfo."""

@@ -360,3 +360,29 @@ def test_events_have_nats_servers_shapes(tmp_path):
         assert _shape(expected[name]) == _shape(got[name]), name
     for key in ("sent", "received"):
         assert expected["DISCONNECT"][key] == got["DISCONNECT"][key] == {"msgs": 1, "bytes": 5}
+
+
+async def test_shutdown_event_is_the_last_system_message(nursery):
+    server = await start(nursery)
+    raw = await connected(server, "sys")
+    await raw.send(b"SUB $SYS.SERVER.*.SHUTDOWN 1\r\nSUB $SYS.ACCOUNT.> 2\r\nPING\r\n")
+    await raw.expect(b"PONG\r\n")
+    server.shutdown()
+    line, body = await read_msg(raw)
+    assert line.startswith(f"MSG $SYS.SERVER.{server.server_id}.SHUTDOWN 1 ".encode())
+    assert list(body) == SERVER_INFO_KEYS and body["id"] == server.server_id
+    assert await raw.read_exactly_or_eof(1, 5) == b""  # closed: no disconnect events after it
+    await raw.aclose()
+
+
+async def test_lame_duck_event(nursery):
+    server = await start(nursery, lame_duck_duration=30, lame_duck_grace_period=0)
+    raw = await connected(server, "sys")
+    await raw.send(b"SUB $SYS.SERVER.*.LAMEDUCK 1\r\nPING\r\n")
+    await raw.expect(b"PONG\r\n")
+    server.enter_lame_duck()
+    line, body = await read_msg(raw)
+    assert line.startswith(f"MSG $SYS.SERVER.{server.server_id}.LAMEDUCK 1 ".encode())
+    assert body["name"] == "N1"
+    await raw.aclose()
+    server.shutdown()
