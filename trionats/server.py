@@ -4,6 +4,7 @@
       ├── serve_monitor (with -m)       HTTP monitoring (monitor/http.py), cancelled on shutdown
       ├── _serve_connections            connections nursery (one task per connection)
       │     └── ClientConnection.run    that connection's nursery: reader, writer, pinger
+      ├── serve_heartbeats              system.py: $SYS.SERVER.<id>.STATSZ while subscribed
       └── _serve_front                  the front nursery, cancelled first on shutdown
             ├── WebsocketListener.serve (with websocket {}) websocket.py: accepts, upgrades
             ├── _serve_accepts          the accept scope (also cancelled by lame duck mode)
@@ -181,6 +182,7 @@ class Server:
                     serve_monitor = http_monitor.serve_monitor
                     self.monitor = await nursery.start(serve_monitor, self, http_listeners)
                 await nursery.start(self._serve_connections)
+                await nursery.start(self.system.serve_heartbeats)
                 if route_listeners:
                     self.log.info(f"Cluster name is {self.cluster.name}")
                     if self.cluster.dynamic:

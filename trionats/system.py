@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from . import defaults
 from .core.dispatch import Dispatcher
 from .core.sublist import Subscription
 from .ids import random_name
@@ -126,6 +127,7 @@ class SystemServices:
         self._handlers: dict[bytes, object] = {}
         #: Set by the shutdown event: nothing is sent afterwards (nats-server's closed send queue).
         self.stopped = False
+        self._heartbeats = trio.CancelScope()
         #: cid -> start time, of the clients whose connect event went out (their disconnect
         #: event follows, with the same start).
         self._announced: dict[int, str] = {}
@@ -278,6 +280,28 @@ class SystemServices:
         body["reason"] = reason
         self.publish(f"$SYS.ACCOUNT.{client.account.name}.DISCONNECT".encode(), body)
 
+    async def serve_heartbeats(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """`$SYS.SERVER.<id>.STATSZ` every STATSZ_INTERVAL (the first waits shorter, as
+        nats-server's), while anything subscribes to it. Ends at the shutdown event."""
+        with self._heartbeats:
+            task_status.started()
+            if self.dispatch is None:
+                return
+            interval = defaults.STATSZ_FIRST_INTERVAL
+            while True:
+                await trio.sleep(interval)
+                interval = min(interval * 2, defaults.STATSZ_INTERVAL)
+                self.heartbeat()
+
+    def heartbeat(self) -> None:
+        """One statsz heartbeat, if anything subscribes to it (the plan is cached until the
+        system account's subscriptions change, so an idle check matches nothing)."""
+        subject = f"$SYS.SERVER.{self.server.server_id}.STATSZ".encode()
+        if self.stopped or self.dispatch.plan(subject).empty:
+            return
+        clock = Clock(time.time_ns(), trio.current_time())
+        self.publish(subject, self._statsz({}, clock))
+
     def lame_duck(self) -> None:
         """`$SYS.SERVER.<id>.LAMEDUCK`: this server's ServerInfo (a lame duck hook)."""
         self._server_event("LAMEDUCK")
@@ -287,6 +311,7 @@ class SystemServices:
         (as nats-server, the clients closed by the shutdown get no disconnect event)."""
         self._server_event("SHUTDOWN")
         self.stopped = True
+        self._heartbeats.cancel()
 
     def _server_event(self, name: str) -> None:
         if self.dispatch is None or self.stopped:

@@ -386,3 +386,18 @@ async def test_lame_duck_event(nursery):
     assert body["name"] == "N1"
     await raw.aclose()
     server.shutdown()
+
+
+async def test_statsz_heartbeats_while_subscribed(nursery):
+    server = await start(nursery)
+    raw = await connected(server, "sys")
+    await raw.send(b"SUB $SYS.SERVER.*.STATSZ 1\r\nPING\r\n")
+    await raw.expect(b"PONG\r\n")
+    line, body = await read_msg(raw)  # the first after STATSZ_FIRST_INTERVAL (0.25 s)
+    assert line.startswith(f"MSG $SYS.SERVER.{server.server_id}.STATSZ 1 ".encode())
+    assert list(body) == ["server", "statsz"] and body["statsz"]["connections"] == 1
+    matches = server.accounts["SYS"].sublist.matches
+    server.system.heartbeat()  # (interest is looked up once per change of subscriptions)
+    await read_msg(raw)
+    assert server.accounts["SYS"].sublist.matches == matches
+    await raw.aclose()
