@@ -1,4 +1,5 @@
-"""The system account's services: `$SYS.REQ.SERVER.*` requests answered by the server itself.
+"""The system account's services: `$SYS.REQ.SERVER.*` requests answered by the server itself,
+and its events (client connect/disconnect, statsz heartbeats, lame duck, shutdown).
 
 nats-server runs an internal client in the system account: its subscriptions sit in that
 account's sublist like anyone's, and what they receive goes to handlers that answer with the
