@@ -16,7 +16,8 @@ has been counted, as nats-server answers from its internal receive loop.
 
 As in nats-server, the internal client is no connection (/connz does not list it) and its
 deliveries are not counted as sent (only its replies are); unlike nats-server, its
-subscriptions are not counted in /subsz and /varz (see `SystemServices`). Routes carry the global account only, so these requests reach the local server alone.
+subscriptions are not counted in /subsz and /varz (see `SystemServices`). Routes carry
+the global account only, so these requests reach the local server alone.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import json
 import nats
 import nats.errors
 import pytest
+import trio
 
 from tests.clients.test_nats_py import connect as nats_connect
 from tests.clients.test_nats_py import run as run_nats_py
@@ -400,4 +401,23 @@ async def test_statsz_heartbeats_while_subscribed(nursery):
     server.system.heartbeat()  # (interest is looked up once per change of subscriptions)
     await read_msg(raw)
     assert server.accounts["SYS"].sublist.matches == matches
+    await raw.aclose()
+
+
+async def test_monitoring_reads_the_system_account(nursery):
+    """/accountz, /accstatz and /subsz of the system account read past its internal client."""
+    server = await start(nursery, http_host="127.0.0.1", http_port=-1)
+    raw = await connected(server, "sys")
+    await raw.send(b"SUB inbox 1\r\nPUB $SYS.REQ.SERVER.PING.IDZ inbox 0\r\n\r\n")
+    _, body = await read_msg(raw)
+    assert body["id"] == server.server_id
+    port = server.monitor.port
+    for target in ("/accountz?acc=SYS", "/accstatz?unused=1", "/subsz?acc=SYS&subs=1"):
+        async with await trio.open_tcp_stream("127.0.0.1", port) as http:
+            await http.send_all(f"GET {target} HTTP/1.0\r\n\r\n".encode())
+            response = b""
+            while chunk := await http.receive_some():
+                response += chunk
+        assert response.startswith(b"HTTP/1.1 200"), (target, response)
+        assert b"$SYS.REQ" not in response  # internal subscriptions are not listed
     await raw.aclose()
