@@ -543,6 +543,7 @@ class ClientConnection(Connection):
             client_lang=opts.lang,
             client_version=opts.version,
         )
+        self.server.system.client_connected(self)  # $SYS.ACCOUNT.<account>.CONNECT
 
     @property
     def auth_user(self) -> str:
@@ -933,6 +934,7 @@ class ClientConnection(Connection):
     def on_close(self, reason: str) -> None:
         # Each step on its own: a failing one cannot leave the others' entries behind.
         self.closing_step(self.server.record_closed, self, reason)  # /connz?state=closed
+        self.closing_step(self.server.system.client_disconnected, self, reason)
         self.server.forget(self)
         for sub in list(self.subs.values()):
             self.closing_step(self.remove_sub, sub)

@@ -124,6 +124,12 @@ HTTP_READ_TIMEOUT = 10.0
 #: request gets a 4xx and the connection is closed.
 HTTP_MAX_REQUEST_SIZE = 16 * 1024
 
+#: Seconds between the system account's `$SYS.SERVER.<id>.STATSZ` heartbeats (nats-server's
+#: statsHBInterval); the first comes after STATSZ_FIRST_INTERVAL, each wait then doubles up
+#: to this, as nats-server's. Sent only while something subscribes to the subject.
+STATSZ_INTERVAL = 10.0
+STATSZ_FIRST_INTERVAL = 0.25
+
 #: Seconds lame-duck mode spreads client closes over; nats-server refuses less than 30 s.
 LAME_DUCK_DURATION = 120.0
 #: Seconds lame-duck mode waits before it starts closing clients.

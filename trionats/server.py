@@ -4,6 +4,7 @@
       ├── serve_monitor (with -m)       HTTP monitoring (monitor/http.py), cancelled on shutdown
       ├── _serve_connections            connections nursery (one task per connection)
       │     └── ClientConnection.run    that connection's nursery: reader, writer, pinger
+      ├── serve_heartbeats              system.py: $SYS.SERVER.<id>.STATSZ while subscribed
       └── _serve_front                  the front nursery, cancelled first on shutdown
             ├── WebsocketListener.serve (with websocket {}) websocket.py: accepts, upgrades
             ├── _serve_accepts          the accept scope (also cancelled by lame duck mode)
@@ -38,7 +39,7 @@ from . import __version__, defaults, errors, ids
 from .protocol import encode
 from .auth import Authenticator
 from .client import ClientConnection
-from .core.accounts import SYSTEM_ACCOUNT, Accounts
+from .core.accounts import Accounts
 from .core.imports import install as install_imports
 from .config.reload import check_client_advertise, reload_lines
 from .config.reload import diff as reload_diff
@@ -51,6 +52,7 @@ from .logging import LEVELS, LOGGING_OPTIONS, LogFileError, check_log_file, conf
 from .logging import get_logger, reopen_log_file
 from .hostport import parse_host_port
 from .options import Options
+from .system import SystemServices
 from .tracing import TracePublisher
 
 if TYPE_CHECKING:
@@ -105,6 +107,8 @@ class Server:
         self.stats = Stats()
         #: Sends message trace events (tracing.py): every dispatcher's `tracer`.
         self.tracing = TracePublisher(self)
+        #: The system account's internal client and request handlers (system.py).
+        self.system = SystemServices(self)
         self.clients: dict[int, ClientConnection] = {}
         self.port = 0  # the bound client port, once listening
         self.ready = False
@@ -127,6 +131,7 @@ class Server:
             from .routes.cluster import Cluster  # the route modules: only with a cluster port
 
             self.cluster = Cluster(self, options.cluster)
+        self.lame_duck_hooks.append(self.system.lame_duck)  # $SYS.SERVER.<id>.LAMEDUCK
         if self.cluster is not None:
             self.lame_duck_hooks.append(self.cluster.announce_lame_duck)
         #: Client URLs (host:port) of this server and its peers, in client INFO once clustered.
@@ -180,6 +185,7 @@ class Server:
                     serve_monitor = http_monitor.serve_monitor
                     self.monitor = await nursery.start(serve_monitor, self, http_listeners)
                 await nursery.start(self._serve_connections)
+                await nursery.start(self.system.serve_heartbeats)
                 if route_listeners:
                     self.log.info(f"Cluster name is {self.cluster.name}")
                     if self.cluster.dynamic:
@@ -445,6 +451,7 @@ class Server:
 
     def _begin_shutdown(self, nursery: trio.Nursery) -> None:
         self.log.info("Initiating Shutdown...")
+        self.system.shutdown()  # $SYS.SERVER.<id>.SHUTDOWN, before clients close
         if self._front_scope is not None:
             self._front_scope.cancel()
         if self.websocket is not None:
@@ -583,12 +590,6 @@ class Server:
         log.info(f"  ID:       {self.server_id}")
         if self.auth.plaintext:
             log.warning("Plaintext passwords detected, use nkeys or bcrypt")
-        system = self.accounts.system_account
-        if system and system != SYSTEM_ACCOUNT:
-            log.warning(
-                f'System account "{system}": trionats does not serve system services yet, '
-                "its clients are served as an ordinary account's"
-            )
         if self.options.config_file:
             log.info(f"Using configuration file: {self.options.config_file}")
 

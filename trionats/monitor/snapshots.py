@@ -795,7 +795,8 @@ def varz(server, clock: Clock, *, start_ns: int, process: dict, http_port: int,
         "host": host,
         "port": port,
     }
-    if options.authorization is not None:
+    auth = getattr(server, "auth", None)  # (users of accounts require auth too)
+    if options.authorization is not None or (auth is not None and auth.auth_required):
         body["auth_required"] = True
     tls = options.tls
     if tls is not None:
@@ -863,7 +864,7 @@ def varz(server, clock: Clock, *, start_ns: int, process: dict, http_port: int,
         config_load_time=rfc3339(config_load_ns or start_ns),
         config_digest=config_digest,
         **({"tags": list(options.server_tags)} if options.server_tags else {}),
-        feature_flags={},
+        feature_flags=dict(defaults.FEATURE_FLAGS),
         system_account="" if options.no_system_account else options.system_account,
         slow_consumer_stats={
             "clients": max(stats.slow_consumers - routed.slow_consumers, 0),

@@ -1,0 +1,484 @@
+"""The system account's services: `$SYS.REQ.SERVER.*` requests answered by the server itself,
+and its events (client connect/disconnect, statsz heartbeats, lame duck, shutdown).
+
+nats-server runs an internal client in the system account: its subscriptions sit in that
+account's sublist like anyone's, and what they receive goes to handlers that answer with the
+server's own messages (`ServerAPIResponse`: `{"server": ServerInfo, "data": ...}`). Here the
+same: `SystemClient` is a subscriber with no socket. Its `outbound` is `_Inbox`, which takes
+the bytes the delivery core would queue for a connection (the MSG/HMSG lines it renders for
+any subscriber, one message or a joined run) and hands each message, as (subject, reply,
+headers, payload), to `SystemServices.on_request`. A handler builds its answer from the same
+snapshot builders as the HTTP monitor (monitor/snapshots.py) and publishes it at once through
+a `Dispatcher` the server owns for its internal sender, as message tracing does (tracing.py).
+All of it is synchronous: nothing awaits. The request is handed over inside the requester's
+delivery and answered from the run loop just after it (`run_sync_soon`), once that delivery
+has been counted, as nats-server answers from its internal receive loop.
+
+As in nats-server, the internal client is no connection (/connz does not list it) and its
+deliveries are not counted as sent (only its replies are); unlike nats-server, its
+subscriptions are not counted in /subsz and /varz (see `SystemServices`). Routes carry
+the global account only, so these requests reach the local server alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import TYPE_CHECKING
+
+import trio
+
+from . import defaults
+from .core.dispatch import Dispatcher
+from .core.sublist import Subscription
+from .ids import random_name
+from .monitor import disabled, snapshots
+from .monitor.snapshots import Clock, QueryError
+from .protocol.encode import go_json
+from .tracing import InternalSender, _Totals
+
+if TYPE_CHECKING:
+    from .server import Server
+
+#: The monitoring endpoints served under `$SYS.REQ.SERVER.PING.<name>` and
+#: `$SYS.REQ.SERVER.<id>.<name>`; GATEWAYZ, LEAFZ and JSZ as nats-server answers them with
+#: those features off (monitor/disabled.py). nats-server's also has PROFILEZ, EXPVARZ,
+#: IPQUEUESZ, RAFTZ, RELOAD, KICK and LDM: not served here (no responders).
+SERVER_ENDPOINTS = ("VARZ", "CONNZ", "ROUTEZ", "SUBSZ", "HEALTHZ", "ACCOUNTZ", "IDZ", "STATSZ",
+                    "GATEWAYZ", "LEAFZ", "JSZ")  # fmt: skip
+#: The per-account endpoints under `$SYS.REQ.ACCOUNT.<account>.<name>`.
+ACCOUNT_ENDPOINTS = ("CONNZ", "SUBSZ")
+
+PING = b"$SYS.REQ.SERVER.PING"
+
+#: nats-server's advisory types of the account connection events.
+CONNECT_EVENT = "io.nats.server.advisory.v1.client_connect"
+DISCONNECT_EVENT = "io.nats.server.advisory.v1.client_disconnect"
+
+#: Request body options (nats-server's *EventOptions JSON) -> the HTTP endpoint's query.
+_CONNZ_OPTIONS = {"sort": "sort", "auth": "auth", "subscriptions": "subs", "offset": "offset",
+                  "limit": "limit", "cid": "cid", "state": "state", "user": "user",
+                  "acc": "acc"}  # fmt: skip
+_SUBSZ_OPTIONS = {"offset": "offset", "limit": "limit", "subscriptions": "subs",
+                  "account": "acc", "test": "test"}  # fmt: skip
+_ROUTEZ_OPTIONS = {"subscriptions": "subs"}
+_ACCOUNTZ_OPTIONS = {"account": "acc"}
+_CONN_STATES = {0: "open", 1: "closed", 2: "all"}
+
+
+class SystemClient:
+    """The internal client's face to the delivery core: a subscriber without a socket."""
+
+    is_route = False
+    cid = None  # no connection: not listed as one (its subscriptions are counted)
+    headers = True
+    delivery_deny = None
+    pub_check = None
+    closed_reason = None
+
+    def __init__(self, services: SystemServices) -> None:
+        self.outbound = _Inbox(services)
+        self.in_msgs = self.in_bytes = self.out_msgs = self.out_bytes = 0
+
+    def remove_sub(self, sub) -> None:  # (never reached: its subscriptions have no limit)
+        sub.closed = True
+
+
+class _Inbox:
+    """The `outbound` interface of the delivery core, parsing what it gets back into messages.
+
+    `write_msg(head, tail, data, size)` is one message: head `MSG|HMSG <subject> <sid> `,
+    tail `[reply ][<hdr> ]<size>\\r\\n`, data the headers, payload and CRLF. `write(data)` is
+    any number of them, rendered as a connection would receive them (a run or a span)."""
+
+    def __init__(self, services: SystemServices) -> None:
+        self.services = services
+
+    def write_msg(self, head: bytes, tail: bytes, data: bytes, size: int) -> None:
+        subject = head.split(b" ", 2)[1]
+        parts = tail.split()
+        hmsg = head[:1] == b"H"
+        sizes = 2 if hmsg else 1
+        reply = parts[0] if len(parts) > sizes else b""
+        header_size = int(parts[-2]) if hmsg else 0
+        self.services.on_request(subject, reply, data[:header_size], data[header_size:-2])
+
+    def write(self, data: bytes) -> None:
+        view = 0
+        while view < len(data):
+            end = data.index(b"\r\n", view)
+            line = data[view:end]
+            parts = line.split()
+            hmsg = parts[0] == b"HMSG"
+            total = int(parts[-1])
+            header_size = int(parts[-2]) if hmsg else 0
+            reply = parts[3] if len(parts) > (5 if hmsg else 4) else b""
+            body = data[end + 2 : end + 2 + total]
+            self.services.on_request(parts[1], reply, body[:header_size], body[header_size:])
+            view = end + 2 + total + 2
+
+
+class SystemServices:
+    """The internal client's subscriptions and the handlers answering them."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.client = SystemClient(self)
+        self.subscriptions: list[Subscription] = []
+        self._handlers: dict[bytes, object] = {}
+        #: Set by the shutdown event: nothing is sent afterwards (nats-server's closed send queue).
+        self.stopped = False
+        self._heartbeats = trio.CancelScope()
+        #: cid -> start time, of the clients whose connect event went out (their disconnect
+        #: event follows, with the same start).
+        self._announced: dict[int, str] = {}
+        account = server.accounts.get(server.accounts.system_account)
+        self.account = account
+        self.dispatch = None
+        if account is None:
+            return
+        self.dispatch = Dispatcher(InternalSender(), account.sublist, _Totals(), trio.current_time)
+        server_id = server.server_id
+        for name in SERVER_ENDPOINTS:
+            handler = getattr(self, "_" + name.lower())
+            self._handlers[b"$SYS.REQ.SERVER.PING." + name.encode()] = handler
+            self._handlers[f"$SYS.REQ.SERVER.{server_id}.{name}".encode()] = handler
+        self._handlers[PING] = self._statsz
+        subjects = list(self._handlers)
+        subjects += [f"$SYS.REQ.ACCOUNT.*.{name}".encode() for name in ACCOUNT_ENDPOINTS]
+        sublist = account.sublist
+        for number, subject in enumerate(subjects, 1):
+            sub = Subscription(self.client, subject, None, str(number).encode())
+            sublist.insert(sub)
+            self.subscriptions.append(sub)
+        # Not counted (/subsz, /varz, /accountz): nats-server counts its internal client's
+        # 57 subscriptions and 4 service imports per account, a set trionats does not
+        # reproduce, so its figures stay those of the clients (docs/differences.md).
+        sublist.count -= len(subjects)
+        sublist.inserts -= len(subjects)
+
+    # --- receiving ------------------------------------------------------------------------
+
+    def on_request(self, subject: bytes, reply: bytes, headers: bytes, payload: bytes) -> None:
+        """One message to the internal client, in the publisher's delivery: a request is
+        answered once that delivery is done (see `_deferred`)."""
+        stats = self.server.stats  # nats-server does not count what its internal client gets
+        stats.out_msgs -= 1
+        stats.out_bytes -= len(headers) + len(payload)
+        if not reply:  # (the server's own messages have none: no loops)
+            return
+        handler = self._handlers.get(subject)
+        account = None
+        if handler is None:
+            tokens = subject.split(b".")
+            if len(tokens) != 5 or tokens[:3] != [b"$SYS", b"REQ", b"ACCOUNT"]:
+                return
+            account = tokens[3].decode()
+            handler = {b"CONNZ": self._account_connz, b"SUBSZ": self._account_subsz}.get(tokens[4])
+            if handler is None:
+                return
+        trio.lowlevel.current_trio_token().run_sync_soon(
+            self._deferred, handler, reply, payload, account
+        )
+
+    def _deferred(self, handler, reply: bytes, payload: bytes, account) -> None:
+        """Answer a request from the run loop, right after the publisher's delivery (which
+        has then counted the request, as nats-server's figures include it), as nats-server
+        answers from its internal receive loop. Synchronous: nothing awaits. A failure is
+        contained here (it would otherwise end the run) and reported as an internal error."""
+        try:
+            self._answer(handler, reply, payload, account)
+        except Exception as exc:
+            from .containment import report
+
+            report(self.server.log, self.server.stats, exc, "Internal error answering a system request")
+
+    def _answer(self, handler, reply: bytes, payload: bytes, account) -> None:
+        options: dict = {}
+        if payload.strip():
+            try:
+                options = json.loads(payload)
+                if not isinstance(options, dict):
+                    raise ValueError("json: cannot unmarshal into a Go value of type object")
+            except ValueError as error:
+                self._error(reply, 400, str(error))
+                return
+            if self._filtered(options):
+                return
+        clock = Clock(time.time_ns(), trio.current_time())
+        try:
+            if account is None:
+                body = handler(options, clock)
+            else:
+                body = handler(account, options, clock)
+        except QueryError as error:
+            self._error(reply, 500, str(error))
+            return
+        self.publish(reply, body)
+
+    def _filtered(self, options: dict) -> bool:
+        """nats-server's EventFilterOptions: a request may name the servers that answer."""
+        server = self.server
+        cluster = server.cluster.name if server.cluster is not None else ""
+        wanted = [(options.get("server_name", ""), server.name),
+                  (options.get("host", ""), server.info_host_port()[0]),
+                  (options.get("cluster", ""), cluster)]  # fmt: skip
+        exact = options.get("exact_match", False)
+        for want, have in wanted:
+            if want and (want != have if exact else want not in have):
+                return True
+        tags = options.get("tags") or []
+        if any(tag not in server.options.server_tags for tag in tags):
+            return True
+        return bool(options.get("domain"))  # no JetStream domain here
+
+    # --- sending --------------------------------------------------------------------------
+
+    def publish(self, subject: bytes, body: dict) -> None:
+        """A message from the server, in the system account (counted as sent, not received)."""
+        if self.stopped:
+            return
+        data = go_json(body).encode() + b"\r\n"
+        dispatch = self.dispatch
+        delivered = dispatch.message(dispatch.plan(subject), subject, b"", -1, data)
+        stats = self.server.stats
+        stats.out_msgs += delivered
+        stats.out_bytes += delivered * (len(data) - 2)
+
+    def _error(self, reply: bytes, code: int, description: str) -> None:
+        info = self.server.tracing.server_info()
+        self.publish(reply, {"server": info, "error": {"code": code, "description": description}})
+
+    def _response(self, data: dict) -> dict:
+        """nats-server's ServerAPIResponse."""
+        return {"server": self.server.tracing.server_info(), "data": data}
+
+    # --- events ---------------------------------------------------------------------------
+
+    def client_connected(self, client) -> None:
+        """`$SYS.ACCOUNT.<account>.CONNECT`, nats-server's ConnectEventMsg, once a client's
+        CONNECT is accepted (once per connection)."""
+        if self.dispatch is None or client.cid in self._announced:
+            return
+        clock = Clock(time.time_ns(), trio.current_time())
+        body = self._event(CONNECT_EVENT, clock.wall_ns)
+        body["client"] = info = _client_info(client, clock)
+        self._announced[client.cid] = info["start"]
+        self.publish(f"$SYS.ACCOUNT.{client.account.name}.CONNECT".encode(), body)
+
+    def client_disconnected(self, client, reason: str) -> None:
+        """`$SYS.ACCOUNT.<account>.DISCONNECT`, nats-server's DisconnectEventMsg, for a
+        client whose connect event went out. As nats-server: `sent` is what the client
+        published, `received` what it was delivered."""
+        start = self._announced.pop(client.cid, None)
+        if start is None:
+            return
+        clock = Clock(time.time_ns(), trio.current_time())
+        body = self._event(DISCONNECT_EVENT, clock.wall_ns)
+        body["client"] = _client_info(client, clock, stop=True) | {"start": start}
+        body["sent"] = {"msgs": client.in_msgs, "bytes": client.in_bytes}
+        body["received"] = {"msgs": client.out_msgs, "bytes": client.out_bytes}
+        body["reason"] = reason
+        self.publish(f"$SYS.ACCOUNT.{client.account.name}.DISCONNECT".encode(), body)
+
+    async def serve_heartbeats(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """`$SYS.SERVER.<id>.STATSZ` every STATSZ_INTERVAL (the first waits shorter, as
+        nats-server's), while anything subscribes to it. Ends at the shutdown event."""
+        with self._heartbeats:
+            task_status.started()
+            if self.dispatch is None:
+                return
+            interval = defaults.STATSZ_FIRST_INTERVAL
+            while True:
+                await trio.sleep(interval)
+                interval = min(interval * 2, defaults.STATSZ_INTERVAL)
+                self.heartbeat()
+
+    def heartbeat(self) -> None:
+        """One statsz heartbeat, if anything subscribes to it (the plan is cached until the
+        system account's subscriptions change, so an idle check matches nothing)."""
+        subject = f"$SYS.SERVER.{self.server.server_id}.STATSZ".encode()
+        if self.stopped or self.dispatch.plan(subject).empty:
+            return
+        clock = Clock(time.time_ns(), trio.current_time())
+        self.publish(subject, self._statsz({}, clock))
+
+    def lame_duck(self) -> None:
+        """`$SYS.SERVER.<id>.LAMEDUCK`: this server's ServerInfo (a lame duck hook)."""
+        self._server_event("LAMEDUCK")
+
+    def shutdown(self) -> None:
+        """`$SYS.SERVER.<id>.SHUTDOWN`: this server's ServerInfo; the last system message
+        (as nats-server, the clients closed by the shutdown get no disconnect event)."""
+        self._server_event("SHUTDOWN")
+        self.stopped = True
+        self._heartbeats.cancel()
+
+    def _server_event(self, name: str) -> None:
+        if self.dispatch is None or self.stopped:
+            return
+        subject = f"$SYS.SERVER.{self.server.server_id}.{name}".encode()
+        self.publish(subject, self.server.tracing.server_info())
+
+    def _event(self, kind: str, now_ns: int) -> dict:
+        """nats-server's TypedEvent and ServerInfo."""
+        return {"type": kind, "id": random_name(), "timestamp": snapshots.rfc3339(now_ns),
+                "server": self.server.tracing.server_info()}  # fmt: skip
+
+    # --- handlers -------------------------------------------------------------------------
+
+    def _idz(self, options: dict, clock: Clock) -> dict:
+        server = self.server
+        return {"name": server.name, "host": server.info_host_port()[0], "id": server.server_id}
+
+    def _statsz(self, options: dict, clock: Clock) -> dict:
+        """nats-server's ServerStatsMsg: `{"server": ..., "statsz": ...}`."""
+        return {"server": self.server.tracing.server_info(), "statsz": statsz(self.server, clock)}
+
+    def _varz(self, options: dict, clock: Clock) -> dict:
+        return self._response(varz(self.server, clock))
+
+    def _connz(self, options: dict, clock: Clock) -> dict:
+        query = _query(options, _CONNZ_OPTIONS)
+        server = self.server
+        return self._response(snapshots.connz(server, query, clock, server.closed_clients))
+
+    def _routez(self, options: dict, clock: Clock) -> dict:
+        query = _query(options, _ROUTEZ_OPTIONS)
+        if options.get("subscriptions_detail"):
+            query["subs"] = "detail"
+        return self._response(snapshots.routez(self.server, query, clock))
+
+    def _subsz(self, options: dict, clock: Clock) -> dict:
+        return self._response(snapshots.subsz(self.server, _query(options, _SUBSZ_OPTIONS), clock))
+
+    def _healthz(self, options: dict, clock: Clock) -> dict:
+        status, body = snapshots.healthz(self.server, {})
+        body = {"status": body.pop("status"), "status_code": status} | body
+        return self._response(body)
+
+    def _accountz(self, options: dict, clock: Clock) -> dict:
+        query = _query(options, _ACCOUNTZ_OPTIONS)
+        return self._response(snapshots.accountz(self.server, query, clock))
+
+    def _gatewayz(self, options: dict, clock: Clock) -> dict:
+        return self._response(disabled.gatewayz(self.server.server_id, {}, clock))
+
+    def _leafz(self, options: dict, clock: Clock) -> dict:
+        return self._response(disabled.leafz(self.server.server_id, {}, clock))
+
+    def _jsz(self, options: dict, clock: Clock) -> dict:
+        return self._response(disabled.jsz(self.server.server_id, {}, clock))
+
+    def _account_connz(self, account: str, options: dict, clock: Clock) -> dict:
+        query = _query(options, _CONNZ_OPTIONS) | {"acc": account}
+        server = self.server
+        return self._response(snapshots.connz(server, query, clock, server.closed_clients))
+
+    def _account_subsz(self, account: str, options: dict, clock: Clock) -> dict:
+        query = _query(options, _SUBSZ_OPTIONS) | {"acc": account, "subs": "1"}
+        return self._response(snapshots.subsz(self.server, query, clock))
+
+
+def _query(options: dict, names: dict) -> dict:
+    """A request's JSON options as the HTTP endpoint's query parameters."""
+    query = {}
+    for key, name in names.items():
+        value = options.get(key)
+        if value in (None, "", False, 0):
+            continue
+        if key == "state":
+            value = _CONN_STATES.get(value, str(value))
+        query[name] = "1" if value is True else str(value)
+    if options.get("subscriptions_detail") and "subscriptions" in names:
+        query[names["subscriptions"]] = "detail"
+    return query
+
+
+def varz(server, clock: Clock) -> dict:
+    """/varz as the HTTP monitor builds it, or without one as nats-server's (no HTTP port)."""
+    if server.monitor is not None:
+        return server.monitor.varz(clock)
+    return snapshots.varz(server, clock, start_ns=server.start_ns, process=process_figures(),
+                          http_port=0, http_req_stats={})  # fmt: skip
+
+
+def process_figures() -> dict:
+    """Memory, cores and CPU percent (the HTTP monitor's sample when it runs)."""
+    from .monitor.http import _rss_bytes
+
+    return {"mem": _rss_bytes(), "cores": os.cpu_count() or 1, "cpu": 0}
+
+
+def statsz(server, clock: Clock) -> dict:
+    """nats-server's ServerStats, from the /varz and /routez figures."""
+    figures = varz(server, clock)
+    body = {
+        "start": figures["start"],
+        "mem": figures["mem"],
+        "cores": figures["cores"],
+        "cpu": figures["cpu"],
+        "connections": figures["connections"],
+        "total_connections": figures["total_connections"],
+        "active_accounts": len({snapshots._account_name(c) for c in server.clients.values()}),
+        "subscriptions": figures["subscriptions"],
+        "sent": {"msgs": figures["out_msgs"], "bytes": figures["out_bytes"]},
+        "sent_to_clients": {
+            "msgs": figures["out_client_msgs"], "bytes": figures["out_client_bytes"]
+        },
+        "received": {"msgs": figures["in_msgs"], "bytes": figures["in_bytes"]},
+        "received_from_clients": {
+            "msgs": figures["in_client_msgs"], "bytes": figures["in_client_bytes"]
+        },
+        "slow_consumers": figures["slow_consumers"],
+    }
+    slow = figures.get("slow_consumer_stats")
+    if slow and any(slow.values()):
+        body["slow_consumer_stats"] = slow
+    if figures.get("stale_connections"):
+        body["stale_connections"] = figures["stale_connections"]
+    stale = figures.get("stale_connection_stats")
+    if stale and any(stale.values()):
+        body["stale_connection_stats"] = stale
+    if figures.get("stalled_clients"):
+        body["stalled_clients"] = figures["stalled_clients"]
+    routes = snapshots.routez(server, {}, clock)["routes"]
+    if routes:
+        body["routes"] = [_route_stat(r) for r in routes]
+    body["active_servers"] = 1 + len(routes)
+    body["gomaxprocs"] = figures.get("gomaxprocs", figures["cores"])
+    return body
+
+
+def _client_info(client, clock: Clock, *, stop: bool = False) -> dict:
+    """nats-server's ClientInfo of an event, its empty fields left out."""
+    opts = client.opts
+    account = client.account.name
+    websocket = getattr(client, "websocket", None) is not None
+    info = {
+        "start": snapshots.rfc3339(clock.wall(client.start_time)),
+        "host": client.peer_host,
+        "id": client.cid,
+        "acc": account,
+        "user": client.auth_user,
+        "name": opts.name or "",
+        "lang": opts.lang or "",
+        "ver": opts.version or "",
+    }
+    if stop:
+        info["rtt"] = round(client.rtt * 1e9)
+        info["stop"] = snapshots.rfc3339(clock.wall_ns)
+    info |= {"name_tag": account, "kind": "Client", "client_type": "websocket" if websocket else "nats"}
+    return {key: value for key, value in info.items() if value}
+
+
+def _route_stat(route: dict) -> dict:
+    """nats-server's RouteStat, from a /routez entry."""
+    return {
+        "rid": route["rid"],
+        "name": route.get("remote_name", ""),
+        "sent": {"msgs": route["out_msgs"], "bytes": route["out_bytes"]},
+        "received": {"msgs": route["in_msgs"], "bytes": route["in_bytes"]},
+        "pending": route["pending_size"],
+    }
