@@ -52,8 +52,9 @@ class TracePublisher:
         self.server = server
         #: nats-server's system message sequence (ServerInfo `seq`).
         self.seq = 0
-        #: (its own totals: nats-server counts an event's deliveries, not its receipt)
-        self.dispatch = Dispatcher(InternalSender(), server.sublist, _Totals(), trio.current_time)
+        #: One sender per account an event was published in (its own totals: nats-server
+        #: counts an event's deliveries, not its receipt).
+        self._dispatchers: dict[str, Dispatcher] = {}
 
     def server_info(self) -> dict:
         """nats-server's ServerInfo of a system message, in its field order."""
@@ -84,8 +85,18 @@ class TracePublisher:
             event["ts"] = rfc3339(event["ts"])
         body = go_json(report).encode() + b"\r\n"
         dest = trace.dest.encode()
-        dispatch = self.dispatch
+        dispatch = self._dispatcher(trace.account)
         delivered = dispatch.message(dispatch.plan(dest), dest, b"", -1, body)
         stats = self.server.stats
         stats.out_msgs += delivered
         stats.out_bytes += delivered * (len(body) - 2)
+
+    def _dispatcher(self, account: str) -> Dispatcher:
+        """The internal sender of `account` (nats-server sends an event from the traced
+        message's account's internal client)."""
+        dispatch = self._dispatchers.get(account)
+        if dispatch is None:
+            sublist = self.server.accounts[account].sublist
+            dispatch = Dispatcher(InternalSender(), sublist, _Totals(), trio.current_time)
+            self._dispatchers[account] = dispatch
+        return dispatch

@@ -474,3 +474,30 @@ async def test_a_trace_across_a_nats_server_route(nursery):
     assert by_server["A"]["request"]["header"]["Nats-Trace-Hop"] == ["1"]
     ingress, egress = by_server["A"]["events"]
     assert (ingress["kind"], ingress["name"], egress["name"]) == (1, "N", "near")
+
+
+ACCOUNTS_CONF = """
+accounts { A { users: [ { user: a, password: a } ] } }
+authorization { users: [ { user: g, password: g } ] }
+"""
+
+
+async def test_an_event_is_published_in_the_traced_messages_account(nursery, tmp_path):
+    """As nats-server sends it from the account's internal client: the ingress names the
+    account, and the event reaches the destination's subscribers of that account only."""
+    path = tmp_path / "accounts.conf"
+    path.write_text(ACCOUNTS_CONF)
+    options = load_config(path)
+    server = await start_trionats(nursery, accounts=options.accounts,
+                                  authorization=options.authorization)  # fmt: skip
+    in_a = await client(server.port, user="a", **{"pass": "a"})
+    in_g = await client(server.port, user="g", **{"pass": "g"})
+    for raw in (in_a, in_g):
+        await raw.send(b"SUB t 1\r\n")
+        await drain(raw)
+    pub = await client(server.port, "pub", user="a", **{"pass": "a"})
+    await pub.send(hpub("foo", "Nats-Trace-Dest: t"))
+    event = await read_event(in_a)
+    assert event["events"][0]["acc"] == "A"
+    await drain(pub)
+    assert await drain(in_g) == b""

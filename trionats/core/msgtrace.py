@@ -97,7 +97,7 @@ class Trace:
     """
 
     __slots__ = ("dest", "only", "active", "skip", "denied", "error", "header_size", "data",
-                 "headers", "size", "hop", "hops", "events")  # fmt: skip
+                 "headers", "size", "account", "hop", "hops", "events")  # fmt: skip
 
     def __init__(self, dest: str, only: bool, headers: dict, header_size: int, data: bytes) -> None:
         self.dest = dest
@@ -110,6 +110,9 @@ class Trace:
         self.data = data
         self.headers = headers
         self.size = len(data) - 2
+        #: The account the message was published in: its ingress names it, and the event is
+        #: published there (routes carry `$G` only).
+        self.account = "$G"
         #: The hop this server was reached by (from a route's `Nats-Trace-Hop`), and how
         #: many servers it forwarded the message to.
         self.hop = ""
@@ -128,7 +131,7 @@ class Trace:
         name = _name(source)
         if name:
             event["name"] = name
-        event["acc"] = "$G"
+        event["acc"] = self.account
         event["subj"] = _text(subject)
         self.events.append(event)
 
@@ -181,6 +184,9 @@ def open_trace(source, subject: bytes, header_size: int, data: bytes, may_publis
     only = headers.get(TRACE_ONLY, [""])[0].lower() in _TRUE
     dest = headers[TRACE_DEST.decode()][0]
     trace = Trace(dest, only, headers, header_size, data)
+    account = getattr(source, "account", None)  # (a route has none: `$G`)
+    if account is not None:
+        trace.account = account.name
     origin = headers.get(ORIGIN_ACCOUNT)
     if origin is not None:
         error = (f'Message tracing disabled because of header "{ORIGIN_ACCOUNT}" with '
