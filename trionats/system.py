@@ -22,7 +22,6 @@ the global account only, so these requests reach the local server alone.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import TYPE_CHECKING
@@ -35,6 +34,7 @@ from .core.sublist import Subscription
 from .ids import random_name
 from .monitor import disabled, snapshots
 from .monitor.snapshots import Clock, QueryError
+from .protocol import gojson
 from .protocol.encode import go_json
 from .tracing import InternalSender, _Totals
 
@@ -198,9 +198,7 @@ class SystemServices:
         options: dict = {}
         if payload.strip():
             try:
-                options = json.loads(payload)
-                if not isinstance(options, dict):
-                    raise ValueError("json: cannot unmarshal into a Go value of type object")
+                options = request_options(payload)
             except ValueError as error:
                 self._error(reply, 400, str(error))
                 return
@@ -388,6 +386,8 @@ def _query(options: dict, names: dict) -> dict:
         value = options.get(key)
         if value in (None, "", False, 0):
             continue
+        if type(value) not in (str, int, float, bool):  # (Go's decoder refuses it there)
+            raise QueryError(f"json: cannot unmarshal into Go struct field {key}")
         if key == "state":
             value = _CONN_STATES.get(value, str(value))
         query[name] = "1" if value is True else str(value)
@@ -482,3 +482,24 @@ def _route_stat(route: dict) -> dict:
         "received": {"msgs": route["in_msgs"], "bytes": route["in_bytes"]},
         "pending": route["pending_size"],
     }
+
+
+#: The request fields nats-server's EventFilterOptions decode, and the type each must have.
+_FILTER_TYPES = {"server_name": str, "host": str, "cluster": str, "domain": str,
+                 "exact_match": bool, "tags": list}  # fmt: skip
+
+
+def request_options(payload: bytes) -> dict:
+    """A request's JSON body, read as a peer's JSON always is (protocol/gojson.py: bounded
+    nesting, Go's rules); ValueError for what Go's decoder would refuse, including a filter
+    field of the wrong type."""
+    options = gojson.loads(payload)
+    if not isinstance(options, dict):
+        raise ValueError("json: cannot unmarshal into a Go value of type object")
+    for name, kind in _FILTER_TYPES.items():
+        value = options.get(name)
+        if value is None:
+            continue
+        if type(value) is not kind or (kind is list and not all(type(t) is str for t in value)):
+            raise ValueError(f"json: cannot unmarshal into Go struct field {name}")
+    return options

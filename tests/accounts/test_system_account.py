@@ -126,6 +126,46 @@ async def test_request_options_and_errors(nursery):
     await raw.aclose()
 
 
+HOSTILE_BODIES = [
+    b"[" * 20000,  # nesting far past Python's recursion limit
+    b'{"a":' * 5000 + b"1" + b"}" * 5000,
+    b'{"server_name":5}',
+    b'{"exact_match":"yes"}',
+    b'{"tags":"x"}',
+    b'{"tags":[1]}',
+    b'{"state":[1]}',
+    b'{"limit":{"a":1}}',
+    b'{"server_name":"\\ud800x"}',  # a lone surrogate: Go reads U+FFFD, no server matches
+    b"\xff\xfe{",
+    b"1e999999",
+    b'"str"',
+]
+#: Bodies after which this server stays silent: a filter it does not match (nats-server too).
+SILENT = {HOSTILE_BODIES.index(b'{"server_name":"\\ud800x"}')}
+
+
+@pytest.mark.parametrize("body", HOSTILE_BODIES, ids=range(len(HOSTILE_BODIES)))
+async def test_a_hostile_request_body_gets_an_error_reply(nursery, body):
+    """A request body is a peer's JSON: read with a bounded depth and Go's types; whatever Go's
+    decoder refuses gets the 400 (or 500) error envelope, never an internal error, and the
+    server keeps answering."""
+    server = await start(nursery)
+    raw = await connected(server, "sys")
+    await raw.send(b"SUB inbox 1\r\nPING\r\n")
+    await raw.expect(b"PONG\r\n")
+    await raw.send(pub("$SYS.REQ.SERVER.PING.CONNZ", body))
+    if HOSTILE_BODIES.index(body) not in SILENT:
+        _, answer = await read_msg(raw)
+        assert list(answer) in (["server", "error"], ["server", "data"])
+        if "error" in answer:
+            assert answer["error"]["code"] in (400, 500)
+    await raw.send(pub("$SYS.REQ.SERVER.PING.IDZ", b""))
+    _, answer = await read_msg(raw)
+    assert answer["name"] == "N1"
+    assert server.stats.internal_errors == 0
+    await raw.aclose()
+
+
 async def test_account_endpoints(nursery):
     server = await start(nursery)
     a = await connected(server, "a")

@@ -11,6 +11,8 @@ import json
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import trio
 
 from tests.helpers import NatsServerProcess, RawClient, free_port, start_trionats
@@ -501,3 +503,23 @@ async def test_an_event_is_published_in_the_traced_messages_account(nursery, tmp
     assert event["events"][0]["acc"] == "A"
     await drain(pub)
     assert await drain(in_g) == b""
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from([b"NATS/1.0\r\n", b"Nats-Trace-Dest", b"Nats-Trace-Only", b":",
+                                 b" ", b"\t", b"\r\n", b"true", b"t.1", b"a..b", b"_GR_.x",
+                                 b"\xff", b"\\ud800", b"Nats-Trace-Hop", b"trace disabled",
+                                 b"Nats-Trace-Origin-Account"]), max_size=30),
+       st.binary(max_size=20))  # fmt: skip
+async def test_any_header_block_is_read_without_error(pieces, payload):
+    """A peer's header block, fuzzed: reading it for a trace never raises, whatever it holds."""
+    header = b"".join(pieces)
+    data = header + payload + b"\r\n"
+
+    class Source:
+        is_route = False
+        cid = 1
+        opts = None
+
+    msgtrace.trace_headers(header)
+    msgtrace.open_trace(Source(), b"foo", len(header), data, None)
