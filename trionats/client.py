@@ -718,36 +718,17 @@ class ClientConnection(Connection):
         opts = self.opts
         if opts.pedantic and subject and not is_valid_literal_subject(subject):
             self._answer_invalid_subject()
-        if header_size > 0 and self._on_traced_pub(event):
-            return
-        if reserved_subject(subject) or (reply and reserved_reply(reply)):
-            self._refuse_reserved(subject, reply, len(data) - 2)
-            return
-        if opts.verbose:
-            self.outbound.write(encode.OK)
-        dispatch = self.dispatch
-        plan = dispatch.plan(subject)
-        if LEVELS.trace and plan.plain:
-            self._trace_deliveries(plan, subject, reply, header_size, data)
-        if not dispatch.message(plan, subject, reply, header_size, data):
-            if reply and opts.no_responders:
-                self._no_responders(subject, reply)
-
-    def _on_traced_pub(self, event: Pub) -> bool:
-        """The rest of `_on_pub` for a message with headers that asks for a trace (True: dealt
-        with here, traced, refused or dropped); False when it takes the usual path."""
-        subject, reply, header_size, data = event
-        trace = self._open_trace(subject, header_size, data)
-        if trace is None:
-            return False
-        if not trace.active:
-            if trace.skip or trace.data is data:
-                return trace.skip
-            header_size, data, trace = trace.header_size, trace.data, None  # (rewritten)
+        trace = None
+        if header_size > 0:  # (only a message with headers can ask for a trace)
+            trace = self._open_trace(subject, header_size, data)
+            if trace is not None and not trace.active:
+                if trace.skip:
+                    return  # dropped: a trace-only message that cannot be traced
+                header_size, data, trace = trace.header_size, trace.data, None  # (maybe rewritten)
         if reserved_subject(subject) or (reply and reserved_reply(reply)):
             self._refuse_reserved(subject, reply, len(data) - 2, trace)
-            return True
-        if self.opts.verbose:
+            return
+        if opts.verbose:
             self.outbound.write(encode.OK)
         dispatch = self.dispatch
         plan = dispatch.plan(subject)
@@ -757,9 +738,8 @@ class ClientConnection(Connection):
             delivered = dispatch.message(plan, subject, reply, header_size, data)
         else:
             delivered = dispatch.traced(plan, subject, reply, header_size, data, trace)
-        if not delivered and reply and self.opts.no_responders:
+        if not delivered and reply and opts.no_responders:
             self._no_responders(subject, reply)
-        return True
 
     def _open_trace(self, subject: bytes, header_size: int, data: bytes):
         """The message trace a message with headers asks for (core/msgtrace.py), or None.
