@@ -13,10 +13,9 @@ import time
 import pytest
 import trio
 
-from tests.accounts.test_accounts import connected, options, problems, start
+from tests.accounts.test_accounts import assert_check_agrees, connected, options, problems, start
 from tests.clients.test_nats_py import connect as nats_connect
 from tests.clients.test_nats_py import run as run_nats_py
-from tests.config.test_config import run_nats_server_check, run_trionats
 from tests.helpers import NatsServerProcess, TrionatsProcess
 from trionats.core.imports import Transform, is_subset
 from trionats.options import Export, Import
@@ -157,18 +156,7 @@ DIFFERENTIAL = [
 @pytest.mark.interop
 @pytest.mark.parametrize(("name", "text"), DIFFERENTIAL, ids=lambda v: v if "\n" not in v else "")
 def test_check_agrees_with_nats_server(tmp_path, name, text):
-    path = tmp_path / f"{name}.conf"
-    path.write_text(text)
-    theirs = run_nats_server_check(path)
-    ours = run_trionats("-t", "-c", str(path))
-    assert (ours.returncode == 0) == (theirs.returncode == 0), (theirs.stderr, ours.stderr)
-    if ours.returncode:
-
-        def messages(text: str) -> set[str]:
-            text = text.replace("nats-server: ", "").replace("trionats: ", "")
-            return {re.sub(r"^.*?:\d+:\d+: ", "", line) for line in text.splitlines() if line}
-
-        assert messages(theirs.stderr) == messages(ours.stderr)
+    assert_check_agrees(tmp_path, name, text)
 
 
 # --- stream imports ------------------------------------------------------------------------------

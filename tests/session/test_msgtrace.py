@@ -272,14 +272,22 @@ async def _scenario(port: int) -> tuple[dict, dict, bytes]:
     return first, second, delivered
 
 
-async def test_events_match_nats_server(nursery):
-    server = await start_trionats(nursery)
-    ours = await _scenario(server.port)
-    reference = NatsServerProcess()
+async def on_both(nursery, scenario, conf=None):
+    """`scenario(port)` against trionats, then against nats-server: (ours, theirs). With
+    `conf`, nats-server runs that file and trionats its `authorization` block."""
+    overrides = {} if conf is None else {"authorization": load_config(conf).authorization}
+    server = await start_trionats(nursery, **overrides)
+    ours = await scenario(server.port)
+    reference = NatsServerProcess(*(() if conf is None else ("-c", str(conf))))
     try:
-        theirs = await _scenario(reference.port)
+        theirs = await scenario(reference.port)
     finally:
         reference.stop()
+    return ours, theirs
+
+
+async def test_events_match_nats_server(nursery):
+    ours, theirs = await on_both(nursery, _scenario)
     for mine, its in zip(ours[:2], theirs[:2]):
         assert shape(mine) == shape(its)
     assert ours[2] == theirs[2]
@@ -300,13 +308,7 @@ async def _legacy(port: int) -> bytes:
 
 
 async def test_a_legacy_origin_account_header_matches_nats_server(nursery):
-    server = await start_trionats(nursery)
-    ours = await _legacy(server.port)
-    reference = NatsServerProcess()
-    try:
-        theirs = await _legacy(reference.port)
-    finally:
-        reference.stop()
+    ours, theirs = await on_both(nursery, _legacy)
     assert ours == theirs
     assert ours.endswith(b"X: 1\r\nNats-Trace-Dest: trace disabled\r\n\r\nhello\r\n")
 
@@ -338,13 +340,7 @@ async def _refusals(port: int) -> tuple[bytes, list]:
 async def test_refusals_match_nats_server(nursery, tmp_path):
     path = tmp_path / "auth.conf"
     path.write_text(PERMISSIONS_CONF)
-    server = await start_trionats(nursery, authorization=load_config(path).authorization)
-    ours = await _refusals(server.port)
-    reference = NatsServerProcess("-c", str(path))
-    try:
-        theirs = await _refusals(reference.port)
-    finally:
-        reference.stop()
+    ours, theirs = await on_both(nursery, _refusals, path)
     assert ours == theirs
     assert ours[0] == (b"-ERR 'Permissions Violation for Publish to \"bad.trace\"'\r\n"
                        b"-ERR 'Permissions Violation for Publish to \"bar\"'\r\n")  # fmt: skip
