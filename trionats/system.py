@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from . import defaults
-from .core.dispatch import Dispatcher
+from .core.dispatch import Bridge, Dispatcher
 from .core.sublist import Subscription
 from .ids import random_name
 from .monitor import disabled, snapshots
@@ -67,56 +67,29 @@ _ACCOUNTZ_OPTIONS = {"account": "acc"}
 _CONN_STATES = {0: "open", 1: "closed", 2: "all"}
 
 
-class SystemClient:
-    """The internal client's face to the delivery core: a subscriber without a socket."""
+class SystemClient(Bridge):
+    """The internal client's face to the delivery core: a subscriber without a socket. As an
+    in-process receiver (a `Bridge`), it is handed each message as it is, nothing rendered."""
 
-    is_route = False
     cid = None  # no connection: not listed as one (its subscriptions are counted)
     headers = True
-    delivery_deny = None
     pub_check = None
-    closed_reason = None
-
-    def __init__(self, services: SystemServices) -> None:
-        self.outbound = _Inbox(services)
-        self.in_msgs = self.in_bytes = self.out_msgs = self.out_bytes = 0
-
-    def remove_sub(self, sub) -> None:  # (never reached: its subscriptions have no limit)
-        sub.closed = True
-
-
-class _Inbox:
-    """The `outbound` interface of the delivery core, parsing what it gets back into messages.
-
-    `write_msg(head, tail, data, size)` is one message: head `MSG|HMSG <subject> <sid> `,
-    tail `[reply ][<hdr> ]<size>\\r\\n`, data the headers, payload and CRLF. `write(data)` is
-    any number of them, rendered as a connection would receive them (a run or a span)."""
 
     def __init__(self, services: SystemServices) -> None:
         self.services = services
+        self.in_msgs = self.in_bytes = self.out_msgs = self.out_bytes = 0
 
-    def write_msg(self, head: bytes, tail: bytes, data: bytes, size: int) -> None:
-        subject = head.split(b" ", 2)[1]
-        parts = tail.split()
-        hmsg = head[:1] == b"H"
-        sizes = 2 if hmsg else 1
-        reply = parts[0] if len(parts) > sizes else b""
-        header_size = int(parts[-2]) if hmsg else 0
-        self.services.on_request(subject, reply, data[:header_size], data[header_size:-2])
+    def deliver(self, subject: bytes, reply: bytes, header_size: int, data: bytes,
+                source) -> int:  # fmt: skip
+        if header_size > 0:
+            headers, payload = data[:header_size], data[header_size:-2]
+        else:
+            headers, payload = b"", data[:-2]
+        self.services.on_request(subject, reply, headers, payload)
+        return 1  # the request has a responder (no 503); on_request uncounts it
 
-    def write(self, data: bytes) -> None:
-        view = 0
-        while view < len(data):
-            end = data.index(b"\r\n", view)
-            line = data[view:end]
-            parts = line.split()
-            hmsg = parts[0] == b"HMSG"
-            total = int(parts[-1])
-            header_size = int(parts[-2]) if hmsg else 0
-            reply = parts[3] if len(parts) > (5 if hmsg else 4) else b""
-            body = data[end + 2 : end + 2 + total]
-            self.services.on_request(parts[1], reply, body[:header_size], body[header_size:])
-            view = end + 2 + total + 2
+    def remove_sub(self, sub) -> None:  # (never reached: its subscriptions have no limit)
+        sub.closed = True
 
 
 class SystemServices:

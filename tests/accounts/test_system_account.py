@@ -228,7 +228,7 @@ async def test_internal_subscriptions_are_not_counted_or_listed(nursery):
     assert server.system.client.cid is None  # not a connection: never in /connz
 
 
-def test_inbox_parses_messages_and_runs():
+def test_the_internal_client_takes_messages_as_the_core_hands_them():
     got = []
 
     class Services:
@@ -238,10 +238,10 @@ def test_inbox_parses_messages_and_runs():
             got.append(message)
 
     client = SystemClient(Services())
-    client.outbound.write_msg(b"MSG a.b 3 ", b"r.1 5\r\n", b"hello\r\n", 0)
-    client.outbound.write_msg(b"HMSG a.b 3 ", b"12 14\r\n", b"NATS/1.0\r\n\r\nhi\r\n", 0)
-    client.outbound.write(b"MSG x 1 rr 2\r\nab\r\nMSG x 1 rr 2\r\ncd\r\n"
-                          b"HMSG y 1 12 14\r\nNATS/1.0\r\n\r\nhi\r\n")  # fmt: skip
+    for message in ((b"a.b", b"r.1", -1, b"hello\r\n"), (b"a.b", b"", 12, b"NATS/1.0\r\n\r\nhi\r\n"),
+                    (b"x", b"rr", -1, b"ab\r\n"), (b"x", b"rr", 0, b"cd\r\n"),
+                    (b"y", b"", 12, b"NATS/1.0\r\n\r\nhi\r\n")):  # fmt: skip
+        assert client.deliver(*message, None) == 1
     assert got == [
         (b"a.b", b"r.1", b"", b"hello"),
         (b"a.b", b"", b"NATS/1.0\r\n\r\n", b"hi"),
