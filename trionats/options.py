@@ -130,13 +130,15 @@ class Export:
 @attrs.frozen(kw_only=True)
 class Import:
     """One entry of an account's `imports`: a stream or service of another account, and
-    the local subject (`prefix` or `to` for a stream; `to` for a service)."""
+    the local subject (`prefix` or `to` for a stream; `to` for a service); a `share`d
+    service import tells the exporter who asked, in full."""
 
     kind: str  # "stream" or "service"
     account: str
     subject: str
     to: str = ""
     prefix: str = ""
+    share: bool = False
 
 
 @attrs.frozen(kw_only=True)

@@ -52,7 +52,7 @@ from .logging import LEVELS, LOGGING_OPTIONS, LogFileError, check_log_file, conf
 from .logging import get_logger, reopen_log_file
 from .hostport import parse_host_port
 from .options import Options
-from .system import SystemServices
+from .system import SystemServices, shared_client_info
 from .tracing import TracePublisher
 
 if TYPE_CHECKING:
@@ -101,7 +101,9 @@ class Server:
         )
         self.sublist = self.accounts.global_account.sublist
         #: Exports and imports between accounts (core/imports.py): bridges in the sublists.
-        self.imports = install_imports(self.accounts, options, trio.current_time)
+        self.imports = install_imports(
+            self.accounts, options, trio.current_time, describe=shared_client_info(self)
+        )
         self.auth = Authenticator(options)
         self._load_tls(options)
         self.stats = Stats()

@@ -399,7 +399,7 @@ ACCOUNT_NOT_YET = {
 #: An export's keys beside `stream`/`service` that trionats does not act on: refused.
 EXPORT_NOT_YET = {"latency", "account_token_position", "allow_trace"}
 #: The same for an import.
-IMPORT_NOT_YET = {"share", "allow_trace"}
+IMPORT_NOT_YET = {"allow_trace"}
 
 ROUTE_AUTHORIZATION = Schema.of(
     opts.RouteAuthorization,
@@ -837,6 +837,11 @@ def _convert_imports(value: Any, where, problems: list[Problem]) -> list[dict]:
                 else:
                     entry[lower] = field
                     entry[f"_{lower}_where"] = pos
+            elif lower == "share":
+                if not isinstance(field, bool):  # (nats-server panics on it)
+                    problems.append(Problem(pos, f"share: expected a boolean, got {_kind(field)}"))
+                else:
+                    entry["share"] = field
             elif lower in IMPORT_NOT_YET:
                 problems.append(Problem(pos, f'"{key}" is not supported by trionats yet (imports)'))
             else:
@@ -855,6 +860,8 @@ def _convert_imports(value: Any, where, problems: list[Problem]) -> list[dict]:
         elif entry.get("kind"):
             if entry["kind"] == "service":
                 entry.pop("prefix", None)  # (nats-server ignores it)
+            else:
+                entry.pop("share", None)  # (so does it `share` on a stream)
             entry["_where"] = at
             imports.append(entry)
     return imports
