@@ -133,7 +133,7 @@ async def test_a_hundred_route_kills_under_traffic(nursery):
         """A's route to that server is up and holds its interest in `chaos`."""
         server_id = b.server_id if name == "B" else c.server_id
         route = a.cluster.routes.get(server_id)
-        return route is not None and (b"chaos", None) in route.remote_subs
+        return route is not None and (b"$G", b"chaos", None) in route.remote_subs
 
     def open_window(name: str) -> None:
         if opened[name] is None:

@@ -542,7 +542,7 @@ def _route_info(route, clock: Clock, subs: bool, detail: bool) -> dict:
 def _route_sid(sub) -> str:
     """nats-server's key of a remote subscription: `R <account> <subject>[ <queue>]`."""
     queue = " " + _text(sub.queue) if sub.queue else ""
-    return f"R {GLOBAL_ACCOUNT} {_text(sub.subject)}{queue}"
+    return f"R {_text(sub.client.name)} {_text(sub.subject)}{queue}"
 
 
 class RouteTraffic:

@@ -39,7 +39,8 @@ from ..logging import redact_urls
 from ..options import ClusterOptions, Permissions
 from ..protocol import encode
 from ..protocol.route_handshake import route_connect, route_info
-from .connection import GLOBAL_ACCOUNT, RouteConnection
+from ..core.imports import Responses, StreamImport
+from .connection import RouteConnection
 
 if TYPE_CHECKING:
     from ..core.sublist import Subscription
@@ -115,7 +116,8 @@ class Cluster:
         self.port = 0  # the bound route port, once listening
         #: Registered routes by the peer's server id.
         self.routes: dict[str, RouteConnection] = {}
-        #: Our clients' interest, as routes are told about it.
+        #: Our clients' interest (and the server's own, `_announce_internal`), in every
+        #: account, as routes are told about it.
         self.interest = LocalInterest()
         self.urls = tuple(RouteURL.parse(url) for url in options.routes)
         server_opts = server.options
@@ -145,6 +147,7 @@ class Cluster:
         #: Server names this server refuses routes with: a network partition, injected by
         #: chaos tests (trionats.testing); empty otherwise.
         self.partitioned: set[str] = set()
+        self._announce_internal()
 
     # --- the task tree --------------------------------------------------------------------
 
@@ -447,24 +450,40 @@ class Cluster:
     # --- interest and client URLs ---------------------------------------------------------
 
     def local_sub_added(self, sub: Subscription) -> None:
-        if sub.client.account is not self.server.accounts.global_account:
-            return  # routes carry the global account only (so far): other accounts stay local
-        if self.permissions is not None and not self.permissions.can_publish(sub.subject):
-            return  # not importable: peers are not asked to send it
-        line = self.interest.add(GLOBAL_ACCOUNT, sub.subject, sub.queue)
-        if line is not None:
-            for route in self.routes.values():
-                route.send_interest(line)
+        self._interest_changed(self.interest.add, sub.client.account.name, sub)
 
     def local_sub_removed(self, sub: Subscription) -> None:
-        if sub.client.account is not self.server.accounts.global_account:
-            return
+        self._interest_changed(self.interest.remove, sub.client.account.name, sub)
+
+    def _interest_changed(self, change, account: str, sub: Subscription) -> None:
         if self.permissions is not None and not self.permissions.can_publish(sub.subject):
-            return
-        line = self.interest.remove(GLOBAL_ACCOUNT, sub.subject, sub.queue)
+            return  # not importable: peers are not asked to send it
+        name = account.encode()
+        line = change(name, sub.subject, sub.queue)
         if line is not None:
             for route in self.routes.values():
-                route.send_interest(line)
+                route.send_interest(name, line)
+
+    def _announce_internal(self) -> None:
+        """The server's own subscriptions that peers must send messages to, announced for
+        as long as the server runs: the system account's requests (every node answers
+        $SYS.REQ.SERVER.PING), each exporter's service replies (`_R_.<token>.>`, where a
+        remote responder's answer comes back), and each stream import's subject in the
+        exporter (where nats-server announces a shadow subscription per importing
+        subscriber, trionats announces the import once: messages then cross even when
+        nobody here subscribes to them)."""
+        server = self.server
+        internal = []
+        system = server.system
+        if system.account is not None:
+            internal += [(system.account.name, sub) for sub in system.subscriptions]
+        for bridge in server.imports:
+            if isinstance(bridge, StreamImport):
+                internal.append((bridge.exporter.name, bridge.subscription))
+            elif isinstance(bridge, Responses):
+                internal.append((bridge.account.name, bridge.subscription))
+        for account, sub in internal:
+            self._interest_changed(self.interest.add, account, sub)
 
     def peer_client_urls(self) -> list[str]:
         urls: list[str] = []
