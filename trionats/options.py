@@ -206,6 +206,20 @@ class ClusterOptions:
     write_deadline: float = 0.0
     write_timeout: str = "default"
 
+    def pinned_problems(self) -> list[str]:
+        """nats-server's checks of `accounts` (accounts with a route of their own)."""
+        if not self.accounts:
+            return []
+        if self.pool_size < 0:
+            return ["pool_size cannot be negative if pinned accounts are specified"]
+        seen: set[str] = set()
+        for name in self.accounts:
+            if name in seen:
+                listed = "[" + " ".join(f'"{n}"' for n in self.accounts) + "]"  # (Go's %q)
+                return [f'found duplicate account name "{name}" in pinned accounts list {listed}']
+            seen.add(name)
+        return []
+
 
 @attrs.frozen(kw_only=True)
 class WebsocketOptions:
@@ -407,6 +421,8 @@ class Options:
         if self.websocket is not None and self.websocket.port:
             problems += self.websocket.problems()
             problems += self._websocket_auth_problems()
+        if self.cluster is not None:
+            problems += self.cluster.pinned_problems()
         if problems:
             raise ConfigError("\n".join(problems))
 

@@ -187,6 +187,7 @@ async def test_mixed_cluster_with_accounts(nursery, tmp_path, go_at):
             n3 = await ours(nursery, "N3", g.cluster_port)
             await wait_for(lambda: all(len(n.cluster.routes) == 2 for n in (n2, n3)))
             await check_accounts_across(g, n2, n3)
+            await wait_for(lambda: pool_to(n2, "N1") == {0, 1, 2, "SYS"})
             log = g.log()
     else:
         n1 = await ours(nursery, "N1")
@@ -194,15 +195,20 @@ async def test_mixed_cluster_with_accounts(nursery, tmp_path, go_at):
             n3 = await ours(nursery, "N3", n1.cluster.port)
             await wait_for(lambda: all(len(n.cluster.routes) == 2 for n in (n1, n3)))
             await check_accounts_across(n1, g, n3)
+            await wait_for(lambda: pool_to(n1, "N2") == pool_to(n3, "N2") == {0, 1, 2, "SYS"})
             log = g.log()
     assert route_complaints(log) == []
+
+
+def pool_to(node: Server, name: str) -> set:
+    """The slots of `node`'s connections to server `name`: pool indexes, pinned accounts."""
+    return {route.slot for route in node.cluster.connections() if route.remote_name == name}
 
 
 def route_complaints(log: str) -> list[str]:
     """nats-server's error and warning lines, but for the plaintext passwords of ACCOUNTS."""
     return [line for line in log.splitlines()
-            if ("[ERR]" in line or "[WRN]" in line) and "Plaintext passwords" not in line
-            and "dedicated route" not in line]  # (until trionats pools routes)
+            if ("[ERR]" in line or "[WRN]" in line) and "Plaintext passwords" not in line]
 
 
 # --- a peer by hand: accounts this server does not have -------------------------------------------

@@ -114,8 +114,21 @@ class Cluster:
         self.name = options.name or ids.random_name()
         self.dynamic = not options.name
         self.port = 0  # the bound route port, once listening
-        #: Registered routes by the peer's server id.
+        #: Registered routes by the peer's server id: one connection per peer (its first,
+        #: which gossip, client URLs and "is it connected" go by); `pools` has them all.
         self.routes: dict[str, RouteConnection] = {}
+        #: Every registered connection by the peer's server id and slot (pool index, or the
+        #: account a connection is pinned to).
+        self.pools: dict[str, dict[int | str, RouteConnection]] = {}
+        #: Route pooling as nats-server's: `pool_size` connections per peer (<= 0: one, and
+        #: no route_pool_size announced), accounts spread over them by a hash of their name;
+        #: `pinned` accounts (cluster.accounts, and the system account) get a route each.
+        self.pool_size = options.pool_size or defaults.ROUTE_POOL_SIZE
+        self.pinned: tuple[str, ...] = ()
+        if self.pool_size > 0:
+            system = server.accounts.system_account
+            self.pinned = tuple(options.accounts) + ((system,) if system and system
+                                                     not in options.accounts else ())  # fmt: skip
         #: Our clients' interest (and the server's own, `_announce_internal`), in every
         #: account, as routes are told about it.
         self.interest = LocalInterest()
@@ -167,7 +180,7 @@ class Cluster:
 
     def close(self) -> None:
         """Shutdown: close every route and stop accepting and dialing."""
-        for route in list(self.routes.values()):
+        for route in self.connections():
             route.close(Reason.SERVER_SHUTDOWN, flush=False)
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
@@ -197,12 +210,12 @@ class Cluster:
         if options.authorization != self.options.authorization:
             auth = options.authorization
             self.auth_timeout = auth.timeout if auth and auth.timeout else defaults.AUTH_TIMEOUT
-            for route in list(self.routes.values()):
+            for route in self.connections():
                 route.reauthorize(auth)
         urls = tuple(RouteURL.parse(url) for url in options.routes)
         for url in set(self.urls) - set(urls):
             self.log.info(f"Removing route {url.redacted}")
-            for route in list(self.routes.values()):
+            for route in self.connections():
                 if route.url == url:
                     route.close(Reason.ROUTE_REMOVED, flush=False)
             scope = self._supervisors.pop(url, None)
@@ -295,21 +308,34 @@ class Cluster:
 
     # --- the registry ---------------------------------------------------------------------
 
-    def register(self, route: RouteConnection) -> bool:
-        """Make `route` the route to its server, unless that server already has one.
+    def register(self, route: RouteConnection) -> bool | None:
+        """Give `route` its slot among its server's connections; None if it may not have
+        one (partitioned, a duplicate, or a pool we dialed that is full), else whether it
+        is the server's first connection (the peer is new: gossip and client URLs).
 
-        Two servers dialing each other at once may each keep the other's connection and drop
-        their own: both then close and re-dial, and can collide again. So between a
-        connection we dialed and one the peer dialed, both sides keep the one dialed by the
-        server with the lower id (nats-server keeps whichever came first; with a nats-server
-        peer that may still end in two closes and a re-dial, as between nats-servers).
-        A route that has already carried messages is never replaced, though: what was in
-        flight on it would be lost without a gap anyone could see. Then the first one stays,
-        as in nats-server, and at worst both close and re-dial, a visible outage."""
+        The slot: 0 for a peer that does not pool, the pinned account, the pool index the
+        peer chose for a connection it dialed, or the first free index of one we dialed
+        (nats-server's addRoute). Two servers dialing each other at once may each keep the
+        other's connection and drop their own: both then close and re-dial, and can collide
+        again. So between a connection we dialed and one the peer dialed for the same slot,
+        both sides keep the one dialed by the server with the lower id (nats-server keeps
+        whichever came first; with a nats-server peer that may still end in two closes and
+        a re-dial, as between nats-servers). A connection that has already carried messages
+        is never replaced, though: what was in flight on it would be lost without a gap
+        anyone could see. Then the first one stays, as in nats-server, and at worst both
+        close and re-dial, a visible outage."""
         if route.remote_name in self.partitioned:
             route.log.debug(f"Route to {route.remote_name!r} refused: partitioned (chaos test)")
-            return False
-        existing = self.routes.get(route.remote_id)
+            return None
+        slots = self.pools.get(route.remote_id, {})
+        if route.pooled and not route.account and route.solicited:
+            free = [i for i in range(route.pool_size) if i not in slots]
+            if not free:
+                route.log.debug(f"Route pool size reached, closing extra connection to "
+                                f"{route.remote_id!r}")  # fmt: skip
+                return None
+            route.slot = free[0]
+        existing = slots.get(route.slot)
         if existing is not None:
             if (
                 existing.solicited == route.solicited
@@ -317,15 +343,27 @@ class Cluster:
                 or existing.out_msgs
                 or self._dialer(route) > self._dialer(existing)
             ):
-                return False
-            self.routes[route.remote_id] = route  # before the close: it must not unregister
+                return None
+            slots[route.slot] = route  # before the close: it must not unregister
+            if self.routes.get(route.remote_id) is existing:
+                self.routes[route.remote_id] = route
             existing.close(Reason.DUPLICATE_ROUTE, flush=False)
-            return True
+            return False
+        self.pools[route.remote_id] = slots
+        slots[route.slot] = route
+        if route.remote_id in self.routes:
+            return False
         self.routes[route.remote_id] = route
+        if route.solicited and route.pooled and self._nursery is not None:
+            self._complete_pool(route)
         return True
 
     def _dialer(self, route: RouteConnection) -> str:
         return self.server.server_id if route.solicited else route.remote_id
+
+    def connections(self) -> list[RouteConnection]:
+        """Every registered route connection (pools and pinned routes included)."""
+        return [route for slots in self.pools.values() for route in slots.values()]
 
     def registered(self, route: RouteConnection) -> None:
         """A new peer: tell the others about it (gossip) and the clients its URLs."""
@@ -334,6 +372,8 @@ class Cluster:
             host = route.peer_host
             host = f"[{host}]" if ":" in host else host
             gossip["ip"] = f"nats-route://{host}:{gossip.get('port', 0)}/"
+        for key in ("route_pool_idx", "route_account"):  # (the peer, not this connection)
+            gossip.pop(key, None)
         line = encode.info(gossip)
         for other in self.routes.values():
             if other is not route:
@@ -341,13 +381,51 @@ class Cluster:
         self.server.cluster_urls_changed()
 
     def unregister(self, route: RouteConnection) -> None:
+        slots = self.pools.get(route.remote_id)
+        if slots is None or slots.get(route.slot) is not route:
+            return
+        del slots[route.slot]
+        self.closed_totals.retire(route)
         if self.routes.get(route.remote_id) is route:
+            if slots:  # the peer is still connected: another connection stands for it
+                self.routes[route.remote_id] = next(iter(slots.values()))
+                return
             del self.routes[route.remote_id]
+        if not slots:
+            del self.pools[route.remote_id]
             event = self._gone.pop(route.remote_id, None)
             if event is not None:  # first: a supervisor waits on it to dial again
                 event.set()
-            self.closed_totals.retire(route)
             self.server.cluster_urls_changed()
+
+    def _complete_pool(self, first: RouteConnection) -> None:
+        """The first connection we dialed to a pooling peer is up: dial the rest of its
+        pool and a route for each pinned account, as nats-server does."""
+        extra: list[int | str] = [i for i in range(1, first.pool_size)]
+        extra += list(self.pinned)
+        for slot in extra:
+            self._nursery.start_soon(self._supervise_extra, first.url, first.implicit,
+                                     first.remote_id, slot)  # fmt: skip
+
+    async def _supervise_extra(self, url: RouteURL, implicit: bool, remote_id: str,
+                               slot: int | str) -> None:  # fmt: skip
+        """Keep one more connection to a pooling peer (a pool connection, or the route of a
+        pinned account) while the peer is connected and `url` is still ours to dial. It
+        stops for good when the peer already has that connection (a duplicate, a full
+        pool) or refuses it."""
+        account = slot if isinstance(slot, str) else ""
+        while remote_id in self.routes and (implicit or url in self.urls):
+            with contained(self.log, self.server.stats,
+                           f"Internal error supervising route {url.redacted}"):  # fmt: skip
+                stream = await self._dial(url, 1, implicit)
+                if stream is not None:
+                    route = RouteConnection(self, stream, self.server.next_cid(), (url.host, url.port),
+                                            url=url, implicit=implicit, account=account)  # fmt: skip
+                    await route.run()
+                    if route.closed_reason in _FINAL or route.remote_id != remote_id:
+                        return
+            await trio.sleep(defaults.ROUTE_CONNECT_RETRY_DELAY
+                             + random.uniform(0, defaults.ROUTE_REDIAL_JITTER))  # fmt: skip
 
     def learn_peer(self, info: dict) -> None:
         """Gossip named a server: dial it unless it is us, known, or configured already.
@@ -392,13 +470,15 @@ class Cluster:
         self.name = name
         self.dynamic = not static
         self.log.info(f"Cluster name updated to {name}")
-        for route in list(self.routes.values()):
+        for route in self.connections():
             if route is not keep:
                 route.close(Reason.CLUSTER_NAME_CONFLICT, flush=False)
 
     # --- our side of the handshake --------------------------------------------------------
 
-    def info_fields(self) -> dict:
+    def info_fields(self, *, pool_idx: int = 0, account: str = "") -> dict:
+        """Our route INFO (for a pool connection we dialed: its slot; for a route we dial
+        for a pinned account: that account)."""
         server = self.server
         options = self.options
         host, port = options.host, self.port
@@ -420,6 +500,9 @@ class Cluster:
             tls_required=options.tls is not None,
             permissions=options.permissions,
             ws_connect_urls=[] if options.no_advertise else server.own_ws_connect_urls(),
+            pool_size=self.pool_size,
+            pool_idx=pool_idx,
+            account=account,
         )
 
     def announce_lame_duck(self) -> None:
@@ -461,7 +544,7 @@ class Cluster:
         name = account.encode()
         line = change(name, sub.subject, sub.queue)
         if line is not None:
-            for route in self.routes.values():
+            for route in self.connections():
                 route.send_interest(name, line)
 
     def _announce_internal(self) -> None:
@@ -497,6 +580,12 @@ class Cluster:
         for route in self.routes.values():
             urls += route.client_urls("ws_connect_urls")
         return urls
+
+
+#: Why an extra pool or pinned connection is not dialed again.
+_FINAL = frozenset({Reason.DUPLICATE_ROUTE, Reason.PROTOCOL_VIOLATION, Reason.MISSING_ACCOUNT,
+                    Reason.ROUTE_REMOVED, Reason.SERVER_SHUTDOWN, Reason.DUPLICATE_SERVER_NAME,
+                    Reason.CLUSTER_NAME_CONFLICT})  # fmt: skip
 
 
 def _bracketed(host: str) -> str:

@@ -60,6 +60,8 @@ from ..protocol.route_handshake import (
     SELF,
     check_route_connect,
     check_route_info,
+    place_route,
+    pool_index,
 )
 from ..protocol.structs import CLIENT_OPTS, INFO, ROUTE_CONNECT
 from ..protocol.subjects import is_valid_subject
@@ -84,6 +86,7 @@ class RouteConnection(Connection):
         *,
         url: RouteURL | None = None,
         implicit: bool = False,
+        account: str = "",
     ) -> None:
         server = cluster.server
         options = server.options
@@ -111,6 +114,13 @@ class RouteConnection(Connection):
         self.parser = RouteParser(max_control_line=options.max_control_line,
                                   require_connect=not self.solicited)  # fmt: skip
         self.implicit = implicit
+        #: Pooling (nats-server's route pools): the account this connection is pinned to
+        #: ("" if none; a route we dial for it knows from the start, one we accept from the
+        #: peer's INFO), whether the peer pools at all, and the connection's slot among the
+        #: peer's connections once registered (its pool index, or the pinned account).
+        self.account = account
+        self.pooled = False
+        self.slot: int | str = 0
         self.remote_id = ""
         self.remote_name = ""
         #: The peer's own INFO, as nats-server's Info struct decodes it.
@@ -187,7 +197,9 @@ class RouteConnection(Connection):
             self.log.debug(f"Route connect msg sent to {self.url.redacted}")
             self.outbound.write(b"CONNECT " + json.dumps(cluster.connect_fields(self.url),
                                 separators=(",", ":")).encode() + b"\r\n")  # fmt: skip
-        self.outbound.write(encode.info(cluster.info_fields()))
+            if cluster.pool_size > 0 and not self.account:
+                return  # a pool connection we dial: our INFO names its slot, once chosen
+        self.outbound.write(encode.info(cluster.info_fields(account=self.account)))
 
     # --- reading --------------------------------------------------------------------------
 
@@ -425,16 +437,68 @@ class RouteConnection(Connection):
         self.remote_info = info
         self.headers = info.get("headers", False) and not self.server.options.no_header_support
         self.parser.headers = self.headers
-        if not cluster.register(self):
+        if not self._place(info):
+            return
+        first = cluster.register(self)
+        if first is None:
             self.log.debug("Duplicate route, closing")
             self.close(Reason.DUPLICATE_ROUTE, flush=False)
             return
         self.registered = True
+        if self.solicited and self.pooled and not self.account:  # our INFO, with the slot
+            self.outbound.write(encode.info(cluster.info_fields(pool_idx=self.slot)))
         self.log.info("Route connection created")
-        dump = cluster.interest.dump()
+        dump = [line for line in cluster.interest.dump() if self.carries(_line_account(line))]
         if dump:
-            self.outbound.write(b"".join(dump))
-        cluster.registered(self)
+            self.outbound.write(b"".join(self._own_lines(dump)))
+        if first:
+            cluster.registered(self)
+
+    def _place(self, info: dict) -> bool:
+        """Pooling, as nats-server's addRoute judges it: whether the peer pools, and which
+        account a route it dialed is pinned to (it must be one we pin too). False: refused
+        (-ERR, closed as a Protocol Violation or for a missing account)."""
+        cluster = self.cluster
+        account = self.account or ("" if self.solicited else info.get("route_account", ""))
+        if account and account not in self.server.accounts:
+            text = f"Unable to lookup account {errors.go_quote(account)}: account missing"
+            self.log.error(text)
+            self._refuse(text, Reason.MISSING_ACCOUNT)
+            return False
+        placement = place_route(info, pool_size=cluster.pool_size, solicited=self.solicited,
+                                account=self.account)  # fmt: skip
+        text = placement.error
+        if text is None and placement.account and placement.account not in cluster.pinned:
+            text = f"No route for account {errors.go_quote(placement.account)}"
+        if text is not None:
+            self.log.error(text)
+            self._refuse(text, Reason.PROTOCOL_VIOLATION)
+            return False
+        self.pooled = placement.pooled
+        self.pool_size = placement.size
+        self.slot = placement.account or placement.index
+        if placement.account:
+            self.account = placement.account
+            self.parser.pin(placement.account.encode())
+        return True
+
+    def carries(self, account: str) -> bool:
+        """Whether this connection carries `account`'s interest (and so its messages): all
+        of them to a peer that does not pool; else the pinned one, or those whose pool
+        index is this connection's (accounts we pin take their own route only)."""
+        if not self.pooled:
+            return True
+        if self.account:
+            return account == self.account
+        cluster = self.cluster
+        return account not in cluster.pinned and pool_index(cluster.pool_size, account) == self.slot
+
+    def _own_lines(self, lines: list[bytes]) -> list[bytes]:
+        """Interest lines as this connection sends them: without the account when pinned."""
+        if not self.account:
+            return lines
+        cut = len(self.account.encode()) + 1
+        return [line[:4] + line[4 + cut :] for line in lines]
 
     def _on_info_update(self, info: dict) -> None:
         """An async INFO from the peer itself: new client URLs, or lame duck mode."""
@@ -475,7 +539,8 @@ class RouteConnection(Connection):
                 found = None
             if found is None:
                 return None
-            view = self.views[account] = RouteAccount(self, found, account)
+            token = b"" if self.account else account  # (a pinned route's lines name none)
+            view = self.views[account] = RouteAccount(self, found, token)
         return view
 
     # --- remote interest ------------------------------------------------------------------
@@ -610,9 +675,10 @@ class RouteConnection(Connection):
         self.out_bytes += size
 
     def send_interest(self, account: bytes, line: bytes) -> None:
-        """Our interest changed in `account` (`line`: its RS+ or RS-)."""
-        if self.registered:
-            self.outbound.write(line)
+        """Our interest changed in `account` (`line`: its RS+ or RS-), if this connection
+        carries that account."""
+        if self.registered and self.carries(account.decode()):
+            self.outbound.write(self._own_lines([line])[0])
 
     # --- keepalive and closing ------------------------------------------------------------
 
@@ -666,6 +732,11 @@ def _negotiates_compression(configured: str) -> bool:
     """Whether nats-server with this `cluster.compression` looks at a peer's mode at all."""
     return configured.lower() not in ("", "off", "disabled", "false", "not supported",
                                       "not_supported")  # fmt: skip
+
+
+def _line_account(line: bytes) -> str:
+    """The account an `RS+ <account> ...` line names."""
+    return line.split(b" ", 2)[1].decode()
 
 
 def _same(given: str, expected: str) -> bool:
