@@ -151,7 +151,9 @@ class Cluster:
             self.tls_server = tls.server_context(options.tls, verify=True)
             self.tls_client = tls.client_context(options.tls)
         self._gone: dict[str, trio.Event] = {}
-        self._implicit: set[str] = set()  # server ids an implicit supervisor dials
+        #: Server ids an implicit supervisor dials, and (server id, account) of the pinned
+        #: routes learned by gossip being dialed.
+        self._implicit: set = set()
         #: The cancel scope of each configured URL's supervisor (reload removes routes).
         self._supervisors: dict[RouteURL, trio.CancelScope] = {}
         self._nursery: trio.Nursery | None = None
@@ -367,6 +369,16 @@ class Cluster:
 
     def registered(self, route: RouteConnection) -> None:
         """A new peer: tell the others about it (gossip) and the clients its URLs."""
+        self._gossip(route, "")
+        self.server.cluster_urls_changed()
+
+    def pinned_registered(self, route: RouteConnection) -> None:
+        """A pinned account's route to a known peer: the others are told too (with
+        `route_account`), so they open theirs to it, as nats-server does."""
+        if sum(1 for slots in self.pools.values() if route.account in slots) > 1:
+            self._gossip(route, route.account)
+
+    def _gossip(self, route: RouteConnection, account: str) -> None:
         gossip = route.gossip_info()
         if not gossip.get("ip"):
             host = route.peer_host
@@ -374,11 +386,12 @@ class Cluster:
             gossip["ip"] = f"nats-route://{host}:{gossip.get('port', 0)}/"
         for key in ("route_pool_idx", "route_account"):  # (the peer, not this connection)
             gossip.pop(key, None)
+        if account:
+            gossip["route_account"] = account
         line = encode.info(gossip)
         for other in self.routes.values():
-            if other is not route:
+            if other.remote_id != route.remote_id:
                 other.outbound.write(line)
-        self.server.cluster_urls_changed()
 
     def unregister(self, route: RouteConnection) -> None:
         slots = self.pools.get(route.remote_id)
@@ -433,6 +446,10 @@ class Cluster:
         `info` is decoded as nats-server's Info struct (its values have their Go types), but
         any text may be in it: an address that cannot be dialed is ignored."""
         remote_id = info.get("server_id", "")
+        account = info.get("route_account", "")
+        if account:
+            self._learn_pinned(info, remote_id, account)
+            return
         if (
             not remote_id
             or remote_id == self.server.server_id
@@ -457,6 +474,58 @@ class Cluster:
             url = attrs.evolve(url, user=own.user, password=own.password)
         self._implicit.add(remote_id)
         self._nursery.start_soon(self._supervise_implicit, url, remote_id)
+
+    def _learn_pinned(self, info: dict, remote_id: str, account: str) -> None:
+        """Gossip named a pinned account's route of a server: open ours to it unless we do
+        not pool, have one, or dial it as configured (nats-server's processImplicitRoute)."""
+        if (
+            self.pool_size <= 0
+            or not remote_id
+            or remote_id == self.server.server_id
+            or account not in self.pinned
+            or account in self.pools.get(remote_id, {})
+            or (remote_id, account) in self._implicit
+            or self._nursery is None
+        ):
+            return
+        url = self._gossiped_url(info)
+        if url is None:
+            return
+        configured = {(u.host, u.port) for u in self.urls}
+        if (url.host, url.port) in configured:
+            return
+        self._implicit.add((remote_id, account))
+        self._nursery.start_soon(self._dial_pinned, url, remote_id, account)
+
+    async def _dial_pinned(self, url: RouteURL, remote_id: str, account: str) -> None:
+        """One pinned route learned by gossip: up to 1 + connect_retries dials."""
+        try:
+            for attempt in range(1, self.options.connect_retries + 2):
+                stream = await self._dial(url, attempt, True)
+                if stream is not None:
+                    route = RouteConnection(self, stream, self.server.next_cid(),
+                                            (url.host, url.port), url=url, implicit=True,
+                                            account=account)  # fmt: skip
+                    with contained(self.log, self.server.stats,
+                                   f"Internal error on route {url.redacted}"):  # fmt: skip
+                        await route.run()
+                    return
+                await trio.sleep(self._retry_delay(attempt))
+        finally:
+            self._implicit.discard((remote_id, account))
+
+    def _gossiped_url(self, info: dict) -> RouteURL | None:
+        host, port = info.get("host", ""), info.get("port", 0)
+        try:
+            url = RouteURL.parse(info.get("ip") or f"{_bracketed(host)}:{port}")
+        except ValueError:
+            return None
+        if not _dialable(url.host):
+            return None
+        own = self.options.authorization
+        if own is not None and own.user:
+            url = attrs.evolve(url, user=own.user, password=own.password)
+        return url
 
     async def _supervise_implicit(self, url: RouteURL, remote_id: str) -> None:
         try:

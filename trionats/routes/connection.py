@@ -453,6 +453,8 @@ class RouteConnection(Connection):
             self.outbound.write(b"".join(self._own_lines(dump)))
         if first:
             cluster.registered(self)
+        elif self.account:
+            cluster.pinned_registered(self)
 
     def _place(self, info: dict) -> bool:
         """Pooling, as nats-server's addRoute judges it: whether the peer pools, and which
