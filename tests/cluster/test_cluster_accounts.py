@@ -241,3 +241,63 @@ async def test_unknown_accounts_are_ignored_and_the_route_stays(nursery, capfd):
     assert 'Unknown account "NOPE" for remote subject "x"' in err
     assert 'Unknown account "\\xff\\xfe" for remote subject "x"' in err
     node.shutdown()
+
+
+def peer_info(**fields) -> bytes:
+    info = {"server_id": "PEER", "server_name": "peer", "cluster": "C", "headers": True,
+            "port": 1} | fields  # fmt: skip
+    return b"INFO " + json.dumps(info).encode() + b"\r\n"
+
+
+async def refusal(port: int, info: bytes) -> list[bytes]:
+    """The -ERR lines a server's route port sends a dialer announcing `info`, which it
+    must then close."""
+    peer = await open_raw(port)
+    await peer.send(PEER.split(b"\r\n")[0] + b"\r\n" + info + b"PING\r\n")
+    return [line for line in (await peer.expect_closed()).split(b"\r\n") if line.startswith(b"-ERR")]
+
+
+POOL_REFUSALS = {
+    "index out of range": peer_info(route_pool_size=3, route_pool_idx=3),
+    "negative index": peer_info(route_pool_size=3, route_pool_idx=-1),
+    "index past a larger pool": peer_info(route_pool_size=5, route_pool_idx=2**31 - 1),
+    "unknown account": peer_info(route_pool_size=3, route_account="NOPE"),
+    "account not pinned": peer_info(route_pool_size=3, route_account="A"),
+    "pinned without pooling": peer_info(route_account="SYS"),
+    "pinned with pool size -1": peer_info(route_pool_size=-1, route_account="SYS"),
+}
+
+
+@pytest.mark.interop
+async def test_hostile_pool_fields_get_nats_servers_answers(nursery, tmp_path):
+    node = await ours(nursery, "N1")
+    with go(tmp_path, "G") as g:
+        for case, info in POOL_REFUSALS.items():
+            theirs = await refusal(g.cluster_port, info)
+            assert theirs, case
+            assert await refusal(node.cluster.port, info) == theirs, case
+    assert not node.cluster.connections()
+    node.shutdown()
+
+
+async def test_a_route_pinned_to_an_account_names_none_in_its_lines(nursery):
+    node = await ours(nursery, "N1")
+    sys_sub = await user(node, "sys")
+    await subscribe(sys_sub, b"SUB news 1\r\n")
+    peer = await open_raw(node.cluster.port)
+    await peer.send(PEER.split(b"\r\n")[0] + b"\r\n"
+                    + peer_info(route_pool_size=3, route_account="SYS"))  # fmt: skip
+    dump = (await peer.ping_pong()).split(b"\r\n")
+    assert b"RS+ news" in dump and b"RS+ $SYS.REQ.SERVER.PING" in dump
+    assert not any(line.startswith(b"RS+ SYS ") for line in dump)
+    route = next(iter(node.cluster.connections()))
+    assert route.slot == "SYS" and route.account == "SYS"
+    await peer.send(b"RS+ back\r\nRS+ back q 2\r\nRMSG news 2\r\nhi\r\nRMSG news + r q 2\r\nqq\r\n")
+    await sys_sub.expect(b"MSG news 1 2\r\nhi\r\nMSG news 1 r 2\r\nqq\r\n")
+    assert set(route.remote_subs) == {(b"SYS", b"back", None), (b"SYS", b"back", b"q")}
+    pub = await user(node, "sys")
+    await pub.send(b"PUB back 2\r\nok\r\n")
+    await peer.expect(b"RMSG back | q 2\r\nok\r\n")  # (its queue group named, no account)
+    await subscribe(sys_sub, b"UNSUB 1\r\n")
+    await peer.expect(b"RS- news\r\n")
+    node.shutdown()
