@@ -58,6 +58,13 @@ async def start_node(nursery, *routes: int, name: str = "C", server_name: str = 
                                 no_system_account=not system_account)
 
 
+def carrier(server, peer, account: str = "$G"):
+    """`server`'s route connection to `peer` that carries `account` (with pooling, one of
+    several), or None."""
+    return next((route for route in server.cluster.connections()
+                 if route.remote_id == peer.server_id and route.carries(account)), None)  # fmt: skip
+
+
 def routed(*servers) -> bool:
     """Every server has a route to every other (a full mesh)."""
     ids = {s.server_id for s in servers}

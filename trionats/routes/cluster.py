@@ -398,17 +398,18 @@ class Cluster:
         if slots is None or slots.get(route.slot) is not route:
             return
         del slots[route.slot]
-        self.closed_totals.retire(route)
         if self.routes.get(route.remote_id) is route:
             if slots:  # the peer is still connected: another connection stands for it
                 self.routes[route.remote_id] = next(iter(slots.values()))
-                return
-            del self.routes[route.remote_id]
+            else:
+                del self.routes[route.remote_id]
         if not slots:
             del self.pools[route.remote_id]
             event = self._gone.pop(route.remote_id, None)
             if event is not None:  # first: a supervisor waits on it to dial again
                 event.set()
+        self.closed_totals.retire(route)
+        if not slots:
             self.server.cluster_urls_changed()
 
     def _complete_pool(self, first: RouteConnection) -> None:
