@@ -1,6 +1,7 @@
 """Accounts (issue 14, item 1, on one server): the `accounts` block, users landing in their
 account, each account its own subject space, monitoring per account, and what is refused
-until later (routes carrying accounts); exports and imports: test_imports.py."""
+until later; exports and imports: test_imports.py; across routes:
+tests/cluster/test_cluster_accounts.py."""
 
 from __future__ import annotations
 
@@ -151,13 +152,6 @@ def test_no_auth_user_may_name_an_account_user(tmp_path):
     assert problems(tmp_path, CONF + "no_auth_user: nobody\n") == [
         'no_auth_user: "nobody" not present as user or nkey in authorization block or '
         "account configuration"
-    ]
-
-
-def test_cluster_accounts_stay_refused(tmp_path):
-    assert problems(tmp_path, "cluster { port: -1, accounts: [A] }\naccounts: [A]\n") == [
-        'node.conf:1:21: "cluster.accounts" is not supported by trionats yet: routes carry '
-        "the global account only"
     ]
 
 
@@ -349,7 +343,7 @@ def test_nats_py_clients_in_two_accounts(tmp_path):
         run_nats_py(scenario(server.url))
 
 
-# --- a cluster: routes carry the global account only (until issue 14 item 5) --------------------
+# --- a cluster: routes carry every account (more in tests/cluster/test_cluster_accounts.py) ------
 
 
 async def test_each_account_crosses_routes_in_its_own_subject_space(nursery):
@@ -363,8 +357,8 @@ async def test_each_account_crosses_routes_in_its_own_subject_space(nursery):
         await raw.expect(b"PONG\r\n")
     await wait_for(lambda: has_remote_interest(a, b"orders"))
     await wait_for(lambda: a.accounts["A"].sublist.match(b"orders").psubs)
-    route = a.cluster.routes[b.server_id]
-    assert {key[:2] for key in route.remote_subs} >= {(b"$G", b"orders"), (b"A", b"orders")}
+    remote = {key[:2] for route in a.cluster.connections() for key in route.remote_subs}
+    assert remote >= {(b"$G", b"orders"), (b"A", b"orders")}  # (on the pool connection of each)
     g_pub = await connected(a, user="g", **{"pass": "g"})
     a_pub = await connected(a, user="a", **{"pass": "a"})
     await a_pub.send(b"PUB orders 5\r\nlocal\r\nPING\r\n")
