@@ -337,7 +337,7 @@ class Options:
     websocket: WebsocketOptions | None = None
 
     # accounts: each its own subject space (core/accounts.py); the global account `$G`
-    # holds `authorization` users and is the only one routes carry
+    # holds `authorization` users
     accounts: tuple[AccountOptions, ...] = attrs.field(default=(), converter=tuple)
     system_account: str = "$SYS"
     no_system_account: bool = False

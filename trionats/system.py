@@ -16,8 +16,9 @@ has been counted, as nats-server answers from its internal receive loop.
 
 As in nats-server, the internal client is no connection (/connz does not list it) and its
 deliveries are not counted as sent (only its replies are); unlike nats-server, its
-subscriptions are not counted in /subsz and /varz (see `SystemServices`). Routes carry
-the global account only, so these requests reach the local server alone.
+subscriptions are not counted in /subsz and /varz (see `SystemServices`). The cluster
+announces these subscriptions to routes (routes/cluster.py), so a request reaches every node
+of a cluster and each answers.
 """
 
 from __future__ import annotations
@@ -419,7 +420,8 @@ def statsz(server, clock: Clock) -> dict:
     routes = snapshots.routez(server, {}, clock)["routes"]
     if routes:
         body["routes"] = [_route_stat(r) for r in routes]
-    body["active_servers"] = 1 + len(routes)
+    cluster = server.cluster  # (the servers known: us and our peers, however many routes each)
+    body["active_servers"] = 1 + (len(cluster.routes) if cluster is not None else 0)
     body["gomaxprocs"] = figures.get("gomaxprocs", figures["cores"])
     return body
 

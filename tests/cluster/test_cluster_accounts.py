@@ -291,7 +291,7 @@ async def test_a_route_pinned_to_an_account_names_none_in_its_lines(nursery):
     assert b"RS+ news" in dump and b"RS+ $SYS.REQ.SERVER.PING" in dump
     assert not any(line.startswith(b"RS+ SYS ") for line in dump)
     route = next(iter(node.cluster.connections()))
-    assert route.slot == "SYS" and route.account == "SYS"
+    assert route.slot == "SYS" and route.pinned_account == "SYS"
     await peer.send(b"RS+ back\r\nRS+ back q 2\r\nRMSG news 2\r\nhi\r\nRMSG news + r q 2\r\nqq\r\n")
     await sys_sub.expect(b"MSG news 1 2\r\nhi\r\nMSG news 1 r 2\r\nqq\r\n")
     assert set(route.remote_subs) == {(b"SYS", b"back", None), (b"SYS", b"back", b"q")}

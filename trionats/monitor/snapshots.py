@@ -532,8 +532,8 @@ def _route_info(route, clock: Clock, subs: bool, detail: bool) -> dict:
         ]
     elif remote and subs:
         info["subscriptions_list"] = [_text(s.subject) for s in remote]
-    if route.account:  # a route pinned to one account
-        info["account"] = route.account
+    if route.pinned_account:  # a route pinned to one account
+        info["account"] = route.pinned_account
     info["compression"] = "off"  # trionats does not compress routes
     return info
 
@@ -689,7 +689,7 @@ def accstatz(server, query: dict, clock: Clock) -> dict:
 def _accstatz_of_accounts(server, registry, unused: bool, clock: Clock) -> dict:
     """/accstatz with an `accounts` block: each account's figures are its clients' (open
     ones, and what it kept of those gone); the global account has the rest of the server's
-    totals, which is where route traffic is (routes carry `$G` only)."""
+    totals, which is where route traffic is counted."""
     clients: dict[str, list] = {account.name: [] for account in registry}
     for client in list(server.clients.values()):
         clients.setdefault(_account_name(client), []).append(client)

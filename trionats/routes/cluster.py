@@ -330,7 +330,7 @@ class Cluster:
             route.log.debug(f"Route to {route.remote_name!r} refused: partitioned (chaos test)")
             return None
         slots = self.pools.get(route.remote_id, {})
-        if route.pooled and not route.account and route.solicited:
+        if route.pooled and not route.pinned_account and route.solicited:
             free = [i for i in range(route.pool_size) if i not in slots]
             if not free:
                 route.log.debug(f"Route pool size reached, closing extra connection to "
@@ -375,8 +375,8 @@ class Cluster:
     def pinned_registered(self, route: RouteConnection) -> None:
         """A pinned account's route to a known peer: the others are told too (with
         `route_account`), so they open theirs to it, as nats-server does."""
-        if sum(1 for slots in self.pools.values() if route.account in slots) > 1:
-            self._gossip(route, route.account)
+        if sum(1 for slots in self.pools.values() if route.pinned_account in slots) > 1:
+            self._gossip(route, route.pinned_account)
 
     def _gossip(self, route: RouteConnection, account: str) -> None:
         gossip = route.gossip_info()
@@ -434,7 +434,7 @@ class Cluster:
                 stream = await self._dial(url, 1, implicit)
                 if stream is not None:
                     route = RouteConnection(self, stream, self.server.next_cid(), (url.host, url.port),
-                                            url=url, implicit=implicit, account=account)  # fmt: skip
+                                            url=url, implicit=implicit, pinned_account=account)  # fmt: skip
                     await route.run()
                     if route.closed_reason in _FINAL or route.remote_id != remote_id:
                         return
@@ -506,7 +506,7 @@ class Cluster:
                 if stream is not None:
                     route = RouteConnection(self, stream, self.server.next_cid(),
                                             (url.host, url.port), url=url, implicit=True,
-                                            account=account)  # fmt: skip
+                                            pinned_account=account)  # fmt: skip
                     with contained(self.log, self.server.stats,
                                    f"Internal error on route {url.redacted}"):  # fmt: skip
                         await route.run()

@@ -86,7 +86,7 @@ class RouteConnection(Connection):
         *,
         url: RouteURL | None = None,
         implicit: bool = False,
-        account: str = "",
+        pinned_account: str = "",
     ) -> None:
         server = cluster.server
         options = server.options
@@ -118,7 +118,7 @@ class RouteConnection(Connection):
         #: ("" if none; a route we dial for it knows from the start, one we accept from the
         #: peer's INFO), whether the peer pools at all, and the connection's slot among the
         #: peer's connections once registered (its pool index, or the pinned account).
-        self.account = account
+        self.pinned_account = pinned_account
         self.pooled = False
         self.slot: int | str = 0
         self.remote_id = ""
@@ -197,9 +197,9 @@ class RouteConnection(Connection):
             self.log.debug(f"Route connect msg sent to {self.url.redacted}")
             self.outbound.write(b"CONNECT " + json.dumps(cluster.connect_fields(self.url),
                                 separators=(",", ":")).encode() + b"\r\n")  # fmt: skip
-            if cluster.pool_size > 0 and not self.account:
+            if cluster.pool_size > 0 and not self.pinned_account:
                 return  # a pool connection we dial: our INFO names its slot, once chosen
-        self.outbound.write(encode.info(cluster.info_fields(account=self.account)))
+        self.outbound.write(encode.info(cluster.info_fields(account=self.pinned_account)))
 
     # --- reading --------------------------------------------------------------------------
 
@@ -445,7 +445,7 @@ class RouteConnection(Connection):
             self.close(Reason.DUPLICATE_ROUTE, flush=False)
             return
         self.registered = True
-        if self.solicited and self.pooled and not self.account:  # our INFO, with the slot
+        if self.solicited and self.pooled and not self.pinned_account:  # our INFO, with the slot
             self.outbound.write(encode.info(cluster.info_fields(pool_idx=self.slot)))
         self.log.info("Route connection created")
         dump = [line for line in cluster.interest.dump() if self.carries(_line_account(line))]
@@ -453,7 +453,7 @@ class RouteConnection(Connection):
             self.outbound.write(b"".join(self._own_lines(dump)))
         if first:
             cluster.registered(self)
-        elif self.account:
+        elif self.pinned_account:
             cluster.pinned_registered(self)
 
     def _place(self, info: dict) -> bool:
@@ -461,14 +461,14 @@ class RouteConnection(Connection):
         account a route it dialed is pinned to (it must be one we pin too). False: refused
         (-ERR, closed as a Protocol Violation or for a missing account)."""
         cluster = self.cluster
-        account = self.account or ("" if self.solicited else info.get("route_account", ""))
+        account = self.pinned_account or ("" if self.solicited else info.get("route_account", ""))
         if account and account not in self.server.accounts:
             text = f"Unable to lookup account {errors.go_quote(account)}: account missing"
             self.log.error(text)
             self._refuse(text, Reason.MISSING_ACCOUNT)
             return False
         placement = place_route(info, pool_size=cluster.pool_size, solicited=self.solicited,
-                                account=self.account)  # fmt: skip
+                                account=self.pinned_account)  # fmt: skip
         text = placement.error
         if text is None and placement.account and placement.account not in cluster.pinned:
             text = f"No route for account {errors.go_quote(placement.account)}"
@@ -480,7 +480,7 @@ class RouteConnection(Connection):
         self.pool_size = placement.size
         self.slot = placement.account or placement.index
         if placement.account:
-            self.account = placement.account
+            self.pinned_account = placement.account
             self.parser.pin(placement.account.encode())
         return True
 
@@ -490,16 +490,16 @@ class RouteConnection(Connection):
         index is this connection's (accounts we pin take their own route only)."""
         if not self.pooled:
             return True
-        if self.account:
-            return account == self.account
+        if self.pinned_account:
+            return account == self.pinned_account
         cluster = self.cluster
         return account not in cluster.pinned and pool_index(cluster.pool_size, account) == self.slot
 
     def _own_lines(self, lines: list[bytes]) -> list[bytes]:
         """Interest lines as this connection sends them: without the account when pinned."""
-        if not self.account:
+        if not self.pinned_account:
             return lines
-        cut = len(self.account.encode()) + 1
+        cut = len(self.pinned_account.encode()) + 1
         return [line[:4] + line[4 + cut :] for line in lines]
 
     def _on_info_update(self, info: dict) -> None:
@@ -541,7 +541,7 @@ class RouteConnection(Connection):
                 found = None
             if found is None:
                 return None
-            token = b"" if self.account else account  # (a pinned route's lines name none)
+            token = b"" if self.pinned_account else account  # (a pinned route's lines name none)
             view = self.views[account] = RouteAccount(self, found, token)
         return view
 
