@@ -14,7 +14,8 @@ import pytest
 import trio
 
 from tests.cluster.test_cluster import TIMEOUT, cluster_options, open_raw, wait_for
-from tests.helpers import NatsServerProcess, free_port
+from tests.cluster import test_cluster
+from tests.helpers import NatsServerProcess, RawClient, free_port
 from trionats.config.load import options_from_conf
 from trionats.config.natsconf import parse
 from trionats.server import Server
@@ -58,9 +59,24 @@ def go(tmp_path: Path, name: str, *routes: int, extra: str = "") -> NatsServerPr
     return process
 
 
+class PingAnswering(RawClient):
+    """A raw client that answers the server's PINGs by itself (nats-server pings a new
+    client soon after it connects), so they never come between what a test expects."""
+
+    async def _fill(self) -> bool:
+        filled = await super()._fill()
+        while True:
+            at = self.buffer.find(b"PING\r\n")
+            if at < 0 or (at and self.buffer[at - 1 : at] != b"\n"):
+                return filled
+            self.buffer = self.buffer[:at] + self.buffer[at + 6 :]
+            await self.send(b"PONG\r\n")
+
+
 async def user(node, name: str):
     """A raw client of `node` (a Server or a NatsServerProcess) as user `name`."""
-    raw = await open_raw(node.port)
+    raw = await PingAnswering.connect(node.port)
+    test_cluster._opened.append(raw)
     connect = {"verbose": False, "headers": True, "user": name, "pass": name}
     await raw.send(b"CONNECT " + json.dumps(connect).encode() + b"\r\nPING\r\n")
     await raw.expect(b"PONG\r\n")
@@ -165,6 +181,22 @@ async def check_accounts_across(n1, n2, n3) -> None:
                     body = json.loads((await sys.read_exactly(size + 2))[:-2])
                     names.add(body["server"]["name"])
     assert names == {"N1", "N2", "N3"}
+
+    # Connect events of the other nodes reach a system client here.
+    await subscribe(sys, b"SUB $SYS.ACCOUNT.A.CONNECT 7\r\n")
+    for node, name in ((n2, "N2"), (n3, "N3")):
+        with trio.fail_after(TIMEOUT * 2):
+            while True:  # (until the subscription has crossed: each try a new client)
+                await user(node, "a")
+                with trio.move_on_after(0.3):
+                    while True:
+                        size = int((await sys.read_line()).split()[-1])
+                        event = json.loads((await sys.read_exactly(size + 2))[:-2])
+                        if event["server"]["name"] == name:
+                            break
+                    break
+        assert event["type"] == "io.nats.server.advisory.v1.client_connect"
+        assert event["client"]["acc"] == "A"
 
 
 async def test_three_trionats_nodes_with_accounts(nursery):

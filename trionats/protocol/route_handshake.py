@@ -136,7 +136,6 @@ def place_route(info: dict, *, pool_size: int, solicited: bool, account: str = "
     return Placement(pooled=True, index=index, account=account, size=size)
 
 
-
 def route_connect(
     *,
     server_id: str,

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING
 import trio
 
 from .. import defaults, errors, tls
-from .accounts import RouteAccount
 from ..auth.certmap import names_route
 from ..auth.users import is_bcrypt
 from ..core.dispatch import Dispatcher
@@ -65,6 +64,7 @@ from ..protocol.route_handshake import (
 )
 from ..protocol.structs import CLIENT_OPTS, INFO, ROUTE_CONNECT
 from ..protocol.subjects import is_valid_subject
+from .accounts import RouteAccount
 
 if TYPE_CHECKING:
     from .cluster import Cluster, RouteURL
