@@ -482,6 +482,7 @@ class RouteConnection(Connection):
         if placement.account:
             self.pinned_account = placement.account
             self.parser.pin(placement.account.encode())
+            self.views.clear()  # (one made before would name the account in its lines)
         return True
 
     def carries(self, account: str) -> bool:
