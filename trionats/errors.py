@@ -108,6 +108,7 @@ class Reason:
     DUPLICATE_SERVER_NAME = "Duplicate Server Name"
     CLUSTER_NAME_CONFLICT = "Cluster Name Conflict"
     ROUTE_REMOVED = "Route Removed"
+    MISSING_ACCOUNT = "Missing Account"
     #: trionats only: an unexpected exception (a bug) closed the connection (containment.py).
     INTERNAL_ERROR = "Internal Error"
 

@@ -208,6 +208,20 @@ class ClusterOptions:
     write_deadline: float = 0.0
     write_timeout: str = "default"
 
+    def pinned_problems(self) -> list[str]:
+        """nats-server's checks of `accounts` (accounts with a route of their own)."""
+        if not self.accounts:
+            return []
+        if self.pool_size < 0:
+            return ["pool_size cannot be negative if pinned accounts are specified"]
+        seen: set[str] = set()
+        for name in self.accounts:
+            if name in seen:
+                listed = "[" + " ".join(f'"{n}"' for n in self.accounts) + "]"  # (Go's %q)
+                return [f'found duplicate account name "{name}" in pinned accounts list {listed}']
+            seen.add(name)
+        return []
+
 
 @attrs.frozen(kw_only=True)
 class WebsocketOptions:
@@ -325,7 +339,7 @@ class Options:
     websocket: WebsocketOptions | None = None
 
     # accounts: each its own subject space (core/accounts.py); the global account `$G`
-    # holds `authorization` users and is the only one routes carry
+    # holds `authorization` users
     accounts: tuple[AccountOptions, ...] = attrs.field(default=(), converter=tuple)
     system_account: str = "$SYS"
     no_system_account: bool = False
@@ -409,6 +423,8 @@ class Options:
         if self.websocket is not None and self.websocket.port:
             problems += self.websocket.problems()
             problems += self._websocket_auth_problems()
+        if self.cluster is not None:
+            problems += self.cluster.pinned_problems()
         if problems:
             raise ConfigError("\n".join(problems))
 

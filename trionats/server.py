@@ -93,7 +93,7 @@ class Server:
         self.name = options.server_name or self.server_id
         self.log = get_logger(server_name=self.name, server_id=self.server_id)
         #: The accounts (core/accounts.py), each its own sublist; `sublist` is the global
-        #: account's, the only one routes carry.
+        #: account's.
         self.accounts = Accounts(
             [account.name for account in options.accounts],
             system_account="" if options.no_system_account else options.system_account,

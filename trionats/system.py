@@ -16,8 +16,9 @@ has been counted, as nats-server answers from its internal receive loop.
 
 As in nats-server, the internal client is no connection (/connz does not list it) and its
 deliveries are not counted as sent (only its replies are); unlike nats-server, its
-subscriptions are not counted in /subsz and /varz (see `SystemServices`). Routes carry
-the global account only, so these requests reach the local server alone.
+subscriptions are not counted in /subsz and /varz (see `SystemServices`). The cluster
+announces these subscriptions to routes (routes/cluster.py), so a request reaches every node
+of a cluster and each answers.
 """
 
 from __future__ import annotations
@@ -103,6 +104,9 @@ class SystemServices:
         self.server = server
         self.client = SystemClient(self)
         self.subscriptions: list[Subscription] = []
+        #: Those peers are told of over routes: all but the user info's, which only the
+        #: requester's server can answer (nats-server's internal-only subscription).
+        self.announced: list[Subscription] = []
         self._handlers: dict[bytes, object] = {}
         #: Set by the shutdown event: nothing is sent afterwards (nats-server's closed send queue).
         self.stopped = False
@@ -132,6 +136,8 @@ class SystemServices:
             sub = Subscription(self.client, subject, None, str(number).encode())
             sublist.insert(sub)
             self.subscriptions.append(sub)
+            if subject != USER_INFO:
+                self.announced.append(sub)
         # Not counted (/subsz, /varz, /accountz): nats-server counts its internal client's
         # 57 subscriptions and 4 service imports per account, a set trionats does not
         # reproduce, so its figures stay those of the clients (docs/differences.md).
@@ -475,7 +481,8 @@ def statsz(server, clock: Clock) -> dict:
     routes = snapshots.routez(server, {}, clock)["routes"]
     if routes:
         body["routes"] = [_route_stat(r) for r in routes]
-    body["active_servers"] = 1 + len(routes)
+    cluster = server.cluster  # (the servers known: us and our peers, however many routes each)
+    body["active_servers"] = 1 + (len(cluster.routes) if cluster is not None else 0)
     body["gomaxprocs"] = figures.get("gomaxprocs", figures["cores"])
     return body
 

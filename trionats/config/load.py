@@ -569,10 +569,6 @@ OUT_OF_SCOPE = {
 NOT_YET: set[str] = set()
 #: The same inside blocks: block key -> its keys not acted on yet.
 NOT_YET_IN: dict[str, set[str]] = {}
-#: Options that give accounts their own routes: parsed, then refused, since trionats routes
-#: carry the global account only so far.
-ACCOUNT_OPTIONS_IN = {"cluster": {"accounts"}}
-_ACCOUNTS_ONLY = "routes carry the global account only"
 
 _converter = cattrs.Converter()
 _converter.register_structure_hook(bool | float, lambda value, _: value)
@@ -1106,9 +1102,6 @@ def options_from_conf(
             for name in value:
                 if name.lower() in NOT_YET_IN.get(key.lower(), ()):
                     text = f'"{key}.{name}" is not supported by trionats yet'
-                    problems.append(Problem(inner.get(name), text))
-                elif name.lower() in ACCOUNT_OPTIONS_IN.get(key.lower(), ()):
-                    text = f'"{key}.{name}" is not supported by trionats yet: {_ACCOUNTS_ONLY}'
                     problems.append(Problem(inner.get(name), text))
     problems.sort(key=_problem_order)
     if warnings is not None:

@@ -138,6 +138,11 @@ def _check_cluster(old: ClusterOptions | None, new: ClusterOptions | None) -> No
         raise ConfigError("config reload not supported for cluster permissions")
     if old.tls != new.tls:
         raise ConfigError("config reload not supported for cluster tls")
+    # (nats-server re-forms its routes for these; trionats' pools are fixed at start)
+    if old.pool_size != new.pool_size:
+        raise ConfigError("config reload not supported for cluster pool_size")
+    if old.accounts != new.accounts:
+        raise ConfigError("config reload not supported for cluster accounts")
 
 
 def reload_lines(

@@ -121,7 +121,9 @@ class StreamImport(Bridge):
         self.exporter = exporter
         self.importer = importer
         self.map = Transform(subject, to)
-        self.dispatch = Dispatcher(self, importer.sublist, _Counters(), clock)
+        # To this server's subscribers only: a peer gets the exporter's message itself (our
+        # announced interest in the exporter, as nats-server's shadow subscriptions).
+        self.dispatch = Dispatcher(self, importer.sublist, _Counters(), clock, local=True)
         self.subscription = Subscription(self, subject, None, b"")
         self.in_msgs = self.in_bytes = 0
         self._busy = False
@@ -161,6 +163,9 @@ class ServiceImport(Bridge):
         self.dispatch = Dispatcher(self, exporter.sublist, _Counters(), clock)
         #: Responses go back into the importer through this one.
         self.back = Dispatcher(self, importer.sublist, _Counters(), clock)
+        # The same for messages that came from a route, which go no further (one hop).
+        self.dispatch_local = Dispatcher(self, exporter.sublist, _Counters(), clock, local=True)
+        self.back_local = Dispatcher(self, importer.sublist, _Counters(), clock, local=True)
         self.subscription = Subscription(self, local, None, b"")
         self.in_msgs = self.in_bytes = 0
         self._busy = False
@@ -175,7 +180,7 @@ class ServiceImport(Bridge):
             if reply:
                 reply = self.responses.add(self, reply)
             header_size, data = set_header(REQUEST_INFO, self._request_info(source), header_size, data)
-            dispatch = self.dispatch
+            dispatch = self.dispatch_local if _routed(source) else self.dispatch
             return dispatch.message(dispatch.plan(mapped), mapped, reply, header_size, data)
         finally:
             self._busy = False
@@ -235,11 +240,16 @@ class Responses(Bridge):
             del self.pending[subject]
             if not single:
                 return 0  # past the threshold: dropped
-        back = service.back
+        back = service.back_local if _routed(source) else service.back
         return back.message(back.plan(original), original, reply, header_size, data)
 
     def __repr__(self) -> str:
         return f"<Responses {self.account.name} {self.prefix!r}>"
+
+
+def _routed(source) -> bool:
+    """Whether a message came from a route (it then goes to local subscribers only)."""
+    return source is not None and source.is_route
 
 
 #: The services every account imports from the system account (nats-server's

@@ -21,9 +21,6 @@ DEFAULT_LIST_SIZE = 1024
 
 GLOBAL_ACCOUNT = "$G"
 
-#: The pool_size /varz reports: trionats opens one route per peer, as `pool_size: -1` does.
-NO_ROUTE_POOL = -1
-
 _NS = 1_000_000_000
 
 
@@ -481,11 +478,11 @@ def subsz(server, query: dict, clock: Clock) -> dict:
 
 
 def open_routes(server) -> list:
-    """The registered route connections by rid: one per peer server (trionats never pools)."""
+    """The registered route connections by rid: every pool connection and pinned route."""
     cluster = getattr(server, "cluster", None)
     if cluster is None:
         return []
-    return sorted(cluster.routes.values(), key=lambda route: route.cid)
+    return sorted(cluster.connections(), key=lambda route: route.cid)
 
 
 def routez(server, query: dict, clock: Clock) -> dict:
@@ -535,6 +532,8 @@ def _route_info(route, clock: Clock, subs: bool, detail: bool) -> dict:
         ]
     elif remote and subs:
         info["subscriptions_list"] = [_text(s.subject) for s in remote]
+    if route.pinned_account:  # a route pinned to one account
+        info["account"] = route.pinned_account
     info["compression"] = "off"  # trionats does not compress routes
     return info
 
@@ -542,7 +541,7 @@ def _route_info(route, clock: Clock, subs: bool, detail: bool) -> dict:
 def _route_sid(sub) -> str:
     """nats-server's key of a remote subscription: `R <account> <subject>[ <queue>]`."""
     queue = " " + _text(sub.queue) if sub.queue else ""
-    return f"R {GLOBAL_ACCOUNT} {_text(sub.subject)}{queue}"
+    return f"R {_text(sub.client.name)} {_text(sub.subject)}{queue}"
 
 
 class RouteTraffic:
@@ -582,8 +581,7 @@ def cluster_varz(server) -> dict:
     if cluster.urls:
         block["urls"] = [url.hostport for url in cluster.urls]
     block["tls_timeout"] = go_float(defaults.TLS_TIMEOUT)  # cluster TLS is not supported yet
-    # One connection per peer: nats-server's pool_size for "pooling disabled".
-    block["pool_size"] = NO_ROUTE_POOL
+    block["pool_size"] = cluster.pool_size  # (-1: pooling off)
     if options.write_deadline:
         block["write_deadline"] = round(options.write_deadline * _NS)
     if options.write_timeout in ("close", "retry"):
@@ -691,7 +689,7 @@ def accstatz(server, query: dict, clock: Clock) -> dict:
 def _accstatz_of_accounts(server, registry, unused: bool, clock: Clock) -> dict:
     """/accstatz with an `accounts` block: each account's figures are its clients' (open
     ones, and what it kept of those gone); the global account has the rest of the server's
-    totals, which is where route traffic is (routes carry `$G` only)."""
+    totals, which is where route traffic is counted."""
     clients: dict[str, list] = {account.name: [] for account in registry}
     for client in list(server.clients.values()):
         clients.setdefault(_account_name(client), []).append(client)
