@@ -95,7 +95,9 @@ class Server:
         #: The accounts (core/accounts.py), each its own sublist; `sublist` is the global
         #: account's, the only one routes carry.
         self.accounts = Accounts(
-            [account.name for account in options.accounts],
+            # (in operator mode: the accounts of the memory resolver, named by public key)
+            [account.name for account in options.accounts]
+            + [key for key, _ in options.resolver_preload],
             system_account="" if options.no_system_account else options.system_account,
             cache_size=0 if options.disable_sublist_cache else defaults.SUBLIST_CACHE_SIZE,
         )

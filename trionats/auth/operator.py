@@ -1,0 +1,194 @@
+"""Operator mode: the trusted operators, the accounts of the memory resolver, and user JWT logins.
+
+With `operator` configured, nats-server trusts the operator's key (unless it asks for strict
+signing key use) and its signing keys; an account exists if the resolver has a JWT for it
+issued by one of those keys; a client logs in with a user JWT issued by the account (or one
+of its signing keys, with `issuer_account` naming the account) and the server's nonce signed
+by the user's nkey (bearer tokens skip the signature). `OperatorMode.login` makes those
+checks in nats-server's order (processClientOrLeafAuthentication); every refusal is the same
+"authentication error" to the client and the log, with the reason at debug level.
+
+Only the memory resolver exists (`resolver: MEMORY` and `resolver_preload`): the accounts are
+fixed for the server's life, until a reload. Pure code: no trio, no I/O.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+
+from .. import defaults
+from ..options import Permissions, ResponsePermission, SubjectPermission
+from . import jwt, nkeys
+from .permissions import CompiledPermissions
+
+#: Connection types nats-server knows (jwt.ConnectionType*); others in a JWT are ignored.
+KNOWN_CONNECTION_TYPES = frozenset({
+    "STANDARD", "WEBSOCKET", "LEAFNODE", "LEAFNODE_WS", "MQTT", "MQTT_WS", "IN_PROCESS",
+})  # fmt: skip
+
+
+class Refused(Exception):
+    """A login refused; the message is nats-server's debug text for why."""
+
+
+class UserLogin:
+    """A user JWT that passed: its account, permissions, limits, and when it expires."""
+
+    __slots__ = ("user", "name", "account", "permissions", "max_subs", "max_payload", "expires")
+
+    def __init__(self, user: str, name: str, account: str, permissions: CompiledPermissions | None,
+                 max_subs: int, max_payload: int, expires: float) -> None:  # fmt: skip
+        self.user = user  # the user's public key
+        self.name = name  # the claim's name
+        self.account = account  # the account's public key (and name)
+        self.permissions = permissions
+        self.max_subs = max_subs  # -1: no limit
+        self.max_payload = max_payload
+        self.expires = expires  # Unix time the login ends (0: never)
+
+
+class OperatorMode:
+    """The trusted keys and accounts of an operator-mode configuration."""
+
+    def __init__(self, operators: tuple[str, ...], preload: tuple[tuple[str, str], ...]) -> None:
+        """`operators`: operator JWTs; `preload`: (account public key, account JWT). The
+        loader has decoded them all once already (config/load.py)."""
+        self.operators = [jwt.decode_operator(token) for token in operators]
+        self.trusted: set[str] = set()
+        for operator in self.operators:
+            if not operator.strict_signing_key_usage:
+                self.trusted.add(operator.subject)
+            self.trusted.update(operator.signing_keys)
+        #: account public key -> its claims (issued by a trusted key, or not: see `account`)
+        self.accounts: dict[str, jwt.AccountClaims] = {}
+        for key, token in preload:
+            claims = jwt.decode_account(token)
+            if claims.subject == key:
+                self.accounts[key] = claims
+
+    def account(self, key: str) -> jwt.AccountClaims | None:
+        """The account `key` if the resolver has it, issued by a trusted operator key."""
+        claims = self.accounts.get(key)
+        if claims is None or claims.issuer not in self.trusted:
+            return None
+        return claims
+
+    # --- a client's login ---------------------------------------------------------------
+
+    def login(self, token: str, sig: str, nonce: str, *, connection_type: str = "STANDARD",
+              host: str = "", now: float | None = None) -> UserLogin:  # fmt: skip
+        """Check a CONNECT's user JWT and nonce signature; Refused says why not."""
+        now = time.time() if now is None else now
+        if not token:
+            raise Refused("Authentication requires a user JWT")
+        try:
+            user = jwt.decode_user(token)
+        except jwt.JWTError as exc:
+            raise Refused(f"User JWT not valid: {exc}") from None
+        issues = user.time_issues(now) + user.issues()
+        if issues:
+            raise Refused(f"User JWT no longer valid: {issues}")
+        if user.nats.get("proxy_required"):
+            raise Refused("Proxy required")  # trionats has no trusted proxies
+        account = self.accounts.get(user.account)
+        if account is None:
+            raise Refused("Account JWT lookup error: account not found")
+        if account.issuer not in self.trusted:
+            raise Refused("Account JWT not signed by trusted operator")
+        if user.issuer not in account.issuers():
+            raise Refused("User JWT issuer is not known")
+        limits = user.nats
+        scope = account.signing_keys.get(user.issuer)
+        if scope is not None:
+            if not user.has_empty_permissions():
+                raise Refused("User JWT is not valid: scoped users require no permissions or "
+                              "limits set")  # fmt: skip
+            try:
+                limits = {**limits, **jwt.apply_scope(scope["template"], user, account)}
+            except jwt.TemplateError:
+                raise Refused("User JWT generated invalid permissions") from None
+        if account.time_issues(now):
+            raise Refused("Account JWT has expired")
+        if limits.get("bearer_token") and account.limits.get("disallow_bearer"):
+            raise Refused("Account does not allow bearer tokens")
+        types = [kind.upper() for kind in limits.get("allowed_connection_types") or []]
+        known = [kind for kind in types if kind in KNOWN_CONNECTION_TYPES]
+        if types and (not known or connection_type not in known):
+            raise Refused("Connection type not allowed")
+        if not limits.get("bearer_token"):
+            if not sig:
+                raise Refused("Signature missing")
+            signature = nkeys.signature_bytes(sig)
+            if signature is None:
+                raise Refused("Signature not valid base64")
+            raw = nkeys.decode_public(user.subject)
+            if raw is None:
+                raise Refused("User nkey not valid")
+            if not nkeys.verify_raw(raw, signature, nonce.encode()):
+                raise Refused("Signature not verified")
+        if account.is_revoked(user.subject, user.issued_at):
+            raise Refused("User authentication revoked")
+        if not _source_allowed(limits.get("src") or [], host):
+            raise Refused(f"Bad src Ip {host}")
+        if limits.get("times"):
+            raise Refused("Outside connect times")  # (connect time windows: not yet in trionats)
+        permissions = _permissions(limits) or _permissions(account.default_permissions)
+        return UserLogin(
+            user.subject,
+            user.name,
+            account.subject,
+            CompiledPermissions(permissions) if permissions is not None else None,
+            _min_limit(limits.get("subs", 0), account.limit("subs")),
+            _min_limit(limits.get("payload", 0), account.limit("payload")),
+            float(user.expires),
+        )
+
+
+def _min_limit(user: int, account: int) -> int:
+    """nats-server's minLimit: the smaller of two limits where -1 means none."""
+    if user == jwt.NO_LIMIT:
+        return account
+    if account == jwt.NO_LIMIT:
+        return user
+    return min(user, account)
+
+
+def _source_allowed(networks: list[str], host: str) -> bool:
+    """validateSrc: the client's address must be in one of the JWT's CIDR blocks."""
+    if not networks:
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    for network in networks:
+        try:
+            if address in ipaddress.ip_network(network, strict=False):
+                return True
+        except ValueError:
+            return False
+    return False
+
+
+def _permissions(claims: dict) -> Permissions | None:
+    """nats-server's buildPermissionsFromJwt: None when the claims set none."""
+
+    def subject_permission(which: str) -> SubjectPermission | None:
+        entry = claims.get(which) or {}
+        allow, deny = entry.get("allow") or [], entry.get("deny") or []
+        if not allow and not deny:
+            return None
+        return SubjectPermission(allow=tuple(allow) if allow else None, deny=tuple(deny))
+
+    publish, subscribe = subject_permission("pub"), subject_permission("sub")
+    resp = claims.get("resp")
+    responses = None
+    if resp is not None:  # validateResponsePermissions: 0 means the default
+        responses = ResponsePermission(
+            max_msgs=resp.get("max") or defaults.ALLOW_RESPONSES_MAX_MSGS,
+            expires=(resp.get("ttl") or 0) / 1e9 or defaults.ALLOW_RESPONSES_EXPIRES,
+        )
+    if publish is None and subscribe is None and responses is None:
+        return None
+    return Permissions(publish=publish, subscribe=subscribe, allow_responses=responses)
