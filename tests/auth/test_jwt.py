@@ -276,3 +276,20 @@ def test_signed_claims_of_any_shape_are_decoded_or_refused(nats):
         if isinstance(claims, jwt.UserClaims):
             claims.issues()
             claims.has_empty_permissions()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_the_jwt_fuzzer_inputs_only_get_refusals(rng):
+    """fuzz/jwt_tokens.py's inputs (the long run: `python -m fuzz.jwt_tokens`): the decoder
+    raises JWTError and the login Refused, nothing else."""
+    from fuzz.jwt_tokens import World, check, hostile_token
+
+    global _FUZZ_WORLD
+    if _FUZZ_WORLD is None:
+        _FUZZ_WORLD = World()
+    token, user = hostile_token(_FUZZ_WORLD, rng)
+    check(_FUZZ_WORLD, token, user)
+
+
+_FUZZ_WORLD = None

@@ -346,3 +346,33 @@ async def test_expiry_at_exp_with_the_autojump_clock(world, nursery, autojump_cl
     assert 28 <= ended <= 30  # at `exp` (whole seconds, as nats-server counts)
     assert text.count(b"PING\r\n") >= 1  # the pings went on meanwhile
     server.shutdown()
+
+
+# --- hostile JWTs over the wire -------------------------------------------------------------
+
+
+def test_hostile_jwts_in_connect_are_refused_without_harm(world, servers):
+    """Broken user JWTs (fuzz/jwt_tokens.py, issued under another operator, so none may pass)
+    in CONNECTs to the running trionats: each gets 'Authorization Violation' (or, too long
+    for a control line, that error), and the server logs no internal error."""
+    import random
+
+    from fuzz.jwt_tokens import World as FuzzWorld
+    from fuzz.jwt_tokens import hostile_token
+
+    ours, _ = servers
+    fuzz_world = FuzzWorld()
+    too_long = b"-ERR 'maximum control line exceeded'\r\n<closed>"
+
+    async def main():
+        for index in range(150):
+            token, user = hostile_token(fuzz_world, random.Random(f"wire:{index}"))
+            raw = await _session(ours.port, token, user, b"")
+            outcome = await _outcome(raw)
+            await raw.aclose()
+            # (a long one may be reset while it is still being sent: its -ERR lost on the way)
+            expected = (too_long, b"<closed>") if len(token) > 4000 else (AUTH_VIOLATION + b"<closed>",)
+            assert outcome in expected, outcome
+
+    trio.run(main)
+    assert "Internal error" not in ours.log() and "Traceback" not in ours.log()
