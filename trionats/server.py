@@ -594,6 +594,17 @@ class Server:
             log.warning("Plaintext passwords detected, use nkeys or bcrypt")
         if self.options.config_file:
             log.info(f"Using configuration file: {self.options.config_file}")
+        if self.auth.operator is not None:
+            self._log_operator_mode()
+
+    def _log_operator_mode(self) -> None:
+        """nats-server's operator notices and its preloaded accounts' warnings."""
+        for line in self.auth.operator.banner():
+            self.log.info(line)
+        if not self.options.system_account:
+            self.log.warning("Trusted Operators should utilize a System Account")
+        for line in self.auth.operator.preload_warnings():
+            self.log.warning(line)
 
     def client_urls(self) -> list[str]:
         host = self.options.host

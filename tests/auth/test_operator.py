@@ -45,6 +45,9 @@ class World:
         self.one = op.add_account("ONE", limits={"conn": 1})
         self.nobearer = op.add_account("NOBEARER", limits={"disallow_bearer": True})
         self.small = op.add_account("SMALL", limits={"payload": 8, "subs": 2})
+        self.old = op.add_account("OLD", exp=int(time.time()) - 10)
+        self.exporter = op.add_account("EXP", exports=[{"name": "s", "subject": "s.>",
+                                                       "type": "service"}])  # fmt: skip
         # An account issued by another operator, preloaded all the same: not trusted.
         self.rogue_key = KeyPair("account")
         op.accounts["ROGUE"] = (self.rogue_key,
@@ -139,6 +142,7 @@ def _scenarios(w: World) -> dict:
         "expired user": [(op.user("A", exp=now - 10)[1], None, b"")],
         "not yet valid user": [(op.user("A", nbf=now + 3600)[1], None, b"")],
         "revoked user": [(user_jwt(w.revoked, w.s), w.revoked, b"")],
+        "expired account": [(op.user("OLD")[1], None, b"")],
         "account not in the resolver": [(user_jwt(other, w.unknown), other, b"")],
         "account of an untrusted operator": [(user_jwt(other, w.rogue_key), other, b"")],
         "signing key with issuer_account": [(by_signer_jwt, by_signer, b"SUB s 1\r\nPUB s 0\r\n\r\n")],
@@ -259,6 +263,25 @@ def test_expiry_disconnects_with_nats_servers_error(world, servers):
         data, took = trio.run(replay, server.port)
         assert data == b"-ERR 'User Authentication Expired'\r\n"
         assert took < 3.5
+
+
+def test_startup_lines_as_nats_servers(world, servers):
+    """The operator notices, and warnings for preloaded accounts (trionats adds one for the
+    claims it ignores)."""
+    ours, theirs = servers
+
+    def lines(log: str) -> list[str]:
+        return [line.split("] ", 2)[-1] for line in log.splitlines() if "[INF]   " in line
+                and any(word in line for word in ("System  :", "Operator:", "Issued  :",
+                                                   "Expires :"))]  # fmt: skip
+
+    assert lines(ours.log()) == lines(theirs.log()) != []
+    old, exporter = world.old.public, world.exporter.public
+    for server in servers:
+        assert f"[WRN] Account [{old}] has validation issues:\n" in server.log()
+        assert "[WRN]   - claim is expired\n" in server.log()
+    assert (f"[WRN] Account [{exporter}]: exports of its JWT are not supported by trionats yet "
+            "and are ignored") in ours.log()  # fmt: skip
 
 
 # --- nats-py with .creds files --------------------------------------------------------------

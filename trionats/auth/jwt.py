@@ -179,7 +179,7 @@ class Claims:
     """The fields every claim has; `nats` is the kind's own part (a dict, by json tag)."""
 
     __slots__ = ("kind", "issuer", "subject", "name", "issued_at", "expires", "not_before",
-                 "id", "nats", "token")  # fmt: skip
+                 "id", "audience", "nats", "token")  # fmt: skip
 
     def __init__(self, kind: str, data: dict, token: str) -> None:
         self.kind = kind
@@ -190,6 +190,7 @@ class Claims:
         self.expires: int = data.get("exp", 0)
         self.not_before: int = data.get("nbf", 0)
         self.id: str = data.get("jti", "")
+        self.audience: str = data.get("aud", "")
         self.nats: dict = data.get("nats") or {}
         self.token = token
 

@@ -14,10 +14,12 @@ fixed for the server's life, until a reload. Pure code: no trio, no I/O.
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import time
 
 from .. import defaults
+from ..errors import go_quote
 from ..options import Permissions, ResponsePermission, SubjectPermission
 from . import jwt, nkeys
 from .permissions import CompiledPermissions
@@ -26,6 +28,16 @@ from .permissions import CompiledPermissions
 KNOWN_CONNECTION_TYPES = frozenset({
     "STANDARD", "WEBSOCKET", "LEAFNODE", "LEAFNODE_WS", "MQTT", "MQTT_WS", "IN_PROCESS",
 })  # fmt: skip
+
+
+#: Account claims trionats does not act on yet: said at startup, then ignored.
+IGNORED_ACCOUNT_CLAIMS = ("imports", "exports", "mappings", "authorization", "trace")
+
+
+def _go_time(stamp: int) -> str:
+    """A Unix time as Go's time.Time prints (`2026-12-08 01:21:28 +0000 UTC`)."""
+    when = datetime.datetime.fromtimestamp(stamp).astimezone()
+    return when.strftime("%Y-%m-%d %H:%M:%S %z %Z")
 
 
 class Refused(Exception):
@@ -66,6 +78,39 @@ class OperatorMode:
             claims = jwt.decode_account(token)
             if claims.subject == key:
                 self.accounts[key] = claims
+
+    # --- what the server logs at startup ------------------------------------------------
+
+    def banner(self) -> list[str]:
+        """nats-server's "Trusted Operators" notice lines."""
+        lines = ["Trusted Operators"]
+        for operator in self.operators:
+            lines += [
+                f"  System  : {go_quote(operator.audience)}",
+                f"  Operator: {go_quote(operator.name)}",
+                f"  Issued  : {_go_time(operator.issued_at)}",
+                "  Expires : Never" if not operator.expires
+                else f"  Expires : {_go_time(operator.expires)}",
+            ]
+        return lines
+
+    def preload_warnings(self, now: float | None = None) -> list[str]:
+        """Preloaded accounts' validation issues (nats-server's checkResolvePreloads), and
+        what their claims ask for that trionats does not do yet (ignored, so said)."""
+        lines = []
+        for key, claims in self.accounts.items():
+            issues = claims.time_issues(now)
+            if issues:
+                lines.append(f"Account [{key}] has validation issues:")
+                lines += [f"  - {issue}" for issue in issues]
+            ignored = [name for name in IGNORED_ACCOUNT_CLAIMS if claims.nats.get(name)]
+            limits = claims.limits
+            if any(limits.get(name) for name in ("mem_storage", "disk_storage", "tiered_limits")):
+                ignored.append("jetstream limits")
+            if ignored:
+                lines.append(f"Account [{key}]: {', '.join(ignored)} of its JWT are not "
+                             "supported by trionats yet and are ignored")  # fmt: skip
+        return lines
 
     def account(self, key: str) -> jwt.AccountClaims | None:
         """The account `key` if the resolver has it, issued by a trusted operator key."""
