@@ -164,3 +164,24 @@ def test_a_resolver_without_operator_is_a_warning(tmp_path):
     assert [str(w) for w in warnings] == [
         f"{tmp_path}/op.conf:1:1: resolver has no effect without an operator"
     ]
+
+
+def test_a_reload_changing_operator_mode_is_refused_by_keys(tmp_path, operator):
+    """Not reloadable yet; the refusal names keys, not whole JWTs."""
+    import attrs
+
+    from trionats.config.reload import diff
+
+    old = load(_write(tmp_path, operator.conf()))
+    account = KeyPair("account")
+    token = account_jwt(account, operator.key)
+    new = attrs.evolve(old, resolver_preload=(*old.resolver_preload, (account.public, token)))
+    with pytest.raises(ConfigError) as raised:
+        diff(old, new)
+    keys = " ".join(key for key, _ in old.resolver_preload)
+    assert str(raised.value) == (
+        f"config reload not supported for ResolverPreloads: old=[{keys}], "
+        f"new=[{keys} {account.public}]"
+    )
+    with pytest.raises(ConfigError, match=rf"TrustedOperators: old=\[{operator.key.public}\], new=\[\]"):
+        diff(old, attrs.evolve(old, operators=()))
