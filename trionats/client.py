@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 from typing import TYPE_CHECKING
 
 import trio
@@ -374,7 +373,7 @@ class ClientConnection(Connection):
                 return
             if type(verdict) is Failure:
                 if verdict.detail:
-                    self.log.debug(verdict.detail)
+                    (self.log.error if verdict.detail_is_error else self.log.debug)(verdict.detail)
                 self._refuse(verdict.text)
                 return
             self._accept_identity(verdict)
@@ -426,8 +425,8 @@ class ClientConnection(Connection):
         if payload == -1 or payload > options.max_payload:
             payload = options.max_payload
         self.parser.set_limits(max_control_line=options.max_control_line, max_payload=payload)
-        if identity.expires:
-            self.expires_at = trio.current_time() + max(0, int(identity.expires - time.time()))
+        if identity.expires_in is not None:
+            self.expires_at = trio.current_time() + identity.expires_in
             self.reschedule_ping(min(self.next_ping, self.expires_at))
         return True
 

@@ -103,6 +103,17 @@ async def _outcome(raw: RawClient) -> bytes:
         return data + b"<closed>"
 
 
+def _window(start: int, end: int, zone: str = "UTC") -> dict:
+    """A `times` entry from `start` to `end` seconds from now, as clock times in `zone`."""
+    import datetime
+    import zoneinfo
+
+    now = datetime.datetime.now(zoneinfo.ZoneInfo(zone))
+    clock = [(now + datetime.timedelta(seconds=delta)).strftime("%H:%M:%S")
+             for delta in (start, end)]  # fmt: skip
+    return {"start": clock[0], "end": clock[1]}
+
+
 def _scenarios(w: World) -> dict:
     """name -> list of (token, signer or None, ops) connections, replayed in turn."""
     op = w.op
@@ -129,6 +140,10 @@ def _scenarios(w: World) -> dict:
     src_other, src_other_jwt = op.user("A", src=["10.0.0.0/8"])
     src_local, src_local_jwt = op.user("A", src="127.0.0.0/8,10.0.0.0/8")
     resp, resp_jwt = op.user("A", pub={"allow": ["x"]}, resp={"max": 1, "ttl": 0})
+    inside, inside_jwt = op.user("A", times=[_window(-3600, 3600)], times_location="UTC")
+    paris = [_window(3600, 7200, "Europe/Paris"), _window(-7200, -3600, "Europe/Paris")]
+    outside, outside_jwt = op.user("A", times=paris, times_location="Europe/Paris")
+    bad_zone, bad_zone_jwt = op.user("A", times=[_window(-60, 60)], times_location="Nowhere/X")
     return {
         "accepted": [(good_jwt, good, b"SUB foo 1\r\nPUB foo 2\r\nhi\r\n")],
         "wrong signature": [(good_jwt, other, b"SUB foo 1\r\n")],
@@ -164,6 +179,9 @@ def _scenarios(w: World) -> dict:
         "connection types: standard": [(std_jwt, std_only, b"")],
         "source network: other": [(src_other_jwt, src_other, b"")],
         "source network: local": [(src_local_jwt, src_local, b"")],
+        "connect times: inside": [(inside_jwt, inside, b"")],
+        "connect times: outside": [(outside_jwt, outside, b"")],
+        "connect times: unknown zone": [(bad_zone_jwt, bad_zone, b"")],
         "account isolation": [
             (b_jwt, b_user, b"SUB iso 1\r\n"),
             (good_jwt, good, b"SUB iso 1\r\nPUB iso 1\r\na\r\n"),
@@ -228,7 +246,11 @@ def test_what_the_outcomes_are(world, servers):
 
     trio.run(main)
     for server in servers:  # nats-server's log line for every refusal, whatever the reason
-        assert re.search(r"\[ERR\] .* - authentication error\n", server.log())
+        log = server.log()
+        assert re.search(r"\[ERR\] .* - authentication error\n", log)
+        # (two reasons it logs as errors too, before that line)
+        assert re.search(r"\[ERR\] .* - Outside connect times\n", log)
+        assert re.search(r"\[ERR\] .* - Bad src Ip 127\.0\.0\.1\n", log)
 
 
 def test_a_user_jwt_without_limits_is_told_and_closed(world, servers):
@@ -247,11 +269,15 @@ def test_a_user_jwt_without_limits_is_told_and_closed(world, servers):
         assert trio.run(replay, server.port) == b"-ERR 'maximum subscriptions exceeded'\r\n"
 
 
-def test_expiry_disconnects_with_nats_servers_error(world, servers):
-    """A user JWT that expires in 2 s: both servers end the session then, with the same -ERR."""
-    user, token = world.op.user("A", exp=int(time.time()) + 2)
+@pytest.mark.parametrize("how", ["exp", "end of the connect times window"])
+def test_expiry_disconnects_with_nats_servers_error(world, servers, how):
+    """A user JWT that ends in 2 s: both servers end the session then, with the same -ERR."""
 
     async def replay(port: int) -> tuple[bytes, float]:
+        if how == "exp":
+            user, token = world.op.user("A", exp=int(time.time()) + 2)
+        else:
+            user, token = world.op.user("A", times=[_window(-60, 2)], times_location="UTC")
         raw = await _session(port, token, user, b"")
         assert await raw.ping_pong() == b""
         start = time.monotonic()
@@ -399,3 +425,19 @@ def test_hostile_jwts_in_connect_are_refused_without_harm(world, servers):
 
     trio.run(main)
     assert "Internal error" not in ours.log() and "Traceback" not in ours.log()
+
+
+@pytest.mark.parametrize(
+    "clock, inside, left",
+    [("23:30:00", True, 6.5 * 3600), ("05:00:00", True, 3600.0), ("12:00:00", False, 0.0),
+     ("22:00:00", False, 0.0)],  # (the window's start itself is outside, as in nats-server)
+)  # fmt: skip
+def test_connect_windows_across_midnight(clock, inside, left):
+    import datetime
+
+    from trionats.auth.operator import _connect_window
+
+    hour, minute, _ = (int(part) for part in clock.split(":"))
+    now = datetime.datetime(2026, 12, 8, hour, minute, tzinfo=datetime.UTC).timestamp()
+    limits = {"times": [{"start": "22:00:00", "end": "06:00:00"}], "times_location": "UTC"}
+    assert _connect_window(limits, now) == (inside, left)

@@ -307,6 +307,14 @@ class UserClaims(Claims):
                     issues.append(f"time ranges {end} must contain {'an' if end == 'end' else 'a'} {end}")
                 elif not _CLOCK.fullmatch(value):
                     issues.append(f"{end} in time range is invalid {go_quote(value)}")
+        location = self.nats.get("times_location", "")
+        if location:
+            import zoneinfo
+
+            try:
+                zoneinfo.ZoneInfo(location)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+                issues.append(f"could not parse iana time zone by name: {exc}")
         account = self.issuer_account
         if account and not nkeys.is_public(account, nkeys.PREFIX_ACCOUNT):
             issues.append("account_id is not an account public key")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import time
+import zoneinfo
 
 from .. import defaults
 from ..errors import go_quote
@@ -41,23 +42,29 @@ def _go_time(stamp: int) -> str:
 
 
 class Refused(Exception):
-    """A login refused; the message is nats-server's debug text for why."""
+    """A login refused; the message is nats-server's text for why, logged at debug level
+    unless `error` (nats-server logs a bad source address and connect times as errors)."""
+
+    def __init__(self, text: str, *, error: bool = False) -> None:
+        super().__init__(text)
+        self.error = error
 
 
 class UserLogin:
     """A user JWT that passed: its account, permissions, limits, and when it expires."""
 
-    __slots__ = ("user", "name", "account", "permissions", "max_subs", "max_payload", "expires")
+    __slots__ = ("user", "name", "account", "permissions", "max_subs", "max_payload",
+                 "expires_in")  # fmt: skip
 
     def __init__(self, user: str, name: str, account: str, permissions: CompiledPermissions | None,
-                 max_subs: int, max_payload: int, expires: float) -> None:  # fmt: skip
+                 max_subs: int, max_payload: int, expires_in: float | None) -> None:  # fmt: skip
         self.user = user  # the user's public key
         self.name = name  # the claim's name
         self.account = account  # the account's public key (and name)
         self.permissions = permissions
         self.max_subs = max_subs  # -1: no limit
         self.max_payload = max_payload
-        self.expires = expires  # Unix time the login ends (0: never)
+        self.expires_in = expires_in  # seconds until the login ends (None: never)
 
 
 class OperatorMode:
@@ -175,9 +182,10 @@ class OperatorMode:
         if account.is_revoked(user.subject, user.issued_at):
             raise Refused("User authentication revoked")
         if not _source_allowed(limits.get("src") or [], host):
-            raise Refused(f"Bad src Ip {host}")
-        if limits.get("times"):
-            raise Refused("Outside connect times")  # (connect time windows: not yet in trionats)
+            raise Refused(f"Bad src Ip {host}", error=True)
+        allowed, window_left = _connect_window(limits, now)
+        if not allowed:
+            raise Refused("Outside connect times", error=True)
         permissions = _permissions(limits) or _permissions(account.default_permissions)
         return UserLogin(
             user.subject,
@@ -186,7 +194,7 @@ class OperatorMode:
             CompiledPermissions(permissions) if permissions is not None else None,
             _min_limit(limits.get("subs", 0), account.limit("subs")),
             _min_limit(limits.get("payload", 0), account.limit("payload")),
-            float(user.expires),
+            _expires_in(user.expires, window_left, now),
         )
 
 
@@ -197,6 +205,59 @@ def _min_limit(user: int, account: int) -> int:
     if account == jwt.NO_LIMIT:
         return user
     return min(user, account)
+
+
+def _expires_in(expires: int, window_left: float, now: float) -> float | None:
+    """nats-server's setExpiration: whole seconds to `exp` (from the current whole second),
+    or the rest of the connect time window if that ends first; None: never."""
+    if not expires:
+        return window_left or None
+    left = float(max(0, expires - int(now)))
+    return window_left if window_left and window_left < left else left
+
+
+def _connect_window(limits: dict, now: float) -> tuple[bool, float]:
+    """validateTimes: whether `now` is inside one of the user's `times` windows (HH:MM:SS
+    in `times_location`, or the server's local time), and the most time left in one."""
+    windows = limits.get("times") or []
+    if not windows:
+        return True, 0.0
+    location = limits.get("times_location", "")
+    try:
+        zone = zoneinfo.ZoneInfo(location) if location else None
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False, 0.0
+    moment = datetime.datetime.fromtimestamp(now, zone) if zone else (
+        datetime.datetime.fromtimestamp(now).astimezone()
+    )  # fmt: skip
+    inside, most = False, 0.0
+    for window in windows:
+        try:
+            start, end = (_at_clock(moment, (window or {}).get(edge, "")) for edge in ("start", "end"))
+        except ValueError:
+            return False, 0.0
+        left = _time_left(start, end, moment)
+        if left is not None and (not inside or left > most):
+            inside, most = True, left
+    return inside, most
+
+
+def _at_clock(moment: datetime.datetime, clock: str) -> datetime.datetime:
+    hour, minute, second = (int(part) for part in clock.split(":"))
+    return moment.replace(hour=hour, minute=minute, second=second, microsecond=0)
+
+
+def _time_left(start, end, now) -> float | None:
+    """validateTimeRangeAt: seconds left in the window, None when outside it."""
+    if start < now < end:
+        return (end - now).total_seconds()
+    if start > end:  # across midnight
+        if end > now:
+            return (end - now).total_seconds()
+        end = end + datetime.timedelta(days=1)
+        if start < now < end:
+            return (end - now).total_seconds()
+    return None
 
 
 def _source_allowed(networks: list[str], host: str) -> bool:

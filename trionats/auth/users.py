@@ -45,7 +45,8 @@ class Identity:
     """An authenticated client: its account, log label (`"<account>/user:<name>"`) and
     permissions; for a user JWT also its limits and expiry."""
 
-    __slots__ = ("user", "permissions", "kind", "account", "max_subs", "max_payload", "expires")
+    __slots__ = ("user", "permissions", "kind", "account", "max_subs", "max_payload",
+                 "expires_in")  # fmt: skip
 
     def __init__(
         self,
@@ -58,10 +59,11 @@ class Identity:
         self.permissions = permissions
         self.kind = kind  # "user", "nkey" or "jwt"
         self.account = account  # the account's name: `$G` unless an `accounts` user
-        #: A user JWT's limits (-1: none but the server's) and end (Unix time, 0: never).
+        #: A user JWT's limits (-1: none but the server's) and seconds left from the login
+        #: (None: no end).
         self.max_subs = -1
         self.max_payload = -1
-        self.expires = 0.0
+        self.expires_in: float | None = None
 
     @property
     def label(self) -> str:
@@ -81,13 +83,15 @@ class PendingPassword:
 
 
 class Failure:
-    """A refused CONNECT, with nats-server's log text (and its debug text, if any)."""
+    """A refused CONNECT, with nats-server's log text, and the reason logged before it (at
+    debug level, or as an error where nats-server logs it so)."""
 
-    __slots__ = ("text", "detail")
+    __slots__ = ("text", "detail", "detail_is_error")
 
-    def __init__(self, text: str, detail: str = "") -> None:
+    def __init__(self, text: str, detail: str = "", *, detail_is_error: bool = False) -> None:
         self.text = text
         self.detail = detail
+        self.detail_is_error = detail_is_error
 
 
 def _compile(permissions: Permissions | None) -> CompiledPermissions | None:
@@ -264,11 +268,11 @@ class Authenticator:
                 user_jwt, sig, nonce, connection_type=self.connection_type, host=host
             )
         except Refused as refused:
-            return Failure("authentication error", str(refused))
+            return Failure("authentication error", str(refused), detail_is_error=refused.error)
         identity = Identity(login.user, login.permissions, "jwt", login.account)
         identity.max_subs = login.max_subs
         identity.max_payload = login.max_payload
-        identity.expires = login.expires
+        identity.expires_in = login.expires_in
         return identity
 
     def _from_certificate(self, cert: bytes | None, user: str):
