@@ -441,3 +441,54 @@ def test_connect_windows_across_midnight(clock, inside, left):
     now = datetime.datetime(2026, 12, 8, hour, minute, tzinfo=datetime.UTC).timestamp()
     limits = {"times": [{"start": "22:00:00", "end": "06:00:00"}], "times_location": "UTC"}
     assert _connect_window(limits, now) == (inside, left)
+
+
+# --- monitoring ----------------------------------------------------------------------------
+
+
+def test_connz_and_varz_show_jwt_users_as_nats_server(world, tmp_path):
+    """/connz?auth=1 shows a JWT user's JWT (not a bearer token's), the key that signed it,
+    its tags and the account's name tag; /varz the trusted operators."""
+    import urllib.request
+
+    from tests.helpers import free_port
+
+    ports = {}
+    for name in ("ours", "theirs"):
+        ports[name] = free_port()
+        (tmp_path / f"{name}.conf").write_text(
+            world.path.read_text() + f"\nhttp_port: {ports[name]}\n"
+        )
+    user, token = world.op.user("A", name="alice", tags=["team:red"])
+    by_key, by_key_token = world.op.user("S", signer=world.a_signer)
+    _, bearer_token = world.op.user("B", bearer_token=True)
+
+    def get(name: str, path: str) -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports[name]}{path}") as response:
+            return json.loads(response.read())
+
+    async def observe(name: str, port: int) -> tuple[list[dict], dict]:
+        sessions = [await _session(port, token, user, b""),
+                    await _session(port, by_key_token, by_key, b""),
+                    await _session(port, bearer_token, None, b"")]  # fmt: skip
+        for raw in sessions:
+            await raw.ping_pong()
+        connz = await trio.to_thread.run_sync(get, name, "/connz?auth=1")
+        varz = await trio.to_thread.run_sync(get, name, "/varz")
+        for raw in sessions:
+            await raw.aclose()
+        keep = ("authorized_user", "account", "jwt", "issuer_key", "name_tag", "tags")
+        shown = [{key: c[key] for key in c if key in keep} for c in connz["connections"]]
+        return shown, {key: varz.get(key) for key in ("trusted_operators_jwt",
+                                                      "trusted_operators_claim")}  # fmt: skip
+
+    with TrionatsProcess("-c", str(tmp_path / "ours.conf")) as ours, \
+            NatsServerProcess("-c", str(tmp_path / "theirs.conf")) as theirs:  # fmt: skip
+        got = trio.run(observe, "ours", ours.port)
+        expected = trio.run(observe, "theirs", theirs.port)
+    assert json.dumps(got) == json.dumps(expected)  # (the keys' order too)
+    connections, varz = got
+    assert connections[0]["tags"] == ["team:red"] and connections[0]["name_tag"] == "A"
+    assert connections[1]["issuer_key"] == world.a_signer.public
+    assert "jwt" not in connections[2]  # a bearer token is not shown
+    assert varz["trusted_operators_jwt"] == [world.op.jwt]

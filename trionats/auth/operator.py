@@ -51,10 +51,11 @@ class Refused(Exception):
 
 
 class UserLogin:
-    """A user JWT that passed: its account, permissions, limits, and when it expires."""
+    """A user JWT that passed: its account, permissions, limits, when it expires, and what
+    monitoring shows of it (`monitor`)."""
 
     __slots__ = ("user", "name", "account", "permissions", "max_subs", "max_payload",
-                 "expires_in")  # fmt: skip
+                 "expires_in", "monitor")  # fmt: skip
 
     def __init__(self, user: str, name: str, account: str, permissions: CompiledPermissions | None,
                  max_subs: int, max_payload: int, expires_in: float | None) -> None:  # fmt: skip
@@ -65,6 +66,20 @@ class UserLogin:
         self.max_subs = max_subs  # -1: no limit
         self.max_payload = max_payload
         self.expires_in = expires_in  # seconds until the login ends (None: never)
+        self.monitor: JWTDetails | None = None
+
+
+class JWTDetails:
+    """What /connz (auth=1) shows of a JWT user, as nats-server: the JWT (not a bearer
+    token's), the key that signed it, its tags, and the account's name tag."""
+
+    __slots__ = ("token", "issuer_key", "tags", "name_tag")
+
+    def __init__(self, token: str, issuer_key: str, tags: list[str], name_tag: str) -> None:
+        self.token = token
+        self.issuer_key = issuer_key
+        self.tags = tags
+        self.name_tag = name_tag
 
 
 class OperatorMode:
@@ -187,7 +202,7 @@ class OperatorMode:
         if not allowed:
             raise Refused("Outside connect times", error=True)
         permissions = _permissions(limits) or _permissions(account.default_permissions)
-        return UserLogin(
+        login = UserLogin(
             user.subject,
             user.name,
             account.subject,
@@ -196,6 +211,13 @@ class OperatorMode:
             _min_limit(limits.get("payload", 0), account.limit("payload")),
             _expires_in(user.expires, window_left, now),
         )
+        login.monitor = JWTDetails(
+            "" if limits.get("bearer_token") else token,
+            user.issuer if user.issuer_account else account.subject,
+            list(user.tags),
+            account.name or account.subject,
+        )
+        return login
 
 
 def _min_limit(user: int, account: int) -> int:

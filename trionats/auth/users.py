@@ -46,7 +46,7 @@ class Identity:
     permissions; for a user JWT also its limits and expiry."""
 
     __slots__ = ("user", "permissions", "kind", "account", "max_subs", "max_payload",
-                 "expires_in")  # fmt: skip
+                 "expires_in", "jwt")  # fmt: skip
 
     def __init__(
         self,
@@ -64,6 +64,8 @@ class Identity:
         self.max_subs = -1
         self.max_payload = -1
         self.expires_in: float | None = None
+        #: A JWT user's details for monitoring (auth/operator.py JWTDetails), else None.
+        self.jwt = None
 
     @property
     def label(self) -> str:
@@ -273,6 +275,7 @@ class Authenticator:
         identity.max_subs = login.max_subs
         identity.max_payload = login.max_payload
         identity.expires_in = login.expires_in
+        identity.jwt = login.monitor
         return identity
 
     def _from_certificate(self, cert: bytes | None, user: str):
