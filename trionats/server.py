@@ -51,7 +51,7 @@ from .listeners import accept_forever
 from .logging import LEVELS, LOGGING_OPTIONS, LogFileError, check_log_file, configure_from
 from .logging import get_logger, reopen_log_file
 from .hostport import parse_host_port
-from .options import Options
+from .options import AccountOptions, Export, Import, Options
 from .system import SystemServices
 from .tracing import TracePublisher
 
@@ -102,9 +102,11 @@ class Server:
             cache_size=0 if options.disable_sublist_cache else defaults.SUBLIST_CACHE_SIZE,
         )
         self.sublist = self.accounts.global_account.sublist
-        #: Exports and imports between accounts (core/imports.py): bridges in the sublists.
-        self.imports = install_imports(self.accounts, options, trio.current_time)
         self.auth = Authenticator(options)
+        #: Exports and imports between accounts (core/imports.py): bridges in the sublists.
+        self.imports = install_imports(
+            self.accounts, self._with_jwt_accounts(options), trio.current_time
+        )
         self._load_tls(options)
         self.stats = Stats()
         #: Sends message trace events (tracing.py): every dispatcher's `tracer`.
@@ -597,13 +599,35 @@ class Server:
         if self.auth.operator is not None:
             self._log_operator_mode()
 
+    def _with_jwt_accounts(self, options: Options) -> Options:
+        """In operator mode the accounts' exports and imports come from their JWTs, checked
+        as an `accounts` block's are; the imports refused are logged at startup."""
+        self._jwt_import_problems: list[str] = []
+        if self.auth.operator is None:
+            return options
+        from .config.load import _check_imports  # (the loader's rules and words)
+
+        blocks = self.auth.operator.account_blocks()
+        problems: list = []
+        _check_imports(blocks, None, problems)
+        self._jwt_import_problems = [str(problem) for problem in problems]
+        accounts = [
+            AccountOptions(
+                name=block["name"],
+                exports=[Export(**export) for export in block["exports"]],
+                imports=[Import(**entry) for entry in block["imports"]],
+            )
+            for block in blocks
+        ]
+        return attrs.evolve(options, accounts=accounts)
+
     def _log_operator_mode(self) -> None:
         """nats-server's operator notices and its preloaded accounts' warnings."""
         for line in self.auth.operator.banner():
             self.log.info(line)
         if not self.options.system_account:
             self.log.warning("Trusted Operators should utilize a System Account")
-        for line in self.auth.operator.preload_warnings():
+        for line in self.auth.operator.preload_warnings() + self._jwt_import_problems:
             self.log.warning(line)
 
     def client_urls(self) -> list[str]:

@@ -48,6 +48,23 @@ class World:
         self.old = op.add_account("OLD", exp=int(time.time()) - 10)
         self.exporter = op.add_account("EXP", exports=[{"name": "s", "subject": "s.>",
                                                        "type": "service"}])  # fmt: skip
+        # Exports and imports in account JWTs: a public service and stream of EXPA, imported
+        # by IMPB (the stream twice: under a prefix, and mapped), and a private service.
+        self.expa = op.add_account("EXPA", exports=[
+            {"name": "echo", "subject": "svc.echo", "type": "service"},
+            {"name": "news", "subject": "news.>", "type": "stream"},
+            {"name": "private", "subject": "svc.private", "type": "service", "token_req": True},
+        ])  # fmt: skip
+        self.impb = op.add_account("IMPB", imports=[
+            {"name": "echo", "subject": "svc.echo", "account": self.expa.public,
+             "local_subject": "echo", "type": "service"},
+            {"name": "news", "subject": "news.>", "account": self.expa.public, "to": "ext",
+             "type": "stream"},
+            {"name": "mapped", "subject": "news.>", "account": self.expa.public,
+             "local_subject": "mapped.news.>", "type": "stream"},
+            {"name": "private", "subject": "svc.private", "account": self.expa.public,
+             "type": "service"},
+        ])  # fmt: skip
         # An account issued by another operator, preloaded all the same: not trusted.
         self.rogue_key = KeyPair("account")
         op.accounts["ROGUE"] = (self.rogue_key,
@@ -144,6 +161,8 @@ def _scenarios(w: World) -> dict:
     paris = [_window(3600, 7200, "Europe/Paris"), _window(-7200, -3600, "Europe/Paris")]
     outside, outside_jwt = op.user("A", times=paris, times_location="Europe/Paris")
     bad_zone, bad_zone_jwt = op.user("A", times=[_window(-60, 60)], times_location="Nowhere/X")
+    impb, impb_jwt = op.user("IMPB")
+    expa, expa_jwt = op.user("EXPA")
     return {
         "accepted": [(good_jwt, good, b"SUB foo 1\r\nPUB foo 2\r\nhi\r\n")],
         "wrong signature": [(good_jwt, other, b"SUB foo 1\r\n")],
@@ -182,6 +201,10 @@ def _scenarios(w: World) -> dict:
         "connect times: inside": [(inside_jwt, inside, b"")],
         "connect times: outside": [(outside_jwt, outside, b"")],
         "connect times: unknown zone": [(bad_zone_jwt, bad_zone, b"")],
+        "stream imports from an account JWT": [
+            (impb_jwt, impb, b"SUB ext.> 1\r\nSUB mapped.> 2\r\nSUB news.> 3\r\n"),
+            (expa_jwt, expa, b"PUB news.a 1\r\nx\r\n"),
+        ],
         "account isolation": [
             (b_jwt, b_user, b"SUB iso 1\r\n"),
             (good_jwt, good, b"SUB iso 1\r\nPUB iso 1\r\na\r\n"),
@@ -302,12 +325,44 @@ def test_startup_lines_as_nats_servers(world, servers):
                                                    "Expires :"))]  # fmt: skip
 
     assert lines(ours.log()) == lines(theirs.log()) != []
-    old, exporter = world.old.public, world.exporter.public
+    old = world.old.public
     for server in servers:
         assert f"[WRN] Account [{old}] has validation issues:\n" in server.log()
         assert "[WRN]   - claim is expired\n" in server.log()
-    assert (f"[WRN] Account [{exporter}]: exports of its JWT are not supported by trionats yet "
-            "and are ignored") in ours.log()  # fmt: skip
+    assert (f"[WRN] Account [{world.expa.public}]: private exports (activation tokens) of its "
+            "JWT are not supported by trionats yet and are ignored") in ours.log()  # fmt: skip
+    assert '[WRN] Error adding service import "svc.private": service import not authorized\n' in (
+        ours.log()
+    )
+
+
+def test_service_imports_from_account_jwts(world, servers, tmp_path):
+    """A service exported and imported in account JWTs answers across the accounts on both
+    servers; the private one (an activation token needed) does not."""
+    exporter, exporter_jwt = world.op.user("EXPA")
+    importer, importer_jwt = world.op.user("IMPB")
+    exporter_creds = write_creds(tmp_path, "expa", exporter_jwt, exporter)
+    importer_creds = write_creds(tmp_path, "impb", importer_jwt, importer)
+
+    async def main(url: str) -> None:
+        service = await nats.connect(url, user_credentials=str(exporter_creds))
+        client = await nats.connect(url, user_credentials=str(importer_creds))
+
+        async def answer(msg):
+            await msg.respond(b"echo:" + msg.data)
+
+        await service.subscribe("svc.echo", cb=answer)
+        await service.subscribe("svc.private", cb=answer)
+        await service.flush()
+        reply = await client.request("echo", b"1", timeout=2)
+        assert reply.data == b"echo:1"
+        with pytest.raises(nats.errors.NoRespondersError):
+            await client.request("svc.private", b"2", timeout=2)
+        await service.close()
+        await client.close()
+
+    for server in servers:
+        asyncio.run(main(server.url))
 
 
 # --- nats-py with .creds files --------------------------------------------------------------

@@ -122,9 +122,31 @@ _ACCOUNT_LIMITS = Struct({
     "max_bytes_required": BOOL, "tiered_limits": gojson.ANY,
 })  # fmt: skip
 
+class _ExportType(gojson.Field):
+    """jwt.ExportType: "stream" or "service" (anything else is an error, as in Go)."""
+
+    zero = ""
+
+    def assign(self, value):
+        if value in ("stream", "service"):
+            return value
+        raise gojson._Mismatch("ExportType")
+
+
+_EXPORT = Struct({
+    "name": STR, "subject": STR, "type": _ExportType(), "token_req": BOOL,
+    "revocations": map_of(INT), "response_type": STR, "response_threshold": INT,
+    "service_latency": gojson.ANY, "account_token_position": INT, "advertise": BOOL,
+    "allow_trace": BOOL, "description": STR, "info_url": STR,
+})  # fmt: skip
+_IMPORT = Struct({
+    "name": STR, "subject": STR, "account": STR, "token": STR, "to": STR,
+    "local_subject": STR, "type": _ExportType(), "share": BOOL, "allow_trace": BOOL,
+})  # fmt: skip
+
 ACCOUNT = Struct({
-    "imports": gojson.ANY,
-    "exports": gojson.ANY,
+    "imports": gojson.list_of(_IMPORT),
+    "exports": gojson.list_of(_EXPORT),
     "limits": _ACCOUNT_LIMITS,
     "signing_keys": _SigningKeys(),
     "revocations": map_of(INT),
@@ -253,6 +275,14 @@ class AccountClaims(Claims):
     @property
     def limits(self) -> dict:
         return self.nats.get("limits") or {}
+
+    @property
+    def exports(self) -> list[dict]:
+        return [export or {} for export in self.nats.get("exports") or []]
+
+    @property
+    def imports(self) -> list[dict]:
+        return [entry or {} for entry in self.nats.get("imports") or []]
 
     @property
     def default_permissions(self) -> dict:

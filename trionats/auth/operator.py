@@ -32,7 +32,10 @@ KNOWN_CONNECTION_TYPES = frozenset({
 
 
 #: Account claims trionats does not act on yet: said at startup, then ignored.
-IGNORED_ACCOUNT_CLAIMS = ("imports", "exports", "mappings", "authorization", "trace")
+IGNORED_ACCOUNT_CLAIMS = ("mappings", "authorization", "trace")
+#: JWT export response types -> the `accounts` block's words (core/imports.py).
+_RESPONSE_TYPES = {"": "singleton", "Singleton": "singleton", "Stream": "stream",
+                   "Chunked": "chunked"}  # fmt: skip
 
 
 def _go_time(stamp: int) -> str:
@@ -126,6 +129,10 @@ class OperatorMode:
                 lines.append(f"Account [{key}] has validation issues:")
                 lines += [f"  - {issue}" for issue in issues]
             ignored = [name for name in IGNORED_ACCOUNT_CLAIMS if claims.nats.get(name)]
+            if any(export.get("token_req") for export in claims.exports):
+                ignored.append("private exports (activation tokens)")
+            if any(export.get("service_latency") for export in claims.exports):
+                ignored.append("service latency")
             limits = claims.limits
             if any(limits.get(name) for name in ("mem_storage", "disk_storage", "tiered_limits")):
                 ignored.append("jetstream limits")
@@ -140,6 +147,46 @@ class OperatorMode:
         if claims is None or claims.issuer not in self.trusted:
             return None
         return claims
+
+    # --- exports and imports ------------------------------------------------------------
+
+    def account_blocks(self) -> list[dict]:
+        """The trusted accounts' exports and imports as an `accounts` block gives them to the
+        loader's checks (config/load.py _check_imports), in nats-server's mapping: a stream
+        import's `local_subject` is its `to` (else the old `to` is a prefix), a service
+        import's `local_subject` the subject its importers use. A private export (token_req)
+        is left out (activation tokens: not yet), and so are the imports it would allow."""
+        blocks = []
+        for key, claims in self.accounts.items():
+            if self.account(key) is None:
+                continue
+            exports = [
+                {"kind": export["type"], "subject": export.get("subject", ""),
+                 "accounts": None,
+                 "response_type": _RESPONSE_TYPES.get(export.get("response_type", ""),
+                                                      "singleton"),
+                 "response_threshold": export.get("response_threshold", 0) / 1e9}
+                for export in claims.exports
+                if export.get("type") and not export.get("token_req")
+            ]  # fmt: skip
+            imports = []
+            for entry in claims.imports:
+                kind, local = entry.get("type"), entry.get("local_subject", "")
+                if not kind or not entry.get("account") or self.account(entry["account"]) is None:
+                    continue
+                spec = {"kind": kind, "account": entry["account"],
+                        "subject": entry.get("subject", "")}  # fmt: skip
+                if kind == "stream" and local:
+                    spec["to"] = local
+                elif kind == "stream":  # (the old `to` of a stream import is a prefix)
+                    spec["prefix"] = entry.get("to", "")
+                elif local:
+                    spec["to"] = local
+                elif entry.get("to"):  # the old form: `to` is the exporter's subject
+                    spec.update(subject=entry["to"], to=entry.get("subject", ""))
+                imports.append(spec)
+            blocks.append({"name": key, "exports": exports, "imports": imports})
+        return blocks
 
     # --- a client's login ---------------------------------------------------------------
 
