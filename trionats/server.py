@@ -625,7 +625,7 @@ class Server:
         """nats-server's operator notices and its preloaded accounts' warnings."""
         for line in self.auth.operator.banner():
             self.log.info(line)
-        if not self.options.system_account:
+        if self.options.system_account in ("", "$SYS"):  # (none from the file or the JWT)
             self.log.warning("Trusted Operators should utilize a System Account")
         for line in self.auth.operator.preload_warnings() + self._jwt_import_problems:
             self.log.warning(line)

@@ -547,3 +547,15 @@ def test_connz_and_varz_show_jwt_users_as_nats_server(world, tmp_path):
     assert connections[1]["issuer_key"] == world.a_signer.public
     assert "jwt" not in connections[2]  # a bearer token is not shown
     assert varz["trusted_operators_jwt"] == [world.op.jwt]
+
+
+def test_an_operator_without_system_account_is_warned_about(tmp_path):
+    from tests.jwtkit import operator_jwt
+
+    operator, account = KeyPair("operator"), KeyPair("account")
+    path = tmp_path / "nosys.conf"
+    path.write_text(f"operator: {operator_jwt(operator)}\nresolver: MEMORY\n"
+                    f"resolver_preload {{\n  {account.public}: {account_jwt(account, operator)}\n}}\n")  # fmt: skip
+    for process in (TrionatsProcess, NatsServerProcess):
+        with process("-c", str(path)) as server:
+            assert "[WRN] Trusted Operators should utilize a System Account\n" in server.log()
