@@ -21,6 +21,8 @@ INVALID_SUBJECT = "Invalid Subject"
 INVALID_PUBLISH_SUBJECT = "Invalid Publish Subject"
 INVALID_SUBSCRIPTION = "Invalid Subscription"  # a route's RS+ the sublist refuses
 MAX_SUBSCRIPTIONS = "maximum subscriptions exceeded"
+MAX_ACCOUNT_CONNECTIONS = "maximum account active connections exceeded"
+USER_AUTH_EXPIRED = "User Authentication Expired"
 
 
 def go_quote(text: bytes | str) -> str:
@@ -90,6 +92,9 @@ class Reason:
     CLIENT_CLOSED = "Client Closed"
     AUTH_TIMEOUT = "Authentication Timeout"
     AUTH_VIOLATION = "Authentication Failure"
+    AUTH_EXPIRED = "Authentication Expired"
+    MAX_ACCOUNT_CONNECTIONS = "Maximum Account Connections Exceeded"
+    MAX_SUBSCRIPTIONS = "Maximum Subscriptions Exceeded"
     TLS_HANDSHAKE = "TLS Handshake Failure"
     SLOW_CONSUMER_PENDING = "Slow Consumer (Pending Bytes)"
     SLOW_CONSUMER_WRITE = "Slow Consumer (Write Deadline)"

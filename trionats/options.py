@@ -344,6 +344,15 @@ class Options:
     system_account: str = "$SYS"
     no_system_account: bool = False
 
+    # operator mode (auth/operator.py): the trusted operators' JWTs (read from their files by
+    # the loader), the account resolver ("MEMORY" is the only one) and its preloaded
+    # account JWTs (account public key, JWT); the accounts are then named by public key
+    operators: tuple[str, ...] = attrs.field(default=(), converter=_strings, repr=False)
+    resolver: str = ""
+    resolver_preload: tuple[tuple[str, str], ...] = attrs.field(
+        default=(), converter=_pairs, repr=False
+    )
+
     # files
     pid_file: str = ""
     ports_file_dir: str = ""
@@ -400,7 +409,9 @@ class Options:
         except SyslogError as exc:  # nats-server's text; it fails when it starts logging
             problems.append(str(exc))
         if self.system_account and self.system_account != "$SYS" and not self.no_system_account:
-            if self.system_account not in {account.name for account in self.accounts}:
+            known = {account.name for account in self.accounts}
+            known.update(key for key, _ in self.resolver_preload)
+            if self.system_account not in known:
                 problems.append("error resolving system account: account missing")
         if self.no_auth_user:
             names = self.user_names()

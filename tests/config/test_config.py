@@ -199,6 +199,9 @@ OPTION_CASES = [
 
 #: Block keys, covered by the block tests below.
 BLOCK_KEYS = {"authorization", "tls", "cluster", "websocket", "ws", "accounts"}
+#: Operator mode's keys (and aliases): tests/config/test_operator_config.py.
+BLOCK_KEYS |= {"operator", "operators", "roots", "root", "root_operators", "root_operator",
+               "resolver", "account_resolver", "accounts_resolver", "resolver_preload"}
 
 
 def key_of(text: str) -> str:
@@ -243,8 +246,8 @@ def test_a_key_listed_as_not_yet_is_refused(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "key", ["jetstream", "leafnodes", "gateway", "mqtt", "operator", "store_dir",
-            "resolver", "mappings", "prof_port", "trace_headers", "server_metadata"],
+    "key", ["jetstream", "leafnodes", "gateway", "mqtt", "trusted_keys", "store_dir",
+            "resolver_tls", "mappings", "prof_port", "trace_headers", "server_metadata"],
 )  # fmt: skip
 def test_out_of_scope_options_are_named(tmp_path, key):
     text = f"{key}: {{}}\n" if key == "jetstream" else f"{key}: 1\n"

@@ -77,6 +77,9 @@ GO_NAMES = {
     "max_closed_clients": "MaxClosedClients",
     "client_advertise": "ClientAdvertise",
     "allow_non_tls": "AllowNonTLS",
+    "operators": "TrustedOperators",
+    "resolver": "AccountResolver",
+    "resolver_preload": "ResolverPreloads",
 }
 
 
@@ -289,11 +292,24 @@ def _check_no_auth_user(before: str, new: Options) -> None:
     )
 
 
+def _jwt_subject(token: str) -> str:
+    from ..auth import jwt
+
+    try:
+        return jwt.decode(token).subject
+    except jwt.JWTError:  # (the loader verified it: cannot happen)
+        return "?"
+
+
 def _show(value: object, name: str = "") -> str:
     if name == "write_timeout" and value == "default":  # nats-server prints that policy as ""
         return ""
     if name == "accounts":  # the names (users and their passwords stay out of logs)
         return "[" + " ".join(account.name for account in value) + "]"
+    if name == "operators":  # the operators' keys, not whole JWTs
+        return "[" + " ".join(_jwt_subject(token) for token in value) + "]"
+    if name == "resolver_preload":  # the accounts' keys
+        return "[" + " ".join(key for key, _ in value) + "]"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)

@@ -170,6 +170,7 @@ class ConnRecord:
         "cid", "kind", "ip", "port", "start_ns", "last_ns", "stop_ns", "reason", "rtt",
         "pending", "in_msgs", "out_msgs", "in_bytes", "out_bytes", "subs", "name", "lang",
         "version", "user", "account", "tls_version", "tls_cipher", "tls_first", "type",
+        "jwt",
     )  # fmt: skip
 
     def end_ns(self, now_ns: int) -> int:
@@ -204,7 +205,20 @@ def conn_record(client, clock: Clock, *, reason: str | None = None) -> ConnRecor
     record.tls_first = bool(record.tls_version) and getattr(client, "tls_first", False)
     account = getattr(client, "account", None)
     record.account = account.name if account is not None else GLOBAL_ACCOUNT
+    identity = getattr(client, "identity", None)
+    record.jwt = getattr(identity, "jwt", None)  # operator mode: auth/operator.py's JWTDetails
     return record
+
+
+def _trusted_operators(server) -> dict:
+    """/varz's operator fields in operator mode (auth/operator.py), else none."""
+    operator = getattr(server.auth, "operator", None)
+    if operator is None:
+        return {}
+    return {
+        "trusted_operators_jwt": [claims.token for claims in operator.operators],
+        "trusted_operators_claim": [claims.go_json() for claims in operator.operators],
+    }
 
 
 def _auth_user(client) -> str:
@@ -369,7 +383,16 @@ def _conn_info(r: ConnRecord, now_ns: int, auth: bool, subs: bool, detail: bool)
         else:
             info["subscriptions_list"] = [subject for subject, *_ in r.subs]
     if auth:
-        info["name_tag"] = r.account
+        jwt = r.jwt
+        if jwt is not None:  # a JWT user (operator mode), as nats-server shows one
+            if jwt.token:
+                info["jwt"] = jwt.token
+            info["issuer_key"] = jwt.issuer_key
+            info["name_tag"] = jwt.name_tag
+            if jwt.tags:
+                info["tags"] = jwt.tags
+        else:
+            info["name_tag"] = r.account
     return info
 
 
@@ -863,6 +886,7 @@ def varz(server, clock: Clock, *, start_ns: int, process: dict, http_port: int,
         config_digest=config_digest,
         **({"tags": list(options.server_tags)} if options.server_tags else {}),
         feature_flags=dict(defaults.FEATURE_FLAGS),
+        **_trusted_operators(server),
         system_account="" if options.no_system_account else options.system_account,
         slow_consumer_stats={
             "clients": max(stats.slow_consumers - routed.slow_consumers, 0),
