@@ -43,6 +43,8 @@ OTHERS = [
     (b"-ERR 'Loop detected'\r\n", Err(b"'Loop detected'")),
     (b"PING\r\n", PING),
     (b"PONG\r\n", PONG),
+    (b"PUB a r 2\r\nhi\r\n", LeafMsg(b"a", b"r", (), -1, b"hi\r\n")),  # as nats-server reads it
+    (b"UNSUB q.a 5\r\n", LeafUnsub(b"q.a")),
 ]
 
 ALL = CAPTURED + OTHERS
@@ -84,6 +86,7 @@ MALFORMED = [
     b"HMSG foo 5 3\r\n",  # header larger than the total
     b"HMSG foo 3\r\n",
     b"HMSG foo x 3\r\n",
+    b"SUB foo 1\r\n",  # nats-server closes a leaf connection at a client's SUB
 ]
 
 
@@ -96,8 +99,8 @@ def test_malformed_lines_close_silently(data):
 
 
 @pytest.mark.parametrize(
-    "data", [b"MSG foo 1 2\r\nhi\r\n", b"PUB foo 2\r\nhi\r\n", b"RMSG $G foo 2\r\nhi\r\n",
-             b"LMSG foo 2\r\nhiX\r\n", b"SUB foo 1\r\n"], ids=repr,
+    "data", [b"MSG foo 1 2\r\nhi\r\n", b"RMSG $G foo 2\r\nhi\r\n",
+             b"LMSG foo 2\r\nhiX\r\n"], ids=repr,
 )  # fmt: skip
 def test_other_ops_and_bad_framing_are_unknown(data):
     with pytest.raises(ProtocolError) as raised:

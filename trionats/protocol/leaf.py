@@ -7,7 +7,8 @@ count behind the peer, replaced on every change), `LS- <subject> [<queue>]`, and
 size). The other ops are the common ones (INFO, CONNECT, PING, PONG, +OK, -ERR).
 
 Errors are nats-server's: an unknown op is -ERR 'Unknown Protocol Operation'; a malformed
-LMSG/HMSG/LS+/LS- line closes the connection silently (a Protocol Violation, logged); a
+LMSG/HMSG/LS+/LS- line closes the connection silently (a client's PUB is read as a message
+from the peer, as nats-server's parser reads it) (a Protocol Violation, logged); a
 message larger than max_payload is -ERR 'Maximum Payload Violation'; a control line over
 16 times max_control_line is -ERR 'Maximum Control Line Exceeded'.
 """
@@ -20,7 +21,7 @@ from typing import NamedTuple
 from .. import defaults, errors
 from ..errors import ProtocolError, Reason
 from .gojson import BOOL, INT, STR, STR_LIST, Struct
-from .parser import COMMON_KEYWORDS, SEP, Parser, _parse_size, _silent, _split_args, new_event
+from .parser import COMMON_KEYWORDS, OP_HPUB, OP_PUB, OP_SUB, OP_UNSUB, SEP, Parser, _parse_size, _silent, _split_args, new_event
 
 # --- events ---------------------------------------------------------------------------------
 
@@ -61,6 +62,11 @@ LEAF_KEYWORDS = {
     b"LS-": (OP_LUNSUB, SEP),
     b"LMSG": (OP_LMSG, SEP),
     b"HMSG": (OP_HMSG, SEP),
+    # nats-server's parser takes a client's PUB on a leaf connection as a message from it.
+    b"PUB": (OP_PUB, SEP),
+    b"HPUB": (OP_HPUB, SEP),
+    b"SUB": (OP_SUB, SEP),  # ... closes it at a client's SUB, silently ...
+    b"UNSUB": (OP_UNSUB, SEP),  # ... and drops the subscription an UNSUB's sid names
     **COMMON_KEYWORDS,
 }
 
@@ -75,7 +81,7 @@ class LeafParser(Parser):
 
     keywords = LEAF_KEYWORDS
     pub_fast_path = False
-    message_ops = frozenset({OP_LMSG, OP_HMSG})
+    message_ops = frozenset({OP_LMSG, OP_HMSG, OP_PUB, OP_HPUB})
 
     def __init__(
         self,
@@ -97,6 +103,9 @@ class LeafParser(Parser):
         )
 
     def _decode_message(self, op: str, arg: bytes) -> tuple[type, tuple, int]:
+        if op is OP_PUB or op is OP_HPUB:
+            _, (subject, reply, header_size), size = super()._decode_message(op, arg)
+            return LeafMsg, (subject, reply, (), header_size), size
         args = _split_args(arg)
         sizes = 2 if op is OP_HMSG else 1  # size tokens at the end of the line
         name = "processLeafHeaderMsgArgs" if op is OP_HMSG else "processLeafMsgArgs"
@@ -139,6 +148,13 @@ class LeafParser(Parser):
             raise _silent(f"processLeafSub Parse Error: {arg!r}")
         if op is OP_LUNSUB:
             return new_event(LeafUnsub, (arg,))
+        if op is OP_SUB:
+            raise _silent(f"a client's SUB on a leaf connection: {arg!r}")
+        if op is OP_UNSUB:  # (nats-server keys a leaf's subscriptions by their LS+ argument)
+            args = _split_args(arg)
+            if len(args) not in (1, 2):
+                raise _silent(f"processUnsub Parse Error: {arg!r}")
+            return new_event(LeafUnsub, (args[0],))
         return super()._decode_other(op, arg)
 
 
