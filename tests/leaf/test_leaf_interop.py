@@ -334,3 +334,72 @@ leafnodes {{ listen: "127.0.0.1:{leaf_port}", remotes [ {{ url: "nats://127.0.0.
         wait_log(server, 'Loop detected for leafnode account="$G". Delaying attempt to reconnect for 30s')
     finally:
         server.stop()
+
+
+# --- monitoring -------------------------------------------------------------------------------
+
+
+def test_leafz_varz_and_metrics_as_nats_server_shows_them(tmp_path):
+    """Both ends of one leaf connection, each described by its own server: the same /leafz
+    fields (trionats the spoke, nats-server the hub), /varz `leaf` and `leafnodes` in
+    nats-server's shape, and leaf figures in /metrics."""
+    leaf_port, hub_monitor, leaf_monitor = free_port(), free_port(), free_port()
+    hub = NatsServerProcess("-n", "HUB", "-m", str(hub_monitor), "-c", conf(tmp_path, "hub",
+                            f'leafnodes {{ listen: "127.0.0.1:{leaf_port}" }}\n'))  # fmt: skip
+    leaf = TrionatsProcess("-n", "LEAF", "-m", str(leaf_monitor), "-c", conf(tmp_path, "leaf",
+                           f'leafnodes {{ remotes [ {{ url: "nats://127.0.0.1:{leaf_port}", '
+                           f'deny_imports: "secret.>" }} ] }}\n'))  # fmt: skip
+    try:
+        wait_log(leaf, "Leafnode connection established with HUB")
+
+        async def main():
+            on_hub, on_leaf = await connect(hub.url), await connect(leaf.url)
+            await on_hub.subscribe("seen.by.leaf")
+            await on_leaf.subscribe("seen.by.hub")
+            await ready(on_hub, on_leaf)
+            await ready(on_leaf, on_hub)
+            await on_leaf.publish("seen.by.leaf", b"x")
+            await on_leaf.flush()
+            views = get_json(leaf_monitor, "/leafz?subs=1"), get_json(hub_monitor, "/leafz?subs=1")
+            await on_hub.close()
+            await on_leaf.close()
+            return views
+
+        ours, theirs = run(main())
+        assert ours["leafnodes"] == theirs["leafnodes"] == 1
+        [mine], [hubs] = ours["leafs"], theirs["leafs"]
+        assert set(mine) == set(hubs)
+        assert (mine["name"], mine["is_spoke"], mine["account"]) == ("HUB", True, "$G")
+        assert (hubs["name"], hubs["is_spoke"], hubs["account"]) == ("LEAF", False, "$G")
+        assert "seen.by.leaf" in mine["subscriptions_list"]
+        assert "seen.by.hub" in hubs["subscriptions_list"]
+        assert any(s.startswith("$LDS.") for s in mine["subscriptions_list"])
+        assert mine["out_msgs"] >= 1 and hubs["in_msgs"] >= 1
+        assert get_json(leaf_monitor, "/leafz")["leafs"][0].get("subscriptions_list") is None
+        assert get_json(leaf_monitor, "/leafz?acc=OTHER")["leafnodes"] == 0
+        varz = get_json(leaf_monitor, "/varz")
+        assert varz["leafnodes"] == 1
+        assert varz["leaf"] == {"remotes": [{"local_account": "$G", "urls": [f"127.0.0.1:{leaf_port}"],
+                                             "deny": {"imports": ["secret.>"]}}]}  # fmt: skip
+        with urllib.request.urlopen(f"http://127.0.0.1:{leaf_monitor}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        assert "nats_server_leafnodes{" in text and 'leaf_name="HUB"' in text
+    finally:
+        leaf.stop()
+        hub.stop()
+
+
+def test_varz_leaf_of_a_hub_matches_nats_server(tmp_path):
+    """A hub's /varz `leaf`: its listener and auth timeout, as nats-server's."""
+    shown = []
+    for kind in (TrionatsProcess, NatsServerProcess):
+        monitor, leaf_port = free_port(), free_port()
+        process = kind("-m", str(monitor), "-c", conf(tmp_path, kind.__name__,
+                       f'leafnodes {{ listen: "127.0.0.1:{leaf_port}", authorization {{ timeout: 3 }} }}\n'))  # fmt: skip
+        try:
+            leaf = get_json(monitor, "/varz")["leaf"]
+            assert leaf.pop("port") == leaf_port
+            shown.append(leaf)
+        finally:
+            process.stop()
+    assert shown[0] == shown[1]
