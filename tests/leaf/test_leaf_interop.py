@@ -403,3 +403,53 @@ def test_varz_leaf_of_a_hub_matches_nats_server(tmp_path):
         finally:
             process.stop()
     assert shown[0] == shown[1]
+
+
+# --- the sample configuration ---------------------------------------------------------------------
+
+ETC = Path(__file__).resolve().parents[2] / "etc" / "leaf"
+
+
+def test_the_sample_leaf_and_hub_configurations(tmp_path):
+    """etc/leaf/leaf.conf (trionats) under etc/leaf/hub.conf (nats-server), on free ports:
+    the application's account crosses, deny_exports and deny_imports hold."""
+    client, leaf_port, hub_client, monitor = free_port(), free_port(), free_port(), free_port()
+    hub_text = (ETC / "hub.conf").read_text().replace("127.0.0.1:7422", f"127.0.0.1:{leaf_port}")
+    hub_text = hub_text.replace("127.0.0.1:4333", f"127.0.0.1:{hub_client}")
+    leaf_text = (ETC / "leaf.conf").read_text().replace("127.0.0.1:7422", f"127.0.0.1:{leaf_port}")
+    leaf_text = leaf_text.replace("127.0.0.1:4222", f"127.0.0.1:{client}")
+    leaf_text = leaf_text.replace("127.0.0.1:8222", f"127.0.0.1:{monitor}")
+    hub = NatsServerProcess("-c", conf(tmp_path, "hub", hub_text), port=hub_client)
+    leaf = TrionatsProcess("-c", conf(tmp_path, "leaf", leaf_text), port=client)
+    try:
+        wait_log(leaf, "Leafnode connection established with hub-1 (account APP")
+
+        async def main():
+            on_hub = await connect(hub.url.replace("nats://", "nats://app:app@"))
+            app = await connect(leaf.url)  # no_auth_user: app
+            at_hub = await on_hub.subscribe("orders.>")
+            at_hub_local = await on_hub.subscribe("local.>")
+            at_app = await app.subscribe(">")
+            await ready(on_hub, app)
+            await ready(app, on_hub)
+            await app.publish("local.x", b"stays")  # deny_exports
+            await app.publish("orders.1", b"crosses")
+            assert (await at_hub.next_msg(timeout=TIMEOUT)).data == b"crosses"
+            await no_more(at_hub_local)
+            await on_hub.publish("debug.x", b"never")  # deny_imports
+            await on_hub.publish("news.1", b"comes")
+            seen = []
+            while len(seen) < 10:
+                msg = await at_app.next_msg(timeout=TIMEOUT)
+                seen.append(msg.subject)
+                if msg.subject == "news.1":
+                    break
+            assert "debug.x" not in seen and seen[-1] == "news.1"
+            await on_hub.close()
+            await app.close()
+
+        run(main())
+        assert get_json(monitor, "/leafz")["leafs"][0]["account"] == "APP"
+    finally:
+        leaf.stop()
+        hub.stop()
