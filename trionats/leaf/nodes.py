@@ -337,10 +337,17 @@ class Leafnodes:
                 cluster.local_sub_removed(sub)
         self._tell(sub, delta, leaf)
 
-    def _tell(self, sub: Subscription, delta: int, source) -> None:
+    def route_interest_changed(self, account, sub: Subscription, delta: int) -> None:
+        """A route's RS+/RS- in `account` (for the routes code to call): the leaves we are the
+        hub of learn the cluster's interest as it changes, as nats-server's
+        updateRouteSubscriptionMap -> updateLeafNodes. (Without the call, they learn it when
+        they connect only.)"""
+        self._tell(sub, delta, sub.client, account)
+
+    def _tell(self, sub: Subscription, delta: int, source, account=None) -> None:
         if not self.connections:
             return
-        account = getattr(source, "account", None)
+        account = account if account is not None else getattr(source, "account", None)
         loop = sub.subject.startswith(LOOP_DETECTION_PREFIX)
         for leaf in list(self.connections.values()):
             if leaf is source or leaf.account is not account:
