@@ -453,3 +453,48 @@ def test_the_sample_leaf_and_hub_configurations(tmp_path):
     finally:
         leaf.stop()
         hub.stop()
+
+
+# --- a mixed cluster --------------------------------------------------------------------------
+
+
+def test_a_leaf_of_a_three_node_mixed_cluster(tmp_path):
+    """A trionats leaf of node G1 of a cluster G1 (nats-server), G2 (nats-server), T3
+    (trionats): the leaf's interest reaches every node through G1's routes, and the
+    subscribers of every node get the leaf's messages."""
+    c1, c2, c3, leaf_port = free_port(), free_port(), free_port(), free_port()
+    routes = f"nats-route://127.0.0.1:{c1},nats-route://127.0.0.1:{c2},nats-route://127.0.0.1:{c3}"
+    g1 = NatsServerProcess("-n", "G1", "--cluster_name", "C", "--cluster", f"nats://127.0.0.1:{c1}",
+                           "--routes", routes, "-c", conf(tmp_path, "g1",
+                           f'leafnodes {{ listen: "127.0.0.1:{leaf_port}" }}\n'))  # fmt: skip
+    g2 = NatsServerProcess("-n", "G2", "--cluster_name", "C", "--cluster", f"nats://127.0.0.1:{c2}",
+                           "--routes", routes)  # fmt: skip
+    t3 = TrionatsProcess("-n", "T3", "--cluster_name", "C", "--cluster", f"nats://127.0.0.1:{c3}",
+                         "--routes", routes)  # fmt: skip
+    leaf = TrionatsProcess("-n", "LEAF", "-c", conf(tmp_path, "leaf",
+                           f'leafnodes {{ remotes [ {{ url: "nats://127.0.0.1:{leaf_port}" }} ] }}\n'))  # fmt: skip
+    try:
+        wait_log(leaf, "Leafnode connection established with G1")
+
+        async def main():
+            on_leaf = await connect(leaf.url)
+            nodes = [await connect(node.url) for node in (g1, g2, t3)]
+            at_leaf = await on_leaf.subscribe("to.leaf")
+            subs = [await nc.subscribe("from.leaf") for nc in nodes]
+            for nc in nodes:
+                await ready(on_leaf, nc)  # the leaf's interest reached this node
+                await ready(nc, on_leaf)  # and this node's reached the leaf
+            for i, nc in enumerate(nodes):
+                await nc.publish("to.leaf", b"%d" % i)
+            got = sorted([(await at_leaf.next_msg(timeout=TIMEOUT)).data for _ in nodes])
+            assert got == [b"0", b"1", b"2"]
+            await on_leaf.publish("from.leaf", b"all")
+            for sub in subs:
+                assert (await sub.next_msg(timeout=TIMEOUT)).data == b"all"
+            for nc in [on_leaf, *nodes]:
+                await nc.close()
+
+        run(main())
+    finally:
+        for process in (leaf, t3, g2, g1):
+            process.stop()
