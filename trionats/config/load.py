@@ -572,7 +572,7 @@ LEAF_REMOTE = Schema.of(
     [
         (("url", "urls"), Field("urls", _leaf_urls)),
         (("account", "local"), Field("account", _str)),
-        (("tls",), Field("", setter=_not_yet("TLS on leaf connections"))),
+        (("tls",), Field("tls", block=TLS)),
         (("deny_imports", "deny_import"), Field("deny_imports", _strings)),
         (("deny_exports", "deny_export"), Field("deny_exports", _strings)),
         (("no_randomize", "dont_randomize"), Field("no_randomize", _bool)),
@@ -608,7 +608,7 @@ LEAFNODES = Schema.of(
         (("advertise", "leafnode_advertise"), Field("advertise", _str)),
         (("no_advertise",), Field("no_advertise", _bool)),
         (("authorization",), Field("authorization", block=LEAF_AUTHORIZATION)),
-        (("tls",), Field("", setter=_not_yet("TLS on leaf connections"))),
+        (("tls",), Field("tls", block=TLS)),
         (("reconnect", "reconnect_delay", "reconnect_interval"), Field("reconnect", _duration)),
         (("dial_timeout",), Field("dial_timeout", _duration)),
         (("compression",), Field("compression", _leaf_compression)),
@@ -801,7 +801,7 @@ def _walk(schema: Schema, conf: dict, out: dict, problems: list[Problem], where:
             elif field.block is not None:
                 out[field.name] = _convert_block(field.block, value, problems, key)
                 if field.block is TLS:
-                    if schema is not CLUSTER:
+                    if schema is not CLUSTER and schema is not LEAFNODES and schema is not LEAF_REMOTE:
                         _client_context_only(value, problems)
                     _check_tls(out[field.name], position, problems)
             else:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from .. import defaults, errors
+from .. import defaults, errors, tls
 from ..auth.nkeys import new_nonce
 from ..auth.permissions import CompiledPermissions
 from ..auth.users import Failure, Identity, PendingPassword, is_bcrypt
@@ -143,13 +143,86 @@ class LeafConnection(Connection):
         # sends what its hub gave it over routes.
         self.dispatch.to_routes = not self.spoke
 
-    # --- greeting ---------------------------------------------------------------------------
+    # --- TLS and greeting -------------------------------------------------------------------
+
+    #: Bytes read before the tasks started: the hub's INFO, read in plaintext before TLS.
+    _preread = b""
+    _info_sent = False
+
+    async def upgrade(self) -> None:
+        """TLS, as nats-server: the hub sends its INFO in plaintext, then both handshake (the
+        leaf dials with TLS when its remote has a `tls` block, a `tls://` URL, or the hub's
+        INFO says `tls_required`)."""
+        if self.solicited:
+            await self._upgrade_solicited()
+        elif self.nodes.tls_server is not None:
+            await self._upgrade_accepted()
+
+    async def _upgrade_accepted(self) -> None:
+        info = self.nodes.info_fields(self) | {"nonce": self.nonce}
+        try:
+            await self.stream.send_all(encode.info(info))
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            self.close(Reason.WRITE_ERROR, flush=False)
+            return
+        self._info_sent = True
+        await self._handshake(self.nodes.tls_server, self.nodes.options.tls, server_side=True)
+
+    async def _upgrade_solicited(self) -> None:
+        remote = self.remote
+        with trio.move_on_after(remote.options.first_info_timeout):
+            try:
+                while b"\n" not in self._preread and len(self._preread) < defaults.READ_SIZE:
+                    data = await self.stream.receive_some(defaults.READ_SIZE)
+                    if not data:
+                        break
+                    self._preread += data
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                self.close(Reason.READ_ERROR, flush=False)
+                return
+        line = self._preread.split(b"\n", 1)[0]
+        wants_tls = b'"tls_required":true' in line.replace(b" ", b"")
+        context = self.nodes.remote_tls_context(remote)
+        if context is None and wants_tls:
+            context = self.nodes.default_tls_context()
+        if context is None:
+            return
+        if self._preread.count(b"\n") and self._preread.index(b"\n") + 1 < len(self._preread):
+            self.log.error("TLS handshake error: plaintext after the hub's INFO")
+            self.close(Reason.TLS_HANDSHAKE, flush=False)
+            return
+        await self._handshake(context, remote.options.tls, server_side=False,
+                              server_hostname=remote.current.host)  # fmt: skip
+
+    async def _handshake(self, context, opts, *, server_side: bool, server_hostname=None) -> None:
+        timeout = tls.handshake_timeout(opts) if opts is not None else defaults.TLS_TIMEOUT
+        try:
+            self.stream = await tls.handshake(
+                self.stream, context, timeout, server_side=server_side,
+                server_hostname=server_hostname,
+                pinned_certs=opts.pinned_certs if opts is not None else (),
+            )  # fmt: skip
+        except tls.HandshakeError as error:
+            (self.log.debug if error.probe else self.log.error)(
+                f"TLS leafnode handshake error: {error}"
+            )
+            self.close(Reason.TLS_HANDSHAKE, flush=False)
+            return
+        self.outbound.sock = None  # every byte must now go through the TLS stream
+        self.log.debug("TLS handshake complete")
 
     def on_start(self) -> None:
         if self.solicited:
             self.log.info(f"Leafnode connection created for account: {self.account.name}")
+            preread, self._preread = self._preread, b""
+            if preread:
+                try:
+                    self.process(preread)
+                except ProtocolError as error:
+                    self.on_protocol_error(error)
             return
-        self.outbound.write(encode.info(self.nodes.info_fields(self) | {"nonce": self.nonce}))
+        if not self._info_sent:
+            self.outbound.write(encode.info(self.nodes.info_fields(self) | {"nonce": self.nonce}))
 
     # --- reading ----------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
-from .. import defaults
+from .. import defaults, tls
 from ..auth.users import Failure, Identity, PendingPassword, is_bcrypt
 from ..containment import contained
 from ..core.accounts import GLOBAL_ACCOUNT
@@ -114,6 +114,10 @@ class Leafnodes:
         server_opts = server.options
         self.ping_interval = min(server_opts.ping_interval, defaults.ROUTE_MAX_PING_INTERVAL)
         self.ping_max = server_opts.ping_max
+        #: TLS: the context leaves dialing us handshake with (leafnodes.tls), and the client
+        #: contexts of the remotes with a `tls` block (or a tls:// URL), made once.
+        self.tls_server = tls.server_context(options.tls) if options.tls is not None else None
+        self._remote_contexts: dict[int, object] = {}
         #: Each account's loop detection subject (`$LDS.<unique>`), made when first needed.
         self._loop_subjects: dict[str, bytes] = {}
         self._nursery: trio.Nursery | None = None
@@ -199,6 +203,26 @@ class Leafnodes:
 
     # --- the handshake ------------------------------------------------------------------------
 
+    def remote_tls_context(self, remote: Remote):
+        """The client TLS context of a remote with a `tls` block or a `tls://` URL (None:
+        plaintext, unless the hub's INFO asks for TLS)."""
+        if id(remote) not in self._remote_contexts:
+            context = None
+            if remote.options.tls is not None:
+                context = tls.client_context(remote.options.tls)
+            elif any(url.strip().lower().startswith("tls://") for url in remote.options.urls):
+                context = self.default_tls_context()
+            self._remote_contexts[id(remote)] = context
+        return self._remote_contexts[id(remote)]
+
+    @staticmethod
+    def default_tls_context():
+        """For a hub that requires TLS of a remote without a `tls` block: the system's CAs
+        and the dialed host name, as Go's default tls.Config."""
+        import ssl
+
+        return ssl.create_default_context()
+
     def cluster_name(self) -> str:
         return self.server.cluster.name if self.server.cluster is not None else ""
 
@@ -219,6 +243,12 @@ class Leafnodes:
             "port": port,
             "headers": not server.options.no_header_support,
             "auth_required": True,  # a leaf always sends CONNECT
+        }
+        if options.tls is not None:
+            info["tls_required"] = True
+            if options.tls.verify or options.tls.verify_and_map:
+                info["tls_verify"] = True
+        info |= {
             "max_payload": server.options.max_payload,
             "ip": f"{host}:{port}",
             "client_id": leaf.cid,

@@ -909,7 +909,12 @@ def _leaf_varz(server) -> dict:
         body["host"] = options.host
         body["port"] = nodes.port if nodes is not None and nodes.port else options.port
         body["auth_timeout"] = go_float(auth.timeout if auth and auth.timeout else defaults.AUTH_TIMEOUT)
-        body["tls_timeout"] = go_float(defaults.TLS_TIMEOUT)
+        tls = options.tls
+        body["tls_timeout"] = go_float(tls.timeout if tls and tls.timeout > 0 else defaults.TLS_TIMEOUT)
+        if tls is not None:
+            body["tls_required"] = True
+            if tls.verify or tls.verify_and_map:
+                body["tls_verify"] = True
     remotes = []
     for remote in options.remotes:
         entry: dict = {"local_account": remote.account or "$G",
