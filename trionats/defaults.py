@@ -173,6 +173,9 @@ LEAF_DIAL_TIMEOUT = 1.0
 #: A solicited leaf waits this long before dialing again after its hub said "Loop detected"
 #: or refused it for a permission violation or the same cluster name (nats-server's delays).
 LEAF_LOOP_RECONNECT_DELAY = 30.0
+#: URLs a remote keeps (configured plus learned from the hub's `leafnode_urls`): a hostile hub
+#: cannot grow the list without bound.
+LEAF_MAX_URLS = 64
 #: The port a leaf URL without one dials (nats-server's DEFAULT_LEAFNODE_PORT).
 LEAF_DEFAULT_PORT = 7422
 

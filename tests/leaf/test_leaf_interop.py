@@ -498,3 +498,30 @@ def test_a_leaf_of_a_three_node_mixed_cluster(tmp_path):
     finally:
         for process in (leaf, t3, g2, g1):
             process.stop()
+
+
+def test_the_leaf_fails_over_to_a_hub_node_it_learned(tmp_path):
+    """Configured with G1 only, the leaf learns G2's leafnode port from G1's INFO
+    (leafnode_urls) and dials it when G1 goes away."""
+    c1, c2, l1, l2 = free_port(), free_port(), free_port(), free_port()
+    routes = f"nats-route://127.0.0.1:{c1},nats-route://127.0.0.1:{c2}"
+    nodes = []
+    for name, cport, lport in (("G1", c1, l1), ("G2", c2, l2)):
+        nodes.append(NatsServerProcess("-n", name, "--cluster_name", "C", "--cluster",
+                                       f"nats://127.0.0.1:{cport}", "--routes", routes, "-c",
+                                       conf(tmp_path, name, f'leafnodes {{ listen: "127.0.0.1:{lport}" }}\n')))  # fmt: skip
+    g1, g2 = nodes
+    leaf = TrionatsProcess("-n", "LEAF", "-c", conf(tmp_path, "leaf",
+                           f'leafnodes {{ remotes [ {{ url: "nats://127.0.0.1:{l1}" }} ] }}\n'))  # fmt: skip
+    try:
+        wait_log(leaf, "Leafnode connection established with G1")
+        wait_log(g1, "Route connection created")
+        # G1 sends its leaves an INFO with G2's leafnode URL as the route comes up.
+        time.sleep(0.5)
+        g1.stop()
+        wait_log(leaf, "Leafnode connection established with G2", timeout=20)
+    finally:
+        leaf.stop()
+        g2.stop()
+        g1.stop()
+

@@ -321,12 +321,14 @@ class LeafConnection(Connection):
             self.headers = info.get("headers", False) and not self.server.options.no_header_support
             self.parser.headers = self.headers
             self.remote_info = info
+            self.remote.discovered(info.get("leafnode_urls") or ())
             self.outbound.write(connect_line(self.nodes.connect_fields(self)))
             self.log.debug("Remote leafnode connect msg sent")
             if not info.get("info_on_connect"):
                 self._register()  # an older hub sends no second INFO
             return
         self.remote_info = info
+        self.remote.discovered(info.get("leafnode_urls") or ())
         if info.get("connect_info") and not self.registered:
             self._register()
 

@@ -92,6 +92,26 @@ class Remote:
         self._next = 0
         self.current: LeafURL | None = None
 
+    def discovered(self, urls) -> None:
+        """The hub's `leafnode_urls` (its cluster's leafnode ports, `host:port`): dialed too
+        when the connection drops, with the credentials of the URL in use (nats-server's
+        updateLeafNodeURLs), unless ignore_discovered_servers."""
+        if self.options.ignore_discovered_servers or self.current is None:
+            return
+        known = {(url.host, url.port) for url in self.urls}
+        for text in urls:
+            if len(self.urls) >= defaults.LEAF_MAX_URLS:
+                return
+            try:
+                found = LeafURL.parse(text)
+            except ValueError:
+                continue
+            if (found.host, found.port) not in known and found.host.isascii():
+                current = self.current
+                self.urls.append(attrs.evolve(found, user=current.user, password=current.password,
+                                              has_password=current.has_password))  # fmt: skip
+                known.add((found.host, found.port))
+
     def pick(self) -> LeafURL:
         url = self.urls[self._next % len(self.urls)]
         self._next += 1
