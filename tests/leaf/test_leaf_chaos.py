@@ -5,6 +5,8 @@ behind (one connection, the same subscriptions and tasks as before)."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import trio
 
@@ -63,8 +65,7 @@ async def test_the_leaf_connection_killed_under_load(nursery, tmp_path):
             load.start_soon(receive)
             for _ in range(KILLS):
                 await wait_for(lambda: len(nodes.connections) == 1 and _has_interest(nodes), 10)
-                before = len(received)
-                await wait_for(lambda: len(received) > before, 10)  # messages flow again
+                await wait_for(_more_than(received, len(received)), 10)  # messages flow again
                 [conn] = nodes.connections.values()
                 conn.close(Reason.READ_ERROR, flush=False)
             await wait_for(lambda: len(nodes.connections) == 1 and _has_interest(nodes), 10)
@@ -73,11 +74,15 @@ async def test_the_leaf_connection_killed_under_load(nursery, tmp_path):
             load.cancel_scope.cancel()
 
         assert len(received) > KILLS
-        assert all(a < b for a, b in zip(received, received[1:])), "duplicated or reordered"
+        assert all(a < b for a, b in itertools.pairwise(received)), "duplicated or reordered"
         assert leaf.sublist.count == subscriptions
         [conn] = nodes.connections.values()
         assert conn.registered and conn.closed_reason is None
         assert len(nodes._nursery.child_tasks) == 1  # the remote's supervisor, nothing else
+
+
+def _more_than(received: list, count: int):
+    return lambda: len(received) > count
 
 
 def _has_interest(nodes) -> bool:

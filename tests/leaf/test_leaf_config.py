@@ -104,8 +104,8 @@ def test_refusals_with_their_positions(tmp_path):
         f"{f}:3:3: isolate: not supported by trionats yet (interest isolation)",
         f"{f}:4:3: compression: compression 's2_fast' is not supported by trionats (only off)",
         f"{f}:6:7: url: websocket remote 'ws://h:80' is not supported by trionats",
-        f'{f}:6:25: "leafnodes.remotes.credentials" is not supported by trionats yet: '
-        "credentials files need operator mode (JWTs)",
+        (f'{f}:6:25: "leafnodes.remotes.credentials" is not supported by trionats yet: '
+         "credentials files need operator mode (JWTs)"),
         f'{f}:6:65: unknown field "bogus" in remotes',
         f"{f}:7:7: leafnode remote requires at least one url",
         f"{f}:9:3: min_version: the minimum version should be at least 2.8.0",

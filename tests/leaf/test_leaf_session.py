@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import json
 
-import attrs
 import bcrypt
 import pytest
-import trio
 
-from tests.cluster.test_cluster import client, cluster_options, has_remote_interest, open_raw, wait_for
+from tests.cluster.test_cluster import (
+    client,
+    cluster_options,
+    has_remote_interest,
+    open_raw,
+    wait_for,
+)
 from tests.helpers import start_trionats
 from trionats.options import (
     AccountOptions,

@@ -7,17 +7,17 @@ import pytest
 
 from tests.auth.test_tls import Certs, certs  # noqa: F401 (the session fixture)
 from tests.helpers import NatsServerProcess, TrionatsProcess, free_port
-from tests.leaf.test_leaf_interop import conf, connect, ready, run, wait_log, TIMEOUT
+from tests.leaf.test_leaf_interop import TIMEOUT, conf, connect, ready, run, wait_log
 
 pytestmark = pytest.mark.interop
 
 
-def hub_conf(certs: Certs, leaf_port: int) -> str:
+def hub_conf(certs: Certs, leaf_port: int) -> str:  # noqa: F811
     return (f'leafnodes {{ listen: "127.0.0.1:{leaf_port}", '
             f'tls {{ cert_file: "{certs.server_cert}", key_file: "{certs.server_key}" }} }}\n')  # fmt: skip
 
 
-def leaf_conf(certs: Certs, leaf_port: int, *, tls: bool = True) -> str:
+def leaf_conf(certs: Certs, leaf_port: int, *, tls: bool = True) -> str:  # noqa: F811
     block = f', tls {{ ca_file: "{certs.ca_file}" }}' if tls else ""
     return f'leafnodes {{ remotes [ {{ url: "nats://localhost:{leaf_port}"{block} }} ] }}\n'
 
@@ -34,7 +34,7 @@ async def exchange(hub, leaf) -> None:
 
 @pytest.mark.parametrize("hub_kind, leaf_kind", [(NatsServerProcess, TrionatsProcess),
                                                  (TrionatsProcess, NatsServerProcess)])  # fmt: skip
-def test_tls_both_ways(tmp_path, certs, hub_kind, leaf_kind):
+def test_tls_both_ways(tmp_path, certs, hub_kind, leaf_kind):  # noqa: F811
     leaf_port = free_port()
     hub = hub_kind("-n", "HUB", "-c", conf(tmp_path, "hub", hub_conf(certs, leaf_port)))
     leaf = leaf_kind("-n", "LEAF", "-c", conf(tmp_path, "leaf", leaf_conf(certs, leaf_port)))
@@ -47,7 +47,7 @@ def test_tls_both_ways(tmp_path, certs, hub_kind, leaf_kind):
         hub.stop()
 
 
-def test_a_hub_certificate_the_leaf_cannot_verify(tmp_path, certs):
+def test_a_hub_certificate_the_leaf_cannot_verify(tmp_path, certs):  # noqa: F811
     """No `tls` block: the hub's INFO asks for TLS, the system's CAs do not know its CA."""
     leaf_port = free_port()
     hub = NatsServerProcess("-n", "HUB", "-c", conf(tmp_path, "hub", hub_conf(certs, leaf_port)))

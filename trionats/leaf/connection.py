@@ -31,7 +31,7 @@ import trio
 from .. import defaults, errors, tls
 from ..auth.nkeys import new_nonce
 from ..auth.permissions import CompiledPermissions
-from ..auth.users import Failure, Identity, PendingPassword, is_bcrypt
+from ..auth.users import Failure, Identity, PendingPassword
 from ..connection import Connection
 from ..core.dispatch import Dispatcher
 from ..core.sublist import InvalidSubject, Subscription
@@ -412,7 +412,8 @@ class LeafConnection(Connection):
         self._refuse(errors.AUTH_VIOLATION, Reason.AUTH_VIOLATION)
 
     def _refuse(self, text: str, reason: str) -> None:
-        self.log.error(text) if text != errors.AUTH_VIOLATION else None
+        if text != errors.AUTH_VIOLATION:  # (the credentials' failure is logged by its check)
+            self.log.error(text)
         self.outbound.write(encode.err(text))
         self.close(reason)
 
@@ -530,9 +531,7 @@ class LeafConnection(Connection):
                 return False
         elif getattr(source, "is_route", False) and self.spoke:
             return False
-        if self.permissions is not None and not self.permissions.can_publish(subject):
-            return False
-        return True
+        return self.permissions is None or self.permissions.can_publish(subject)
 
     # --- messages -------------------------------------------------------------------------------
 

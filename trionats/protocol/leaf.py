@@ -21,7 +21,19 @@ from typing import NamedTuple
 from .. import defaults, errors
 from ..errors import ProtocolError, Reason
 from .gojson import BOOL, INT, STR, STR_LIST, Struct
-from .parser import COMMON_KEYWORDS, OP_HPUB, OP_PUB, OP_SUB, OP_UNSUB, SEP, Parser, _parse_size, _silent, _split_args, new_event
+from .parser import (
+    COMMON_KEYWORDS,
+    OP_HPUB,
+    OP_PUB,
+    OP_SUB,
+    OP_UNSUB,
+    SEP,
+    Parser,
+    _parse_size,
+    _silent,
+    _split_args,
+    new_event,
+)
 
 # --- events ---------------------------------------------------------------------------------
 
