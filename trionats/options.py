@@ -238,6 +238,8 @@ class LeafRemote:
     urls: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     #: The local account the connection is bound to (nats-server's `account` / `local`).
     account: str = ""
+    #: A credentials file (user JWT and nkey seed) to log in to an operator-mode hub with.
+    credentials: str = ""
     tls: TLSOptions | None = None
     deny_imports: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     deny_exports: tuple[str, ...] = attrs.field(default=(), converter=_strings)

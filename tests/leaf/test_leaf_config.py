@@ -48,7 +48,8 @@ leafnodes {
   write_deadline: "5s"
   write_timeout: close
   remotes [
-    { url: "nats://u:p@127.0.0.1:7422", account: A, deny_imports: ["x.>"], deny_exports: "y.*" }
+    { url: "nats://u:p@127.0.0.1:7422", account: A, deny_imports: ["x.>"], deny_exports: "y.*",
+      credentials: "~/a.creds" }
     { urls: ["nats://h1:7422", "h2"], no_randomize: true, hub: true, first_info_timeout: "2s",
       compression: { mode: off }, disabled: false, ignore_discovered_servers: true }
   ]
@@ -64,7 +65,7 @@ leafnodes {
     assert (leaf.write_deadline, leaf.write_timeout) == (5.0, "close")
     assert leaf.remotes == (
         LeafRemote(urls=("nats://u:p@127.0.0.1:7422",), account="A", deny_imports=("x.>",),
-                   deny_exports=("y.*",)),
+                   deny_exports=("y.*",), credentials=os.path.expanduser("~/a.creds")),
         LeafRemote(urls=("nats://h1:7422", "h2"), no_randomize=True, hub=True,
                    first_info_timeout=2.0, ignore_discovered_servers=True),
     )  # fmt: skip
@@ -92,7 +93,7 @@ def test_refusals_with_their_positions(tmp_path):
   isolate: true
   compression: s2_fast
   remotes [
-    { url: "ws://h:80", credentials: "/x.creds", account: NOPE, bogus: 1 }
+    { url: "ws://h:80", nkey: "SUABC", account: NOPE, bogus: 1 }
     { account: A }
   ]
   min_version: "2.1.0"
@@ -104,9 +105,8 @@ def test_refusals_with_their_positions(tmp_path):
         f"{f}:3:3: isolate: not supported by trionats yet (interest isolation)",
         f"{f}:4:3: compression: compression 's2_fast' is not supported by trionats (only off)",
         f"{f}:6:7: url: websocket remote 'ws://h:80' is not supported by trionats",
-        (f'{f}:6:25: "leafnodes.remotes.credentials" is not supported by trionats yet: '
-         "credentials files need operator mode (JWTs)"),
-        f'{f}:6:65: unknown field "bogus" in remotes',
+        f'{f}:6:25: "leafnodes.remotes.nkey" is not supported by trionats yet: nkey authentication of remotes',
+        f'{f}:6:55: unknown field "bogus" in remotes',
         f"{f}:7:7: leafnode remote requires at least one url",
         f"{f}:9:3: min_version: the minimum version should be at least 2.8.0",
         f"{f}:10:19: nkey: not supported by trionats yet (nkey authentication of leaves)",

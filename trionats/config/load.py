@@ -517,6 +517,11 @@ def _leaf_min_version(value: Any) -> str:
     return text
 
 
+def _path(value: Any) -> str:
+    """A file path, `~` expanded (nats-server's expandPath)."""
+    return str(Path(_str(value)).expanduser())
+
+
 def _leaf_urls(value: Any) -> tuple[str, ...]:
     """A remote's `url`/`urls`: nats://, tls:// (or no scheme); websocket remotes are
     refused (trionats dials leaves over TCP only)."""
@@ -572,6 +577,7 @@ LEAF_REMOTE = Schema.of(
     [
         (("url", "urls"), Field("urls", _leaf_urls)),
         (("account", "local"), Field("account", _str)),
+        (("credentials", "creds"), Field("credentials", _path)),
         (("tls",), Field("tls", block=TLS)),
         (("deny_imports", "deny_import"), Field("deny_imports", _strings)),
         (("deny_exports", "deny_export"), Field("deny_exports", _strings)),
@@ -587,8 +593,6 @@ LEAF_REMOTE = Schema.of(
 
 #: Keys of a remote that nats-server takes and trionats does not act on yet: refused.
 LEAF_REMOTE_NOT_YET = {
-    "creds": "credentials files need operator mode (JWTs)",
-    "credentials": "credentials files need operator mode (JWTs)",
     "nkey": "nkey authentication of remotes",
     "seed": "nkey authentication of remotes",
     "ws_compress": "websocket remotes", "ws_compression": "websocket remotes",

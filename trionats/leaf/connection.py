@@ -54,6 +54,7 @@ from ..protocol.leaf import (
 )
 from ..protocol.structs import CLIENT_OPTS, INFO
 from ..protocol.subjects import is_valid_subject
+from .credentials import CredentialsError
 from .interest import LeafInterest
 
 if TYPE_CHECKING:
@@ -322,7 +323,13 @@ class LeafConnection(Connection):
             self.parser.headers = self.headers
             self.remote_info = info
             self.remote.discovered(info.get("leafnode_urls") or ())
-            self.outbound.write(connect_line(self.nodes.connect_fields(self)))
+            try:
+                fields = self.nodes.connect_fields(self)
+            except CredentialsError as error:
+                self.log.error(str(error))
+                self.close(Reason.WRITE_ERROR, flush=False)
+                return
+            self.outbound.write(connect_line(fields))
             self.log.debug("Remote leafnode connect msg sent")
             if not info.get("info_on_connect"):
                 self._register()  # an older hub sends no second INFO

@@ -37,6 +37,7 @@ from ..logging import redact_urls
 from ..options import LeafnodeOptions, LeafRemote
 from ..protocol.leaf import LOOP_DETECTION_PREFIX
 from .connection import LeafConnection, same
+from .credentials import signed_jwt
 
 if TYPE_CHECKING:
     from ..core.sublist import Subscription
@@ -285,7 +286,8 @@ class Leafnodes:
 
     def connect_fields(self, leaf: LeafConnection) -> dict:
         """The CONNECT a leaf sends its hub (nats-server's leafConnectInfo; empty fields
-        are left out, as Go's omitempty)."""
+        are left out, as Go's omitempty). Raises CredentialsError for an unusable
+        credentials file."""
         server = self.server
         remote = leaf.remote
         url = remote.current
@@ -301,6 +303,8 @@ class Leafnodes:
         fields["compress_mode"] = "off"
         fields["remote_account"] = leaf.account.name
         fields["protocol"] = 1
+        if remote.options.credentials:
+            fields["jwt"], fields["sig"] = signed_jwt(remote.options.credentials, leaf.nonce)
         if url is not None and url.user:
             fields["user"] = url.user
             if url.has_password:
