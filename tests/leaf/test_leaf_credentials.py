@@ -104,8 +104,8 @@ def test_a_leaf_logs_in_with_a_credentials_file(tmp_path):
 @pytest.mark.parametrize(
     ("contents", "logged"),
     [("not a creds file\n", "Credentials file malformed"),
-     ("-----BEGIN NATS USER JWT-----\nabc\n------END NATS USER JWT------\n"
-      "-----BEGIN USER NKEY SEED-----\nSUXXXX\n------END USER NKEY SEED------\n",
+     (("-----BEGIN NATS USER JWT-----\nabc\n------END NATS USER JWT------\n"
+       "-----BEGIN USER NKEY SEED-----\nSUXXXX\n------END USER NKEY SEED------\n"),
       "Credentials file has malformed seed"),
      (None, "no such file or directory")],
 )  # fmt: skip
