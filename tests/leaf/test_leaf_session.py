@@ -17,6 +17,7 @@ from tests.cluster.test_cluster import (
     wait_for,
 )
 from tests.helpers import start_trionats
+from trionats.core import msgtrace
 from trionats.options import (
     AccountOptions,
     Authorization,
@@ -261,3 +262,23 @@ async def test_a_hub_in_a_cluster_passes_its_leafs_interest_on(nursery):
     await wait_for(lambda: has_remote_interest(a, b"from.leaf"))
     await leaf.send(b"LMSG from.leaf 2\r\nok\r\n")
     await sub.expect(b"MSG from.leaf 1 2\r\nok\r\n")
+
+
+async def test_a_traced_message_notes_the_leaf_as_not_tracing(nursery):
+    server = await hub(nursery)
+    leaf, _ = await open_leaf(server)
+    await leaf.send(b"LS+ traced\r\n")
+    await sync(leaf)
+    watcher = await client(server)
+    await watcher.send(b"SUB trace.dest 1\r\nPING\r\n")
+    await watcher.expect(b"PONG\r\n")
+    pub = await client(server, headers=True)
+    headers = b"NATS/1.0\r\nNats-Trace-Dest: trace.dest\r\n\r\n"
+    await pub.send(b"HPUB traced %d %d\r\n%shi\r\n" % (len(headers), len(headers) + 2, headers))
+    await leaf.expect(b"LS+ trace.dest\r\n")
+    await leaf.expect(b"HMSG traced %d %d\r\n%shi\r\n" % (len(headers), len(headers) + 2, headers))
+    line = await watcher.read_line()
+    assert line.startswith(b"MSG trace.dest 1 ")
+    event = json.loads(await watcher.read_line())
+    [egress] = [e for e in event["events"] if e["type"] == "eg"]
+    assert (egress["kind"], egress["name"], egress["error"]) == (4, "LEAF", msgtrace.NO_SUPPORT)
