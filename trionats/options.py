@@ -227,6 +227,8 @@ class LeafAuthorization:
     user: str = ""
     password: str = attrs.field(default="", repr=False)
     users: tuple[LeafUser, ...] = attrs.field(default=(), converter=tuple)
+    #: A user's public nkey: a leaf signing our nonce with its seed is let in.
+    nkey: str = ""
     account: str = ""
     timeout: float | None = None
 
@@ -240,6 +242,8 @@ class LeafRemote:
     account: str = ""
     #: A credentials file (user JWT and nkey seed) to log in to an operator-mode hub with.
     credentials: str = ""
+    #: A user nkey seed to sign the hub's nonce with (the hub knows the public key).
+    nkey: str = attrs.field(default="", repr=False)
     tls: TLSOptions | None = None
     deny_imports: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     deny_exports: tuple[str, ...] = attrs.field(default=(), converter=_strings)

@@ -105,11 +105,11 @@ def test_refusals_with_their_positions(tmp_path):
         f"{f}:3:3: isolate: not supported by trionats yet (interest isolation)",
         f"{f}:4:3: compression: compression 's2_fast' is not supported by trionats (only off)",
         f"{f}:6:7: url: websocket remote 'ws://h:80' is not supported by trionats",
-        f'{f}:6:25: "leafnodes.remotes.nkey" is not supported by trionats yet: nkey authentication of remotes',
+        f"{f}:6:25: nkey: Remote leafnode nkey is not a valid seed",  # (never the seed itself)
         f'{f}:6:55: unknown field "bogus" in remotes',
         f"{f}:7:7: leafnode remote requires at least one url",
         f"{f}:9:3: min_version: the minimum version should be at least 2.8.0",
-        f"{f}:10:19: nkey: not supported by trionats yet (nkey authentication of leaves)",
+        f"{f}:10:19: nkey: Not a valid public nkey for leafnode authorization",
         f"{f}:10:31: proxy_required: not supported by trionats yet (proxies)",
     ]
 

@@ -517,6 +517,25 @@ def _leaf_min_version(value: Any) -> str:
     return text
 
 
+def _leaf_seed(value: Any) -> str:
+    """A remote's `nkey`: a user seed (nats-server's message, without the seed: a secret)."""
+    from ..leaf.credentials import is_user_seed
+
+    seed = _str(value)
+    if not is_user_seed(seed):
+        raise _Bad("Remote leafnode nkey is not a valid seed")
+    return seed
+
+
+def _leaf_public_nkey(value: Any) -> str:
+    from ..auth.nkeys import is_user_nkey
+
+    nkey = _str(value)
+    if not is_user_nkey(nkey):
+        raise _Bad("Not a valid public nkey for leafnode authorization")
+    return nkey
+
+
 def _path(value: Any) -> str:
     """A file path, `~` expanded (nats-server's expandPath)."""
     return str(Path(_str(value)).expanduser())
@@ -567,7 +586,7 @@ LEAF_AUTHORIZATION = Schema.of(
         (("users",), Field("users", block=LEAF_USER)),
         (("account",), Field("account", _str)),
         (("timeout",), Field("timeout", _seconds)),
-        (("nkey",), Field("", setter=_not_yet("nkey authentication of leaves"))),
+        (("nkey",), Field("nkey", _leaf_public_nkey)),
         (("proxy_required",), Field("", setter=_not_yet("proxies"))),
     ],
 )
@@ -578,6 +597,7 @@ LEAF_REMOTE = Schema.of(
         (("url", "urls"), Field("urls", _leaf_urls)),
         (("account", "local"), Field("account", _str)),
         (("credentials", "creds"), Field("credentials", _path)),
+        (("nkey", "seed"), Field("nkey", _leaf_seed)),
         (("tls",), Field("tls", block=TLS)),
         (("deny_imports", "deny_import"), Field("deny_imports", _strings)),
         (("deny_exports", "deny_export"), Field("deny_exports", _strings)),
@@ -593,8 +613,6 @@ LEAF_REMOTE = Schema.of(
 
 #: Keys of a remote that nats-server takes and trionats does not act on yet: refused.
 LEAF_REMOTE_NOT_YET = {
-    "nkey": "nkey authentication of remotes",
-    "seed": "nkey authentication of remotes",
     "ws_compress": "websocket remotes", "ws_compression": "websocket remotes",
     "websocket_compress": "websocket remotes", "websocket_compression": "websocket remotes",
     "ws_no_masking": "websocket remotes", "websocket_no_masking": "websocket remotes",
@@ -686,6 +704,8 @@ def _check_leafnodes(conf_out: dict, problems: list[Problem], positions: dict) -
         account = remote.get("account", "")
         if account not in names:
             problems.append(Problem(where, f'cannot find local account "{account}" specified in leafnode remote'))
+        if remote.get("credentials") and remote.get("nkey"):
+            problems.append(Problem(where, "Remote leafnode can not have both creds and nkey defined"))
         key = (account or GLOBAL_ACCOUNT, tuple(urls))
         if key in seen_remotes:
             problems.append(Problem(where, f"duplicate remote {redact_urls(', '.join(urls))}"))

@@ -1,5 +1,5 @@
-"""A remote's credentials file (`.creds`): the user JWT and nkey seed it holds, and the
-signature of the hub's nonce that goes with the JWT in the leaf's CONNECT.
+"""A remote's credentials (a `.creds` file, or an nkey seed): the signature of the hub's nonce
+that goes in the leaf's CONNECT, with the user JWT or the user's public nkey.
 
 The file is read when the CONNECT is built, as nats-server reads it (so a rotated file is
 used at the next connection); the seed is never logged or kept. nats-server's format: the
@@ -13,7 +13,9 @@ import re
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ..auth.nkeys import _crc16
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from ..auth.nkeys import _crc16, encode_public
 
 #: nats-server's credsRe (leafnode.go).
 _BLOCK = re.compile(rb"\s*(?:(?:[-]{3,}.*[-]{3,}\r?\n)([\w\-.=]+)(?:\r?\n[-]{3,}.*[-]{3,}(\r?\n|\Z)))")
@@ -43,6 +45,20 @@ def signed_jwt(path: str, nonce: str) -> tuple[str, str]:
         raise CredentialsError("Credentials file has malformed seed")
     signature = key.sign(nonce.encode())
     return jwt.decode(), base64.urlsafe_b64encode(signature).decode().rstrip("=")
+
+
+def signed_nkey(seed: str, nonce: str) -> tuple[str, str]:
+    """(public user nkey, base64url signature of `nonce`) for a remote's `nkey` seed."""
+    key = _user_key(seed.encode())
+    if key is None:
+        raise CredentialsError("Remote nkey has malformed seed")
+    raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    signature = key.sign(nonce.encode())
+    return encode_public(raw), base64.urlsafe_b64encode(signature).decode().rstrip("=")
+
+
+def is_user_seed(seed: str) -> bool:
+    return _user_key(seed.encode()) is not None
 
 
 def _user_key(seed: bytes) -> Ed25519PrivateKey | None:

@@ -26,6 +26,7 @@ import attrs
 import trio
 
 from .. import defaults, tls
+from ..auth import nkeys
 from ..auth.users import Failure, Identity, PendingPassword, is_bcrypt
 from ..containment import contained
 from ..core.accounts import GLOBAL_ACCOUNT
@@ -37,7 +38,7 @@ from ..logging import redact_urls
 from ..options import LeafnodeOptions, LeafRemote
 from ..protocol.leaf import LOOP_DETECTION_PREFIX
 from .connection import LeafConnection, same
-from .credentials import signed_jwt
+from .credentials import signed_jwt, signed_nkey
 
 if TYPE_CHECKING:
     from ..core.sublist import Subscription
@@ -305,6 +306,8 @@ class Leafnodes:
         fields["protocol"] = 1
         if remote.options.credentials:
             fields["jwt"], fields["sig"] = signed_jwt(remote.options.credentials, leaf.nonce)
+        elif remote.options.nkey:
+            fields["nkey"], fields["sig"] = signed_nkey(remote.options.nkey, leaf.nonce)
         if url is not None and url.user:
             fields["user"] = url.user
             if url.has_password:
@@ -320,6 +323,11 @@ class Leafnodes:
         auth = self.options.authorization
         user, password = opts.get("user", ""), opts.get("pass", "")
         failure = f'authentication error - User "{user}"' if user else "authentication error"
+        if auth is not None and auth.nkey:
+            nkey = opts.get("nkey", "")
+            if nkey != auth.nkey or not nkeys.verify(nkey, opts.get("sig", ""), nonce):
+                return Failure(f'authentication error - Nkey "{nkey}"' if nkey else "authentication error")
+            return auth.account or GLOBAL_ACCOUNT
         if auth is not None and auth.user:
             return self._password(user, password, auth.user, auth.password, auth.account, failure)
         if auth is not None and auth.users:
