@@ -9,7 +9,7 @@ import nkeys
 import pytest
 
 from tests.helpers import NatsServerProcess, TrionatsProcess, free_port
-from tests.leaf.test_leaf_interop import conf, connect, ready, run, wait_log, TIMEOUT
+from tests.leaf.test_leaf_interop import TIMEOUT, conf, connect, ready, run, wait_log
 from trionats.leaf.credentials import signed_nkey
 
 pytestmark = pytest.mark.interop

@@ -12,7 +12,6 @@ import base64
 import re
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ..auth.nkeys import _crc16, encode_public
