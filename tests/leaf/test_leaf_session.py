@@ -282,3 +282,17 @@ async def test_a_traced_message_notes_the_leaf_as_not_tracing(nursery):
     event = json.loads(await watcher.read_line())
     [egress] = [e for e in event["events"] if e["type"] == "eg"]
     assert (egress["kind"], egress["name"], egress["error"]) == (4, "LEAF", msgtrace.NO_SUPPORT)
+
+
+async def test_a_leaf_dialing_again_replaces_its_old_connection(nursery):
+    server = await hub(nursery)
+    old, _ = await open_leaf(server)
+    await old.send(b"LS+ old.interest\r\n")
+    await sync(old)
+    new, _ = await open_leaf(server)  # the same server name, cluster and accounts
+    await old.expect(b"-ERR 'Duplicate Remote LeafNode Connection'\r\n")
+    await old.expect_closed()
+    await wait_for(lambda: len(server.leafnodes.connections) == 1 and server.sublist.count == 0)
+    other, _ = await open_leaf(server, name="OTHER", server_id="NOTHER")
+    await sync(new)
+    assert len(server.leafnodes.connections) == 2

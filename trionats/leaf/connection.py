@@ -109,6 +109,8 @@ class LeafConnection(Connection):
         self.headers = False  # the peer takes HMSG
         self.remote_id = self.remote_name = self.remote_cluster = ""
         self.remote_version = ""
+        #: The account the peer bound its side to (its CONNECT's remote_account).
+        self.remote_account = ""
         self.remote_info: dict = {}
         self.connect_opts: dict = {}
         self.info_received = False
@@ -379,6 +381,7 @@ class LeafConnection(Connection):
         self.remote_name = fields.get("name", "") or self.remote_id
         self.remote_cluster = cluster
         self.remote_version = fields.get("version", "")
+        self.remote_account = fields.get("remote_account", "")
         self.headers = fields.get("headers", False) and not self.server.options.no_header_support
         self.parser.headers = self.headers
         if fields.get("is_hub"):

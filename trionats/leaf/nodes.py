@@ -36,6 +36,7 @@ from ..ids import random_name
 from ..listeners import accept_forever
 from ..logging import redact_urls
 from ..options import LeafnodeOptions, LeafRemote
+from ..protocol import encode
 from ..protocol.leaf import LOOP_DETECTION_PREFIX
 from .connection import LeafConnection, same
 from .credentials import signed_jwt, signed_nkey
@@ -43,6 +44,10 @@ from .credentials import signed_jwt, signed_nkey
 if TYPE_CHECKING:
     from ..core.sublist import Subscription
     from ..server import Server
+
+
+#: nats-server's close reason (and -ERR) for a leaf replaced by a newer connection.
+DUPLICATE = "Duplicate Remote LeafNode Connection"
 
 
 @attrs.frozen
@@ -354,6 +359,21 @@ class Leafnodes:
     # --- the registry and interest ------------------------------------------------------------
 
     def register(self, leaf: LeafConnection) -> None:
+        """Add a bound connection. An accepted leaf from the same server, cluster and
+        accounts as an earlier one replaces it (nats-server's addLeafNodeConnection: the
+        leaf dialed again before we saw its old connection break)."""
+        if not leaf.solicited and leaf.remote_name and leaf.remote_account:
+            for old in list(self.connections.values()):
+                if (
+                    not old.solicited
+                    and old.remote_name == leaf.remote_name
+                    and old.remote_cluster == leaf.remote_cluster
+                    and old.account is leaf.account
+                    and old.remote_account == leaf.remote_account
+                ):
+                    old.outbound.write(encode.err(DUPLICATE))
+                    old.close(DUPLICATE)
+                    leaf.log.warning("Replacing connection from same server")
         self.connections[leaf.cid] = leaf
 
     def unregister(self, leaf: LeafConnection) -> None:
