@@ -293,6 +293,6 @@ async def test_a_leaf_dialing_again_replaces_its_old_connection(nursery):
     await old.expect(b"-ERR 'Duplicate Remote LeafNode Connection'\r\n")
     await old.expect_closed()
     await wait_for(lambda: len(server.leafnodes.connections) == 1 and server.sublist.count == 0)
-    other, _ = await open_leaf(server, name="OTHER", server_id="NOTHER")
+    await open_leaf(server, name="OTHER", server_id="NOTHER")
     await sync(new)
     assert len(server.leafnodes.connections) == 2
