@@ -168,3 +168,15 @@ def test_ports_file_is_named_after_the_executable_and_lists_the_leafnode_port(tm
         process.terminate()
         process.wait(10)
     assert not os.path.exists(tmp_path / f"nats-server_{process.pid}.ports")
+
+
+def test_a_reload_changing_leafnodes_is_refused_without_showing_passwords(tmp_path):
+    from trionats.config.reload import diff
+
+    old = load(write(tmp_path, 'leafnodes { remotes [ { url: "nats://u:hunter2@h:7422" } ] }\n'))
+    new = load(write(tmp_path, 'leafnodes { remotes [ { url: "nats://u:hunter2@h2:7422" } ] }\n'))
+    with pytest.raises(ConfigError) as info:
+        diff(old, new)
+    text = str(info.value)
+    assert text.startswith("config reload not supported for LeafNode: old=")
+    assert "hunter2" not in text and "h2:7422" in text
