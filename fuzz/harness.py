@@ -38,7 +38,9 @@ import attrs
 import trio
 import trio.testing
 
-from trionats.options import AccountOptions, ClusterOptions, Options, WebsocketOptions
+from trionats.leaf.connection import LeafConnection
+from trionats.options import AccountOptions, ClusterOptions, LeafnodeOptions, Options
+from trionats.options import WebsocketOptions
 from trionats.routes.connection import RouteConnection
 from trionats.server import Server
 
@@ -104,6 +106,7 @@ def fuzz_options(**overrides) -> Options:
         cluster=ClusterOptions(name=CLUSTER_NAME, host="127.0.0.1", port=-1, accounts=("ACC",)),
         websocket=WebsocketOptions(host="127.0.0.1", port=-1, no_tls=True, compression=True),
         accounts=(AccountOptions(name="ACC"),),  # routes carry it (pinned) and $SYS
+        leafnodes=LeafnodeOptions(host="127.0.0.1", port=-1),
     )
     return attrs.evolve(options, **overrides)
 
@@ -273,6 +276,7 @@ class FuzzServer:
         self._targets = {
             "client": self._run_client,
             "route": self._run_route,
+            "leaf": self._run_leaf,
             "websocket": self._run_websocket,
             "http": self._run_http,
         }
@@ -286,6 +290,10 @@ class FuzzServer:
     async def _run_route(self, stream) -> None:
         cluster = self.server.cluster
         await RouteConnection(cluster, stream, self.server.next_cid(), PEER).run()
+
+    async def _run_leaf(self, stream) -> None:
+        nodes = self.server.leafnodes
+        await LeafConnection(nodes, stream, self.server.next_cid(), PEER).run()
 
     async def _run_websocket(self, stream) -> None:
         await self.server.websocket._upgrade_and_run(stream)
@@ -387,6 +395,8 @@ class FuzzServer:
             problems.append(f"routes still registered: {list(cluster.routes)[:10]}")
         if len(cluster.interest) != self.baseline_interest:
             problems.append(f"interest announced to routes: {cluster.interest.dump()[:10]}")
+        if server.leafnodes.connections:
+            problems.append(f"leaf connections still registered: {list(server.leafnodes.connections)[:10]}")
         if cluster._implicit:
             problems.append(f"implicit routes pending: {list(cluster._implicit)[:10]}")
         tasks = count_tasks(self.nursery)

@@ -358,6 +358,10 @@ class SystemServices:
         return self._response(disabled.gatewayz(self.server.server_id, {}, clock))
 
     def _leafz(self, options: dict, clock: Clock) -> dict:
+        if self.server.leafnodes is not None:
+            from .monitor.leafz import leafz
+
+            return self._response(leafz(self.server, {}, clock))
         return self._response(disabled.leafz(self.server.server_id, {}, clock))
 
     def _jsz(self, options: dict, clock: Clock) -> dict:

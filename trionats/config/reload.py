@@ -53,6 +53,7 @@ RELOADABLE = frozenset(
 
 #: nats-server's names for options, as its reload errors print them.
 GO_NAMES = {
+    "leafnodes": "LeafNode",
     "host": "Host",
     "port": "Port",
     "server_name": "ServerName",
@@ -312,4 +313,8 @@ def _show(value: object, name: str = "") -> str:
         return "[" + " ".join(key for key, _ in value) + "]"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if name == "leafnodes":  # remote URLs may hold passwords (other secrets have repr=False)
+        from ..logging import redact_urls
+
+        return redact_urls(str(value))
     return str(value)

@@ -37,6 +37,7 @@ TRACE_PROTO = 3
 #: Connection kinds, as nats-server numbers them in events.
 CLIENT = 0
 ROUTER = 1
+LEAF = 4  # (nats-server's kinds: CLIENT, ROUTER, GATEWAY, SYSTEM, LEAF, ...)
 
 #: Egress errors, nats-server's texts.
 ONLY_NO_SUPPORT = "Not delivered because remote does not support message tracing"
@@ -234,6 +235,8 @@ def _valid_publish_subject(subject: bytes) -> bool:
 
 
 def _kind(conn) -> int:
+    if getattr(conn, "is_leaf", False):
+        return LEAF
     return ROUTER if conn.is_route else CLIENT
 
 

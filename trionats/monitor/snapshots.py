@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import platform
 import re
+import urllib.parse
 
 from .. import defaults
 from ..protocol.subjects import subject_matches
@@ -846,7 +847,7 @@ def varz(server, clock: Clock, *, start_ns: int, process: dict, http_port: int,
     body.update(
         cluster=cluster_varz(server),
         gateway={},
-        leaf={},
+        leaf=_leaf_varz(server),
         mqtt={},
         websocket=websocket_varz(server),
         jetstream={},
@@ -867,7 +868,7 @@ def varz(server, clock: Clock, *, start_ns: int, process: dict, http_port: int,
         total_connections=stats.total_connections,
         routes=len(routes),
         remotes=len({route.remote_id for route in routes}),
-        leafnodes=0,
+        leafnodes=_leaf_count(server),
         in_msgs=stats.in_msgs,
         in_bytes=stats.in_bytes,
         in_client_msgs=max(stats.in_msgs - routed.in_msgs, 0),
@@ -912,6 +913,59 @@ def cpu_percent(cpu_seconds: float, wall_seconds: float) -> float:
     ticks = round(cpu_seconds * 100)
     per_mille = int(ticks * 1000 / 100 / wall_seconds) if wall_seconds > 0 else 0
     return per_mille / 10.0
+
+
+# --- leaf nodes (/varz `leaf`; /leafz is monitor/leafz.py) ------------------------------
+
+
+def _leaf_varz(server) -> dict:
+    """/varz `leaf`: the listener (host, port, timeouts) and each remote (its account, URLs
+    without credentials, its deny rules), empty fields left out as Go's omitempty does."""
+    options = server.options.leafnodes
+    if options is None:
+        return {}
+    body: dict = {}
+    if options.port:
+        nodes = getattr(server, "leafnodes", None)
+        auth = options.authorization
+        body["host"] = options.host
+        body["port"] = nodes.port if nodes is not None and nodes.port else options.port
+        body["auth_timeout"] = go_float(auth.timeout if auth and auth.timeout else defaults.AUTH_TIMEOUT)
+        tls = options.tls
+        body["tls_timeout"] = go_float(tls.timeout if tls and tls.timeout > 0 else defaults.TLS_TIMEOUT)
+        if tls is not None:
+            body["tls_required"] = True
+            if tls.verify or tls.verify_and_map:
+                body["tls_verify"] = True
+    remotes = []
+    for remote in options.remotes:
+        entry: dict = {"local_account": remote.account or "$G",
+                       "urls": [_host_port(url) for url in remote.urls]}  # fmt: skip
+        deny = {}
+        if remote.deny_exports:
+            deny["exports"] = list(remote.deny_exports)
+        if remote.deny_imports:
+            deny["imports"] = list(remote.deny_imports)
+        if deny:
+            entry["deny"] = deny
+        remotes.append(entry)
+    if remotes:
+        body["remotes"] = remotes
+    return body
+
+
+def _host_port(url: str) -> str:
+    """A remote URL as /varz shows it: host:port, never the credentials."""
+    text = url.strip()
+    parts = urllib.parse.urlsplit(text if "://" in text else f"nats://{text}")
+    host = parts.hostname or ""
+    port = parts.port or defaults.LEAF_DEFAULT_PORT
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _leaf_count(server) -> int:
+    nodes = getattr(server, "leafnodes", None)
+    return len(nodes.connections) if nodes is not None else 0
 
 
 def go_float(value: float):
