@@ -445,7 +445,9 @@ class RouteConnection(Connection):
             self.close(Reason.DUPLICATE_ROUTE, flush=False)
             return
         self.registered = True
-        if self.solicited and self.pooled and not self.pinned_account:  # our INFO, with the slot
+        if self.solicited and cluster.pool_size > 0 and not self.pinned_account:
+            # our INFO, held back in on_start: with the slot chosen (0 for a peer that does
+            # not pool)
             self.outbound.write(encode.info(cluster.info_fields(pool_idx=self.slot)))
         self.log.info("Route connection created")
         dump = [line for line in cluster.interest.dump() if self.carries(_line_account(line))]
