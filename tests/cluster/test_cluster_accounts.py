@@ -18,6 +18,7 @@ from tests.cluster import test_cluster
 from tests.helpers import NatsServerProcess, RawClient, free_port
 from trionats.config.load import options_from_conf
 from trionats.config.natsconf import parse
+from trionats.errors import Reason
 from trionats.server import Server
 
 ACCOUNTS = """
@@ -383,3 +384,22 @@ async def test_a_nats_server_with_another_pool_size(nursery, tmp_path, size, slo
         await check_pair(n1, g)
         log = g.log()
     assert route_complaints(log) == []
+
+
+async def test_every_accounts_interest_is_sent_again_when_routes_come_back(nursery):
+    n1 = await ours(nursery, "N1")
+    n2 = await ours(nursery, "N2", n1.cluster.port)
+    await wait_for(lambda: len(n1.cluster.connections()) == len(n2.cluster.connections()) == 4)
+    a_sub, b_sub, sys_sub = await user(n2, "a"), await user(n2, "b"), await user(n2, "sys")
+    for raw in (a_sub, b_sub, sys_sub):
+        await subscribe(raw, b"SUB again 1\r\n")
+    before = {route.cid for route in n1.cluster.connections()}
+    for route in n2.cluster.connections():  # every connection drops (a network blip)
+        route.close(Reason.READ_ERROR, flush=False)
+    await wait_for(lambda: len(n1.cluster.connections()) == 4
+                   and not before & {route.cid for route in n1.cluster.connections()})  # fmt: skip
+    for name, sub in (("a", a_sub), ("b", b_sub), ("sys", sys_sub)):
+        pub = await user(n1, name)
+        await until_delivered(pub, b"PUB again 2\r\nok\r\n", sub, b"MSG again 1 2\r\nok\r\n")
+    n1.shutdown()
+    n2.shutdown()
