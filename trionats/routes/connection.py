@@ -616,7 +616,8 @@ class RouteConnection(Connection):
 
     def _on_rmsg(self, event: RMsg) -> None:
         account, subject, reply, queues, header_size, data = event
-        dispatch = self._receiver(account, subject)
+        view = self.views.get(account) if self.registered else None  # (the common case)
+        dispatch = view.dispatch if view is not None else self._receiver(account, subject)
         if dispatch is None:
             self.dispatch.received(1, len(data) - 2)  # counted, delivered to nobody
             return
