@@ -109,6 +109,12 @@ class Server:
         self.tracing = TracePublisher(self)
         #: The system account's internal client and request handlers (system.py).
         self.system = SystemServices(self)
+        #: JetStream (jetstream/service.py), with a jetstream block or -js.
+        self.jetstream = None
+        if options.jetstream_enabled:
+            from .jetstream.service import JetStream  # its modules: only when enabled
+
+            self.jetstream = JetStream(self)
         self.clients: dict[int, ClientConnection] = {}
         self.port = 0  # the bound client port, once listening
         self.ready = False
@@ -186,6 +192,8 @@ class Server:
                     self.monitor = await nursery.start(serve_monitor, self, http_listeners)
                 await nursery.start(self._serve_connections)
                 await nursery.start(self.system.serve_heartbeats)
+                if self.jetstream is not None:
+                    await nursery.start(self.jetstream.serve)
                 if route_listeners:
                     self.log.info(f"Cluster name is {self.cluster.name}")
                     if self.cluster.dynamic:
@@ -462,6 +470,8 @@ class Server:
             self.cluster.close()
         for client in list(self.clients.values()):
             client.close(Reason.SERVER_SHUTDOWN)
+        if self.jetstream is not None:
+            self.jetstream.close()  # after the clients: what is queued is still written
         deadline = trio.current_time() + defaults.SHUTDOWN_GRACE
         self._connections.cancel_scope.deadline = deadline
         nursery.cancel_scope.deadline = deadline + 1
@@ -506,8 +516,10 @@ class Server:
                 info["tls_verify"] = True
             if not required:
                 info["tls_available"] = True
+        info["max_payload"] = options.max_payload
+        if self.jetstream is not None:
+            info["jetstream"] = True
         info |= {
-            "max_payload": options.max_payload,
             "client_id": client.cid,
             "client_ip": client.peer_host,
         }

@@ -608,6 +608,9 @@ def healthz(server, query: dict) -> tuple[int, dict]:
         return 400, _health_error('"stream" must not be empty when checking consumer health')
     if not server.ready:
         return 500, _health_error("Client connections not yet accepted")
+    js_problem = _jetstream_health(server)
+    if js_problem:
+        return 503, {"status": "unavailable", "error": js_problem}
     return 200, {"status": "ok"}
 
 
@@ -643,7 +646,7 @@ def accountz(server, query: dict, clock: Clock) -> dict:
     detail.update(
         expired=False,
         complete=True,
-        jetstream_enabled=False,
+        jetstream_enabled=name in getattr(getattr(server, "jetstream", None), "accounts", ()),
         leafnode_connections=0,
         client_connections=sum(
             1 for client in list(server.clients.values()) if _account_name(client) == name
@@ -828,7 +831,7 @@ def varz(server, clock: Clock, *, start_ns: int, process: dict, http_port: int,
         leaf={},
         mqtt={},
         websocket=websocket_varz(server),
-        jetstream={},
+        jetstream=_jetstream_varz(server),
         tls_timeout=go_float(tls.timeout if tls and tls.timeout > 0 else defaults.TLS_TIMEOUT),
         write_deadline=round(options.write_deadline * _NS),
     )
@@ -895,6 +898,25 @@ def cpu_percent(cpu_seconds: float, wall_seconds: float) -> float:
 def go_float(value: float):
     """A float64 as Go's JSON encoder writes it: no fraction when whole (`2`, not `2.0`)."""
     return int(value) if float(value).is_integer() else float(value)
+
+
+# --- JetStream (its own figures: jetstream/figures.py, only when it is enabled) ----------
+
+
+def _jetstream_varz(server) -> dict:
+    if getattr(server, "jetstream", None) is None:
+        return {}
+    from ..jetstream.figures import varz_section
+
+    return varz_section(server)
+
+
+def _jetstream_health(server) -> str:
+    if getattr(server, "jetstream", None) is None:
+        return ""
+    from ..jetstream.figures import healthz_problem
+
+    return healthz_problem(server)
 
 
 # --- the index page --------------------------------------------------------------------

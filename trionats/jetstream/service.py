@@ -1,0 +1,396 @@
+"""The server's JetStream: which accounts have it, the in-process receivers of the API and
+of each stream in those accounts' sublists, the replies, and storage's start and stop.
+
+As the system account's internal client (system.py), every receiver here is a `Bridge` of
+the delivery core: a subscription in an account's sublist whose "client" is handed each
+message as it is, in the publisher's delivery. A message a stream captures is checked and
+given its sequence right there (nothing awaited between reading the PUB and storing it);
+its acknowledgement is published once it is stored: at once for memory storage, when the
+store worker has committed it for file storage. API requests are answered from the run
+loop just after the request's delivery (`run_sync_soon`), through a `Dispatcher` of the
+account's internal sender, as nats-server answers from its internal clients.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import trio
+
+from .. import defaults
+from ..core.dispatch import Bridge, Dispatcher
+from ..core.sublist import Subscription
+from ..protocol.encode import go_json
+from ..tracing import InternalSender, _Totals
+from . import errors
+from .account import JSAccount
+from .api import SUBJECTS, Api
+from .errors import ApiError
+
+if TYPE_CHECKING:
+    from ..server import Server
+    from .stream import Stream
+
+_NS = 1_000_000_000
+#: How often streams with a max_age drop what expired.
+EXPIRY_INTERVAL = 0.25
+
+
+class _Receiver(Bridge):
+    """A subscription's receiver without a socket (the API, or one stream)."""
+
+    cid = None
+    headers = True
+    pub_check = None
+
+    def __init__(self, on_message) -> None:
+        self.on_message = on_message
+        self.in_msgs = self.in_bytes = self.out_msgs = self.out_bytes = 0
+
+    def deliver(self, subject: bytes, reply: bytes, header_size: int, data: bytes,
+                source) -> int:  # fmt: skip
+        if header_size > 0:
+            hdr, payload = data[:header_size], data[header_size:-2]
+        else:
+            hdr, payload = b"", data[:-2]
+        self.on_message(subject, reply, hdr, payload)
+        return 1
+
+    def remove_sub(self, sub) -> None:
+        sub.closed = True
+
+
+class JetStream:
+    """JetStream of one server (`Server.jetstream`, None when not enabled)."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        options = server.options
+        js = options.jetstream
+        self.options = js
+        self.domain = js.domain
+        base = Path(js.store_dir or options.store_dir or Path(tempfile.gettempdir()) / "nats")
+        #: nats-server keeps its files under <store_dir>/jetstream.
+        self.store_dir = base / "jetstream"
+        self.max_memory = js.max_memory_store if js.max_memory_store >= 0 else _default_memory()
+        self.max_store = js.max_file_store if js.max_file_store >= 0 else defaults.JS_MAX_FILE_STORE
+        self.api = Api(self)
+        self.accounts: dict[str, JSAccount] = {}
+        self._dispatchers: dict[str, Dispatcher] = {}
+        #: account -> stream name -> its subscriptions.
+        self._stream_subs: dict[tuple[str, str], list[Subscription]] = {}
+        self.worker = None
+        #: Set once the stored streams are loaded (/healthz is ok from then on).
+        self.started = False
+        self.stopped = False
+        self._scope = trio.CancelScope()
+        for name, limits in _enabled_accounts(options):
+            self.accounts[name] = JSAccount(name, limits, self.store_dir,
+                                            sync_always=js.sync_always)  # fmt: skip
+        system = server.accounts.system_account
+        for account in server.accounts:
+            if account.name == system:
+                continue
+            receiver = _Receiver(lambda s, r, h, p, name=account.name: self._on_api(name, s, r, h, p))
+            for number, subject in enumerate(SUBJECTS, 1):
+                self._subscribe(account.name, receiver, subject, f"js{number}")
+
+    def _subscribe(self, account: str, receiver, subject: str, sid: str) -> Subscription:
+        sublist = self.server.accounts[account].sublist
+        sub = Subscription(receiver, subject.encode(), None, sid.encode())
+        sublist.insert(sub)
+        # Not counted in /subsz and /varz (as the system account's internal client).
+        sublist.count -= 1
+        sublist.inserts -= 1
+        return sub
+
+    def _unsubscribe(self, account: str, subs: list[Subscription]) -> None:
+        sublist = self.server.accounts[account].sublist
+        for sub in subs:
+            if sublist.remove(sub):
+                sublist.count += 1
+                sublist.removes -= 1
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def serve(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Load the stored streams, then expire messages until cancelled; the store worker
+        finishes what is queued before this returns."""
+        from .storage import StoreWorker
+
+        log = self.server.log
+        log.info("Starting JetStream")
+        started = time.monotonic()
+        self.worker = StoreWorker(trio.lowlevel.current_trio_token())
+        try:
+            with self._scope:
+                await self._run(started, task_status)
+        finally:
+            self.stopped = True
+            with trio.CancelScope(shield=True):
+                await self.worker.aclose()
+
+    def close(self) -> None:
+        """Stop (at shutdown): the store worker commits what is queued, then ends."""
+        self._scope.cancel()
+
+    async def _run(self, started: float, task_status) -> None:
+        log = self.server.log
+        await self._load()
+        log.info(f"    Max Memory:      {_size(self.max_memory)}")
+        log.info(f"    Max Storage:     {_size(self.max_store)}")
+        log.info(f'    Store Directory: "{self.store_dir}"')
+        if self.domain:
+            log.info(f"    Domain:          {self.domain}")
+        log.info(f"    API Level:       {defaults.JS_API_LEVEL}")
+        log.info(f"Took {_elapsed(time.monotonic() - started)} to start JetStream")
+        self.started = True
+        task_status.started()
+        interval = self.options.sync_interval
+        next_sync = trio.current_time() + interval
+        while True:
+            await trio.sleep(EXPIRY_INTERVAL)
+            self._expire()
+            if not self.options.sync_always and trio.current_time() >= next_sync:
+                next_sync = trio.current_time() + interval
+                self.worker.checkpoint(self._file_dbs())
+
+    def _file_dbs(self):
+        return [s.db for a in self.accounts.values() for s in a.streams.values() if s.db]
+
+    async def _load(self) -> None:
+        """Every stream found under store_dir, for the accounts with JetStream."""
+        from .storage import StreamDB
+
+        for account in self.accounts.values():
+            streams = account.store_dir / account.name / "streams"
+            if not streams.is_dir():
+                continue
+            for directory in sorted(streams.iterdir()):
+                if not (directory / "stream.db").exists():
+                    continue
+                db = StreamDB(directory, sync_always=account.sync_always)
+                stored = await self.worker.call(db.load)
+                meta = stored["meta"]
+                if "config" not in meta:
+                    continue
+                config = meta["config"]
+                stream = account.new_stream(config, meta.get("created", 0))
+                stream.db = db
+                stream.restore(stored["msgs"], meta.get("last_seq", 0))
+                self._capture(account, stream)
+                self.server.log.info(f"  Restored {len(stream.msgs)} messages for stream "
+                                     f"'{account.name} > {stream.name}'")  # fmt: skip
+
+    # --- streams -----------------------------------------------------------------------
+
+    def create_stream(self, account: JSAccount, config: dict) -> Stream:
+        stream = account.new_stream(config, time.time_ns())
+        if stream.db is not None:
+            db, created = stream.db, stream.created_ns
+            self.worker.submit(db, lambda conn: (db.put_meta(conn, "config", config),
+                                                 db.put_meta(conn, "created", created)))  # fmt: skip
+        self._capture(account, stream)
+        return stream
+
+    def update_stream(self, account: JSAccount, stream: Stream, config: dict) -> None:
+        stream.config = config
+        removed = stream.enforce_limits(time.time_ns())
+        if stream.db is not None:
+            db = stream.db
+            self.worker.submit(db, lambda conn: db.put_meta(conn, "config", config))
+        self.removed(stream, removed)
+        self._unsubscribe(account.name, self._stream_subs.pop((account.name, stream.name), []))
+        self._capture(account, stream)
+
+    def delete_stream(self, account: JSAccount, stream: Stream) -> None:
+        del account.streams[stream.name]
+        stream.deleted = True
+        self._unsubscribe(account.name, self._stream_subs.pop((account.name, stream.name), []))
+        if stream.db is not None:
+            db = stream.db
+            self.worker.submit(None, lambda _conn: db.drop())
+
+    def removed(self, stream: Stream, seqs: list[int]) -> None:
+        """Messages the stream dropped (limits, purge, delete): gone from its database too."""
+        if not seqs or stream.db is None:
+            return
+        db, last = stream.db, stream.last_seq
+        self.worker.submit(db, lambda conn: (db.delete(conn, seqs),
+                                             db.put_meta(conn, "last_seq", last)))  # fmt: skip
+
+    def _capture(self, account: JSAccount, stream: Stream) -> None:
+        """The stream's subjects, subscribed in its account by its receiver."""
+        receiver = _Receiver(lambda s, r, h, p: self._on_publish(account, stream, s, r, h, p))
+        subs = [self._subscribe(account.name, receiver, subject, f"stream:{stream.name}")
+                for subject in stream.config["subjects"]]  # fmt: skip
+        self._stream_subs[(account.name, stream.name)] = subs
+
+    def _expire(self) -> None:
+        now = time.time_ns()
+        for account in self.accounts.values():
+            for stream in account.streams.values():
+                if stream.config["max_age"]:
+                    self.removed(stream, stream.expire(now))
+
+    # --- messages in -------------------------------------------------------------------
+
+    def _on_publish(self, account: JSAccount, stream: Stream, subject: bytes, reply: bytes,
+                    hdr: bytes, payload: bytes) -> None:  # fmt: skip
+        """A message the stream captures, in the publisher's delivery: stored now, its
+        acknowledgement published once stored (no reply: no acknowledgement)."""
+        if stream.deleted:
+            return
+        name = account.name
+        subject_text = subject.decode("utf-8", "replace")
+        try:
+            msg_id, duplicate = stream.check(subject_text, hdr, payload)
+            if duplicate is not None:
+                self._ack(name, reply, self._pub_ack(stream, duplicate, duplicate=True))
+                return
+            now = time.time_ns()
+            seq, removed = stream.store(subject_text, hdr, payload, now, msg_id)
+        except ApiError as error:
+            self._ack(name, reply, self._pub_error(stream, error))
+            return
+        for waiting in list(stream.on_stored):
+            waiting(seq)
+        ack = self._pub_ack(stream, seq) if reply else b""
+        if stream.db is None:
+            self._ack(name, reply, ack)
+            return
+        db, last = stream.db, stream.last_seq
+
+        def write(conn):
+            db.insert(conn, seq, subject_text, hdr, payload, now)
+            if removed:
+                db.delete(conn, removed)
+                db.put_meta(conn, "last_seq", last)
+
+        def stored(error):
+            if error is not None:
+                failed = errors.store_failed(str(error))
+                self._send(name, reply, self._pub_error(stream, failed))
+            else:
+                self._send(name, reply, ack)
+
+        self.worker.submit(db, write, stored if reply else None)
+
+    def _pub_ack(self, stream: Stream, seq: int, *, duplicate: bool = False) -> bytes:
+        """nats-server's PubAck, written as it writes it (a template, not json.Marshal)."""
+        head = f'{{"stream":{_quote(stream.name)},'
+        if self.domain:
+            head += f'"domain":{_quote(self.domain)},'
+        if duplicate:
+            return f'{head}"seq":{seq},"duplicate": true}}'.encode()
+        return f'{head}"seq":{seq}}}'.encode()
+
+    def _pub_error(self, stream: Stream, error: ApiError) -> bytes:
+        body = {"error": error.json(), "stream": stream.name, "seq": 0}
+        if self.domain:
+            body["domain"] = self.domain
+        return go_json(body).encode()
+
+    def _ack(self, account: str, reply: bytes, body: bytes) -> None:
+        """An acknowledgement sent after the publisher's delivery (nothing without a reply)."""
+        if reply:
+            trio.lowlevel.current_trio_token().run_sync_soon(self._send, account, reply, body)
+
+    # --- the API -----------------------------------------------------------------------
+
+    def _on_api(self, account: str, subject: bytes, reply: bytes, hdr: bytes, payload: bytes) -> None:
+        stats = self.server.stats  # (as the system account's: a request is not counted sent)
+        stats.out_msgs -= 1
+        stats.out_bytes -= len(hdr) + len(payload)
+        if not reply:
+            return
+        trio.lowlevel.current_trio_token().run_sync_soon(
+            self._answer, account, subject.decode("utf-8", "replace"), reply, payload
+        )
+
+    def _answer(self, account: str, subject: str, reply: bytes, payload: bytes) -> None:
+        """One API request, answered from the run loop. A failure is contained here and
+        reported as an internal error; the requester gets nats-server's 500 shape."""
+        try:
+            body = self.api.handle(self.accounts.get(account), subject, payload)
+        except Exception as exc:
+            from ..containment import report
+
+            report(self.server.log, self.server.stats, exc, "Internal error in a JetStream request")
+            body = {"error": {"code": 500, "description": "internal error"}}
+        if body is not None:
+            self._send(account, reply, go_json(body).encode())
+
+    def _send(self, account: str, subject: bytes, body: bytes) -> None:
+        """A message from the account's internal client (counted sent, not received)."""
+        dispatch = self._dispatchers.get(account)
+        if dispatch is None:
+            sublist = self.server.accounts[account].sublist
+            dispatch = Dispatcher(InternalSender(), sublist, _Totals(), trio.current_time)
+            self._dispatchers[account] = dispatch
+        data = body + b"\r\n"
+        delivered = dispatch.message(dispatch.plan(subject), subject, b"", -1, data)
+        stats = self.server.stats
+        stats.out_msgs += delivered
+        stats.out_bytes += delivered * len(body)
+
+    # --- figures -----------------------------------------------------------------------
+
+    def totals(self) -> dict:
+        """Memory and storage used, streams, consumers, messages, bytes; API figures."""
+        totals = {"memory": 0, "storage": 0, "streams": 0, "consumers": 0, "messages": 0,
+                  "bytes": 0, "api_total": 0, "api_errors": 0}  # fmt: skip
+        for account in self.accounts.values():
+            memory, storage = account.usage()
+            totals["memory"] += memory
+            totals["storage"] += storage
+            totals["streams"] += len(account.streams)
+            totals["consumers"] += account.consumer_count()
+            totals["messages"] += sum(len(s.msgs) for s in account.streams.values())
+            totals["bytes"] += memory + storage
+            totals["api_total"] += account.api_total
+            totals["api_errors"] += account.api_errors
+        return totals
+
+
+def _enabled_accounts(options):
+    """The accounts with JetStream: those whose `jetstream` is set; with no account
+    configured besides the system account, the global account (as nats-server)."""
+    from ..options import AccountJetStream
+
+    system = options.system_account
+    configured = [a for a in options.accounts if a.name != system]
+    if not configured:
+        yield "$G", AccountJetStream()
+        return
+    for account in configured:
+        if account.jetstream is not None:
+            yield account.name, account.jetstream
+
+
+def _quote(text: str) -> str:
+    return go_json(text)
+
+
+def _default_memory() -> int:
+    """75% of the machine's memory, as nats-server's default max_memory_store."""
+    try:
+        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        return pages * size * 3 // 4
+    except (ValueError, OSError, AttributeError):
+        return 1 << 30
+
+
+def _size(value: int) -> str:
+    for unit, scale in (("TB", 1 << 40), ("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if value >= scale:
+            return f"{value / scale:.2f} {unit}"
+    return f"{value} B"
+
+
+def _elapsed(seconds: float) -> str:
+    return f"{seconds * 1000:.6f}ms"
