@@ -158,13 +158,16 @@ def check(config: dict, *, pedantic: bool = False) -> dict:
     subjects = list(config.get("subjects") or [])
     if not subjects:
         subjects = [name]
-    seen = set()
-    for subject in subjects:
-        if subject in seen:
-            raise errors.stream_invalid_config("duplicate subjects detected")
-        seen.add(subject)
-        if not is_valid_subject(subject.encode()) or subject.startswith("$JS.API"):
+    for index, subject in enumerate(subjects):
+        if not is_valid_subject(subject.encode(), check_blanks=True):
             raise errors.stream_invalid_config("invalid subject")
+        if subjects_collide(subject, "$JS.API.>") and not config.get("no_ack"):
+            raise errors.stream_invalid_config(
+                "subjects that overlap with jetstream api require no-ack to be true"
+            )
+        for other in subjects[index + 1:]:
+            if subjects_collide(subject, other):
+                raise errors.stream_invalid_config(f'subject "{subject}" overlaps with "{other}"')
     if config.get("discard_new_per_subject") and (discard != "new" or unlimited("max_msgs_per_subject") < 0):
         raise errors.stream_invalid_config(
             "discard new per subject requires discard new policy to be set"
