@@ -340,6 +340,16 @@ class JetStream:
 
     # --- figures -----------------------------------------------------------------------
 
+    def varz(self) -> dict:
+        from .figures import varz_section
+
+        return varz_section(self.server)
+
+    def health_problem(self) -> str:
+        from .figures import healthz_problem
+
+        return healthz_problem(self.server)
+
     def totals(self) -> dict:
         """Memory and storage used, streams, consumers, messages, bytes; API figures."""
         totals = {"memory": 0, "storage": 0, "streams": 0, "consumers": 0, "messages": 0,

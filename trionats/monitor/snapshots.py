@@ -900,23 +900,17 @@ def go_float(value: float):
     return int(value) if float(value).is_integer() else float(value)
 
 
-# --- JetStream (its own figures: jetstream/figures.py, only when it is enabled) ----------
+# --- JetStream (its own figures: jetstream/figures.py, through the server's JetStream) ----
 
 
 def _jetstream_varz(server) -> dict:
-    if getattr(server, "jetstream", None) is None:
-        return {}
-    from ..jetstream.figures import varz_section
-
-    return varz_section(server)
+    js = getattr(server, "jetstream", None)
+    return js.varz() if js is not None else {}
 
 
 def _jetstream_health(server) -> str:
-    if getattr(server, "jetstream", None) is None:
-        return ""
-    from ..jetstream.figures import healthz_problem
-
-    return healthz_problem(server)
+    js = getattr(server, "jetstream", None)
+    return js.health_problem() if js is not None else ""
 
 
 # --- the index page --------------------------------------------------------------------
