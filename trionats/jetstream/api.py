@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 PREFIX = "$JS.API."
 _TYPE = "io.nats.jetstream.api.v1."
 
-#: The API subjects served (subscribed in each account), with `*` for a stream's name.
+#: The API subjects served (subscribed in each account). CONSUMER.MSG.NEXT is served by
+#: the consumer itself (service.py), not answered here.
 SUBJECTS = (
     "$JS.API.INFO",
     "$JS.API.STREAM.CREATE.*",
@@ -33,7 +34,59 @@ SUBJECTS = (
     "$JS.API.STREAM.PURGE.*",
     "$JS.API.STREAM.MSG.DELETE.*",
     "$JS.API.STREAM.MSG.GET.*",
+    "$JS.API.CONSUMER.CREATE.*",
+    "$JS.API.CONSUMER.CREATE.*.>",
+    "$JS.API.CONSUMER.DURABLE.CREATE.*.*",
+    "$JS.API.CONSUMER.INFO.*.*",
+    "$JS.API.CONSUMER.DELETE.*.*",
+    "$JS.API.CONSUMER.NAMES.*",
+    "$JS.API.CONSUMER.LIST.*",
 )
+NEXT_PREFIX = "$JS.API.CONSUMER.MSG.NEXT."
+
+
+def parse_time(text: str) -> int:
+    """An RFC 3339 time (Go's, nanoseconds allowed) as Unix nanoseconds."""
+    import datetime
+
+    head, _, rest = text.partition(".")
+    fraction = ""
+    zone = rest if rest else head[19:]
+    if rest:
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        fraction, zone = rest[:digits], rest[digits:]
+        head = head[:19]
+    else:
+        head = head[:19]
+    stamp = datetime.datetime.fromisoformat(head + (zone.replace("Z", "+00:00") or "+00:00"))
+    return int(stamp.timestamp()) * 1_000_000_000 + int((fraction + "000000000")[:9])
+
+
+def route(subject: str) -> tuple[str, tuple] | None:
+    """An API subject as (operation, its name tokens): ("CONSUMER.INFO", (stream, name))."""
+    tokens = subject[len(PREFIX):].split(".")
+    head = tokens[0]
+    if head == "INFO" and len(tokens) == 1:
+        return "INFO", ()
+    if head == "STREAM" and len(tokens) >= 2:
+        if tokens[1] in ("NAMES", "LIST") and len(tokens) == 2:
+            return "STREAM." + tokens[1], ()
+        if tokens[1] == "MSG" and len(tokens) == 4:
+            return "STREAM.MSG." + tokens[2], (tokens[3],)
+        if len(tokens) == 3:
+            return "STREAM." + tokens[1], (tokens[2],)
+    if head == "CONSUMER" and len(tokens) >= 3:
+        operation = tokens[1]
+        if operation == "DURABLE" and len(tokens) == 5 and tokens[2] == "CREATE":
+            return "CONSUMER.DURABLE.CREATE", (tokens[3], tokens[4])
+        if operation == "CREATE":
+            name = tokens[3] if len(tokens) > 3 else ""
+            return "CONSUMER.CREATE", (tokens[2], name, ".".join(tokens[4:]))
+        if operation in ("INFO", "DELETE") and len(tokens) == 4:
+            return "CONSUMER." + operation, (tokens[2], tokens[3])
+        if operation in ("NAMES", "LIST") and len(tokens) == 3:
+            return "CONSUMER." + operation, (tokens[2],)
+    return None
 
 
 def go_time(ns: int) -> str:
@@ -76,24 +129,27 @@ class Api:
             "STREAM.PURGE": ("stream_purge_response", self.stream_purge),
             "STREAM.MSG.DELETE": ("stream_msg_delete_response", self.msg_delete),
             "STREAM.MSG.GET": ("stream_msg_get_response", self.msg_get),
+            "CONSUMER.CREATE": ("consumer_create_response", self.consumer_create),
+            "CONSUMER.DURABLE.CREATE": ("consumer_create_response", self.durable_create),
+            "CONSUMER.INFO": ("consumer_info_response", self.consumer_info),
+            "CONSUMER.DELETE": ("consumer_delete_response", self.consumer_delete),
+            "CONSUMER.NAMES": ("consumer_names_response", self.consumer_names),
+            "CONSUMER.LIST": ("consumer_list_response", self.consumer_list),
         }
 
     def handle(self, account: JSAccount | None, subject: str, payload: bytes) -> dict | None:
         """The response to one request (None: not an API subject served here)."""
-        rest = subject[len(PREFIX):]
-        kind, _, name = rest.rpartition(".")
-        route = self.routes.get(rest) or self.routes.get(kind)
-        if route is None:
+        found = route(subject)
+        if found is None or found[0] not in self.routes:
             return None
-        if rest in self.routes:
-            name = ""
-        response_type, handler = route
+        operation, names = found
+        response_type, handler = self.routes[operation]
         body: dict = {"type": _TYPE + response_type}
         try:
             if account is None:
                 raise errors.not_enabled_for_account()
             account.api_total += 1
-            body |= handler(account, name, payload)
+            body |= handler(account, *names, payload)
         except ApiError as error:
             if account is not None:
                 account.api_errors += 1
@@ -104,7 +160,7 @@ class Api:
 
     # --- account -----------------------------------------------------------------------
 
-    def info(self, account: JSAccount, _name: str, _payload: bytes) -> dict:
+    def info(self, account: JSAccount, _payload: bytes) -> dict:
         memory, storage = account.usage()
         body = {"memory": memory, "storage": storage, "reserved_memory": 0,
                 "reserved_storage": 0, "streams": len(account.streams),
@@ -165,7 +221,7 @@ class Api:
         body["ts"] = go_time(time.time_ns())
         return body
 
-    def stream_names(self, account: JSAccount, _name: str, payload: bytes) -> dict:
+    def stream_names(self, account: JSAccount, payload: bytes) -> dict:
         request = _decode(payload, _PAGED)
         names = sorted(self._matching(account, request.get("subject", "")))
         offset = max(request.get("offset", 0), 0)
@@ -173,7 +229,7 @@ class Api:
         return {"total": len(names), "offset": offset, "limit": defaults.JS_NAMES_PAGE,
                 "streams": page or None}  # fmt: skip
 
-    def stream_list(self, account: JSAccount, _name: str, payload: bytes) -> dict:
+    def stream_list(self, account: JSAccount, payload: bytes) -> dict:
         request = _decode(payload, _PAGED)
         names = sorted(self._matching(account, request.get("subject", "")))
         offset = max(request.get("offset", 0), 0)
@@ -233,6 +289,121 @@ class Api:
             message["data"] = base64.b64encode(data).decode()
         message["time"] = go_time(ts)
         return {"message": message}
+
+
+    # --- consumers -----------------------------------------------------------------------
+
+    def consumer_create(self, account: JSAccount, stream_name: str, name: str, filter_: str,
+                        payload: bytes) -> dict:  # fmt: skip
+        request = self._consumer_request(stream_name, payload)
+        config = request.get("config") or {}
+        if not name and config.get("durable_name"):
+            raise errors.ApiError(400, 10020, "consumer expected to be ephemeral but a durable "
+                                              "name was set in request")  # fmt: skip
+        if name:
+            if config.get("name") and config["name"] != name:
+                raise errors.ApiError(400, 10017, "consumer name in subject does not match "
+                                                  "durable name in request")  # fmt: skip
+            if config.get("durable_name") and config["durable_name"] != name:
+                raise errors.consumer_durable_mismatch()
+            config["name"] = name
+        if filter_ and filter_ != config.get("filter_subject", ""):
+            raise errors.consumer_filter_mismatch()
+        return self._create(account, stream_name, config, request.get("action", ""),
+                            durable=bool(config.get("durable_name")))  # fmt: skip
+
+    def durable_create(self, account: JSAccount, stream_name: str, durable: str,
+                       payload: bytes) -> dict:  # fmt: skip
+        request = self._consumer_request(stream_name, payload)
+        config = request.get("config") or {}
+        if config.get("durable_name") != durable:
+            raise errors.consumer_durable_mismatch()
+        return self._create(account, stream_name, config, request.get("action", ""), durable=True)
+
+    def _consumer_request(self, stream_name: str, payload: bytes) -> dict:
+        from .consumer import decode_create
+
+        if not payload.strip():
+            raise errors.ApiError(400, 10025, "invalid JSON: unexpected end of JSON input")
+        request = decode_create(payload)
+        if request.get("stream_name", "") != stream_name:
+            raise errors.stream_mismatch()
+        return request
+
+    def _create(self, account: JSAccount, stream_name: str, config: dict, action: str,
+                *, durable: bool) -> dict:  # fmt: skip
+        from .consumer import check
+
+        stream = self._stream(account, stream_name)
+        checked = check(config, stream, durable=durable)
+        existing = stream.consumers.get(checked.get("name", ""))
+        if existing is not None:
+            if action == "create" and existing.config != checked:
+                raise errors.consumer_name_exists()
+            if existing.config != checked:
+                if action != "update" and checked["deliver_policy"] != existing.config["deliver_policy"]:
+                    raise errors.ApiError(400, 10012, "deliver policy can not be updated")
+                self.service.update_consumer(existing, checked)
+            consumer = existing
+        else:
+            if action == "update":
+                raise errors.ApiError(404, 10149, "consumer does not exist")
+            limit = stream.config["max_consumers"]
+            if 0 <= limit <= len(stream.consumers):
+                raise errors.maximum_consumers()
+            consumer = self.service.create_consumer(account, stream, checked, durable=durable)
+        return self.consumer_body(consumer) | {"ts": go_time(time.time_ns())}
+
+    def consumer_body(self, consumer, *, versions: bool = True) -> dict:
+        config = stream_config.with_versions(consumer.config) if versions else consumer.config
+        delivered = {"consumer_seq": consumer.dseq, "stream_seq": consumer.sseq}
+        if consumer.last_delivered_ns:
+            delivered["last_active"] = go_time(consumer.last_delivered_ns)
+        floor = {"consumer_seq": consumer.floor_dseq, "stream_seq": consumer.floor_sseq}
+        if consumer.last_ack_ns:
+            floor["last_active"] = go_time(consumer.last_ack_ns)
+        return {"stream_name": consumer.stream.name, "name": consumer.name,
+                "created": go_time(consumer.created_ns), "config": config,
+                "delivered": delivered, "ack_floor": floor,
+                "num_ack_pending": len(consumer.pending),
+                "num_redelivered": consumer.num_redelivered(),
+                "num_waiting": len(consumer.waiting), "num_pending": consumer.num_pending()}  # fmt: skip
+
+    def _consumer(self, account: JSAccount, stream_name: str, name: str):
+        stream = self._stream(account, stream_name)
+        consumer = stream.consumers.get(name)
+        if consumer is None:
+            raise errors.consumer_not_found()
+        return consumer
+
+    def consumer_info(self, account: JSAccount, stream_name: str, name: str, payload: bytes) -> dict:
+        consumer = self._consumer(account, stream_name, name)
+        return self.consumer_body(consumer) | {"ts": go_time(time.time_ns())}
+
+    def consumer_delete(self, account: JSAccount, stream_name: str, name: str, payload: bytes) -> dict:
+        consumer = self._consumer(account, stream_name, name)
+        self.service.delete_consumer(consumer)
+        return {"success": True}
+
+    def consumer_names(self, account: JSAccount, stream_name: str, payload: bytes) -> dict:
+        request = _decode(payload, _PAGED)
+        stream = self._stream(account, stream_name)
+        names = sorted(stream.consumers)
+        offset = max(request.get("offset", 0), 0)
+        page = names[offset: offset + defaults.JS_NAMES_PAGE]
+        return {"total": len(names), "offset": offset, "limit": defaults.JS_NAMES_PAGE,
+                "consumers": page}  # fmt: skip
+
+    def consumer_list(self, account: JSAccount, stream_name: str, payload: bytes) -> dict:
+        request = _decode(payload, _PAGED)
+        stream = self._stream(account, stream_name)
+        names = sorted(stream.consumers)
+        offset = max(request.get("offset", 0), 0)
+        page = names[offset: offset + defaults.JS_LIST_PAGE]
+        now = go_time(time.time_ns())
+        infos = [self.consumer_body(stream.consumers[n], versions=False) | {"ts": now} for n in page]
+        return {"total": len(names), "offset": offset, "limit": defaults.JS_LIST_PAGE,
+                "consumers": infos}  # fmt: skip
 
 
 def find_message(stream, request: dict) -> int:

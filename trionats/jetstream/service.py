@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING
 import trio
 
 from .. import defaults
-from ..core.dispatch import Bridge, Dispatcher
+from ..core.dispatch import Bridge, Dispatcher, pick
 from ..core.sublist import Subscription
+from ..protocol import encode
 from ..protocol.encode import go_json
 from ..tracing import InternalSender, _Totals
 from . import errors
 from .account import JSAccount
-from .api import SUBJECTS, Api
+from .api import NEXT_PREFIX, SUBJECTS, Api
 from .errors import ApiError
 
 if TYPE_CHECKING:
@@ -98,6 +99,12 @@ class JetStream:
             receiver = _Receiver(lambda s, r, h, p, name=account.name: self._on_api(name, s, r, h, p))
             for number, subject in enumerate(SUBJECTS, 1):
                 self._subscribe(account.name, receiver, subject, f"js{number}")
+            js_account = self.accounts.get(account.name)
+            if js_account is not None:
+                on_next = _Receiver(lambda s, r, h, p, a=js_account: self._on_next(a, s, r, p))
+                self._subscribe(account.name, on_next, NEXT_PREFIX + "*.*", "jsnext")
+                on_ack = _Receiver(lambda s, r, h, p, a=js_account: self._on_ack(a, s, r, p))
+                self._subscribe(account.name, on_ack, "$JS.ACK.>", "jsack")
 
     def _subscribe(self, account: str, receiver, subject: str, sid: str) -> Subscription:
         sublist = self.server.accounts[account].sublist
@@ -182,6 +189,11 @@ class JetStream:
                 stream = account.new_stream(config, meta.get("created", 0))
                 stream.db = db
                 stream.restore(stored["msgs"], meta.get("last_seq", 0))
+                for name, record, state in stored["consumers"]:
+                    consumer = self.create_consumer(account, stream, record["config"],
+                                                    durable=record["durable"], name=name,
+                                                    created_ns=record["created"])  # fmt: skip
+                    consumer.restore(state, time.monotonic())
                 self._capture(account, stream)
                 self.server.log.info(f"  Restored {len(stream.msgs)} messages for stream "
                                      f"'{account.name} > {stream.name}'")  # fmt: skip
@@ -210,6 +222,8 @@ class JetStream:
     def delete_stream(self, account: JSAccount, stream: Stream) -> None:
         del account.streams[stream.name]
         stream.deleted = True
+        for consumer in stream.consumers.values():
+            consumer.deleted = True
         self._unsubscribe(account.name, self._stream_subs.pop((account.name, stream.name), []))
         if stream.db is not None:
             db = stream.db
@@ -231,11 +245,152 @@ class JetStream:
         self._stream_subs[(account.name, stream.name)] = subs
 
     def _expire(self) -> None:
+        """The periodic work: max_age, consumers' ack waits and request expiry, inactive
+        ephemeral consumers, consumer state written to the store."""
         now = time.time_ns()
+        clock = time.monotonic()
         for account in self.accounts.values():
-            for stream in account.streams.values():
+            for stream in list(account.streams.values()):
                 if stream.config["max_age"]:
                     self.removed(stream, stream.expire(now))
+                for consumer in list(stream.consumers.values()):
+                    consumer.tick(clock)
+                    threshold = consumer.config.get("inactive_threshold", 0) / _NS
+                    if (threshold and not consumer.waiting and not consumer.pending
+                            and clock - consumer.last_activity > threshold):  # fmt: skip
+                        self.delete_consumer(consumer)
+                    elif consumer.dirty:
+                        self._save_consumer(consumer)
+
+    # --- consumers -----------------------------------------------------------------------
+
+    def create_consumer(self, account: JSAccount, stream: Stream, config: dict, *,
+                        durable: bool, created_ns: int = 0, name: str = ""):  # fmt: skip
+        from .consumer import Consumer
+
+        name = account.name
+        consumer = Consumer(stream, config, created_ns or time.time_ns(),
+                            lambda to, reply, hdr, data, subject=None: self._deliver(
+                                name, to, reply, hdr, data, subject),
+                            durable=durable, name=name)  # fmt: skip
+        stream.consumers[consumer.name] = consumer
+        if not created_ns:
+            consumer.start()
+            self._save_consumer(consumer, config=True)
+        return consumer
+
+    def update_consumer(self, consumer, config: dict) -> None:
+        consumer.config = config
+        self._save_consumer(consumer, config=True)
+
+    def delete_consumer(self, consumer) -> None:
+        consumer.deleted = True
+        stream = consumer.stream
+        stream.consumers.pop(consumer.name, None)
+        if stream.db is not None:
+            db, name = stream.db, consumer.name
+            self.worker.submit(db, lambda conn: db.delete_consumer(conn, name))
+
+    def _save_consumer(self, consumer, *, config: bool = False) -> None:
+        """A consumer's state (and configuration) to the stream's database."""
+        consumer.dirty = False
+        stream = consumer.stream
+        if stream.db is None or consumer.config.get("mem_storage"):
+            return
+        db, name = stream.db, consumer.name
+        record = {"config": consumer.config, "created": consumer.created_ns,
+                  "durable": consumer.durable}  # fmt: skip
+        state = consumer.state()
+        self.worker.submit(db, lambda conn: db.put_consumer(conn, name, record, state))
+
+    def _on_next(self, account: JSAccount, subject: bytes, reply: bytes, payload: bytes) -> None:
+        """`$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>`: a pull request, served by the
+        consumer (answered after the requester's delivery, as API requests are)."""
+        stats = self.server.stats
+        stats.out_msgs -= 1
+        stats.out_bytes -= len(payload)
+        if not reply:
+            return
+        tokens = subject.decode("utf-8", "replace").split(".")
+        stream = account.streams.get(tokens[-2])
+        consumer = stream.consumers.get(tokens[-1]) if stream is not None else None
+        if consumer is None:
+            return  # (nats-server: no answer; the client's request times out)
+        trio.lowlevel.current_trio_token().run_sync_soon(self._serve_next, consumer, reply, payload)
+
+    def _serve_next(self, consumer, reply: bytes, payload: bytes) -> None:
+        if not consumer.deleted:
+            consumer.next_request(reply, payload, time.monotonic())
+
+    def _on_ack(self, account: JSAccount, subject: bytes, reply: bytes, payload: bytes) -> None:
+        """`$JS.ACK.<stream>.<consumer>.<deliveries>.<stream seq>.<consumer seq>.<ts>.<pending>`."""
+        stats = self.server.stats
+        stats.out_msgs -= 1
+        stats.out_bytes -= len(payload)
+        tokens = subject.decode("utf-8", "replace").split(".")
+        if len(tokens) == 9:
+            stream_name, name, seq = tokens[2], tokens[3], tokens[5]
+        elif len(tokens) >= 12:  # the v2 form: domain and account hash first
+            stream_name, name, seq = tokens[4], tokens[5], tokens[7]
+        else:
+            return
+        stream = account.streams.get(stream_name)
+        consumer = stream.consumers.get(name) if stream is not None else None
+        if consumer is None or not seq.isdigit():
+            return
+        kind = payload.split(b" ", 1)[0].strip() if payload else b""
+        trio.lowlevel.current_trio_token().run_sync_soon(
+            self._serve_ack, account.name, consumer, int(seq), kind, payload, reply
+        )
+
+    def _serve_ack(self, account: str, consumer, seq: int, kind: bytes, payload: bytes,
+                   reply: bytes) -> None:  # fmt: skip
+        if consumer.deleted:
+            return
+        consumer.ack(seq, kind, payload, time.monotonic())
+        if kind == b"+NXT" and reply:
+            consumer.next_request(reply, payload[4:], time.monotonic())
+        elif reply:  # a double acknowledgement (ack_sync) waits for this empty reply
+            self._send(account, reply, b"")
+
+    def _deliver(self, account: str, to: bytes, reply: bytes, hdr: bytes, data: bytes,
+                 subject: bytes | None = None) -> None:  # fmt: skip
+        """A consumer's message (or status) to the subscribers of `to`, its MSG line naming
+        `subject` (the stream message's own, as nats-server delivers them)."""
+        dispatch = self._dispatcher(account)
+        plan = dispatch.plan(to)
+        targets = list(plan.plain) + [t for t in map(pick, plan.queues) if t is not None]
+        shown = subject or to
+        size = len(hdr) + len(data)
+        body = hdr + data + b"\r\n"
+        delivered = 0
+        for sub, outbound, _head, hhead in targets:
+            client = sub.client
+            if hdr and hhead is not None:
+                head = encode.hmsg_head(shown, sub.sid)
+                tail = encode.hmsg_tail(reply, len(hdr), size)
+                outbound.write_msg(head, tail, body, len(head) + len(tail) + len(body))
+            else:
+                head = encode.msg_head(shown, sub.sid)
+                tail = encode.msg_tail(reply, len(data))
+                outbound.write_msg(head, tail, data + b"\r\n", len(head) + len(tail) + len(data) + 2)
+            client.out_msgs += 1
+            client.out_bytes += size
+            sub.delivered += 1
+            delivered += 1
+            if sub.max_msgs and sub.delivered >= sub.max_msgs:
+                client.remove_sub(sub)
+        stats = self.server.stats
+        stats.out_msgs += delivered
+        stats.out_bytes += delivered * size
+
+    def _dispatcher(self, account: str) -> Dispatcher:
+        dispatch = self._dispatchers.get(account)
+        if dispatch is None:
+            sublist = self.server.accounts[account].sublist
+            dispatch = Dispatcher(InternalSender(), sublist, _Totals(), trio.current_time)
+            self._dispatchers[account] = dispatch
+        return dispatch
 
     # --- messages in -------------------------------------------------------------------
 
@@ -257,8 +412,11 @@ class JetStream:
         except ApiError as error:
             self._ack(name, reply, self._pub_error(stream, error))
             return
-        for waiting in list(stream.on_stored):
-            waiting(seq)
+        if stream.consumers:
+            clock = time.monotonic()
+            for consumer in list(stream.consumers.values()):
+                if consumer.waiting:
+                    consumer.pump(clock)
         ack = self._pub_ack(stream, seq) if reply else b""
         if stream.db is None:
             self._ack(name, reply, ack)
@@ -327,11 +485,7 @@ class JetStream:
 
     def _send(self, account: str, subject: bytes, body: bytes) -> None:
         """A message from the account's internal client (counted sent, not received)."""
-        dispatch = self._dispatchers.get(account)
-        if dispatch is None:
-            sublist = self.server.accounts[account].sublist
-            dispatch = Dispatcher(InternalSender(), sublist, _Totals(), trio.current_time)
-            self._dispatchers[account] = dispatch
+        dispatch = self._dispatcher(account)
         data = body + b"\r\n"
         delivered = dispatch.message(dispatch.plan(subject), subject, b"", -1, data)
         stats = self.server.stats
