@@ -367,7 +367,8 @@ class Api:
                 "delivered": delivered, "ack_floor": floor,
                 "num_ack_pending": len(consumer.pending),
                 "num_redelivered": consumer.num_redelivered(),
-                "num_waiting": len(consumer.waiting), "num_pending": consumer.num_pending()}  # fmt: skip
+                "num_waiting": sum(1 for w in consumer.waiting if w is not consumer.push),
+                "num_pending": consumer.num_pending()}  # fmt: skip
 
     def _consumer(self, account: JSAccount, stream_name: str, name: str):
         stream = self._stream(account, stream_name)
@@ -404,6 +405,38 @@ class Api:
         infos = [self.consumer_body(stream.consumers[n], versions=False) | {"ts": now} for n in page]
         return {"total": len(names), "offset": offset, "limit": defaults.JS_LIST_PAGE,
                 "consumers": infos}  # fmt: skip
+
+
+_DIRECT_GET = gojson.Struct({"seq": gojson.UINT64, "last_by_subj": gojson.STR,
+                             "next_by_subj": gojson.STR, "batch": gojson.INT,
+                             "no_hdr": gojson.BOOL})  # fmt: skip
+
+
+def direct_get(stream, payload: bytes, last_for: str) -> tuple[bytes, bytes]:
+    """A DIRECT.GET's reply: (headers, payload). Only single messages (no batches)."""
+    from .headers import block, status
+
+    if last_for:
+        if payload.strip():
+            return status(408, "Bad Request"), b""
+        request = {"last_by_subj": last_for}
+    else:
+        try:
+            request = gojson.decode_struct(payload, _DIRECT_GET) if payload.strip() else {}
+        except ValueError:
+            return status(408, "Bad Request"), b""
+        if request.get("batch") or not request:
+            return status(408, "Bad Request"), b""
+    try:
+        seq = find_message(stream, request)
+    except ApiError:
+        return status(404, "Message Not Found"), b""
+    subject, hdr, data, ts = stream.msgs[seq]
+    fields = {"Nats-Stream": stream.name, "Nats-Subject": subject, "Nats-Sequence": seq,
+              "Nats-Time-Stamp": go_time(ts)}  # fmt: skip
+    if request.get("no_hdr"):
+        return b"", data
+    return block(fields, hdr), data
 
 
 def find_message(stream, request: dict) -> int:

@@ -66,9 +66,8 @@ _DELIVER = ("all", "last", "new", "by_start_sequence", "by_start_time", "last_pe
 _ACK = ("none", "all", "explicit")
 _REPLAY = ("instant", "original")
 #: Features of ConsumerConfig trionats does not implement yet: refused, never ignored.
-NOT_YET = ("deliver_subject", "deliver_group", "flow_control", "idle_heartbeat",
-           "rate_limit_bps", "sample_freq", "headers_only", "priority_groups",
-           "priority_policy", "pause_until")  # fmt: skip
+NOT_YET = ("rate_limit_bps", "sample_freq", "priority_groups", "priority_policy",
+           "pause_until")  # fmt: skip
 
 
 def decode_create(payload: bytes) -> dict:
@@ -109,6 +108,16 @@ def check(config: dict, stream, *, durable: bool) -> dict:
         raise errors.consumer_create("consumer delivery policy is deliver by start sequence, but optional start sequence is not set")
     if deliver != "by_start_sequence" and config.get("opt_start_seq"):
         raise errors.consumer_create("consumer delivery policy is not deliver by start sequence, but optional start sequence is set")
+    push = bool(config.get("deliver_subject"))
+    if config.get("deliver_subject") and not is_valid_subject(config["deliver_subject"].encode(),
+                                                              check_blanks=True):  # fmt: skip
+        raise errors.consumer_create("consumer deliver subject is not a valid subject")
+    if config.get("flow_control") and not config.get("idle_heartbeat"):
+        raise errors.ApiError(400, 10083, "consumer with flow control also needs heartbeats")
+    if not push and (config.get("flow_control") or config.get("idle_heartbeat")
+                     or config.get("deliver_group")):  # fmt: skip
+        raise errors.ApiError(400, 10084 if config.get("flow_control") else 10088,
+                              "consumer in pull mode requires no flow control or heartbeats")
     if deliver == "by_start_time" and not config.get("opt_start_time"):
         raise errors.consumer_create("consumer delivery policy is deliver by start time, but optional start time is not set")
     out: dict = {}
@@ -135,10 +144,12 @@ def check(config: dict, stream, *, durable: bool) -> dict:
     if filters:
         out["filter_subjects"] = filters
     out["replay_policy"] = config.get("replay_policy") or "instant"
-    out["max_waiting"] = config.get("max_waiting") or 512
+    if not push:
+        out["max_waiting"] = config.get("max_waiting") or 512
     if ack != "none":
         out["max_ack_pending"] = config.get("max_ack_pending") or 1000
-    for key in ("max_batch", "max_expires", "max_bytes"):
+    for key in ("flow_control", "headers_only", "max_batch", "max_expires", "max_bytes",
+                "deliver_subject", "deliver_group", "idle_heartbeat"):  # fmt: skip
         if config.get(key):
             out[key] = config[key]
     threshold = config.get("inactive_threshold") or 0
@@ -167,8 +178,15 @@ class PullRequest:
         self.delivered = 0
 
 
+class PushTarget(PullRequest):
+    """A push consumer's deliver subject, as an endless request."""
+
+    def __init__(self, subject: bytes) -> None:
+        super().__init__(subject, 1 << 62, 0, 0.0, False)
+
+
 class Consumer:
-    """One consumer of a stream (pull)."""
+    """One consumer of a stream: pull, or push to a deliver subject (while it has interest)."""
 
     def __init__(self, stream, config: dict, created_ns: int, send, *, durable: bool,
                  name: str = "") -> None:  # fmt: skip
@@ -200,6 +218,11 @@ class Consumer:
         self.deleted = False
         self.dirty = False
         self.last_activity = time.monotonic()
+        #: Does the deliver subject have subscribers? (set by the service; pull: unused)
+        self.interest = lambda subject: True
+        deliver_to = config.get("deliver_subject")
+        self.push = PushTarget(deliver_to.encode()) if deliver_to else None
+        self.last_sent = time.monotonic()
 
     # --- position --------------------------------------------------------------------
 
@@ -324,6 +347,11 @@ class Consumer:
     def pump(self, now: float) -> None:
         """Deliver to the waiting requests what is due: redeliveries first, then new."""
         stream = self.stream
+        if self.push is not None:
+            if not self.interest(self.push.reply):
+                return
+            if not self.waiting:
+                self.waiting.append(self.push)
         while self.waiting and self._can_deliver():
             seq, redelivery = 0, False
             while self.redeliver:
@@ -367,7 +395,12 @@ class Consumer:
         pending = self.num_pending()
         ack = (f"$JS.ACK.{self.stream.name}.{self.name}.{entry[1]}.{seq}.{entry[0]}."
                f"{ts}.{pending}").encode()  # fmt: skip
+        if self.config.get("headers_only"):
+            from .headers import block
+
+            hdr, data = block({"Nats-Msg-Size": len(data)}, hdr), b""
         self.send(request.reply, ack, hdr, data, subject.encode())
+        self.last_sent = now
         request.delivered += 1
         request.batch -= 1
         if request.max_bytes:
@@ -430,15 +463,21 @@ class Consumer:
         for seq in due:
             self.pending[seq][2] = 0.0
             self.redeliver.append(seq)
-        expired = [r for r in self.waiting if r.expires and r.expires <= now]
+        expired = [r for r in self.waiting if r.expires and r.expires <= now and r is not self.push]
         for request in expired:
             self.waiting.remove(request)
             self.send(request.reply, b"",
                       _status(408, "Request Timeout", {"Nats-Pending-Messages": request.batch,
                                                        "Nats-Pending-Bytes": request.max_bytes}),
                       b"")  # fmt: skip
-        if due or self.redeliver:
+        if due or self.redeliver or self.push is not None:
             self.pump(now)
+        heartbeat = self.config.get("idle_heartbeat", 0) / _NS
+        if (self.push is not None and heartbeat and now - self.last_sent >= heartbeat
+                and self.interest(self.push.reply)):  # fmt: skip
+            self.last_sent = now
+            self.send(self.push.reply, b"", _status(100, "Idle Heartbeat", {
+                "Nats-Last-Consumer": self.dseq, "Nats-Last-Stream": self.sseq}), b"")
 
     def num_redelivered(self) -> int:
         return sum(1 for entry in self.pending.values() if entry[1] > 1)

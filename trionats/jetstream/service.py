@@ -238,11 +238,39 @@ class JetStream:
                                              db.put_meta(conn, "last_seq", last)))  # fmt: skip
 
     def _capture(self, account: JSAccount, stream: Stream) -> None:
-        """The stream's subjects, subscribed in its account by its receiver."""
+        """The stream's subjects, subscribed in its account by its receiver (and with
+        allow_direct, its DIRECT.GET subjects)."""
         receiver = _Receiver(lambda s, r, h, p: self._on_publish(account, stream, s, r, h, p))
         subs = [self._subscribe(account.name, receiver, subject, f"stream:{stream.name}")
                 for subject in stream.config["subjects"]]  # fmt: skip
+        if stream.config["allow_direct"]:
+            direct = _Receiver(lambda s, r, h, p: self._on_direct(account, stream, s, r, p))
+            prefix = f"$JS.API.DIRECT.GET.{stream.name}"
+            subs += [self._subscribe(account.name, direct, prefix, "jsdirect"),
+                     self._subscribe(account.name, direct, prefix + ".>", "jsdirect")]  # fmt: skip
         self._stream_subs[(account.name, stream.name)] = subs
+
+    def _on_direct(self, account: JSAccount, stream: Stream, subject: bytes, reply: bytes,
+                   payload: bytes) -> None:  # fmt: skip
+        """DIRECT.GET: the message itself in reply, with headers naming the stream, subject,
+        sequence and time (nats-server's); `404 Message Not Found` if there is none."""
+        stats = self.server.stats
+        stats.out_msgs -= 1
+        stats.out_bytes -= len(payload)
+        if not reply:
+            return
+        prefix = len(f"$JS.API.DIRECT.GET.{stream.name}")
+        last_for = subject[prefix + 1:].decode("utf-8", "replace")
+        trio.lowlevel.current_trio_token().run_sync_soon(
+            self._serve_direct, account.name, stream, reply, payload, last_for
+        )
+
+    def _serve_direct(self, account: str, stream: Stream, reply: bytes, payload: bytes,
+                      last_for: str) -> None:  # fmt: skip
+        from .api import direct_get
+
+        hdr, data = direct_get(stream, payload, last_for)
+        self._deliver(account, reply, b"", hdr, data)
 
     def _expire(self) -> None:
         """The periodic work: max_age, consumers' ack waits and request expiry, inactive
@@ -255,9 +283,14 @@ class JetStream:
                     self.removed(stream, stream.expire(now))
                 for consumer in list(stream.consumers.values()):
                     consumer.tick(clock)
+                    if consumer.push is not None:
+                        active = consumer.interest(consumer.push.reply)
+                    else:
+                        active = bool(consumer.waiting)
                     threshold = consumer.config.get("inactive_threshold", 0) / _NS
-                    if (threshold and not consumer.waiting and not consumer.pending
-                            and clock - consumer.last_activity > threshold):  # fmt: skip
+                    if active:
+                        consumer.last_activity = clock
+                    elif threshold and clock - consumer.last_activity > threshold:
                         self.delete_consumer(consumer)
                     elif consumer.dirty:
                         self._save_consumer(consumer)
@@ -274,9 +307,14 @@ class JetStream:
                                 name, to, reply, hdr, data, subject),
                             durable=durable, name=name)  # fmt: skip
         stream.consumers[consumer.name] = consumer
+        if consumer.push is not None:
+            dispatch = self._dispatcher(name)
+            consumer.interest = lambda subject: not dispatch.plan(subject).empty
         if not created_ns:
             consumer.start()
             self._save_consumer(consumer, config=True)
+            if consumer.push is not None:
+                consumer.pump(time.monotonic())
         return consumer
 
     def update_consumer(self, consumer, config: dict) -> None:
@@ -415,7 +453,7 @@ class JetStream:
         if stream.consumers:
             clock = time.monotonic()
             for consumer in list(stream.consumers.values()):
-                if consumer.waiting:
+                if consumer.waiting or consumer.push is not None:
                     consumer.pump(clock)
         ack = self._pub_ack(stream, seq) if reply else b""
         if stream.db is None:
