@@ -10,6 +10,7 @@ sent to `send(subject, reply, header bytes, payload)`, given by the service.
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections import OrderedDict, deque
 
 from .. import defaults
@@ -197,8 +198,14 @@ class Consumer:
         self.created_ns = created_ns
         self.send = send
         self.durable = durable
-        self.filters = [s.encode() for s in (config.get("filter_subjects")
-                        or ([config["filter_subject"]] if config.get("filter_subject") else []))]  # fmt: skip
+        filters = config.get("filter_subjects") or (
+            [config["filter_subject"]] if config.get("filter_subject") else [])  # fmt: skip
+        # A filter equal to one of the stream's own subjects covers it all: no filter.
+        if filters and set(filters) >= set(stream.config["subjects"]):
+            filters = []
+        self.filters = [s.encode() for s in filters]
+        #: Filters without wildcards: their subjects are looked up, not matched.
+        self.literal = [] if any("*" in f or ">" in f for f in filters) else list(filters)
         #: The next stream sequence never delivered yet.
         self.next_seq = 1
         #: Last delivered: consumer sequence, stream sequence; ack floor the same.
@@ -275,10 +282,22 @@ class Consumer:
             if total == len(stream.msgs) + stream.first_seq - first:
                 return count + total
             return count + sum(1 for seq in stream.msgs if seq >= first)
-        for subject, seqs in stream.subjects.items():
-            if self.matches(subject):
-                count += sum(1 for seq in seqs if seq >= start)
+        for seqs in self._matching_seqs():
+            count += len(seqs) - bisect_left(seqs, start)
         return count
+
+    def _matching_seqs(self):
+        """The sequence lists of the stream's subjects the filters match."""
+        subjects = self.stream.subjects
+        if self.literal:
+            for subject in self.literal:
+                seqs = subjects.get(subject)
+                if seqs:
+                    yield seqs
+            return
+        for subject, seqs in subjects.items():
+            if self.matches(subject):
+                yield seqs
 
     def _next_new(self) -> int:
         """The next new sequence to deliver (0: none), skipping what does not match."""
@@ -291,13 +310,10 @@ class Consumer:
         if not self.filters:
             return stream.next_for("", seq)
         best = 0
-        for subject, seqs in stream.subjects.items():
-            if self.matches(subject):
-                for candidate in seqs:
-                    if candidate >= seq:
-                        if not best or candidate < best:
-                            best = candidate
-                        break
+        for seqs in self._matching_seqs():
+            at = bisect_left(seqs, seq)
+            if at < len(seqs) and (not best or seqs[at] < best):
+                best = seqs[at]
         return best
 
     # --- pull requests ---------------------------------------------------------------
