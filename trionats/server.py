@@ -5,6 +5,7 @@
       ├── _serve_connections            connections nursery (one task per connection)
       │     └── ClientConnection.run    that connection's nursery: reader, writer, pinger
       ├── serve_heartbeats              system.py: $SYS.SERVER.<id>.STATSZ while subscribed
+      ├── JetStream.serve (with -js)    jetstream/service.py: the store, periodic work
       └── _serve_front                  the front nursery, cancelled first on shutdown
             ├── WebsocketListener.serve (with websocket {}) websocket.py: accepts, upgrades
             ├── _serve_accepts          the accept scope (also cancelled by lame duck mode)

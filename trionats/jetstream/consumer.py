@@ -113,6 +113,8 @@ def check(config: dict, stream, *, durable: bool) -> dict:
     if config.get("deliver_subject") and not is_valid_subject(config["deliver_subject"].encode(),
                                                               check_blanks=True):  # fmt: skip
         raise errors.consumer_create("consumer deliver subject is not a valid subject")
+    if config.get("replay_policy") == "original":
+        raise errors.consumer_create("replay_policy original is not supported by trionats yet")
     if config.get("flow_control") and not config.get("idle_heartbeat"):
         raise errors.ApiError(400, 10083, "consumer with flow control also needs heartbeats")
     if not push and (config.get("flow_control") or config.get("idle_heartbeat")
