@@ -148,7 +148,7 @@ def test_consumer_api_errors(js_server):
             ("$JS.API.CONSUMER.CREATE.WORK.a", {"stream_name": "WORK",
                                                 "config": {"ack_policy": "maybe"}}, 10025),
             ("$JS.API.CONSUMER.CREATE.WORK.a", {"stream_name": "WORK",
-                                                "config": {"filter_subject": "other"}}, 10093),
+                                                "config": {"filter_subject": "a b"}}, 10052),
             ("$JS.API.CONSUMER.INFO.WORK.none", b"", 10014),
             ("$JS.API.CONSUMER.DELETE.WORK.none", b"", 10014),
         ]

@@ -150,3 +150,7 @@ def consumer_filter_mismatch() -> ApiError:
 
 def maximum_consumers() -> ApiError:
     return ApiError(400, 10026, "maximum consumers limit reached")
+
+
+def invalid_policy(reason: str) -> ApiError:
+    return ApiError(400, 10094, reason)

@@ -302,14 +302,14 @@ class JetStream:
                         durable: bool, created_ns: int = 0, name: str = ""):  # fmt: skip
         from .consumer import Consumer
 
-        name = account.name
+        owner = account.name
         consumer = Consumer(stream, config, created_ns or time.time_ns(),
                             lambda to, reply, hdr, data, subject=None: self._deliver(
-                                name, to, reply, hdr, data, subject),
+                                owner, to, reply, hdr, data, subject),
                             durable=durable, name=name)  # fmt: skip
         stream.consumers[consumer.name] = consumer
         if consumer.push is not None:
-            dispatch = self._dispatcher(name)
+            dispatch = self._dispatcher(owner)
             consumer.interest = lambda subject: not dispatch.plan(subject).empty
         if not created_ns:
             consumer.start()
