@@ -9,6 +9,7 @@ import json
 import os
 import signal
 
+import nats
 import nats.js.errors
 import pytest
 from nats.js.api import DiscardPolicy, StorageType, StreamConfig
@@ -273,3 +274,36 @@ def test_hostile_requests_get_errors_and_the_server_stays_up(js_server):
 
     run(main())
     assert "Internal error" not in js_server.log()
+
+
+def test_storage_limits_of_the_server_and_the_account(tmp_path):
+    conf = tmp_path / "limits.conf"
+    conf.write_text(f"""
+        jetstream {{ store_dir: "{tmp_path / 'store'}", max_memory_store: 10KB, max_file_store: 1MB }}
+        accounts {{
+          A: {{ jetstream {{ max_store: 2KB }}, users: [ {{user: a, password: a}} ] }}
+          B: {{ jetstream: enabled, users: [ {{user: b, password: b}} ] }}
+        }}
+    """)
+
+    async def main(port):
+        a = await nats.connect(f"nats://a:a@127.0.0.1:{port}")
+        b = await nats.connect(f"nats://b:b@127.0.0.1:{port}")
+        reply = await request(b, "$JS.API.STREAM.CREATE.M",
+                              {"name": "M", "storage": "memory", "max_bytes": 20000})  # fmt: skip
+        assert reply["error"]["err_code"] == 10028
+        reply = await request(b, "$JS.API.STREAM.CREATE.M", {"name": "M", "storage": "memory"})
+        assert reply["did_create"]
+        for _ in range(10):
+            assert "seq" in await request(b, "M", b"x" * 1000)
+        reply = await request(b, "M", b"x" * 1000)
+        assert reply["error"] == {"code": 503, "err_code": 10023, "description": "insufficient resources"}
+        await request(a, "$JS.API.STREAM.CREATE.F", {"name": "F"})
+        assert "seq" in await request(a, "F", b"x" * 1000)
+        reply = await request(a, "F", b"x" * 1000)
+        assert reply["error"]["err_code"] == 10002
+        await a.close()
+        await b.close()
+
+    with TrionatsProcess("-c", str(conf)) as server:
+        run(main(server.port))

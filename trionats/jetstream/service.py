@@ -34,6 +34,7 @@ from . import errors
 from .account import JSAccount
 from .api import NEXT_PREFIX, SUBJECTS, Api
 from .errors import ApiError
+from .stream import msg_size
 
 if TYPE_CHECKING:
     from ..server import Server
@@ -204,6 +205,7 @@ class JetStream:
     # --- streams -----------------------------------------------------------------------
 
     def create_stream(self, account: JSAccount, config: dict) -> Stream:
+        self.reserve(account, config)
         stream = account.new_stream(config, time.time_ns())
         if stream.db is not None:
             db, created = stream.db, stream.created_ns
@@ -447,6 +449,7 @@ class JetStream:
             if duplicate is not None:
                 self._ack(name, reply, self._pub_ack(stream, duplicate, duplicate=True))
                 return
+            self._check_resources(account, stream, msg_size(stream.storage, subject_text, hdr, payload))
             now = time.time_ns()
             seq, removed = stream.store(subject_text, hdr, payload, now, msg_id)
         except ApiError as error:
@@ -477,6 +480,41 @@ class JetStream:
                 self._send(name, reply, ack)
 
         self.worker.submit(db, write, stored if reply else None)
+
+    def _check_resources(self, account: JSAccount, stream: Stream, size: int) -> None:
+        """The account's and the server's storage limits for one more message of `size`
+        (a stream bounded by its own max_bytes with discard old makes room for it)."""
+        if stream.config["discard"] == "old" and 0 <= stream.config["max_bytes"]:
+            return
+        memory = stream.storage == "memory"
+        limits = account.limits
+        account_limit = limits.max_memory if memory else limits.max_store
+        used_memory, used_storage = account.usage()
+        if account_limit >= 0 and (used_memory if memory else used_storage) + size > account_limit:
+            raise errors.ApiError(400, 10002, "resource limits exceeded for account")
+        server_limit = self.max_memory if memory else self.max_store
+        totals = self.totals()
+        if (totals["memory"] if memory else totals["storage"]) + size > server_limit:
+            raise errors.ApiError(503, 10023, "insufficient resources")
+
+    def reserve(self, account: JSAccount, config: dict) -> None:
+        """A new stream's max_bytes must fit the account's and the server's limits
+        (nats-server reserves it)."""
+        wanted = config["max_bytes"]
+        if wanted <= 0:
+            return
+        memory = config["storage"] == "memory"
+        limits = account.limits
+        account_limit = limits.max_memory if memory else limits.max_store
+        reserved = sum(s.config["max_bytes"] for a in self.accounts.values()
+                       for s in a.streams.values()
+                       if s.storage == config["storage"] and s.config["max_bytes"] > 0)  # fmt: skip
+        if account_limit >= 0 and wanted > account_limit:
+            raise errors.ApiError(400, 10002, "resource limits exceeded for account")
+        if reserved + wanted > (self.max_memory if memory else self.max_store):
+            if memory:
+                raise errors.ApiError(500, 10028, "insufficient memory resources available")
+            raise errors.ApiError(500, 10047, "insufficient storage resources available")
 
     def _pub_ack(self, stream: Stream, seq: int, *, duplicate: bool = False) -> bytes:
         """nats-server's PubAck, written as it writes it (a template, not json.Marshal)."""
