@@ -130,8 +130,6 @@ def check(config: dict, *, pedantic: bool = False) -> dict:
         raise errors.ApiError(400, 10133, "replicas count cannot be negative")
     if replicas > 1:
         raise errors.replicas_not_supported()
-    if retention != "limits":
-        raise errors.stream_invalid_config(f"{retention} retention is not supported by trionats yet")
 
     def unlimited(key: str) -> int:
         value = config.get(key) or 0

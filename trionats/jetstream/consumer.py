@@ -124,6 +124,8 @@ def check(config: dict, stream, *, durable: bool) -> dict:
         raise errors.ApiError(400, 10083, "consumer idle heartbeat needs to be >= 100ms")
     if deliver == "by_start_time" and not config.get("opt_start_time"):
         raise errors.invalid_policy("consumer delivery policy is deliver by start time, but optional start time is not set")
+    if stream.config["retention"] == "workqueue":
+        _check_work_queue(stream, config, ack, deliver, filters + ([single] if single else []))
     out: dict = {}
     if config.get("durable_name"):
         out["durable_name"] = config["durable_name"]
@@ -168,6 +170,27 @@ def check(config: dict, stream, *, durable: bool) -> dict:
     metadata["_nats.req.level"] = "0"
     out["metadata"] = dict(sorted(metadata.items()))
     return out
+
+
+def _check_work_queue(stream, config: dict, ack: str, deliver: str, filters: list) -> None:
+    """nats-server's rules for consumers of a work-queue stream: explicit acks, deliver all,
+    and no two consumers that could take the same message."""
+    if ack != "explicit":
+        raise errors.ApiError(400, 10098, "workqueue stream requires explicit ack")
+    if deliver != "all":
+        raise errors.ApiError(400, 10101, "consumer must be deliver all on workqueue stream")
+    name = config.get("name") or config.get("durable_name")
+    others = [c for c in stream.consumers.values() if c.name != name]
+    if not others:
+        return
+    if not filters or any(not c.filters for c in others):
+        raise errors.ApiError(400, 10099, "multiple non-filtered consumers not allowed on workqueue stream")
+    from .config import subjects_collide
+
+    for other in others:
+        for theirs in other.filters:
+            if any(subjects_collide(mine, theirs.decode()) for mine in filters):
+                raise errors.ApiError(400, 10100, "filtered consumer not unique on workqueue stream")
 
 
 class PullRequest:
@@ -232,6 +255,9 @@ class Consumer:
         self.interest = lambda subject: True
         deliver_to = config.get("deliver_subject")
         self.push = PushTarget(deliver_to.encode()) if deliver_to else None
+        #: Called with the stream sequences this consumer is done with (interest and
+        #: work-queue retention remove messages then).
+        self.on_acked = lambda seqs: None
         self.last_sent = time.monotonic()
 
     # --- position --------------------------------------------------------------------
@@ -408,6 +434,7 @@ class Consumer:
                 self.pending[seq] = entry
             else:
                 self.floor_dseq, self.floor_sseq = self.dseq, seq
+                self.on_acked([seq])
             self.sseq = max(self.sseq, seq)
         entry[2] = now + self._ack_wait(entry[1])
         self.last_delivered_ns = time.time_ns()
@@ -442,11 +469,14 @@ class Consumer:
         entry = self.pending.get(seq)
         if kind in (b"", b"+ACK", b"+NXT", b"+TERM"):
             if self.config["ack_policy"] == "all":
-                for done in [s for s in self.pending if s <= seq]:
-                    del self.pending[done]
-            elif entry is not None:
-                del self.pending[seq]
+                acked = [s for s in self.pending if s <= seq]
+            else:
+                acked = [seq] if entry is not None else []
+            for done in acked:
+                del self.pending[done]
             self._move_floor()
+            if acked:
+                self.on_acked(acked)
             self.last_ack_ns = time.time_ns()
             self.dirty = True
             self.pump(now)
@@ -497,6 +527,12 @@ class Consumer:
             self.last_sent = now
             self.send(self.push.reply, b"", _status(100, "Idle Heartbeat", {
                 "Nats-Last-Consumer": self.dseq, "Nats-Last-Stream": self.sseq}), b"")
+
+    def done_with(self, seq: int) -> bool:
+        """Has this consumer acknowledged (or, with no acks, delivered) `seq`?"""
+        if seq in self.pending or seq in self.initial:
+            return False
+        return seq < self.next_seq
 
     def num_redelivered(self) -> int:
         return sum(1 for entry in self.pending.values() if entry[1] > 1)

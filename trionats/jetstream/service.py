@@ -310,6 +310,8 @@ class JetStream:
                                 owner, to, reply, hdr, data, subject),
                             durable=durable, name=name)  # fmt: skip
         stream.consumers[consumer.name] = consumer
+        if stream.config["retention"] != "limits":
+            consumer.on_acked = lambda seqs: self._retire(stream, seqs)
         if consumer.push is not None:
             dispatch = self._dispatcher(owner)
             consumer.interest = lambda subject: not dispatch.plan(subject).empty
@@ -331,6 +333,22 @@ class JetStream:
         if stream.db is not None:
             db, name = stream.db, consumer.name
             self.worker.submit(db, lambda conn: db.delete_consumer(conn, name))
+
+    def _retire(self, stream: Stream, seqs: list[int]) -> None:
+        """Messages a consumer is done with: gone from a work-queue stream at once, from an
+        interest stream once every consumer whose filter takes them is done with them."""
+        if stream.config["retention"] == "workqueue":
+            gone = [seq for seq in seqs if stream.delete(seq)]
+        else:
+            gone = []
+            for seq in seqs:
+                msg = stream.msgs.get(seq)
+                if msg is None:
+                    continue
+                interested = [c for c in stream.consumers.values() if c.matches(msg[0])]
+                if all(c.done_with(seq) for c in interested) and stream.delete(seq):
+                    gone.append(seq)
+        self.removed(stream, gone)
 
     def _save_consumer(self, consumer, *, config: bool = False) -> None:
         """A consumer's state (and configuration) to the stream's database."""
@@ -455,6 +473,10 @@ class JetStream:
         except ApiError as error:
             self._ack(name, reply, self._pub_error(stream, error))
             return
+        if stream.config["retention"] == "interest" and not any(
+                c.matches(subject_text) for c in stream.consumers.values()):  # fmt: skip
+            stream.delete(seq)  # (nobody to keep it for: it is acknowledged, then gone)
+            removed = [*removed, seq]
         if stream.consumers:
             clock = time.monotonic()
             for consumer in list(stream.consumers.values()):
