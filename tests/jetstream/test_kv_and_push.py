@@ -119,3 +119,21 @@ def test_key_value_put_get_delete_history_keys_watch(js_server):
         await nc.close()
 
     run(main())
+
+
+def test_object_store_put_get_list_delete(js_server):
+    async def main():
+        nc = await connect(js_server.url)
+        js = nc.jetstream()
+        store = await js.create_object_store("docs")
+        data = bytes(range(256)) * 1000
+        info = await store.put("big.bin", data)
+        assert (info.size, info.chunks) == (len(data), 2)
+        assert (await store.get("big.bin")).data == data
+        assert [o.name for o in await store.list()] == ["big.bin"]
+        await store.delete("big.bin")
+        with pytest.raises(nats.js.errors.ObjectNotFoundError):
+            await store.get("big.bin")
+        await nc.close()
+
+    run(main())
