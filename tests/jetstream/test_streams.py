@@ -307,3 +307,25 @@ def test_storage_limits_of_the_server_and_the_account(tmp_path):
 
     with TrionatsProcess("-c", str(conf)) as server:
         run(main(server.port))
+
+
+def test_gaps_are_tracked_as_messages_come_and_go():
+    from trionats.jetstream.stream import Stream
+
+    config = {"name": "G", "storage": "memory", "max_msgs": -1, "max_bytes": -1,
+              "max_msgs_per_subject": -1, "max_age": 0, "discard": "old",
+              "duplicate_window": 0}  # fmt: skip
+    stream = Stream("$G", config, 0)
+    for i in range(10):
+        stream.store(f"s.{i % 3}", b"", b"x", i)
+    for seq in (5, 3, 1, 2, 9):
+        stream.delete(seq)
+    assert list(stream.msgs) == [4, 6, 7, 8, 10]
+    assert stream.gaps == [5, 9]
+    assert [stream.count_from(s) for s in range(0, 12)] == [5, 5, 5, 5, 5, 4, 4, 3, 2, 1, 1, 0]
+    assert stream.state()["num_deleted"] == 2
+    stream.delete(4)
+    assert stream.gaps == [9] and stream.first_seq == 6
+    restored = Stream("$G", config, 0)
+    restored.restore([(seq, *msg) for seq, msg in stream.msgs.items()], 10)
+    assert restored.gaps == [9] and restored.count_from(7) == 3

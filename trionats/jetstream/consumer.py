@@ -301,16 +301,7 @@ class Consumer:
         count = len(self.initial)
         start = self.next_seq
         if not self.filters:
-            if not stream.msgs:
-                return count
-            first = max(start, stream.first_seq)
-            if first > stream.last_seq:
-                return count
-            # Sequences are dense but for deletions: count what is there.
-            total = stream.last_seq - first + 1
-            if total == len(stream.msgs) + stream.first_seq - first:
-                return count + total
-            return count + sum(1 for seq in stream.msgs if seq >= first)
+            return count + stream.count_from(start)
         for seqs in self._matching_seqs():
             count += len(seqs) - bisect_left(seqs, start)
         return count

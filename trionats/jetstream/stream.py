@@ -9,6 +9,7 @@ captured message gets its sequence in the publisher's delivery, with nothing awa
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections import OrderedDict
 
 from ..protocol.subjects import subject_matches
@@ -50,6 +51,9 @@ class Stream:
         #: Nats-Msg-Id -> (seq, ts), oldest first, within the duplicate window.
         self.msg_ids: OrderedDict[str, tuple[int, int]] = OrderedDict()
         self.last_msg_id = ""
+        #: Sequences removed between the first and the last (sorted): nats-server's delete
+        #: map, so counting the messages from a sequence on is a bisection.
+        self.gaps: list[int] = []
         #: The consumers (consumer.py), by name.
         self.consumers: dict = {}
         #: Called with each newly stored sequence (the consumers waiting for messages).
@@ -88,9 +92,8 @@ class Stream:
                  "last_ts": go_time(self.last_ts)}  # fmt: skip
         if self.subjects:
             state["num_subjects"] = len(self.subjects)
-        deleted = self.last_seq - first + 1 - count if count else 0
-        if deleted:
-            state["num_deleted"] = deleted
+        if count and self.gaps:
+            state["num_deleted"] = len(self.gaps)
         state["consumer_count"] = len(self.consumers)
         return state
 
@@ -263,10 +266,30 @@ class Stream:
                 break
             del ids[msg_id]
 
+    def count_from(self, start: int) -> int:
+        """How many messages have a sequence >= start."""
+        if not self.msgs:
+            return 0
+        first = max(start, self.first_seq)
+        if first > self.last_seq:
+            return 0
+        gaps = self.gaps
+        return self.last_seq - first + 1 - (len(gaps) - bisect_left(gaps, first))
+
     def _remove(self, seq: int) -> bool:
+        at_front = self.msgs and seq == next(iter(self.msgs))
         msg = self.msgs.pop(seq, None)
         if msg is None:
             return False
+        gaps = self.gaps
+        if not at_front:
+            insort(gaps, seq)
+        elif gaps:
+            # The front moved: gaps now below the first sequence are no gaps any more.
+            first = next(iter(self.msgs)) if self.msgs else self.last_seq + 1
+            cut = bisect_left(gaps, first)
+            if cut:
+                del gaps[:cut]
         subject, hdr, data, _ts = msg
         self.bytes -= msg_size(self.storage, subject, hdr, data)
         seqs = self.subjects[subject]
@@ -320,6 +343,11 @@ class Stream:
                     self.msg_ids[msg_id] = (seq, ts)
                 self.last_msg_id = msg_id
             self.last_seq, self.last_ts = seq, ts
+        previous = 0
+        for seq in self.msgs:  # (the gaps between what was stored)
+            if previous and seq > previous + 1:
+                self.gaps.extend(range(previous + 1, seq))
+            previous = seq
         if last_seq > self.last_seq:
             self.last_seq = last_seq
         if not self.msgs and self.last_seq:
