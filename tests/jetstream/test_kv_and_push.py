@@ -6,7 +6,6 @@ import asyncio
 
 import nats.js.errors
 import pytest
-from nats.js.api import ConsumerConfig
 
 from tests.jetstream.conftest import connect, run
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 import urllib.request
 
-from tests.helpers import NatsServerProcess, TrionatsProcess
+from tests.helpers import NatsServerProcess, TrionatsProcess, free_port
 from tests.jetstream.conftest import connect, run
-from tests.helpers import free_port
 
 
 def get(port: int, path: str) -> tuple[int, dict]:

@@ -5,7 +5,6 @@ and file storage, and stored data surviving a restart and a SIGKILL."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 

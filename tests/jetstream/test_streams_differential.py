@@ -4,7 +4,6 @@ syntax error texts are set aside."""
 
 from __future__ import annotations
 
-import pytest
 
 from tests.jetstream.conftest import connect, normalise, request, run
 

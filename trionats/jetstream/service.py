@@ -41,8 +41,8 @@ if TYPE_CHECKING:
     from .stream import Stream
 
 _NS = 1_000_000_000
-#: How often streams with a max_age drop what expired.
-EXPIRY_INTERVAL = 0.25
+#: How often the periodic work runs (max_age, ack waits, pull expiry, consumer state).
+TICK_INTERVAL = 0.25
 
 
 class _Receiver(Bridge):
@@ -164,8 +164,8 @@ class JetStream:
         interval = self.options.sync_interval
         next_sync = trio.current_time() + interval
         while True:
-            await trio.sleep(EXPIRY_INTERVAL)
-            self._expire()
+            await trio.sleep(TICK_INTERVAL)
+            self._tick()
             if not self.options.sync_always and trio.current_time() >= next_sync:
                 next_sync = trio.current_time() + interval
                 self.worker.checkpoint(self._file_dbs())
@@ -259,9 +259,7 @@ class JetStream:
                    payload: bytes) -> None:  # fmt: skip
         """DIRECT.GET: the message itself in reply, with headers naming the stream, subject,
         sequence and time (nats-server's); `404 Message Not Found` if there is none."""
-        stats = self.server.stats
-        stats.out_msgs -= 1
-        stats.out_bytes -= len(payload)
+        self._uncount(len(payload))
         if not reply:
             return
         prefix = len(f"$JS.API.DIRECT.GET.{stream.name}")
@@ -275,7 +273,7 @@ class JetStream:
         hdr, data = direct_get(stream, payload, last_for)
         self._deliver(account, reply, b"", hdr, data)
 
-    def _expire(self) -> None:
+    def _tick(self) -> None:
         """The periodic work: max_age, consumers' ack waits and request expiry, inactive
         ephemeral consumers, consumer state written to the store."""
         now = time.time_ns()
@@ -317,14 +315,14 @@ class JetStream:
             consumer.interest = lambda subject: not dispatch.plan(subject).empty
         if not created_ns:
             consumer.start()
-            self._save_consumer(consumer, config=True)
+            self._save_consumer(consumer)
             if consumer.push is not None:
                 consumer.pump(time.monotonic())
         return consumer
 
     def update_consumer(self, consumer, config: dict) -> None:
         consumer.config = config
-        self._save_consumer(consumer, config=True)
+        self._save_consumer(consumer)
 
     def delete_consumer(self, consumer) -> None:
         consumer.deleted = True
@@ -350,7 +348,7 @@ class JetStream:
                     gone.append(seq)
         self.removed(stream, gone)
 
-    def _save_consumer(self, consumer, *, config: bool = False) -> None:
+    def _save_consumer(self, consumer) -> None:
         """A consumer's state (and configuration) to the stream's database."""
         consumer.dirty = False
         stream = consumer.stream
@@ -365,9 +363,7 @@ class JetStream:
     def _on_next(self, account: JSAccount, subject: bytes, reply: bytes, payload: bytes) -> None:
         """`$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>`: a pull request, served by the
         consumer (answered after the requester's delivery, as API requests are)."""
-        stats = self.server.stats
-        stats.out_msgs -= 1
-        stats.out_bytes -= len(payload)
+        self._uncount(len(payload))
         if not reply:
             return
         tokens = subject.decode("utf-8", "replace").split(".")
@@ -383,9 +379,7 @@ class JetStream:
 
     def _on_ack(self, account: JSAccount, subject: bytes, reply: bytes, payload: bytes) -> None:
         """`$JS.ACK.<stream>.<consumer>.<deliveries>.<stream seq>.<consumer seq>.<ts>.<pending>`."""
-        stats = self.server.stats
-        stats.out_msgs -= 1
-        stats.out_bytes -= len(payload)
+        self._uncount(len(payload))
         tokens = subject.decode("utf-8", "replace").split(".")
         if len(tokens) == 9:
             stream_name, name, seq = tokens[2], tokens[3], tokens[5]
@@ -506,7 +500,7 @@ class JetStream:
     def _check_resources(self, account: JSAccount, stream: Stream, size: int) -> None:
         """The account's and the server's storage limits for one more message of `size`
         (a stream bounded by its own max_bytes with discard old makes room for it)."""
-        if stream.config["discard"] == "old" and 0 <= stream.config["max_bytes"]:
+        if stream.config["discard"] == "old" and stream.config["max_bytes"] >= 0:
             return
         memory = stream.storage == "memory"
         limits = account.limits
@@ -558,6 +552,13 @@ class JetStream:
         if reply:
             self._send(account, reply, body)
 
+    def _uncount(self, size: int) -> None:
+        """A request to an internal receiver is not counted as sent (as nats-server, and the
+        system account's client here)."""
+        stats = self.server.stats
+        stats.out_msgs -= 1
+        stats.out_bytes -= size
+
     def _contained(self, handler, *args) -> None:
         """Run a handler inside the publisher's delivery. A failure is reported as an
         internal error of JetStream's and goes no further: not the publisher's fault."""
@@ -571,9 +572,7 @@ class JetStream:
     # --- the API -----------------------------------------------------------------------
 
     def _on_api(self, account: str, subject: bytes, reply: bytes, hdr: bytes, payload: bytes) -> None:
-        stats = self.server.stats  # (as the system account's: a request is not counted sent)
-        stats.out_msgs -= 1
-        stats.out_bytes -= len(hdr) + len(payload)
+        self._uncount(len(hdr) + len(payload))
         if not reply:
             return
         self._answer(account, subject.decode("utf-8", "replace"), reply, payload)
