@@ -189,3 +189,22 @@ def test_consumer_state_survives_a_restart(tmp_path):
         run(first(server.url))
     with TrionatsProcess("-js", "-sd", store) as server:
         run(second(server.url))
+
+
+def test_waiting_requests_hear_of_the_consumers_deletion(js_server):
+    async def main():
+        nc = await connect(js_server.url)
+        js = nc.jetstream()
+        await fill(js, count=0)
+        await js.add_consumer("WORK", ConsumerConfig(durable_name="gone", ack_policy="explicit"))
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox)
+        await nc.publish("$JS.API.CONSUMER.MSG.NEXT.WORK.gone", b'{"batch":1,"expires":5000000000}',
+                         reply=inbox)  # fmt: skip
+        await nc.flush()
+        await js.delete_consumer("WORK", "gone")
+        status = await sub.next_msg(2)
+        assert status.headers == {"Status": "409", "Description": "Consumer Deleted"}
+        await nc.close()
+
+    run(main())

@@ -43,6 +43,9 @@ SUBJECTS = (
     "$JS.API.CONSUMER.LIST.*",
 )
 NEXT_PREFIX = "$JS.API.CONSUMER.MSG.NEXT."
+#: nats-server's JSMaxSubjectDetails: subjects listed in one STREAM.INFO reply (no paging
+#: past it here).
+MAX_SUBJECT_DETAILS = 100_000
 
 
 def parse_time(text: str) -> int:
@@ -214,9 +217,15 @@ class Api:
         return {"config": config, "created": go_time(stream.created_ns), "state": stream.state()}
 
     def stream_info(self, account: JSAccount, name: str, payload: bytes) -> dict:
-        _decode(payload, _STREAM_INFO)
+        request = _decode(payload, _STREAM_INFO)
         stream = self._stream(account, name)
         body = {"total": 0, "offset": 0, "limit": 0} | self._stream_body(stream)
+        subjects = request.get("subjects_filter", "")
+        body["state"] = stream.state(deleted=request.get("deleted_details", False),
+                                     subjects=subjects)  # fmt: skip
+        if body["state"].get("subjects"):
+            body |= {"total": len(body["state"]["subjects"]),
+                     "offset": max(request.get("offset", 0), 0), "limit": MAX_SUBJECT_DETAILS}  # fmt: skip
         body["cluster"] = {"leader": self.service.server.name}
         body["ts"] = go_time(time.time_ns())
         return body

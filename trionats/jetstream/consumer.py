@@ -525,6 +525,14 @@ class Consumer:
             return False
         return seq < self.next_seq
 
+    def close(self) -> None:
+        """Deleted (or its stream): waiting pull requests are told, as nats-server tells them."""
+        self.deleted = True
+        for request in self.waiting:
+            if request is not self.push:
+                self.send(request.reply, b"", _status(409, "Consumer Deleted"), b"")
+        self.waiting.clear()
+
     def num_redelivered(self) -> int:
         return sum(1 for entry in self.pending.values() if entry[1] > 1)
 

@@ -228,7 +228,7 @@ class JetStream:
         del account.streams[stream.name]
         stream.deleted = True
         for consumer in stream.consumers.values():
-            consumer.deleted = True
+            consumer.close()
         self._unsubscribe(account.name, self._stream_subs.pop((account.name, stream.name), []))
         if stream.db is not None:
             db = stream.db
@@ -325,7 +325,7 @@ class JetStream:
         self._save_consumer(consumer)
 
     def delete_consumer(self, consumer) -> None:
-        consumer.deleted = True
+        consumer.close()
         stream = consumer.stream
         stream.consumers.pop(consumer.name, None)
         if stream.db is not None:

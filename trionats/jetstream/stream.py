@@ -80,8 +80,10 @@ class Stream:
             return next(iter(self.msgs))
         return self.empty_first
 
-    def state(self) -> dict:
-        """nats-server's StreamState (its omitempty fields left out when empty)."""
+    def state(self, *, deleted: bool = False, subjects: str = "") -> dict:
+        """nats-server's StreamState (its omitempty fields left out when empty); with
+        `subjects`, the message count of each subject that filter matches; with `deleted`,
+        the interior sequences removed."""
         from .api import go_time
 
         count = len(self.msgs)
@@ -92,10 +94,23 @@ class Stream:
                  "last_ts": go_time(self.last_ts)}  # fmt: skip
         if self.subjects:
             state["num_subjects"] = len(self.subjects)
+        if subjects:
+            totals = self.subject_totals(subjects)
+            if totals:
+                state["subjects"] = totals
         if count and self.gaps:
             state["num_deleted"] = len(self.gaps)
+            if deleted:
+                state["deleted"] = list(self.gaps)
         state["consumer_count"] = len(self.consumers)
         return state
+
+    def subject_totals(self, subject_filter: str) -> dict[str, int]:
+        """Each stored subject the filter matches, with its message count (sorted, as Go
+        writes a map)."""
+        pattern = subject_filter.encode()
+        return {subject: len(seqs) for subject, seqs in sorted(self.subjects.items())
+                if subject_matches(pattern, subject.encode())}  # fmt: skip
 
     def get(self, seq: int) -> tuple | None:
         return self.msgs.get(seq)
