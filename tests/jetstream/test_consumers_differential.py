@@ -49,6 +49,11 @@ SEQUENCE = [
     (C + "NAMES.C", b""),
     (C + "LIST.C", b""),
     (C + "MSG.NEXT.C.D", b'{"batch":2}'),
+    (C + "PAUSE.C.H", {"pause_until": "2099-01-02T03:04:05.5+01:00"}),
+    (C + "INFO.C.H", b""),
+    (C + "PAUSE.C.H", {}),
+    (C + "PAUSE.C.NOPE", {}),
+    (C + "PAUSE.C.H", {"pause_until": "yesterday"}),
     (C + "INFO.C.D", b""),
     (C + "DELETE.C.D", b""),
     (C + "DELETE.C.D", b""),
@@ -88,6 +93,8 @@ async def replay(url: str) -> list:
                 continue
             msg = await nc.request(subject, data, timeout=5)
             reply = _names(normalise(json.loads(msg.data)))
+            if "pause_remaining" in reply:  # (a duration from now)
+                reply["pause_remaining"] = "<remaining>"
             if isinstance(reply.get("consumers"), list):  # (random names sort anywhere)
                 reply["consumers"].sort(key=lambda c: json.dumps(c, sort_keys=True))
             replies.append(reply)

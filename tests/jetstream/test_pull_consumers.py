@@ -208,3 +208,28 @@ def test_waiting_requests_hear_of_the_consumers_deletion(js_server):
         await nc.close()
 
     run(main())
+
+
+def test_pause_and_resume(js_server):
+    async def main():
+        import datetime
+
+        nc = await connect(js_server.url)
+        js = nc.jetstream()
+        await fill(js, count=2)
+        sub = await js.pull_subscribe("work.*", "paused")
+        until = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=30))
+        reply = await request(nc, "$JS.API.CONSUMER.PAUSE.WORK.paused",
+                              {"pause_until": until.isoformat().replace("+00:00", "Z")})  # fmt: skip
+        assert reply["paused"] is True and 0 < reply["pause_remaining"] <= 30 * 10**9
+        info = await request(nc, "$JS.API.CONSUMER.INFO.WORK.paused")
+        assert info["paused"] is True and info["config"]["pause_until"] == reply["pause_until"]
+        with pytest.raises(nats.errors.TimeoutError):
+            await sub.fetch(1, timeout=0.5)
+        reply = await request(nc, "$JS.API.CONSUMER.PAUSE.WORK.paused", {})
+        assert reply == {"type": "io.nats.jetstream.api.v1.consumer_pause_response",
+                         "paused": False, "pause_until": "0001-01-01T00:00:00Z"}  # fmt: skip
+        assert [m.data for m in await sub.fetch(2, timeout=2)] == [b"job 0", b"job 1"]
+        await nc.close()
+
+    run(main())

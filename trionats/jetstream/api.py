@@ -41,6 +41,7 @@ SUBJECTS = (
     "$JS.API.CONSUMER.DELETE.*.*",
     "$JS.API.CONSUMER.NAMES.*",
     "$JS.API.CONSUMER.LIST.*",
+    "$JS.API.CONSUMER.PAUSE.*.*",
 )
 NEXT_PREFIX = "$JS.API.CONSUMER.MSG.NEXT."
 #: nats-server's JSMaxSubjectDetails: subjects listed in one STREAM.INFO reply (no paging
@@ -85,7 +86,7 @@ def route(subject: str) -> tuple[str, tuple] | None:
         if operation == "CREATE":
             name = tokens[3] if len(tokens) > 3 else ""
             return "CONSUMER.CREATE", (tokens[2], name, ".".join(tokens[4:]))
-        if operation in ("INFO", "DELETE") and len(tokens) == 4:
+        if operation in ("INFO", "DELETE", "PAUSE") and len(tokens) == 4:
             return "CONSUMER." + operation, (tokens[2], tokens[3])
         if operation in ("NAMES", "LIST") and len(tokens) == 3:
             return "CONSUMER." + operation, (tokens[2],)
@@ -111,6 +112,7 @@ _PURGE = gojson.Struct({"filter": gojson.STR, "seq": gojson.UINT64, "keep": gojs
 _MSG_DELETE = gojson.Struct({"seq": gojson.UINT64, "no_erase": gojson.BOOL})
 _MSG_GET = gojson.Struct({"seq": gojson.UINT64, "last_by_subj": gojson.STR,
                           "next_by_subj": gojson.STR})  # fmt: skip
+_PAUSE = gojson.Struct({"pause_until": gojson.STR})
 _STREAM_INFO = gojson.Struct({"deleted_details": gojson.BOOL, "subjects_filter": gojson.STR,
                               "offset": gojson.INT})  # fmt: skip
 
@@ -138,6 +140,7 @@ class Api:
             "CONSUMER.DELETE": ("consumer_delete_response", self.consumer_delete),
             "CONSUMER.NAMES": ("consumer_names_response", self.consumer_names),
             "CONSUMER.LIST": ("consumer_list_response", self.consumer_list),
+            "CONSUMER.PAUSE": ("consumer_pause_response", self.consumer_pause),
         }
 
     def handle(self, account: JSAccount | None, subject: str, payload: bytes) -> dict | None:
@@ -157,8 +160,11 @@ class Api:
             if account is not None:
                 account.api_errors += 1
             body["error"] = error.json()
+            # (the response's own fields that Go writes even beside an error)
             if response_type == "stream_info_response":
                 body |= {"total": 0, "offset": 0, "limit": 0}
+            elif response_type == "consumer_pause_response":
+                body |= {"paused": False, "pause_until": go_time(0)}
         return body
 
     # --- account -----------------------------------------------------------------------
@@ -371,13 +377,17 @@ class Api:
         floor = {"consumer_seq": consumer.floor_dseq, "stream_seq": consumer.floor_sseq}
         if consumer.last_ack_ns:
             floor["last_active"] = go_time(consumer.last_ack_ns)
-        return {"stream_name": consumer.stream.name, "name": consumer.name,
+        body = {"stream_name": consumer.stream.name, "name": consumer.name,
                 "created": go_time(consumer.created_ns), "config": config,
                 "delivered": delivered, "ack_floor": floor,
                 "num_ack_pending": len(consumer.pending),
                 "num_redelivered": consumer.num_redelivered(),
                 "num_waiting": sum(1 for w in consumer.waiting if w is not consumer.push),
                 "num_pending": consumer.num_pending()}  # fmt: skip
+        remaining = consumer.paused()
+        if remaining:
+            body |= {"paused": True, "pause_remaining": remaining}
+        return body
 
     def _consumer(self, account: JSAccount, stream_name: str, name: str):
         stream = self._stream(account, stream_name)
@@ -394,6 +404,29 @@ class Api:
         consumer = self._consumer(account, stream_name, name)
         self.service.delete_consumer(consumer)
         return {"success": True}
+
+    def consumer_pause(self, account: JSAccount, stream_name: str, name: str, payload: bytes) -> dict:
+        request = _decode(payload, _PAUSE)
+        consumer = self._consumer(account, stream_name, name)
+        config = dict(consumer.config)
+        config.pop("pause_until", None)
+        until = 0
+        if request.get("pause_until"):
+            try:
+                until = parse_time(request["pause_until"])
+            except ValueError:
+                raise errors.invalid_json(f'parsing time "{request["pause_until"]}"') from None
+            config["pause_until"] = go_time(until)
+        # A pause needs API level 1 (nats-server's setStaticConsumerMetadata).
+        metadata = dict(config["metadata"])
+        metadata["_nats.req.level"] = "1" if until else "0"
+        config["metadata"] = metadata
+        self.service.update_consumer(consumer, config)
+        body = {"paused": False, "pause_until": go_time(until)}
+        remaining = consumer.paused()
+        if remaining:
+            body |= {"paused": True, "pause_remaining": remaining}
+        return body
 
     def consumer_names(self, account: JSAccount, stream_name: str, payload: bytes) -> dict:
         request = _decode(payload, _PAGED)

@@ -67,8 +67,7 @@ _DELIVER = ("all", "last", "new", "by_start_sequence", "by_start_time", "last_pe
 _ACK = ("none", "all", "explicit")
 _REPLAY = ("instant", "original")
 #: Features of ConsumerConfig trionats does not implement yet: refused, never ignored.
-NOT_YET = ("rate_limit_bps", "sample_freq", "priority_groups", "priority_policy",
-           "pause_until")  # fmt: skip
+NOT_YET = ("rate_limit_bps", "sample_freq", "priority_groups", "priority_policy")
 
 
 def decode_create(payload: bytes) -> dict:
@@ -167,8 +166,15 @@ def check(config: dict, stream, *, durable: bool) -> dict:
     if config.get("mem_storage"):
         out["mem_storage"] = True
     metadata = dict(config.get("metadata") or {})
-    metadata["_nats.req.level"] = "0"
+    metadata["_nats.req.level"] = "1" if config.get("pause_until") else "0"
     out["metadata"] = dict(sorted(metadata.items()))
+    if config.get("pause_until"):
+        from .api import go_time, parse_time
+
+        try:
+            out["pause_until"] = go_time(parse_time(config["pause_until"]))
+        except ValueError:
+            raise errors.invalid_json(f'parsing time "{config["pause_until"]}"') from None
     return out
 
 
@@ -383,6 +389,8 @@ class Consumer:
     def pump(self, now: float) -> None:
         """Deliver to the waiting requests what is due: redeliveries first, then new."""
         stream = self.stream
+        if self.paused():
+            return
         if self.push is not None:
             if not self.interest(self.push.reply):
                 return
@@ -510,7 +518,7 @@ class Consumer:
                       _status(408, "Request Timeout", {"Nats-Pending-Messages": request.batch,
                                                        "Nats-Pending-Bytes": request.max_bytes}),
                       b"")  # fmt: skip
-        if due or self.redeliver or self.push is not None:
+        if due or self.redeliver or self.push is not None or self.waiting:
             self.pump(now)
         heartbeat = self.config.get("idle_heartbeat", 0) / _NS
         if (self.push is not None and heartbeat and now - self.last_sent >= heartbeat
@@ -524,6 +532,15 @@ class Consumer:
         if seq in self.pending or seq in self.initial:
             return False
         return seq < self.next_seq
+
+    def paused(self) -> int:
+        """Nanoseconds left of a pause (CONSUMER.PAUSE, `pause_until`), 0 when not paused."""
+        until = self.config.get("pause_until")
+        if not until:
+            return 0
+        from .api import parse_time
+
+        return max(parse_time(until) - time.time_ns(), 0)
 
     def close(self) -> None:
         """Deleted (or its stream): waiting pull requests are told, as nats-server tells them."""

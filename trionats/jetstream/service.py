@@ -323,6 +323,7 @@ class JetStream:
     def update_consumer(self, consumer, config: dict) -> None:
         consumer.config = config
         self._save_consumer(consumer)
+        consumer.pump(time.monotonic())  # (a pause lifted, a larger max_ack_pending...)
 
     def delete_consumer(self, consumer) -> None:
         consumer.close()
