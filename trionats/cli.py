@@ -24,7 +24,7 @@ import trio
 
 from . import __version__, defaults
 from . import logging as tlog
-from .errors import ConfigError
+from .errors import ConfigError, StartupError
 from .options import (
     Authorization,
     ClusterOptions,
@@ -459,6 +459,9 @@ def main(argv: list[str] | None = None) -> int:
         trio.run(_serve, options, flags.overrides)
     except OSError as exc:
         tlog.get_logger().fatal(f"Error listening on port: {exc}")
+        return 1
+    except StartupError as exc:
+        tlog.get_logger().fatal(str(exc))
         return 1
     return 0
 

@@ -166,6 +166,8 @@ class Server:
         """Run until `shutdown()`; reports the Server through `task_status` once listening."""
         options = self.options
         self._log_banner()
+        if self.jetstream is not None:
+            await self.jetstream.prepare()  # its storage directory, before any listener
         port = 0 if options.port == defaults.RANDOM_PORT else options.port
         listeners = await trio.open_tcp_listeners(port, host=options.host or None)
         route_listeners: list = []

@@ -127,3 +127,16 @@ def test_flags(tmp_path):
     options = cli.build_options(cli.parse_args(["-c", str(path), "--jetstream"]))
     assert options.jetstream == JetStreamOptions(domain="hub")
     assert not cli.build_options(cli.parse_args(["-sd", "/data"])).jetstream_enabled
+
+
+def test_an_unusable_storage_directory_stops_the_start(tmp_path):
+    import subprocess
+    import sys
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = subprocess.run([sys.executable, "-m", "trionats", "-p", "-1", "-js", "-sd", str(blocker)],
+                            capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert result.returncode == 1
+    assert "[FTL] could not create storage directory - " in result.stderr
+    assert "Server is ready" not in result.stderr

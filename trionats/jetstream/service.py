@@ -145,6 +145,27 @@ class JetStream:
             with trio.CancelScope(shield=True):
                 await self.worker.aclose()
 
+    async def prepare(self) -> None:
+        """The storage directory, made and checked as nats-server does before it starts:
+        StartupError with its words if it cannot be used."""
+        from ..errors import StartupError
+
+        def check() -> None:
+            try:
+                self.store_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise StartupError(f"could not create storage directory - {error}") from None
+            if not self.store_dir.is_dir():
+                raise StartupError("storage directory is not a directory")
+            if not os.access(self.store_dir, os.W_OK):
+                raise StartupError("storage directory is not writable")
+
+        await trio.to_thread.run_sync(check)
+        if not (self.options.store_dir or self.server.options.store_dir):
+            self.server.log.warning(
+                "Temporary storage directory used, data could be lost on system reboot"
+            )
+
     def close(self) -> None:
         """Stop (at shutdown): the store worker commits what is queued, then ends."""
         self._scope.cancel()
