@@ -12,7 +12,7 @@ CONF = """
 jetstream { store_dir: "%s" }
 accounts {
   A: { jetstream { max_streams: 1, max_bytes_required: true }, users: [ {user: a, password: a} ] }
-  C: { jetstream: enabled, users: [ {user: c, password: c} ] }
+  C: { jetstream { max_consumers: 1 }, users: [ {user: c, password: c} ] }
   B: { users: [ {user: b, password: b} ] }
 }
 """
@@ -47,6 +47,11 @@ def test_accounts_with_and_without_jetstream(tmp_path):
         assert await request(b, "x", b"from b") is None  # no stream in B: no responders
         for _ in range(2):
             await request(c, "x", b"from c")
+        create = {"stream_name": "S", "config": {"durable_name": "one"}}
+        assert "error" not in await request(c, "$JS.API.CONSUMER.DURABLE.CREATE.S.one", create)
+        create = {"stream_name": "S", "config": {"durable_name": "two"}}
+        reply = await request(c, "$JS.API.CONSUMER.DURABLE.CREATE.S.two", create)
+        assert reply["error"]["err_code"] == 10026
         a_info = await request(a, "$JS.API.STREAM.INFO.S")
         c_info = await request(c, "$JS.API.STREAM.INFO.S")
         assert (a_info["state"]["messages"], c_info["state"]["messages"]) == (1, 2)

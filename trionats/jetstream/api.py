@@ -366,6 +366,8 @@ class Api:
             limit = stream.config["max_consumers"]
             if 0 <= limit <= len(stream.consumers):
                 raise errors.maximum_consumers()
+            if 0 <= account.limits.max_consumers <= account.consumer_count():
+                raise errors.maximum_consumers()
             consumer = self.service.create_consumer(account, stream, checked, durable=durable)
         return self.consumer_body(consumer) | {"ts": go_time(time.time_ns())}
 
