@@ -170,15 +170,23 @@ def route_info(rng, server_id: str, *, port: int = 1) -> bytes:
     if rng.random() < 0.1:
         fields["import"] = {"allow": ["foo.>"]}
         fields["export"] = {"deny": ["bar"]}
-    if rng.random() < 0.05:
-        fields["route_pool_size"] = 3
-        fields["route_pool_idx"] = 1
+    if rng.random() < 0.3:  # pooling: sizes and indexes in and out of range, pinned accounts
+        fields["route_pool_size"] = rng.choice((3, 3, 1, 0, -1, 5, 2**31 - 1))
+        fields["route_pool_idx"] = rng.choice((0, 1, 2, -1, 3, 7, 2**31 - 1))
+        if rng.random() < 0.4:
+            fields["route_account"] = rng.choice(("ACC", "$SYS", "$G", "NOPE", "", "\udc80"))
     return _line(b"INFO", fields)
+
+
+#: Account names a route op names: the served ones, unknown ones, odd bytes.
+ACCOUNT_NAMES = (b"$SYS", b"ACC", b"NOPE", b"acc", b"\xff\xfe", b"A" * 300, b"$G.x", b"*", b">")
 
 
 def route_op(rng, name: str) -> bytes:
     kind = rng.randrange(12)
-    account = b"$G" if rng.random() < 0.9 else rng.choice((b"$SYS", b"ACC"))
+    account = b"$G" if rng.random() < 0.7 else rng.choice(ACCOUNT_NAMES)
+    if rng.random() < 0.05:  # as on a route pinned to one account: no account in the line
+        account = b""
     subject = rng.choice(SUBJECTS)
     queue = rng.choice(QUEUES)
     if kind <= 2:

@@ -108,8 +108,11 @@ class ClientConnection(Connection):
         self._checked_by = None
         self._reauth_generation = 0
         self.auth_deadline = math.inf
-        #: INFO `nonce` for nkey users to sign (only when nkey users are configured).
-        self.nonce = new_nonce() if self.auth.nkeys else ""
+        #: INFO `nonce` for nkey and JWT users to sign (only when such users can log in).
+        self.nonce = new_nonce() if self.auth.nkeys or self.auth.operator else ""
+        #: A user JWT's subscription limit (-1: the server's) and end (trio time; inf: never).
+        self.max_subs = -1
+        self.expires_at = math.inf
         if self.auth.enabled:
             self.auth_deadline = self.start_time + self.auth.timeout
             self.next_ping = min(self.next_ping, self.auth_deadline)
@@ -357,7 +360,7 @@ class ClientConnection(Connection):
         if self.auth.enabled:
             verdict = self.auth.check(
                 opts.user, opts.password, opts.auth_token, opts.nkey, opts.sig, self.nonce,
-                self.peer_cert,
+                self.peer_cert, opts.jwt, self.peer_host,
             )
             if self.auth.tls_map and opts.user and type(verdict) is Identity:
                 server.log.warning(
@@ -369,6 +372,8 @@ class ClientConnection(Connection):
                 self.awaiting = self._check_password
                 return
             if type(verdict) is Failure:
+                if verdict.detail:
+                    (self.log.error if verdict.detail_is_error else self.log.debug)(verdict.detail)
                 self._refuse(verdict.text)
                 return
             self._accept_identity(verdict)
@@ -388,7 +393,42 @@ class ClientConnection(Connection):
         self._set_identity(identity)
         self.auth_deadline = math.inf
         self.parser.require_connect = False
+        if identity.kind == "jwt" and not self._apply_user_jwt(identity):
+            return
         self._connect_accepted()
+
+    def _apply_user_jwt(self, identity: Identity) -> bool:
+        """A user JWT's account connection limit, subscription and payload limits, and
+        expiry (nats-server's registerWithAccount, applyAccountLimits, setExpiration).
+        False if the client was closed."""
+        server = self.server
+        claims = self.auth.operator.account(identity.account)
+        limit = claims.limit("conn") if claims is not None else -1
+        if limit != -1:
+            others = sum(
+                1 for client in server.clients.values()
+                if client is not self and client.account is self.account
+                and client.identity is not None and client.closed_reason is None
+            )  # fmt: skip
+            if others >= limit:
+                self.log.error(errors.MAX_ACCOUNT_CONNECTIONS)
+                self.send_err(errors.MAX_ACCOUNT_CONNECTIONS)
+                self.close(Reason.MAX_ACCOUNT_CONNECTIONS)
+                return False
+        self.max_subs = identity.max_subs
+        if self.max_subs == 0:  # at its limit already: told now, closed a little later
+            self.log.error(errors.MAX_SUBSCRIPTIONS)
+            self.send_err(errors.MAX_SUBSCRIPTIONS)
+            self.start_task(self._close_for_no_subscriptions)
+        options = server.options
+        payload = identity.max_payload
+        if payload == -1 or payload > options.max_payload:
+            payload = options.max_payload
+        self.parser.set_limits(max_control_line=options.max_control_line, max_payload=payload)
+        if identity.expires_in is not None:
+            self.expires_at = trio.current_time() + identity.expires_in
+            self.reschedule_ping(min(self.next_ping, self.expires_at))
+        return True
 
     def _set_identity(self, identity: Identity) -> None:
         """Who the client is, its account and its permissions from now on."""
@@ -422,6 +462,10 @@ class ClientConnection(Connection):
         account.client_joined(self)
         self.sublist = self.dispatch.sublist = account.sublist
         self.dispatch.forget()
+
+    async def _close_for_no_subscriptions(self) -> None:
+        await trio.sleep(defaults.JWT_NO_SUBS_CLOSE_DELAY)
+        self.close(Reason.MAX_SUBSCRIPTIONS)
 
     # --- reload: authorization changed (server.py, nats-server's reloadAuthorization) ------
 
@@ -457,7 +501,7 @@ class ClientConnection(Connection):
         opts = self.opts
         verdict = auth.check(
             opts.user, opts.password, opts.auth_token, opts.nkey, opts.sig, self.nonce,
-            self.peer_cert,
+            self.peer_cert, opts.jwt, self.peer_host,
         )
         if type(verdict) is PendingPassword:
             if verdict.identity is None:
@@ -536,7 +580,7 @@ class ClientConnection(Connection):
             self.outbound.write(encode.OK)
         interval = self.ping_interval
         first = min(interval, defaults.FIRST_CLIENT_PING_INTERVAL)
-        self.reschedule_ping(now + first + random.uniform(0, first / 5))
+        self.reschedule_ping(min(now + first + random.uniform(0, first / 5), self.expires_at))
         self.log = self.log.bind(
             conn=self._conn_label(),
             client_name=opts.name,
@@ -595,6 +639,11 @@ class ClientConnection(Connection):
             self.send_err(errors.AUTH_TIMEOUT)
             self.close(Reason.AUTH_TIMEOUT)
             return
+        if now >= self.expires_at:  # a user JWT's `exp` (nats-server's authExpired)
+            self.log.debug(errors.USER_AUTH_EXPIRED)
+            self.send_err(errors.USER_AUTH_EXPIRED)
+            self.close(Reason.AUTH_EXPIRED)
+            return
         interval = self.ping_interval
         # As nats-server: skip the PING after recent client activity, unless an RTT sample is
         # due (no PING sent yet, or the last one is older than the measurement interval).
@@ -615,7 +664,7 @@ class ClientConnection(Connection):
             self.rtt_start = now
             self.pings_out += 1
             self.outbound.write(encode.PING)
-        self.reschedule_ping(min(now + interval, self.auth_deadline))
+        self.reschedule_ping(min(now + interval, self.auth_deadline, self.expires_at))
 
     # --- SUB / UNSUB ----------------------------------------------------------------------
 
@@ -637,8 +686,10 @@ class ClientConnection(Connection):
             self.log.error(f"Subscription Violation Too Many Tokens - {where}")
             self.send_err(errors.too_many_tokens(subject))
             return
-        limit = self.server.options.max_subscriptions
-        if limit > 0 and len(self.subs) >= limit:
+        limit = self.server.options.max_subscriptions or None
+        if self.max_subs != -1:  # a user JWT's, the smaller of the two (0 refuses all)
+            limit = self.max_subs if limit is None else min(limit, self.max_subs)
+        if limit is not None and len(self.subs) >= limit:
             self.log.error(errors.MAX_SUBSCRIPTIONS)
             self.send_err(errors.MAX_SUBSCRIPTIONS)
             return

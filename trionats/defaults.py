@@ -191,6 +191,9 @@ AUTH_BCRYPT_THREADS = 2
 #: the window, so a flood of bad logins cannot flood the log.
 AUTH_FAILURE_LOG_BURST = 10
 AUTH_FAILURE_LOG_WINDOW = 10.0
+#: A user JWT whose subscription limit is 0 (no `subs` claim: Go's zero) is told so at once
+#: and closed this many seconds later, as nats-server's applyAccountLimits does.
+JWT_NO_SUBS_CLOSE_DELAY = 0.02
 #: Reply subjects one allow_responses connection may hold at once; past it expired ones go,
 #: then the oldest.
 MAX_RESPONSE_GRANTS = 10000

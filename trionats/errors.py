@@ -26,6 +26,8 @@ INVALID_SUBJECT = "Invalid Subject"
 INVALID_PUBLISH_SUBJECT = "Invalid Publish Subject"
 INVALID_SUBSCRIPTION = "Invalid Subscription"  # a route's RS+ the sublist refuses
 MAX_SUBSCRIPTIONS = "maximum subscriptions exceeded"
+MAX_ACCOUNT_CONNECTIONS = "maximum account active connections exceeded"
+USER_AUTH_EXPIRED = "User Authentication Expired"
 
 
 def go_quote(text: bytes | str) -> str:
@@ -95,6 +97,9 @@ class Reason:
     CLIENT_CLOSED = "Client Closed"
     AUTH_TIMEOUT = "Authentication Timeout"
     AUTH_VIOLATION = "Authentication Failure"
+    AUTH_EXPIRED = "Authentication Expired"
+    MAX_ACCOUNT_CONNECTIONS = "Maximum Account Connections Exceeded"
+    MAX_SUBSCRIPTIONS = "Maximum Subscriptions Exceeded"
     TLS_HANDSHAKE = "TLS Handshake Failure"
     SLOW_CONSUMER_PENDING = "Slow Consumer (Pending Bytes)"
     SLOW_CONSUMER_WRITE = "Slow Consumer (Write Deadline)"
@@ -113,6 +118,7 @@ class Reason:
     DUPLICATE_SERVER_NAME = "Duplicate Server Name"
     CLUSTER_NAME_CONFLICT = "Cluster Name Conflict"
     ROUTE_REMOVED = "Route Removed"
+    MISSING_ACCOUNT = "Missing Account"
     #: trionats only: an unexpected exception (a bug) closed the connection (containment.py).
     INTERNAL_ERROR = "Internal Error"
 

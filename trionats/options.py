@@ -130,13 +130,15 @@ class Export:
 @attrs.frozen(kw_only=True)
 class Import:
     """One entry of an account's `imports`: a stream or service of another account, and
-    the local subject (`prefix` or `to` for a stream; `to` for a service)."""
+    the local subject (`prefix` or `to` for a stream; `to` for a service); a `share`d
+    service import tells the exporter who asked, in full."""
 
     kind: str  # "stream" or "service"
     account: str
     subject: str
     to: str = ""
     prefix: str = ""
+    share: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -205,6 +207,20 @@ class ClusterOptions:
     ping_max: int = 0
     write_deadline: float = 0.0
     write_timeout: str = "default"
+
+    def pinned_problems(self) -> list[str]:
+        """nats-server's checks of `accounts` (accounts with a route of their own)."""
+        if not self.accounts:
+            return []
+        if self.pool_size < 0:
+            return ["pool_size cannot be negative if pinned accounts are specified"]
+        seen: set[str] = set()
+        for name in self.accounts:
+            if name in seen:
+                listed = "[" + " ".join(f'"{n}"' for n in self.accounts) + "]"  # (Go's %q)
+                return [f'found duplicate account name "{name}" in pinned accounts list {listed}']
+            seen.add(name)
+        return []
 
 
 # --- leaf nodes (trionats/leaf/) ---------------------------------------------------------
@@ -394,10 +410,19 @@ class Options:
     leafnodes: LeafnodeOptions | None = None
 
     # accounts: each its own subject space (core/accounts.py); the global account `$G`
-    # holds `authorization` users and is the only one routes carry
+    # holds `authorization` users
     accounts: tuple[AccountOptions, ...] = attrs.field(default=(), converter=tuple)
     system_account: str = "$SYS"
     no_system_account: bool = False
+
+    # operator mode (auth/operator.py): the trusted operators' JWTs (read from their files by
+    # the loader), the account resolver ("MEMORY" is the only one) and its preloaded
+    # account JWTs (account public key, JWT); the accounts are then named by public key
+    operators: tuple[str, ...] = attrs.field(default=(), converter=_strings, repr=False)
+    resolver: str = ""
+    resolver_preload: tuple[tuple[str, str], ...] = attrs.field(
+        default=(), converter=_pairs, repr=False
+    )
 
     # files
     pid_file: str = ""
@@ -455,7 +480,9 @@ class Options:
         except SyslogError as exc:  # nats-server's text; it fails when it starts logging
             problems.append(str(exc))
         if self.system_account and self.system_account != "$SYS" and not self.no_system_account:
-            if self.system_account not in {account.name for account in self.accounts}:
+            known = {account.name for account in self.accounts}
+            known.update(key for key, _ in self.resolver_preload)
+            if self.system_account not in known:
                 problems.append("error resolving system account: account missing")
         if self.no_auth_user:
             names = self.user_names()
@@ -480,6 +507,8 @@ class Options:
         if self.websocket is not None and self.websocket.port:
             problems += self.websocket.problems()
             problems += self._websocket_auth_problems()
+        if self.cluster is not None:
+            problems += self.cluster.pinned_problems()
         if problems:
             raise ConfigError("\n".join(problems))
 

@@ -52,8 +52,8 @@ from .listeners import accept_forever
 from .logging import LEVELS, LOGGING_OPTIONS, LogFileError, check_log_file, configure_from
 from .logging import get_logger, reopen_log_file
 from .hostport import parse_host_port
-from .options import Options
-from .system import SystemServices
+from .options import AccountOptions, Export, Import, Options
+from .system import SystemServices, shared_client_info
 from .tracing import TracePublisher
 
 if TYPE_CHECKING:
@@ -94,16 +94,21 @@ class Server:
         self.name = options.server_name or self.server_id
         self.log = get_logger(server_name=self.name, server_id=self.server_id)
         #: The accounts (core/accounts.py), each its own sublist; `sublist` is the global
-        #: account's, the only one routes carry.
+        #: account's.
         self.accounts = Accounts(
-            [account.name for account in options.accounts],
+            # (in operator mode: the accounts of the memory resolver, named by public key)
+            [account.name for account in options.accounts]
+            + [key for key, _ in options.resolver_preload],
             system_account="" if options.no_system_account else options.system_account,
             cache_size=0 if options.disable_sublist_cache else defaults.SUBLIST_CACHE_SIZE,
         )
         self.sublist = self.accounts.global_account.sublist
-        #: Exports and imports between accounts (core/imports.py): bridges in the sublists.
-        self.imports = install_imports(self.accounts, options, trio.current_time)
         self.auth = Authenticator(options)
+        #: Exports and imports between accounts (core/imports.py): bridges in the sublists.
+        self.imports = install_imports(
+            self.accounts, self._with_jwt_accounts(options), trio.current_time,
+            describe=shared_client_info(self),
+        )  # fmt: skip
         self._load_tls(options)
         self.stats = Stats()
         #: Sends message trace events (tracing.py): every dispatcher's `tracer`.
@@ -610,6 +615,39 @@ class Server:
             log.warning("Plaintext passwords detected, use nkeys or bcrypt")
         if self.options.config_file:
             log.info(f"Using configuration file: {self.options.config_file}")
+        if self.auth.operator is not None:
+            self._log_operator_mode()
+
+    def _with_jwt_accounts(self, options: Options) -> Options:
+        """In operator mode the accounts' exports and imports come from their JWTs, checked
+        as an `accounts` block's are; the imports refused are logged at startup."""
+        self._jwt_import_problems: list[str] = []
+        if self.auth.operator is None:
+            return options
+        from .config.load import _check_imports  # (the loader's rules and words)
+
+        blocks = self.auth.operator.account_blocks()
+        problems: list = []
+        _check_imports(blocks, None, problems)
+        self._jwt_import_problems = [str(problem) for problem in problems]
+        accounts = [
+            AccountOptions(
+                name=block["name"],
+                exports=[Export(**export) for export in block["exports"]],
+                imports=[Import(**entry) for entry in block["imports"]],
+            )
+            for block in blocks
+        ]
+        return attrs.evolve(options, accounts=accounts)
+
+    def _log_operator_mode(self) -> None:
+        """nats-server's operator notices and its preloaded accounts' warnings."""
+        for line in self.auth.operator.banner():
+            self.log.info(line)
+        if self.options.system_account in ("", "$SYS"):  # (none from the file or the JWT)
+            self.log.warning("Trusted Operators should utilize a System Account")
+        for line in self.auth.operator.preload_warnings() + self._jwt_import_problems:
+            self.log.warning(line)
 
     def client_urls(self) -> list[str]:
         host = self.options.host

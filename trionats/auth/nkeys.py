@@ -15,6 +15,12 @@ import os
 
 #: Prefix byte of user nkeys ("U" once base32-encoded).
 PREFIX_USER = 20 << 3
+#: Prefix bytes of operator ("O"), account ("A") and server ("N") nkeys (operator mode).
+PREFIX_OPERATOR = 14 << 3
+PREFIX_ACCOUNT = 0
+PREFIX_SERVER = 13 << 3
+#: Every public key kind, for a signature whose signer may be any of them (JWT issuers).
+PUBLIC_PREFIXES = (PREFIX_OPERATOR, PREFIX_ACCOUNT, PREFIX_USER, PREFIX_SERVER)
 #: Random bytes in a nonce (nats-server: 11, 15 base64url characters).
 NONCE_BYTES = 11
 
@@ -54,11 +60,41 @@ def is_user_nkey(nkey: str) -> bool:
     return decode_public(nkey) is not None
 
 
+def is_public(nkey: str, prefix: int) -> bool:
+    """Whether `nkey` is a valid public key of the kind `prefix` (an account's, ...)."""
+    return decode_public(nkey, prefix) is not None
+
+
+def decode_any_public(nkey: str) -> bytes | None:
+    """The raw key of a public nkey of any kind (operator, account, user, server)."""
+    if len(nkey) != 56:  # 35 bytes in base32
+        return None
+    for prefix in PUBLIC_PREFIXES:
+        raw = decode_public(nkey, prefix)
+        if raw is not None:
+            return raw
+    return None
+
+
+def verify_raw(raw: bytes, signature: bytes, data: bytes) -> bool:
+    """True if `signature` is the Ed25519 signature of `data` by the public key `raw`."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    if len(signature) != 64:
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(raw).verify(signature, data)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
 def new_nonce() -> str:
     return base64.urlsafe_b64encode(os.urandom(NONCE_BYTES)).decode().rstrip("=")
 
 
-def _signature_bytes(sig: str) -> bytes | None:
+def signature_bytes(sig: str) -> bytes | None:
     for decode in (base64.urlsafe_b64decode, base64.b64decode):
         try:
             return decode(sig + "=" * (-len(sig) % 4))
@@ -69,15 +105,8 @@ def _signature_bytes(sig: str) -> bytes | None:
 
 def verify(nkey: str, sig: str, nonce: str) -> bool:
     """True if `sig` is `nkey`'s Ed25519 signature of `nonce`."""
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
     raw = decode_public(nkey)
-    signature = _signature_bytes(sig) if sig else None
-    if raw is None or signature is None or len(signature) != 64:
+    signature = signature_bytes(sig) if sig else None
+    if raw is None or signature is None:
         return False
-    try:
-        Ed25519PublicKey.from_public_bytes(raw).verify(signature, nonce.encode())
-    except (InvalidSignature, ValueError):
-        return False
-    return True
+    return verify_raw(raw, signature, nonce.encode())

@@ -26,6 +26,7 @@ from ..core.accounts import GLOBAL_ACCOUNT
 from ..options import Options, Permissions
 from . import nkeys
 from .certmap import map_user
+from .operator import OperatorMode, Refused
 from .permissions import CompiledPermissions
 
 #: A configured password or token that is a bcrypt hash (nats-server's test).
@@ -42,9 +43,10 @@ def _equal(given: str, expected: str) -> bool:
 
 class Identity:
     """An authenticated client: its account, log label (`"<account>/user:<name>"`) and
-    permissions."""
+    permissions; for a user JWT also its limits and expiry."""
 
-    __slots__ = ("user", "permissions", "kind", "account")
+    __slots__ = ("user", "permissions", "kind", "account", "max_subs", "max_payload",
+                 "expires_in", "jwt")  # fmt: skip
 
     def __init__(
         self,
@@ -53,10 +55,17 @@ class Identity:
         kind: str = "user",
         account: str = GLOBAL_ACCOUNT,
     ) -> None:
-        self.user = user  # the user name, or the public key of an nkey user
+        self.user = user  # the user name, or the public key of an nkey or JWT user
         self.permissions = permissions
-        self.kind = kind  # "user" or "nkey"
+        self.kind = kind  # "user", "nkey" or "jwt"
         self.account = account  # the account's name: `$G` unless an `accounts` user
+        #: A user JWT's limits (-1: none but the server's) and seconds left from the login
+        #: (None: no end).
+        self.max_subs = -1
+        self.max_payload = -1
+        self.expires_in: float | None = None
+        #: A JWT user's details for monitoring (auth/operator.py JWTDetails), else None.
+        self.jwt = None
 
     @property
     def label(self) -> str:
@@ -76,12 +85,15 @@ class PendingPassword:
 
 
 class Failure:
-    """A refused CONNECT, with nats-server's log text."""
+    """A refused CONNECT, with nats-server's log text, and the reason logged before it (at
+    debug level, or as an error where nats-server logs it so)."""
 
-    __slots__ = ("text",)
+    __slots__ = ("text", "detail", "detail_is_error")
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, detail: str = "", *, detail_is_error: bool = False) -> None:
         self.text = text
+        self.detail = detail
+        self.detail_is_error = detail_is_error
 
 
 def _compile(permissions: Permissions | None) -> CompiledPermissions | None:
@@ -162,6 +174,12 @@ class Authenticator:
                 self.enabled = True
         #: INFO auth_required (false with no_auth_user, where CONNECT may omit credentials).
         self.auth_required = self.enabled and not (self.no_auth_user and self.users)
+        #: Operator mode (auth/operator.py): every client logs in with a user JWT.
+        self.operator: OperatorMode | None = None
+        if options.operators:
+            self.operator = OperatorMode(options.operators, options.resolver_preload)
+            self.enabled = self.auth_required = True
+        self.connection_type = connection_type
         self.limiter = trio.CapacityLimiter(defaults.AUTH_BCRYPT_THREADS)
         self._log_window_start = 0.0
         self._logged = 0
@@ -180,8 +198,8 @@ class Authenticator:
 
         As nats-server on reload, a client whose user is gone is closed without an -ERR;
         one whose user is still there has its credentials checked again."""
-        if not identity.user:
-            return True  # token, or no user: the credentials decide
+        if not identity.user or identity.kind == "jwt":
+            return True  # token, no user, or a user JWT: the credentials decide
         if identity.kind == "nkey":
             return identity.user in self.nkeys
         if self.single is not None:
@@ -191,10 +209,13 @@ class Authenticator:
     # --- the checks -----------------------------------------------------------------------
 
     def check(self, user: str, password: str, token: str, nkey: str = "", sig: str = "",
-              nonce: str = "", cert: bytes | None = None):
+              nonce: str = "", cert: bytes | None = None, user_jwt: str = "", host: str = ""):
         """An Identity, a Failure, or a PendingPassword to `verify()`.
 
-        `cert` is the client's TLS certificate (DER), used with verify_and_map."""
+        `cert` is the client's TLS certificate (DER), used with verify_and_map; `user_jwt`
+        and `host` (the client's address) in operator mode."""
+        if self.operator is not None:
+            return self._jwt_login(user_jwt, sig, nonce, host)
         if self.nkeys and (nkey or not self.users):
             # nats-server's order: nkey users first, then user/password.
             identity = self.nkeys.get(nkey) if nkey else None
@@ -240,6 +261,22 @@ class Authenticator:
                 return Failure(failure)
             return self._password(password, expected, Identity(name, None), failure)
         return Identity("", None)
+
+    def _jwt_login(self, user_jwt: str, sig: str, nonce: str, host: str):
+        """Operator mode: the user JWT decides (nats-server logs "authentication error"
+        whatever the reason, which goes to the debug log)."""
+        try:
+            login = self.operator.login(
+                user_jwt, sig, nonce, connection_type=self.connection_type, host=host
+            )
+        except Refused as refused:
+            return Failure("authentication error", str(refused), detail_is_error=refused.error)
+        identity = Identity(login.user, login.permissions, "jwt", login.account)
+        identity.max_subs = login.max_subs
+        identity.max_payload = login.max_payload
+        identity.expires_in = login.expires_in
+        identity.jwt = login.monitor
+        return identity
 
     def _from_certificate(self, cert: bytes | None, user: str):
         """verify_and_map: the configured user the certificate names; no password needed."""

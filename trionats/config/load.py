@@ -231,6 +231,117 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
+# --- operator mode (nats-server's `operator`, `resolver`, `resolver_preload`) -------------------
+
+#: Every encoded JWT starts so (nats-server's jwtPrefix): an `operator` value that is no
+#: readable file but starts so is the JWT itself.
+_JWT_PREFIX = "eyJ"
+_NOT_YET_RESOLVER = (
+    "is not supported by trionats yet: only the memory resolver (resolver: MEMORY with "
+    "resolver_preload)"
+)
+
+
+def _operators(value: Any) -> tuple[str, ...]:
+    """`operator`: JWT file paths or inline JWTs (one or a list) -> the operator JWTs,
+    each decoded and verified now, as nats-server does when it reads the file."""
+    from ..auth import jwt
+
+    tokens = []
+    for item in _strings(value):
+        try:
+            text = Path(item).read_text()
+        except (OSError, ValueError) as exc:
+            if not item.startswith(_JWT_PREFIX):
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                raise _Bad(f"error parsing operator JWT: open {item}: {reason}") from None
+            text = item
+        token = jwt.parse_decorated(text).strip()
+        try:
+            jwt.decode_operator(token)
+        except jwt.JWTError as exc:
+            raise _Bad(f"error parsing operator JWT: {exc}") from None
+        tokens.append(token)
+    return tuple(tokens)
+
+
+def _resolver(value: Any) -> str:
+    """`resolver`: MEM or MEMORY (or a map of that `type`); URL and directory resolvers are
+    refused until trionats has them."""
+    if isinstance(value, str):
+        if re.search(r"(?i)(MEM|MEMORY)\s*", value):
+            return "MEMORY"
+        if re.match(r"(?i)URL", value.strip()):
+            raise _Bad(f"the URL resolver {_NOT_YET_RESOLVER}")
+    elif isinstance(value, dict):
+        kinds = [item for key, item in value.items() if key.lower() == "type"]
+        kind = str(kinds[-1]).upper() if kinds else ""
+        if kind in ("MEM", "MEMORY"):
+            return "MEMORY"
+        if kind in ("FULL", "CACHE"):
+            raise _Bad(f"the {kind} resolver {_NOT_YET_RESOLVER}")
+    else:
+        raise _Bad(f"error parsing operator resolver, wrong type {_kind(value)}")
+    raise _Bad('error parsing account resolver, should be MEM or  URL("url") or a map '
+               "containing dir and type state=[FULL|CACHE])")  # fmt: skip
+
+
+def _resolver_preload(value: Any) -> tuple[tuple[str, str], ...]:
+    """`resolver_preload { <account public key>: <account JWT> }`, each JWT verified."""
+    from ..auth import jwt
+
+    if not isinstance(value, dict):
+        raise _Bad("preload should be a map of account_public_key:account_jwt")
+    pairs = []
+    for key, token in value.items():
+        if not isinstance(token, str):
+            raise _Bad("preload map value should be a string JWT")
+        try:
+            jwt.decode_account(token)
+        except jwt.JWTError:
+            raise _Bad(f"invalid account JWT (for {key})") from None
+        pairs.append((key, token))
+    return tuple(pairs)
+
+
+def _check_operator_mode(conf_out: dict, problems: list[Problem], positions: dict) -> None:
+    """nats-server's validateTrustedOperators: an operator needs a resolver and excludes
+    configured accounts and users; the system account comes from the operator's JWT unless
+    configured, and must then be the same."""
+    from ..auth import jwt
+
+    operators = conf_out.get("operators")
+    where = positions.get("operators")
+    if not operators:
+        for key in ("resolver", "resolver_preload"):
+            if conf_out.get(key):  # nats-server ignores it: so does trionats, with a warning
+                problems.append(Problem(positions.get(key), f"{key} has no effect without an "
+                                                            "operator", warning=True))  # fmt: skip
+        return
+    if not conf_out.get("resolver") and positions.get("resolver") is None:  # (else: refused)
+        problems.append(Problem(where, "operators require an account resolver to be configured"))
+    if conf_out.get("accounts"):
+        problems.append(Problem(positions.get("accounts"),
+                                "operators do not allow Accounts to be configured directly"))  # fmt: skip
+    auth = conf_out.get("authorization")
+    if isinstance(auth, dict) and auth.get("users"):
+        problems.append(Problem(positions.get("authorization"),
+                                "operators do not allow users to be configured directly"))  # fmt: skip
+    claims = [jwt.decode_operator(token) for token in operators]
+    own = [operator.system_account for operator in claims if operator.system_account]
+    configured = conf_out.get("system_account")
+    if configured:
+        if own and configured not in own:
+            problems.append(Problem(positions.get("system_account"),
+                                    "system_account in config and operator JWT must be identical"))  # fmt: skip
+    elif len(claims) == 1 and claims[0].system_account:
+        conf_out["system_account"] = claims[0].system_account
+    for key, _ in conf_out.get("resolver_preload", ()):
+        if not re.fullmatch(r"A[A-Z2-7]{55}", key):
+            problems.append(Problem(positions.get("resolver_preload"),
+                                    f'resolver_preload: "{key}" is not an account public key'))  # fmt: skip
+
+
 # --- the schema -----------------------------------------------------------------------------------
 
 
@@ -399,7 +510,7 @@ ACCOUNT_NOT_YET = {
 #: An export's keys beside `stream`/`service` that trionats does not act on: refused.
 EXPORT_NOT_YET = {"latency", "account_token_position", "allow_trace"}
 #: The same for an import.
-IMPORT_NOT_YET = {"share", "allow_trace"}
+IMPORT_NOT_YET = {"allow_trace"}
 
 ROUTE_AUTHORIZATION = Schema.of(
     opts.RouteAuthorization,
@@ -771,6 +882,12 @@ OPTIONS = Schema.of(
         (("accounts",), Field("accounts", block=ACCOUNT)),
         (("system_account", "system"), Field("system_account", _str)),
         (("no_system_account", "no_system", "no_sys_acc"), Field("no_system_account", _bool)),
+        (
+            ("operator", "operators", "roots", "root", "root_operators", "root_operator"),
+            Field("operators", _operators),
+        ),
+        (("resolver", "account_resolver", "accounts_resolver"), Field("resolver", _resolver)),
+        (("resolver_preload",), Field("resolver_preload", _resolver_preload)),
         (("pid_file", "pidfile"), Field("pid_file", _str)),
         (("ports_file_dir",), Field("ports_file_dir", _str)),
     ],
@@ -778,11 +895,10 @@ OPTIONS = Schema.of(
 
 #: nats-server features outside trionats' scope: named, so they are not mistaken for typos.
 OUT_OF_SCOPE = {
-    "jetstream", "gateway", "mqtt", "operator", "operators",
-    "trusted", "trusted_keys", "resolver", "resolver_preload", "system_account_jwt",
+    "jetstream", "gateway", "mqtt",
+    "trusted", "trusted_keys", "system_account_jwt",
     "prof_port", "proxy_protocol", "proxies", "server_metadata", "trace_headers", "ocsp",
     "ocsp_cache", "default_js_domain", "mappings", "maps", "store_dir", "storedir",
-    "roots", "root", "root_operators", "root_operator", "account_resolver", "accounts_resolver",
     "resolver_tls", "resolver_pinned_accounts", "default_sentinel", "feature_flags",
     "prof_block_rate",
 }  # fmt: skip
@@ -792,10 +908,6 @@ OUT_OF_SCOPE = {
 NOT_YET: set[str] = set()
 #: The same inside blocks: block key -> its keys not acted on yet.
 NOT_YET_IN: dict[str, set[str]] = {}
-#: Options that give accounts their own routes: parsed, then refused, since trionats routes
-#: carry the global account only so far.
-ACCOUNT_OPTIONS_IN = {"cluster": {"accounts"}}
-_ACCOUNTS_ONLY = "routes carry the global account only"
 
 _converter = cattrs.Converter()
 _converter.register_structure_hook(bool | float, lambda value, _: value)
@@ -1062,6 +1174,11 @@ def _convert_imports(value: Any, where, problems: list[Problem]) -> list[dict]:
                 else:
                     entry[lower] = field
                     entry[f"_{lower}_where"] = pos
+            elif lower == "share":
+                if not isinstance(field, bool):  # (nats-server panics on it)
+                    problems.append(Problem(pos, f"share: expected a boolean, got {_kind(field)}"))
+                else:
+                    entry["share"] = field
             elif lower in IMPORT_NOT_YET:
                 problems.append(Problem(pos, f'"{key}" is not supported by trionats yet (imports)'))
             else:
@@ -1080,6 +1197,8 @@ def _convert_imports(value: Any, where, problems: list[Problem]) -> list[dict]:
         elif entry.get("kind"):
             if entry["kind"] == "service":
                 entry.pop("prefix", None)  # (nats-server ignores it)
+            else:
+                entry.pop("share", None)  # (so does it `share` on a stream)
             entry["_where"] = at
             imports.append(entry)
     return imports
@@ -1260,6 +1379,7 @@ def _check_rules(conf_out: dict, problems: list[Problem], positions: dict) -> No
                 problems.append(Problem(where, f'Duplicate {kind} "{name}" detected'))
             seen.add((kind, name))
     _check_accounts(conf_out, problems, positions)
+    _check_operator_mode(conf_out, problems, positions)
     _check_leafnodes(conf_out, problems, positions)
     name = conf_out.get("server_name", "")
     if " " in name:
@@ -1325,9 +1445,6 @@ def options_from_conf(
             for name in value:
                 if name.lower() in NOT_YET_IN.get(key.lower(), ()):
                     text = f'"{key}.{name}" is not supported by trionats yet'
-                    problems.append(Problem(inner.get(name), text))
-                elif name.lower() in ACCOUNT_OPTIONS_IN.get(key.lower(), ()):
-                    text = f'"{key}.{name}" is not supported by trionats yet: {_ACCOUNTS_ONLY}'
                     problems.append(Problem(inner.get(name), text))
     problems.sort(key=_problem_order)
     if warnings is not None:

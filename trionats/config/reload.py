@@ -78,6 +78,9 @@ GO_NAMES = {
     "max_closed_clients": "MaxClosedClients",
     "client_advertise": "ClientAdvertise",
     "allow_non_tls": "AllowNonTLS",
+    "operators": "TrustedOperators",
+    "resolver": "AccountResolver",
+    "resolver_preload": "ResolverPreloads",
 }
 
 
@@ -139,6 +142,11 @@ def _check_cluster(old: ClusterOptions | None, new: ClusterOptions | None) -> No
         raise ConfigError("config reload not supported for cluster permissions")
     if old.tls != new.tls:
         raise ConfigError("config reload not supported for cluster tls")
+    # (nats-server re-forms its routes for these; trionats' pools are fixed at start)
+    if old.pool_size != new.pool_size:
+        raise ConfigError("config reload not supported for cluster pool_size")
+    if old.accounts != new.accounts:
+        raise ConfigError("config reload not supported for cluster accounts")
 
 
 def reload_lines(
@@ -285,11 +293,24 @@ def _check_no_auth_user(before: str, new: Options) -> None:
     )
 
 
+def _jwt_subject(token: str) -> str:
+    from ..auth import jwt
+
+    try:
+        return jwt.decode(token).subject
+    except jwt.JWTError:  # (the loader verified it: cannot happen)
+        return "?"
+
+
 def _show(value: object, name: str = "") -> str:
     if name == "write_timeout" and value == "default":  # nats-server prints that policy as ""
         return ""
     if name == "accounts":  # the names (users and their passwords stay out of logs)
         return "[" + " ".join(account.name for account in value) + "]"
+    if name == "operators":  # the operators' keys, not whole JWTs
+        return "[" + " ".join(_jwt_subject(token) for token in value) + "]"
+    if name == "resolver_preload":  # the accounts' keys
+        return "[" + " ".join(key for key, _ in value) + "]"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if name == "leafnodes":  # remote URLs may hold passwords (other secrets have repr=False)

@@ -9,8 +9,8 @@ A plan is what one sublist match means for one source: the plain targets (encode
 heads per subscription), the queue groups, and flags saying when message-by-message
 delivery matters. A target is a tuple (subscription, outbound, msg_head, hmsg_head or None
 if the subscriber takes no headers). Route interest appears two ways (route-protocol.md §4):
-a server with plain interest is one more plain target, whose heads are `RMSG $G <subject> `
-and `HMSG $G <subject> `, so it gets one copy however many of its subscriptions match; a
+a server with plain interest is one more plain target, whose heads are `RMSG <account> <subject> `
+and `HMSG <account> <subject> ` (the route as that account sees it names it), so it gets one copy however many of its subscriptions match; a
 remote queue group's members are entries whose outbound is None, one per unit of the
 group's weight, and picking one means "forward to that server, naming the group".
 An import between accounts (core/imports.py) appears as a `Bridge`: a subscription's
@@ -133,20 +133,24 @@ class Dispatcher:
     subscribers only, and name the queue groups to serve); `clock` gives the time for
     reply grants. A client sets `echo` from its CONNECT and `may_publish` (its publish
     permission verdict for a subject) from its identity, and calls `forget` then.
-    `tracer` publishes a traced message's record (None: nothing is traced).
+    `tracer` publishes a traced message's record (None: nothing is traced). `local`: the
+    messages go to this server's subscribers only, never to routes (an import's way into
+    another account: peers are sent the message in the account it was published in).
     """
 
     def __init__(self, source, sublist, stats, clock, *, inbound: bool = False,
-                 tracer=None) -> None:  # fmt: skip
+                 tracer=None, local: bool = False) -> None:  # fmt: skip
         self.source = source
         self.tracer = tracer
         self.sublist = sublist
         self.stats = stats
         self.clock = clock
         self.inbound = inbound
+        self.local = local
         #: Whether this source's messages may go on to routes (a client's; a leaf's whose
-        #: hub we are). Leaf connections decide for themselves (`reachable_from`).
-        self.to_routes = not inbound
+        #: hub we are; never a `local` one's). Leaf connections decide for themselves
+        #: (`reachable_from`).
+        self.to_routes = not inbound and not local
         self.echo = True
         self.may_publish = None
         self._plans: dict[bytes, Plan] = {}
@@ -485,7 +489,7 @@ class Dispatcher:
             delivered += count
         shares: dict[int, list] = {}  # id(local member) -> [member, its payloads...]
         chunks: dict = {}  # route -> [RMSG line, payload, ...]
-        lines: dict[tuple, bytes] = {}  # queue names -> the RMSG line naming them
+        lines: dict[tuple, bytes] = {}  # (account token, queue names...) -> the RMSG line
         for part in parts:
             picked, forward = _pick_members(groups)
             for target in picked:
@@ -496,13 +500,14 @@ class Dispatcher:
             for route in plain_routes:
                 forward.setdefault(route, [])  # a queue-form copy serves its plain interest too
             for route, names in forward.items():
-                key = (route, tuple(names))
+                leaf = getattr(route, "is_leaf", False)
+                key = (route if leaf else route.token, *names)
                 line = lines.get(key)
                 if line is None:
-                    if getattr(route, "is_leaf", False):  # LMSG, no account
-                        line = route.line(subject, reply, key[1], -1, size)
+                    if leaf:  # LMSG, no account
+                        line = route.line(subject, reply, tuple(names), -1, size)
                     else:
-                        line = encode.rmsg_line(b"$G", subject, reply, key[1], -1, size)
+                        line = encode.rmsg_line(route.token, subject, reply, tuple(names), -1, size)
                     lines[key] = line
                 route_chunks = chunks.get(route)
                 if route_chunks is None:
@@ -601,13 +606,16 @@ def local_target(sub, subject: bytes, clock) -> tuple:
 
 
 def route_target(route, subject: bytes) -> tuple:
-    """A server with plain interest in `subject`, as a plain target (one copy per message)."""
+    """A server with plain interest in `subject`, as a plain target (one copy per message).
+    `route` is the route as the plan's account sees it: its heads name that account
+    (`msg_start`: `RMSG <account> `, routes/accounts.py); a leaf connection renders its own
+    (LMSG, no account)."""
     if getattr(route, "is_leaf", False):
         head, hhead = route.heads(subject)
         return (Subscription(route, subject, None, b""), route.outbound, head, hhead)
-    hhead = b"HMSG $G " + subject + b" " if route.headers else None
+    hhead = route.hmsg_start + subject + b" " if route.headers else None
     return (Subscription(route, subject, None, b""), route.outbound,
-            b"RMSG $G " + subject + b" ", hhead)  # fmt: skip
+            route.msg_start + subject + b" ", hhead)  # fmt: skip
 
 
 def remote_members(sub) -> list:

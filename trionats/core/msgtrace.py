@@ -112,7 +112,7 @@ class Trace:
         self.headers = headers
         self.size = len(data) - 2
         #: The account the message was published in: its ingress names it, and the event is
-        #: published there (routes carry `$G` only).
+        #: published there (a route's account is the one its message named).
         self.account = "$G"
         #: The hop this server was reached by (from a route's `Nats-Trace-Hop`), and how
         #: many servers it forwarded the message to.

@@ -22,9 +22,6 @@ DEFAULT_LIST_SIZE = 1024
 
 GLOBAL_ACCOUNT = "$G"
 
-#: The pool_size /varz reports: trionats opens one route per peer, as `pool_size: -1` does.
-NO_ROUTE_POOL = -1
-
 _NS = 1_000_000_000
 
 
@@ -174,6 +171,7 @@ class ConnRecord:
         "cid", "kind", "ip", "port", "start_ns", "last_ns", "stop_ns", "reason", "rtt",
         "pending", "in_msgs", "out_msgs", "in_bytes", "out_bytes", "subs", "name", "lang",
         "version", "user", "account", "tls_version", "tls_cipher", "tls_first", "type",
+        "jwt",
     )  # fmt: skip
 
     def end_ns(self, now_ns: int) -> int:
@@ -208,7 +206,20 @@ def conn_record(client, clock: Clock, *, reason: str | None = None) -> ConnRecor
     record.tls_first = bool(record.tls_version) and getattr(client, "tls_first", False)
     account = getattr(client, "account", None)
     record.account = account.name if account is not None else GLOBAL_ACCOUNT
+    identity = getattr(client, "identity", None)
+    record.jwt = getattr(identity, "jwt", None)  # operator mode: auth/operator.py's JWTDetails
     return record
+
+
+def _trusted_operators(server) -> dict:
+    """/varz's operator fields in operator mode (auth/operator.py), else none."""
+    operator = getattr(server.auth, "operator", None)
+    if operator is None:
+        return {}
+    return {
+        "trusted_operators_jwt": [claims.token for claims in operator.operators],
+        "trusted_operators_claim": [claims.go_json() for claims in operator.operators],
+    }
 
 
 def _auth_user(client) -> str:
@@ -373,7 +384,16 @@ def _conn_info(r: ConnRecord, now_ns: int, auth: bool, subs: bool, detail: bool)
         else:
             info["subscriptions_list"] = [subject for subject, *_ in r.subs]
     if auth:
-        info["name_tag"] = r.account
+        jwt = r.jwt
+        if jwt is not None:  # a JWT user (operator mode), as nats-server shows one
+            if jwt.token:
+                info["jwt"] = jwt.token
+            info["issuer_key"] = jwt.issuer_key
+            info["name_tag"] = jwt.name_tag
+            if jwt.tags:
+                info["tags"] = jwt.tags
+        else:
+            info["name_tag"] = r.account
     return info
 
 
@@ -482,11 +502,11 @@ def subsz(server, query: dict, clock: Clock) -> dict:
 
 
 def open_routes(server) -> list:
-    """The registered route connections by rid: one per peer server (trionats never pools)."""
+    """The registered route connections by rid: every pool connection and pinned route."""
     cluster = getattr(server, "cluster", None)
     if cluster is None:
         return []
-    return sorted(cluster.routes.values(), key=lambda route: route.cid)
+    return sorted(cluster.connections(), key=lambda route: route.cid)
 
 
 def routez(server, query: dict, clock: Clock) -> dict:
@@ -536,6 +556,8 @@ def _route_info(route, clock: Clock, subs: bool, detail: bool) -> dict:
         ]
     elif remote and subs:
         info["subscriptions_list"] = [_text(s.subject) for s in remote]
+    if route.pinned_account:  # a route pinned to one account
+        info["account"] = route.pinned_account
     info["compression"] = "off"  # trionats does not compress routes
     return info
 
@@ -543,7 +565,7 @@ def _route_info(route, clock: Clock, subs: bool, detail: bool) -> dict:
 def _route_sid(sub) -> str:
     """nats-server's key of a remote subscription: `R <account> <subject>[ <queue>]`."""
     queue = " " + _text(sub.queue) if sub.queue else ""
-    return f"R {GLOBAL_ACCOUNT} {_text(sub.subject)}{queue}"
+    return f"R {_text(sub.client.name)} {_text(sub.subject)}{queue}"
 
 
 class RouteTraffic:
@@ -583,8 +605,7 @@ def cluster_varz(server) -> dict:
     if cluster.urls:
         block["urls"] = [url.hostport for url in cluster.urls]
     block["tls_timeout"] = go_float(defaults.TLS_TIMEOUT)  # cluster TLS is not supported yet
-    # One connection per peer: nats-server's pool_size for "pooling disabled".
-    block["pool_size"] = NO_ROUTE_POOL
+    block["pool_size"] = cluster.pool_size  # (-1: pooling off)
     if options.write_deadline:
         block["write_deadline"] = round(options.write_deadline * _NS)
     if options.write_timeout in ("close", "retry"):
@@ -692,7 +713,7 @@ def accstatz(server, query: dict, clock: Clock) -> dict:
 def _accstatz_of_accounts(server, registry, unused: bool, clock: Clock) -> dict:
     """/accstatz with an `accounts` block: each account's figures are its clients' (open
     ones, and what it kept of those gone); the global account has the rest of the server's
-    totals, which is where route traffic is (routes carry `$G` only)."""
+    totals, which is where route traffic is counted."""
     clients: dict[str, list] = {account.name: [] for account in registry}
     for client in list(server.clients.values()):
         clients.setdefault(_account_name(client), []).append(client)
@@ -866,6 +887,7 @@ def varz(server, clock: Clock, *, start_ns: int, process: dict, http_port: int,
         config_digest=config_digest,
         **({"tags": list(options.server_tags)} if options.server_tags else {}),
         feature_flags=dict(defaults.FEATURE_FLAGS),
+        **_trusted_operators(server),
         system_account="" if options.no_system_account else options.system_account,
         slow_consumer_stats={
             "clients": max(stats.slow_consumers - routed.slow_consumers, 0),
