@@ -301,3 +301,23 @@ async def test_a_leaf_dialing_again_replaces_its_old_connection(nursery):
     await open_leaf(server, name="OTHER", server_id="NOTHER")
     await sync(new)
     assert len(server.leafnodes.connections) == 2
+
+
+async def test_a_hub_in_a_cluster_tells_its_leaf_the_clusters_interest_as_it_changes(nursery):
+    a = await hub(nursery, cluster=cluster_options(), server_name="A")
+    b = await start_trionats(nursery, cluster=cluster_options(a.cluster.port), server_name="B")
+    await wait_for(lambda: len(a.cluster.routes) == 1 and len(b.cluster.routes) == 1)
+    leaf, _ = await open_leaf(a)
+    sub = await client(b)
+    await sub.send(b"SUB later.x 1\r\nSUB later.q grp 2\r\nSUB later.q grp 3\r\nPING\r\n")
+    await sub.expect(b"PONG\r\n")
+    await leaf.expect(b"LS+ later.x\r\n")
+    await leaf.expect(b"LS+ later.q grp 1\r\n")
+    await leaf.expect(b"LS+ later.q grp 2\r\n")
+    await leaf.send(b"LMSG later.x 2\r\nhi\r\n")
+    await sub.expect(b"MSG later.x 1 2\r\nhi\r\n")
+    await sub.send(b"UNSUB 1\r\nUNSUB 2\r\nUNSUB 3\r\nPING\r\n")
+    await sub.expect(b"PONG\r\n")
+    await leaf.expect(b"LS- later.x\r\n")
+    await leaf.expect(b"LS+ later.q grp 1\r\n")
+    await leaf.expect(b"LS- later.q grp\r\n")

@@ -10,6 +10,7 @@ from trionats.errors import ProtocolError, Reason
 from trionats.protocol.events import PING, PONG, Connect, Err, Info
 from trionats.protocol.leaf import (
     LeafMsg,
+    LeafMsgRun,
     LeafParser,
     LeafSub,
     LeafUnsub,
@@ -68,6 +69,26 @@ def test_each_operation(data, event):
 def test_the_whole_stream_split_at_every_offset():
     for offset in range(len(STREAM) + 1):
         assert parse(STREAM[:offset], STREAM[offset:]) == EXPECTED, offset
+
+
+def test_identical_lmsg_lines_come_out_as_a_run():
+    line = b"LMSG run.x | q 2\r\n"
+    stream = b"".join(line + b"%02d\r\n" % i for i in range(5)) + b"LMSG other 1\r\nz\r\n"
+    assert parse(stream) == [
+        (LeafMsgRun, (b"run.x", b"", (b"q",), [b"%02d\r\n" % i for i in range(5)])),
+        (LeafMsg, (b"other", b"", (), -1, b"z\r\n")),
+    ]
+    # Split anywhere, the same messages in the same order (runs or not).
+    for offset in range(len(stream) + 1):
+        parser = LeafParser()
+        flat = []
+        for chunk in (stream[:offset], stream[offset:]):
+            for event in parser.feed(chunk):
+                flat += event.expand() if type(event) is LeafMsgRun else [event]
+        assert [tuple(e) for e in flat] == [
+            *[(b"run.x", b"", (b"q",), -1, b"%02d\r\n" % i) for i in range(5)],
+            (b"other", b"", (), -1, b"z\r\n"),
+        ], offset
 
 
 def test_the_whole_stream_one_byte_at_a_time():

@@ -44,6 +44,7 @@ from ..protocol.leaf import (
     LEAF_CONNECT,
     LOOP_DETECTION_PREFIX,
     LeafMsg,
+    LeafMsgRun,
     LeafParser,
     LeafSub,
     LeafUnsub,
@@ -251,6 +252,8 @@ class LeafConnection(Connection):
             kind = type(event)
             if kind is LeafMsg:
                 self._on_msg(event)
+            elif kind is LeafMsgRun:
+                self._on_msg_run(event)
             elif kind is LeafSub:
                 self._on_sub(event)
             elif kind is LeafUnsub:
@@ -554,6 +557,19 @@ class LeafConnection(Connection):
             dispatch.received(1, len(data) - 2)  # deny_imports: counted, delivered to nobody
             return
         dispatch.message(dispatch.plan(subject), subject, reply, header_size, data, queues)
+
+    def _on_msg_run(self, run: LeafMsgRun) -> None:
+        """Identical LMSGs (a publisher's run, forwarded as one): the core queues them with one
+        join per target, as `_on_msg` would one by one."""
+        subject, reply, queues, parts = run
+        if not self.registered or (
+            self.permissions is not None and not self.permissions.can_subscribe(subject, b"")
+        ):
+            for event in run.expand():
+                self._on_msg(event)
+            return
+        dispatch = self.dispatch
+        dispatch.run(dispatch.plan(subject), subject, reply, parts, queues)
 
     def heads(self, subject: bytes) -> tuple[bytes, bytes | None]:
         """The start of this peer's message lines for `subject`: LMSG, and HMSG if it takes

@@ -420,10 +420,9 @@ class Leafnodes:
         self._tell(sub, delta, leaf)
 
     def route_interest_changed(self, account, sub: Subscription, delta: int) -> None:
-        """A route's RS+/RS- in `account` (for the routes code to call): the leaves we are the
-        hub of learn the cluster's interest as it changes, as nats-server's
-        updateRouteSubscriptionMap -> updateLeafNodes. (Without the call, they learn it when
-        they connect only.)"""
+        """A route's RS+/RS- in `account` (RouteConnection calls it; `delta` is the weight
+        change): the leaves we are the hub of learn the cluster's interest as it changes, as
+        nats-server's updateRouteSubscriptionMap -> updateLeafNodes."""
         self._tell(sub, delta, sub.client, account)
 
     def _tell(self, sub: Subscription, delta: int, source, account=None) -> None:

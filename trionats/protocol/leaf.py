@@ -54,6 +54,19 @@ class LeafUnsub(NamedTuple):
     key: bytes
 
 
+class LeafMsgRun(NamedTuple):
+    """Two or more consecutive LMSGs with the same control line (no headers): each one's
+    payload + CRLF in `parts`, as RMsgRun's; `expand()` gives the LeafMsgs."""
+
+    subject: bytes
+    reply: bytes
+    queues: tuple[bytes, ...]
+    parts: list[bytes]
+
+    def expand(self) -> list[LeafMsg]:
+        return [LeafMsg(self.subject, self.reply, self.queues, -1, part) for part in self.parts]
+
+
 class LeafMsg(NamedTuple):
     """LMSG or HMSG: a message from the peer; `queues` names the groups to serve one member
     of; `header_size` is -1 for LMSG; `data` is headers + payload + CRLF."""
@@ -92,8 +105,33 @@ class LeafParser(Parser):
     """
 
     keywords = LEAF_KEYWORDS
-    pub_fast_path = False
     message_ops = frozenset({OP_LMSG, OP_HMSG, OP_PUB, OP_HPUB})
+    # The fast path takes LMSG lines (the bulk of a leaf's traffic): decoded heads and size
+    # tokens are cached as for PUB, and a run of identical lines comes out as one
+    # LeafMsgRun (a hub forwarding a publisher's run); no spans.
+    fast_prefix = b"LMSG "
+    runs_only = True
+
+    def _decode_fast_line(self, arg: bytes) -> tuple:
+        """((subject, reply, queues, -1), None, size) of an LMSG line."""
+        _, fields, size = self._decode_message(OP_LMSG, arg)
+        return fields, None, size
+
+    @staticmethod
+    def _message_event(fields: tuple, _: None, data: bytes) -> object:
+        return new_event(LeafMsg, fields + (data,))
+
+    @staticmethod
+    def _run_event(fields: tuple, _: None, parts: list) -> object:
+        return new_event(LeafMsgRun, fields[:3] + (parts,))
+
+    @staticmethod
+    def _waiting_message(fields: tuple, _: None) -> tuple:
+        return LeafMsg, fields
+
+    @staticmethod
+    def _is_canonical(key: bytes, args: tuple) -> bool:
+        return False  # (no spans on a leaf connection)
 
     def __init__(
         self,
@@ -264,6 +302,7 @@ __all__ = [
     "LEAF_CONNECT",
     "LOOP_DETECTION_PREFIX",
     "LeafMsg",
+    "LeafMsgRun",
     "LeafParser",
     "LeafSub",
     "LeafUnsub",

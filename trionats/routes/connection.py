@@ -574,12 +574,22 @@ class RouteConnection(Connection):
         sublist = view.account.sublist
         if sub is not None:
             if queue is not None and weight != sub.weight:
+                delta = max(weight, 1) - sub.weight
                 sub.weight = max(weight, 1)
                 sublist.plans_changed()  # plans spread picks by weight: rebuild them
+                self._tell_leaves(sub, delta)
             return
         sub = Subscription(view, subject, queue, b"", max(weight, 1))
         sublist.insert(sub)
         self.remote_subs[key] = sub
+        self._tell_leaves(sub, sub.weight)
+
+    def _tell_leaves(self, sub: Subscription, delta: int) -> None:
+        """The leaves this server is the hub of learn the cluster's interest as it changes
+        (leaf/nodes.py; nats-server's updateRouteSubscriptionMap -> updateLeafNodes)."""
+        leafnodes = self.server.leafnodes
+        if leafnodes is not None:
+            leafnodes.route_interest_changed(sub.client.account, sub, delta)
 
     def _on_runsub(self, event: RUnsub) -> None:
         account, subject, queue = event
@@ -587,6 +597,7 @@ class RouteConnection(Connection):
         if sub is not None:
             sub.closed = True
             sub.client.account.sublist.remove(sub)
+            self._tell_leaves(sub, -sub.weight)
         elif account not in self.views and self.view(account) is None:
             self.log.debug(f"Unknown account {errors.go_quote(account)} for subject "
                            f"{errors.go_quote(subject)}")  # fmt: skip
@@ -595,6 +606,7 @@ class RouteConnection(Connection):
         for sub in self.remote_subs.values():
             sub.closed = True
             self.closing_step(sub.client.account.sublist.remove, sub)
+            self.closing_step(self._tell_leaves, sub, -sub.weight)
         self.remote_subs.clear()
 
     def remove_sub(self, sub: Subscription) -> None:
