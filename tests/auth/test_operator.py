@@ -17,7 +17,7 @@ import trio
 import trio.testing
 
 from tests.helpers import NatsServerProcess, RawClient, TrionatsProcess
-from tests.jwtkit import KeyPair, Operator, account_jwt, user_jwt, write_creds
+from tests.jwtkit import KeyPair, Operator, account_jwt, activation_jwt, user_jwt, write_creds
 from tests.session.test_ping_schedule import BytesStream
 from trionats.config.load import load
 from trionats.server import Server
@@ -65,6 +65,13 @@ class World:
             {"name": "private", "subject": "svc.private", "account": self.expa.public,
              "type": "service"},
         ])  # fmt: skip
+        # IMPC holds an activation token for the private service; IMPD one made out to IMPC.
+        impc, impd = KeyPair("account"), KeyPair("account")
+        for name, key, token_for in (("IMPC", impc, impc), ("IMPD", impd, impc)):
+            token = activation_jwt(token_for, self.expa, "svc.private", "service")
+            op.add_account(name, key, imports=[
+                {"name": "private", "subject": "svc.private", "account": self.expa.public,
+                 "type": "service", "token": token}])  # fmt: skip
         # An account issued by another operator, preloaded all the same: not trusted.
         self.rogue_key = KeyPair("account")
         op.accounts["ROGUE"] = (self.rogue_key,
@@ -162,6 +169,7 @@ def _scenarios(w: World) -> dict:
     outside, outside_jwt = op.user("A", times=paris, times_location="Europe/Paris")
     bad_zone, bad_zone_jwt = op.user("A", times=[_window(-60, 60)], times_location="Nowhere/X")
     impb, impb_jwt = op.user("IMPB")
+    impd, impd_jwt = op.user("IMPD")
     expa, expa_jwt = op.user("EXPA")
     return {
         "accepted": [(good_jwt, good, b"SUB foo 1\r\nPUB foo 2\r\nhi\r\n")],
@@ -205,6 +213,7 @@ def _scenarios(w: World) -> dict:
             (impb_jwt, impb, b"SUB ext.> 1\r\nSUB mapped.> 2\r\nSUB news.> 3\r\n"),
             (expa_jwt, expa, b"PUB news.a 1\r\nx\r\n"),
         ],
+        "account with another's activation token": [(impd_jwt, impd, b"")],
         "account isolation": [
             (b_jwt, b_user, b"SUB iso 1\r\n"),
             (good_jwt, good, b"SUB iso 1\r\nPUB iso 1\r\na\r\n"),
@@ -329,11 +338,12 @@ def test_startup_lines_as_nats_servers(world, servers):
     for server in servers:
         assert f"[WRN] Account [{old}] has validation issues:\n" in server.log()
         assert "[WRN]   - claim is expired\n" in server.log()
-    assert (f"[WRN] Account [{world.expa.public}]: private exports (activation tokens) of its "
-            "JWT are not supported by trionats yet and are ignored") in ours.log()  # fmt: skip
     assert '[WRN] Error adding service import "svc.private": service import not authorized\n' in (
         ours.log()
     )
+    for server in servers:  # the account whose activation token is another account's
+        assert ("[WRN]   - activation token doesn't match account it is being included in, "
+                '"svc.private"\n') in server.log()  # fmt: skip
 
 
 def test_service_imports_from_account_jwts(world, servers, tmp_path):
@@ -360,6 +370,37 @@ def test_service_imports_from_account_jwts(world, servers, tmp_path):
             await client.request("svc.private", b"2", timeout=2)
         await service.close()
         await client.close()
+
+    for server in servers:
+        asyncio.run(main(server.url))
+
+
+def test_private_service_exports_need_an_activation_token(world, servers, tmp_path):
+    """IMPC's import carries an activation token made out to it: answered; IMPB has none:
+    no responders. (IMPD's token is made out to IMPC: its account is invalid, its users
+    refused: the scenario "account with another's activation token".) On both servers."""
+    exporter, exporter_jwt = world.op.user("EXPA")
+    exporter_creds = write_creds(tmp_path, "expa", exporter_jwt, exporter)
+    creds = {}
+    for name in ("IMPC", "IMPB"):
+        user, token = world.op.user(name)
+        creds[name] = write_creds(tmp_path, name, token, user)
+
+    async def main(url: str) -> None:
+        service = await nats.connect(url, user_credentials=str(exporter_creds))
+
+        async def answer(msg):
+            await msg.respond(b"private:" + msg.data)
+
+        await service.subscribe("svc.private", cb=answer)
+        await service.flush()
+        allowed = await nats.connect(url, user_credentials=str(creds["IMPC"]))
+        assert (await allowed.request("svc.private", b"1", timeout=2)).data == b"private:1"
+        other = await nats.connect(url, user_credentials=str(creds["IMPB"]))
+        with pytest.raises(nats.errors.NoRespondersError):
+            await other.request("svc.private", b"2", timeout=2)
+        for client in (service, allowed, other):
+            await client.close()
 
     for server in servers:
         asyncio.run(main(server.url))
