@@ -17,7 +17,14 @@ import trio
 import trio.testing
 
 from tests.helpers import NatsServerProcess, RawClient, TrionatsProcess
-from tests.jwtkit import KeyPair, Operator, account_jwt, activation_jwt, user_jwt, write_creds
+from tests.jwtkit import (
+    KeyPair,
+    Operator,
+    account_jwt,
+    activation_jwt,
+    user_jwt,
+    write_creds,
+)
 from tests.session.test_ping_schedule import BytesStream
 from trionats.config.load import load
 from trionats.server import Server

@@ -178,11 +178,8 @@ _CLAIMS_DATA = {"aud": STR, "exp": INT, "jti": STR, "iat": INT, "iss": STR, "nam
                 "nbf": INT, "sub": STR}  # fmt: skip
 #: Enough of any claims to know its kind and version (jwt's `identifier`).
 _IDENTIFIER = Struct({"type": STR, "nats": Struct(_GENERIC)})
-_CLAIMS = {
-    kind: Struct({**_CLAIMS_DATA, "nats": nats})
-    for kind, nats in (("operator", OPERATOR), ("account", ACCOUNT), ("user", USER),
-                       ("activation", ACTIVATION))  # fmt: skip
-}
+_KINDS = (("operator", OPERATOR), ("account", ACCOUNT), ("user", USER), ("activation", ACTIVATION))
+_CLAIMS = {kind: Struct({**_CLAIMS_DATA, "nats": nats}) for kind, nats in _KINDS}
 #: The key kind each claim's issuer must have (jwt's ExpectedPrefixes).
 _ISSUER_PREFIX = {
     "operator": nkeys.PREFIX_OPERATOR,
