@@ -10,6 +10,7 @@ import json
 import re
 import time
 
+import attrs
 import nats
 import nats.errors
 import pytest
@@ -607,3 +608,39 @@ def test_an_operator_without_system_account_is_warned_about(tmp_path):
     for process in (TrionatsProcess, NatsServerProcess):
         with process("-c", str(path)) as server:
             assert "[WRN] Trusted Operators should utilize a System Account\n" in server.log()
+
+
+# --- the websocket port ----------------------------------------------------------------------
+
+
+async def test_websocket_jwt_cookie_supplies_the_user_jwt(world, nursery):
+    """`jwt_cookie` names an upgrade cookie holding the user JWT, used when the CONNECT has
+    none (nats-server's wsUpgrade): a bearer token logs in with it alone; any other JWT
+    still needs the nonce signed, so a CONNECT without `sig` is refused."""
+    from tests.clients.test_websocket_cookies import login
+    from tests.helpers import start_trionats
+    from trionats.options import WebsocketOptions
+
+    loaded = load(world.path)
+    server = await start_trionats(
+        nursery, operators=loaded.operators, resolver=loaded.resolver,
+        resolver_preload=loaded.resolver_preload, system_account=loaded.system_account,
+        websocket=WebsocketOptions(host="127.0.0.1", port=-1, no_tls=True, jwt_cookie="jwt"),
+    )  # fmt: skip
+    port = server.websocket.port
+    _, bearer = world.op.user("A", bearer_token=True)
+    _, signed = world.op.user("A")
+    accepted = await login(port, f"jwt={bearer}")
+    assert accepted.received == b"PONG\r\n"
+    refused = await login(port, f"jwt={signed}")
+    assert refused.received == AUTH_VIOLATION
+    nothing = await login(port)
+    assert nothing.received == AUTH_VIOLATION
+    server.shutdown()
+
+
+def test_jwt_cookie_is_accepted_in_operator_mode(world):
+    from trionats.options import WebsocketOptions
+
+    websocket = WebsocketOptions(port=8080, no_tls=True, jwt_cookie="jwt")
+    attrs.evolve(load(world.path), websocket=websocket).check()  # (refused without operator)
