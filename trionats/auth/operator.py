@@ -6,10 +6,13 @@ issued by one of those keys; a client logs in with a user JWT issued by the acco
 of its signing keys, with `issuer_account` naming the account) and the server's nonce signed
 by the user's nkey (bearer tokens skip the signature). `OperatorMode.login` makes those
 checks in nats-server's order (processClientOrLeafAuthentication); every refusal is the same
-"authentication error" to the client and the log, with the reason at debug level.
+"authentication error" to the client and the log, with the reason logged before it (at debug
+level, or as an error for a bad source address and connect times, as nats-server).
 
 Only the memory resolver exists (`resolver: MEMORY` and `resolver_preload`): the accounts are
-fixed for the server's life, until a reload. Pure code: no trio, no I/O.
+fixed for the server's life (a reload changing them is refused). The accounts' exports and
+imports are handed to core/imports.py as an `accounts` block's would be (`account_blocks`).
+No trio; the only I/O is the time zone database, for a user's `times_location`.
 """
 
 from __future__ import annotations
