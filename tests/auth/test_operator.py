@@ -9,6 +9,7 @@ import asyncio
 import json
 import re
 import time
+from pathlib import Path
 
 import attrs
 import nats
@@ -644,3 +645,30 @@ def test_jwt_cookie_is_accepted_in_operator_mode(world):
 
     websocket = WebsocketOptions(port=8080, no_tls=True, jwt_cookie="jwt")
     attrs.evolve(load(world.path), websocket=websocket).check()  # (refused without operator)
+
+
+def test_an_account_that_expires_closes_its_clients(tmp_path):
+    """The account JWT ends before the user's: nats-server's 'Account Authentication
+    Expired' (its own -ERR), on both servers."""
+
+    def conf() -> tuple[Path, KeyPair, str]:
+        op = Operator()
+        op.add_account("A", exp=int(time.time()) + 3)
+        user, token = op.user("A", exp=int(time.time()) + 60)
+        path = tmp_path / "short.conf"
+        path.write_text(op.conf())
+        return path, user, token
+
+    async def replay(port: int, user: KeyPair, token: str) -> bytes:
+        raw = await _session(port, token, user, b"")
+        assert await raw.ping_pong() == b""
+        data = await raw.expect_closed(timeout=6)
+        await raw.aclose()
+        return data.replace(b"PING\r\n", b"")  # (the server's first PING may come first)
+
+    for process in (TrionatsProcess, NatsServerProcess):
+        path, user, token = conf()
+        with process("-c", str(path)) as server:
+            assert trio.run(replay, server.port, user, token) == (
+                b"-ERR 'Account Authentication Expired'\r\n"
+            )

@@ -61,7 +61,7 @@ class UserLogin:
     monitoring shows of it (`monitor`)."""
 
     __slots__ = ("user", "name", "account", "permissions", "max_subs", "max_payload",
-                 "expires_in", "monitor")  # fmt: skip
+                 "expires_in", "account_expires_in", "monitor")  # fmt: skip
 
     def __init__(self, user: str, name: str, account: str, permissions: CompiledPermissions | None,
                  max_subs: int, max_payload: int, expires_in: float | None) -> None:  # fmt: skip
@@ -72,6 +72,8 @@ class UserLogin:
         self.max_subs = max_subs  # -1: no limit
         self.max_payload = max_payload
         self.expires_in = expires_in  # seconds until the login ends (None: never)
+        #: Seconds until the account's JWT expires (None: never): its clients are closed.
+        self.account_expires_in: float | None = None
         self.monitor: JWTDetails | None = None
 
 
@@ -300,6 +302,8 @@ class OperatorMode:
             _min_limit(limits.get("payload", 0), account.limit("payload")),
             _expires_in(user.expires, window_left, now),
         )
+        if account.expires:  # (nats-server's account checkExpiration: whole seconds)
+            login.account_expires_in = float(max(0, account.expires - int(now)))
         login.monitor = JWTDetails(
             "" if limits.get("bearer_token") else token,
             user.issuer if user.issuer_account else account.subject,
