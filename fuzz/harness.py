@@ -38,7 +38,9 @@ import attrs
 import trio
 import trio.testing
 
-from trionats.options import ClusterOptions, Options, WebsocketOptions
+from trionats.leaf.connection import LeafConnection
+from trionats.options import AccountOptions, ClusterOptions, LeafnodeOptions, Options
+from trionats.options import WebsocketOptions
 from trionats.routes.connection import RouteConnection
 from trionats.server import Server
 
@@ -101,8 +103,10 @@ def fuzz_options(**overrides) -> Options:
         host="127.0.0.1",
         port=-1,
         http_port=-1,
-        cluster=ClusterOptions(name=CLUSTER_NAME, host="127.0.0.1", port=-1),
+        cluster=ClusterOptions(name=CLUSTER_NAME, host="127.0.0.1", port=-1, accounts=("ACC",)),
         websocket=WebsocketOptions(host="127.0.0.1", port=-1, no_tls=True, compression=True),
+        accounts=(AccountOptions(name="ACC"),),  # routes carry it (pinned) and $SYS
+        leafnodes=LeafnodeOptions(host="127.0.0.1", port=-1),
     )
     return attrs.evolve(options, **overrides)
 
@@ -267,9 +271,12 @@ class FuzzServer:
         self.gossiped: list[str] = []
         self.fed = 0
         self.baseline_tasks = count_tasks(nursery)
+        #: The interest routes are told of: the canary's and the system account's requests.
+        self.baseline_interest = len(server.cluster.interest)
         self._targets = {
             "client": self._run_client,
             "route": self._run_route,
+            "leaf": self._run_leaf,
             "websocket": self._run_websocket,
             "http": self._run_http,
         }
@@ -283,6 +290,10 @@ class FuzzServer:
     async def _run_route(self, stream) -> None:
         cluster = self.server.cluster
         await RouteConnection(cluster, stream, self.server.next_cid(), PEER).run()
+
+    async def _run_leaf(self, stream) -> None:
+        nodes = self.server.leafnodes
+        await LeafConnection(nodes, stream, self.server.next_cid(), PEER).run()
 
     async def _run_websocket(self, stream) -> None:
         await self.server.websocket._upgrade_and_run(stream)
@@ -377,10 +388,15 @@ class FuzzServer:
         if server.sublist.count != 1:
             subs = [(s.subject, s.client) for s in server.sublist.subscriptions()][:10]
             problems.append(f"{server.sublist.count} subscriptions, not the canary's 1: {subs}")
+        for account in server.accounts:
+            if account is not server.accounts.global_account and account.sublist.count:
+                problems.append(f"{account.sublist.count} subscriptions left in {account.name}")
         if cluster.routes:
             problems.append(f"routes still registered: {list(cluster.routes)[:10]}")
-        if len(cluster.interest) != 1:
+        if len(cluster.interest) != self.baseline_interest:
             problems.append(f"interest announced to routes: {cluster.interest.dump()[:10]}")
+        if server.leafnodes.connections:
+            problems.append(f"leaf connections still registered: {list(server.leafnodes.connections)[:10]}")
         if cluster._implicit:
             problems.append(f"implicit routes pending: {list(cluster._implicit)[:10]}")
         tasks = count_tasks(self.nursery)
@@ -397,7 +413,13 @@ def _record_gossip_instead_of_dialing(fuzz: FuzzServer) -> None:
         del fuzz.gossiped[:-100]
         cluster._implicit.discard(remote_id)
 
+    async def record_pinned(url, remote_id: str, account: str) -> None:
+        fuzz.gossiped.append(url.hostport)
+        del fuzz.gossiped[:-100]
+        cluster._implicit.discard((remote_id, account))
+
     cluster._supervise_implicit = record
+    cluster._dial_pinned = record_pinned
 
 
 @asynccontextmanager

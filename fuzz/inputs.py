@@ -2,6 +2,7 @@
 
 `generate(protocol, rng)` returns the reads one connection sends: a client session (CONNECT,
 PUB, HPUB, SUB, UNSUB, PING), a route peer (CONNECT, INFO, RS+/RS-, RMSG, HMSG, LS+, gossip),
+a leaf node that dialed us (CONNECT, LS+/LS-, LMSG, HMSG, loop detection subjects, INFO),
 a websocket upgrade followed by masked (or unmasked, or compressed) frames carrying a client
 session, or HTTP requests to the monitoring endpoints. About one input in seven stays valid so
 that the deeper paths (delivery, interest, routing) keep being reached.
@@ -15,7 +16,7 @@ import zlib
 
 from .mutate import mutate, mutate_json, split_points
 
-PROTOCOLS = ("client", "route", "websocket", "http")
+PROTOCOLS = ("client", "route", "leaf", "websocket", "http")
 
 #: Longest input (bytes); deep nesting and repeated slices are cut here.
 MAX_INPUT = 128 * 1024
@@ -44,6 +45,11 @@ ROUTE_INFO_FIELDS = (
     "tls_required", "tls_verify", "max_payload", "cluster", "cluster_dynamic", "connect_urls",
     "ws_connect_urls", "ip", "ldm", "import", "export", "nonce", "lnoc", "lnocu",
     "route_account", "route_pool_size", "route_pool_idx", "gossip_mode", "compression", "jetstream",
+)  # fmt: skip
+
+LEAF_CONNECT_FIELDS = (
+    "version", "server_id", "name", "is_hub", "cluster", "headers", "jetstream", "deny_pub",
+    "compress_mode", "gateway", "remote_account", "protocol", "user", "pass", "auth_token", "lang",
 )  # fmt: skip
 
 #: The cluster name the fuzzed server is configured with (harness.py).
@@ -164,15 +170,23 @@ def route_info(rng, server_id: str, *, port: int = 1) -> bytes:
     if rng.random() < 0.1:
         fields["import"] = {"allow": ["foo.>"]}
         fields["export"] = {"deny": ["bar"]}
-    if rng.random() < 0.05:
-        fields["route_pool_size"] = 3
-        fields["route_pool_idx"] = 1
+    if rng.random() < 0.3:  # pooling: sizes and indexes in and out of range, pinned accounts
+        fields["route_pool_size"] = rng.choice((3, 3, 1, 0, -1, 5, 2**31 - 1))
+        fields["route_pool_idx"] = rng.choice((0, 1, 2, -1, 3, 7, 2**31 - 1))
+        if rng.random() < 0.4:
+            fields["route_account"] = rng.choice(("ACC", "$SYS", "$G", "NOPE", "", "\udc80"))
     return _line(b"INFO", fields)
+
+
+#: Account names a route op names: the served ones, unknown ones, odd bytes.
+ACCOUNT_NAMES = (b"$SYS", b"ACC", b"NOPE", b"acc", b"\xff\xfe", b"A" * 300, b"$G.x", b"*", b">")
 
 
 def route_op(rng, name: str) -> bytes:
     kind = rng.randrange(12)
-    account = b"$G" if rng.random() < 0.9 else rng.choice((b"$SYS", b"ACC"))
+    account = b"$G" if rng.random() < 0.7 else rng.choice(ACCOUNT_NAMES)
+    if rng.random() < 0.05:  # as on a route pinned to one account: no account in the line
+        account = b""
     subject = rng.choice(SUBJECTS)
     queue = rng.choice(QUEUES)
     if kind <= 2:
@@ -221,6 +235,63 @@ def route_stream(rng, server_id: str = "") -> bytes:
     else:
         parts = []  # RS+ and RMSG before any handshake
     parts += [route_op(rng, name) for _ in range(rng.randrange(0, 9))]
+    parts.append(b"PING\r\n")
+    return b"".join(parts)
+
+
+# --- leaf ------------------------------------------------------------------------------------
+
+
+def leaf_connect(rng, name: str) -> bytes:
+    fields = {"version": "2.15.1", "server_id": name, "name": name, "cluster": name,
+              "headers": rng.random() < 0.8, "compress_mode": "off", "remote_account": "$G",
+              "protocol": 1}  # fmt: skip
+    if rng.random() < 0.1:
+        fields["is_hub"] = True
+    if rng.random() < 0.1:
+        fields["cluster"] = rng.choice((CLUSTER_NAME, "a b", ""))
+    if rng.random() < 0.05:
+        fields["gateway"] = "GW"
+    if rng.random() < 0.05:
+        fields["lang"] = "go"
+    if rng.random() < 0.1:
+        fields["deny_pub"] = ["foo.>"]
+    if rng.random() < 0.05:
+        fields["version"] = "2.1.0"
+    return _line(b"CONNECT", fields)
+
+
+def leaf_op(rng) -> bytes:
+    kind = rng.randrange(10)
+    subject = rng.choice(SUBJECTS)
+    queue = rng.choice(QUEUES)
+    if kind <= 2:
+        if rng.random() < 0.3:
+            return b"LS+ %s %s %d\r\n" % (subject, queue, rng.randrange(0, 4))
+        return b"LS+ " + subject + b"\r\n"
+    if kind == 3:
+        tail = b" " + queue if rng.random() < 0.3 else b""
+        return b"LS- " + subject + tail + b"\r\n"
+    if kind <= 5:
+        payload = _payload(rng)
+        middle = rng.choice((b"", b"", b"r ", b"+ r q ", b"| q ", b"+ r q grp "))
+        return b"LMSG %s %s%d\r\n%s\r\n" % (subject, middle, len(payload), payload)
+    if kind == 6:
+        headers, payload = _headers(rng), _payload(rng)
+        size = len(headers) + len(payload)
+        return b"HMSG %s %d %d\r\n%s%s\r\n" % (subject, len(headers), size, headers, payload)
+    if kind == 7:
+        return rng.choice((b"PING\r\n", b"PONG\r\n", b"-ERR 'x'\r\n", b"+OK\r\n",
+                           b"-ERR 'Loop detected'\r\n"))  # fmt: skip
+    if kind == 8:
+        return _line(b"INFO", {"server_id": "X", "leafnode_urls": [], "connect_info": True})
+    return rng.choice((b"LS+ $LDS.abc\r\n", b"PUB foo 2\r\nhi\r\n", b"UNSUB foo\r\n"))
+
+
+def leaf_stream(rng) -> bytes:
+    name = f"FZL{rng.randrange(10**9)}"
+    parts = [leaf_connect(rng, name)] if rng.random() < 0.9 else []
+    parts += [leaf_op(rng) for _ in range(rng.randrange(0, 9))]
     parts.append(b"PING\r\n")
     return b"".join(parts)
 
@@ -374,6 +445,8 @@ def valid_stream(protocol: str, rng, server_id: str = "") -> bytes:
         return client_stream(rng)
     if protocol == "route":
         return route_stream(rng, server_id)
+    if protocol == "leaf":
+        return leaf_stream(rng)
     if protocol == "websocket":
         return websocket_stream(rng)
     if protocol == "http":
@@ -384,6 +457,8 @@ def valid_stream(protocol: str, rng, server_id: str = "") -> bytes:
 def _json_fields(protocol: str) -> tuple[str, ...]:
     if protocol == "route":
         return ROUTE_CONNECT_FIELDS + ROUTE_INFO_FIELDS
+    if protocol == "leaf":
+        return LEAF_CONNECT_FIELDS
     return CLIENT_CONNECT_FIELDS
 
 

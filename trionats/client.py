@@ -709,6 +709,8 @@ class ClientConnection(Connection):
             self.subs[sid] = sub
             if self.server.cluster is not None:
                 self.server.cluster.local_sub_added(sub)
+            if self.server.leafnodes is not None:
+                self.server.leafnodes.local_sub_added(sub)
         if self.opts.verbose:
             self.outbound.write(encode.OK)
 
@@ -751,6 +753,8 @@ class ClientConnection(Connection):
         self.sublist.remove(sub)
         if self.server.cluster is not None:
             self.server.cluster.local_sub_removed(sub)
+        if self.server.leafnodes is not None:
+            self.server.leafnodes.local_sub_removed(sub)
 
     # --- PUB: the message path ------------------------------------------------------------
 

@@ -40,6 +40,8 @@ class Connection:
     id_label = "cid"
     #: Route connections are subscribers too: delivery plans forward to them instead.
     is_route = False
+    #: Leaf node connections (leaf/connection.py) are route-like subscribers bound to an account.
+    is_leaf = False
     #: Set by `process` to pause the rest of a read: the reader awaits it, then `resume()`s.
     awaiting = None
     #: A producer that filled a consumer's queue past its stall mark waits for it to drain

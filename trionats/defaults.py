@@ -164,6 +164,21 @@ FIRST_ROUTE_PING_INTERVAL = 1.0
 #: Routes PING at the server's ping_interval but at least this often.
 ROUTE_MAX_PING_INTERVAL = 30.0
 
+#: Leaf nodes (nats-server's DEFAULT_LEAF_NODE_RECONNECT, DEFAULT_LEAFNODE_INFO_WAIT): seconds
+#: between dials of a hub, and to wait for its INFO after the TCP connection is up.
+LEAF_RECONNECT_DELAY = 1.0
+LEAF_FIRST_INFO_TIMEOUT = 1.0
+#: Seconds to wait for a hub's TCP connection before counting the attempt as failed.
+LEAF_DIAL_TIMEOUT = 1.0
+#: A solicited leaf waits this long before dialing again after its hub said "Loop detected"
+#: or refused it for a permission violation or the same cluster name (nats-server's delays).
+LEAF_LOOP_RECONNECT_DELAY = 30.0
+#: URLs a remote keeps (configured plus learned from the hub's `leafnode_urls`): a hostile hub
+#: cannot grow the list without bound.
+LEAF_MAX_URLS = 64
+#: The port a leaf URL without one dials (nats-server's DEFAULT_LEAFNODE_PORT).
+LEAF_DEFAULT_PORT = 7422
+
 #: TLS handshake timeout in seconds.
 TLS_TIMEOUT = 2.0
 #: Seconds to wait for CONNECT when authentication is required.

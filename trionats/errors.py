@@ -17,6 +17,11 @@ NO_RESPONDERS_NEEDS_HEADERS = "no responders requires headers support"
 MAX_CONNECTIONS = "maximum connections exceeded"
 STALE_CONNECTION = "Stale Connection"
 ROUTE_PORT = "attempted to connect to route port"
+#: Leaf node refusals (nats-server's errors.go texts).
+LEAF_PORT = "attempted to connect to leaf node port"
+LEAF_SAME_CLUSTER = "remote leafnode has same cluster name"
+LEAF_MIN_VERSION = "connection rejected since minimum version required is"
+CLUSTER_NAME_SPACES = "cluster name cannot contain spaces"
 INVALID_SUBJECT = "Invalid Subject"
 INVALID_PUBLISH_SUBJECT = "Invalid Publish Subject"
 INVALID_SUBSCRIPTION = "Invalid Subscription"  # a route's RS+ the sublist refuses
@@ -114,6 +119,7 @@ class Reason:
     DUPLICATE_SERVER_NAME = "Duplicate Server Name"
     CLUSTER_NAME_CONFLICT = "Cluster Name Conflict"
     ROUTE_REMOVED = "Route Removed"
+    MISSING_ACCOUNT = "Missing Account"
     #: trionats only: an unexpected exception (a bug) closed the connection (containment.py).
     INTERNAL_ERROR = "Internal Error"
 

@@ -130,13 +130,15 @@ class Export:
 @attrs.frozen(kw_only=True)
 class Import:
     """One entry of an account's `imports`: a stream or service of another account, and
-    the local subject (`prefix` or `to` for a stream; `to` for a service)."""
+    the local subject (`prefix` or `to` for a stream; `to` for a service); a `share`d
+    service import tells the exporter who asked, in full."""
 
     kind: str  # "stream" or "service"
     account: str
     subject: str
     to: str = ""
     prefix: str = ""
+    share: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -203,6 +205,90 @@ class ClusterOptions:
     #: 0 = use the server-wide value.
     ping_interval: float = 0.0
     ping_max: int = 0
+    write_deadline: float = 0.0
+    write_timeout: str = "default"
+
+    def pinned_problems(self) -> list[str]:
+        """nats-server's checks of `accounts` (accounts with a route of their own)."""
+        if not self.accounts:
+            return []
+        if self.pool_size < 0:
+            return ["pool_size cannot be negative if pinned accounts are specified"]
+        seen: set[str] = set()
+        for name in self.accounts:
+            if name in seen:
+                listed = "[" + " ".join(f'"{n}"' for n in self.accounts) + "]"  # (Go's %q)
+                return [f'found duplicate account name "{name}" in pinned accounts list {listed}']
+            seen.add(name)
+        return []
+
+
+# --- leaf nodes (trionats/leaf/) ---------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class LeafUser:
+    """A `leafnodes.authorization.users` entry: a leaf's credentials and the account it binds."""
+
+    user: str = ""
+    password: str = attrs.field(default="", repr=False)
+    account: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class LeafAuthorization:
+    """`leafnodes.authorization`: what a leaf dialing us must present (one user, or users),
+    and the account leaves without their own are bound to."""
+
+    user: str = ""
+    password: str = attrs.field(default="", repr=False)
+    users: tuple[LeafUser, ...] = attrs.field(default=(), converter=tuple)
+    #: A user's public nkey: a leaf signing our nonce with its seed is let in.
+    nkey: str = ""
+    account: str = ""
+    timeout: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class LeafRemote:
+    """One `leafnodes.remotes` entry: a hub this server dials as a leaf."""
+
+    urls: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    #: The local account the connection is bound to (nats-server's `account` / `local`).
+    account: str = ""
+    #: A credentials file (user JWT and nkey seed) to log in to an operator-mode hub with.
+    credentials: str = ""
+    #: A user nkey seed to sign the hub's nonce with (the hub knows the public key).
+    nkey: str = attrs.field(default="", repr=False)
+    tls: TLSOptions | None = None
+    deny_imports: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    deny_exports: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    no_randomize: bool = False
+    #: Solicit, but act as the hub (nats-server's `hub: true`).
+    hub: bool = False
+    first_info_timeout: float = defaults.LEAF_FIRST_INFO_TIMEOUT
+    dial_timeout: float = defaults.LEAF_DIAL_TIMEOUT
+    disabled: bool = False
+    ignore_discovered_servers: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class LeafnodeOptions:
+    """`leafnodes {}`: the port leaves dial (a port of 0: none) and the hubs we dial."""
+
+    host: str = defaults.DEFAULT_HOST
+    port: int = 0
+    advertise: str = ""
+    no_advertise: bool = False
+    authorization: LeafAuthorization | None = None
+    tls: TLSOptions | None = None
+    #: Seconds between dials of a remote that dropped or could not be reached.
+    reconnect: float = defaults.LEAF_RECONNECT_DELAY
+    dial_timeout: float = defaults.LEAF_DIAL_TIMEOUT
+    compression: str = "off"
+    remotes: tuple[LeafRemote, ...] = attrs.field(default=(), converter=tuple)
+    #: Leaves older than this version are refused (empty: any).
+    min_version: str = ""
     write_deadline: float = 0.0
     write_timeout: str = "default"
 
@@ -321,9 +407,10 @@ class Options:
     # other listeners
     cluster: ClusterOptions | None = None
     websocket: WebsocketOptions | None = None
+    leafnodes: LeafnodeOptions | None = None
 
     # accounts: each its own subject space (core/accounts.py); the global account `$G`
-    # holds `authorization` users and is the only one routes carry
+    # holds `authorization` users
     accounts: tuple[AccountOptions, ...] = attrs.field(default=(), converter=tuple)
     system_account: str = "$SYS"
     no_system_account: bool = False
@@ -415,9 +502,13 @@ class Options:
                 f"lame duck grace period ({_go_duration(self.lame_duck_grace_period)}) should be "
                 f"strictly lower than lame duck duration ({_go_duration(self.lame_duck_duration)})"
             )
+        if self.leafnodes is not None:
+            problems += self._leafnode_problems()
         if self.websocket is not None and self.websocket.port:
             problems += self.websocket.problems(operator_mode=bool(self.operators))
             problems += self._websocket_auth_problems()
+        if self.cluster is not None:
+            problems += self.cluster.pinned_problems()
         if problems:
             raise ConfigError("\n".join(problems))
 
@@ -427,6 +518,15 @@ class Options:
         for account in self.accounts:
             users += account.users
         return {user.user or user.nkey for user in users}
+
+    def _leafnode_problems(self) -> list[str]:
+        leaf = self.leafnodes
+        problems = []
+        if not (0 <= leaf.port <= 65535 or leaf.port == defaults.RANDOM_PORT):
+            problems.append(f"leafnode port {leaf.port} is out of range")
+        if leaf.write_timeout not in ("default", "close", "retry"):
+            problems.append("write_timeout must be 'default', 'close' or 'retry'")
+        return problems
 
     def _websocket_auth_problems(self) -> list[str]:
         """nats-server's validateWebsocketOptions rules for the websocket auth override."""

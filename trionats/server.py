@@ -27,6 +27,7 @@ import platform
 import random
 import signal
 import socket
+import sys
 import time
 from collections import deque
 from pathlib import Path
@@ -52,7 +53,7 @@ from .logging import LEVELS, LOGGING_OPTIONS, LogFileError, check_log_file, conf
 from .logging import get_logger, reopen_log_file
 from .hostport import parse_host_port
 from .options import AccountOptions, Export, Import, Options
-from .system import SystemServices
+from .system import SystemServices, shared_client_info
 from .tracing import TracePublisher
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ class Server:
         self.name = options.server_name or self.server_id
         self.log = get_logger(server_name=self.name, server_id=self.server_id)
         #: The accounts (core/accounts.py), each its own sublist; `sublist` is the global
-        #: account's, the only one routes carry.
+        #: account's.
         self.accounts = Accounts(
             # (in operator mode: the accounts of the memory resolver, named by public key)
             [account.name for account in options.accounts]
@@ -105,8 +106,9 @@ class Server:
         self.auth = Authenticator(options)
         #: Exports and imports between accounts (core/imports.py): bridges in the sublists.
         self.imports = install_imports(
-            self.accounts, self._with_jwt_accounts(options), trio.current_time
-        )
+            self.accounts, self._with_jwt_accounts(options), trio.current_time,
+            describe=shared_client_info(self),
+        )  # fmt: skip
         self._load_tls(options)
         self.stats = Stats()
         #: Sends message trace events (tracing.py): every dispatcher's `tracer`.
@@ -135,6 +137,13 @@ class Server:
             from .routes.cluster import Cluster  # the route modules: only with a cluster port
 
             self.cluster = Cluster(self, options.cluster)
+        #: Leaf nodes (leaf/nodes.py), with a leafnodes {} block that listens or dials.
+        self.leafnodes = None
+        leaf = options.leafnodes
+        if leaf is not None and (leaf.port or any(not r.disabled for r in leaf.remotes)):
+            from .leaf.nodes import Leafnodes  # the leaf modules: only when configured
+
+            self.leafnodes = Leafnodes(self, leaf)
         self.lame_duck_hooks.append(self.system.lame_duck)  # $SYS.SERVER.<id>.LAMEDUCK
         if self.cluster is not None:
             self.lame_duck_hooks.append(self.cluster.announce_lame_duck)
@@ -166,6 +175,7 @@ class Server:
         port = 0 if options.port == defaults.RANDOM_PORT else options.port
         listeners = await trio.open_tcp_listeners(port, host=options.host or None)
         route_listeners: list = []
+        leaf_listeners: list = []
         try:
             # Bind errors surface here as a plain OSError, like the client port's.
             # Monitoring and websocket code (h11 and more) is imported only when configured:
@@ -177,6 +187,8 @@ class Server:
 
                 http_listeners = await http_monitor.open_monitor_listeners(options)
             route_listeners += await self._open_route_listeners()
+            if self.leafnodes is not None:
+                leaf_listeners += await self.leafnodes.open_listeners()
             if options.websocket is not None and options.websocket.port:
                 from .websocket import WebsocketListener
 
@@ -197,6 +209,11 @@ class Server:
                     await nursery.start(self.cluster.serve, route_listeners)
                     self.log.info("Listening for route connections on "
                                   f"{_hostport(options.cluster.host, self.cluster.port)}")  # fmt: skip
+                if self.leafnodes is not None:
+                    await nursery.start(self.leafnodes.serve)
+                    if self.leafnodes.port:
+                        self.log.info("Listening for leafnode connections on "
+                                      f"{_hostport(options.leafnodes.host, self.leafnodes.port)}")  # fmt: skip
                 await nursery.start(self._serve_front, listeners, handle_signals)
                 self._write_files()
                 self.log.info(
@@ -210,7 +227,7 @@ class Server:
                 self._begin_shutdown(nursery)
         finally:
             self.ready = False
-            for listener in listeners + route_listeners:
+            for listener in listeners + route_listeners + leaf_listeners:
                 with trio.CancelScope(shield=True):
                     await listener.aclose()
             self._remove_files()
@@ -464,6 +481,8 @@ class Server:
             self.monitor.close()
         if self.cluster is not None:
             self.cluster.close()
+        if self.leafnodes is not None:
+            self.leafnodes.close()
         for client in list(self.clients.values()):
             client.close(Reason.SERVER_SHUTDOWN)
         deadline = trio.current_time() + defaults.SHUTDOWN_GRACE
@@ -660,7 +679,7 @@ class Server:
         if options.pid_file:
             Path(options.pid_file).write_text(str(os.getpid()))
         if options.ports_file_dir:
-            name = f"trionats_{os.getpid()}.ports"
+            name = f"{program_name()}_{os.getpid()}.ports"
             self._ports_file = Path(options.ports_file_dir) / name
             ports = {"nats": self.client_urls()}
             if self.websocket is not None:
@@ -669,11 +688,23 @@ class Server:
                 ports["monitoring"] = self.monitor_urls()
             if self.cluster is not None and self.cluster.port:
                 ports["cluster"] = self.cluster_urls()
+            if self.leafnodes is not None and self.leafnodes.port:
+                ports["leafnodes"] = self.leafnodes.urls()
             self._ports_file.write_text(json.dumps(ports))
 
     def _remove_files(self) -> None:
         if self._ports_file is not None:
             self._ports_file.unlink(missing_ok=True)
+
+
+def program_name() -> str:
+    """The executable's name, as nats-server names its ports file (`<program>_<pid>.ports`):
+    a trionats started as `nats-server` writes what tools expect; `python -m trionats` is
+    "trionats"."""
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    if not name or name in ("-c", "-m", "__main__.py") or name.endswith(".py"):
+        return "trionats"
+    return name
 
 
 def _hostport(host: str, port: int) -> str:

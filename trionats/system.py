@@ -16,8 +16,9 @@ has been counted, as nats-server answers from its internal receive loop.
 
 As in nats-server, the internal client is no connection (/connz does not list it) and its
 deliveries are not counted as sent (only its replies are); unlike nats-server, its
-subscriptions are not counted in /subsz and /varz (see `SystemServices`). Routes carry
-the global account only, so these requests reach the local server alone.
+subscriptions are not counted in /subsz and /varz (see `SystemServices`). The cluster
+announces these subscriptions to routes (routes/cluster.py), so a request reaches every node
+of a cluster and each answers.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import trio
 
 from . import defaults
 from .core.dispatch import Bridge, Dispatcher
+from .core.imports import REQUEST_INFO
 from .core.sublist import Subscription
 from .ids import random_name
 from .monitor import disabled, snapshots
@@ -48,7 +50,10 @@ if TYPE_CHECKING:
 SERVER_ENDPOINTS = ("VARZ", "CONNZ", "ROUTEZ", "SUBSZ", "HEALTHZ", "ACCOUNTZ", "IDZ", "STATSZ",
                     "GATEWAYZ", "LEAFZ", "JSZ")  # fmt: skip
 #: The per-account endpoints under `$SYS.REQ.ACCOUNT.<account>.<name>`.
-ACCOUNT_ENDPOINTS = ("CONNZ", "SUBSZ")
+ACCOUNT_ENDPOINTS = ("CONNZ", "SUBSZ", "STATZ")
+#: A user's own details, asked through the system account's import in every account
+#: (`$SYS.REQ.USER.INFO`, mapped to this with the account's name; core/imports.py).
+USER_INFO = b"$SYS.REQ.USER.*.INFO"
 
 PING = b"$SYS.REQ.SERVER.PING"
 
@@ -99,6 +104,9 @@ class SystemServices:
         self.server = server
         self.client = SystemClient(self)
         self.subscriptions: list[Subscription] = []
+        #: Those peers are told of over routes: all but the user info's, which only the
+        #: requester's server can answer (nats-server's internal-only subscription).
+        self.announced: list[Subscription] = []
         self._handlers: dict[bytes, object] = {}
         #: Set by the shutdown event: nothing is sent afterwards (nats-server's closed send queue).
         self.stopped = False
@@ -106,6 +114,8 @@ class SystemServices:
         #: cid -> start time, of the clients whose connect event went out (their disconnect
         #: event follows, with the same start).
         self._announced: dict[int, str] = {}
+        self._account_handlers = {b"CONNZ": self._account_connz, b"SUBSZ": self._account_subsz,
+                                  b"STATZ": self._account_statz}  # fmt: skip
         account = server.accounts.get(server.accounts.system_account)
         self.account = account
         self.dispatch = None
@@ -120,11 +130,14 @@ class SystemServices:
         self._handlers[PING] = self._statsz
         subjects = list(self._handlers)
         subjects += [f"$SYS.REQ.ACCOUNT.*.{name}".encode() for name in ACCOUNT_ENDPOINTS]
+        subjects.append(USER_INFO)
         sublist = account.sublist
         for number, subject in enumerate(subjects, 1):
             sub = Subscription(self.client, subject, None, str(number).encode())
             sublist.insert(sub)
             self.subscriptions.append(sub)
+            if subject != USER_INFO:
+                self.announced.append(sub)
         # Not counted (/subsz, /varz, /accountz): nats-server counts its internal client's
         # 57 subscriptions and 4 service imports per account, a set trionats does not
         # reproduce, so its figures stay those of the clients (docs/differences.md).
@@ -142,26 +155,32 @@ class SystemServices:
         if not reply:  # (the server's own messages have none: no loops)
             return
         handler = self._handlers.get(subject)
-        account = None
+        args: tuple = (reply, payload, None)
         if handler is None:
             tokens = subject.split(b".")
-            if len(tokens) != 5 or tokens[:3] != [b"$SYS", b"REQ", b"ACCOUNT"]:
+            if len(tokens) != 5 or tokens[:2] != [b"$SYS", b"REQ"]:
                 return
-            account = tokens[3].decode()
-            handler = {b"CONNZ": self._account_connz, b"SUBSZ": self._account_subsz}.get(tokens[4])
-            if handler is None:
+            kind, name, endpoint = tokens[2:]
+            if kind == b"USER" and endpoint == b"INFO":
+                handler, args = self._user_info, (reply, headers)
+            elif kind == b"ACCOUNT":
+                handler = self._account_handlers.get(endpoint)
+                if handler is None:
+                    return
+                args = (reply, payload, name.decode())
+            else:
                 return
-        trio.lowlevel.current_trio_token().run_sync_soon(
-            self._deferred, handler, reply, payload, account
-        )
+        if handler != self._user_info:
+            handler, args = self._answer, (handler, *args)
+        trio.lowlevel.current_trio_token().run_sync_soon(self._deferred, handler, *args)
 
-    def _deferred(self, handler, reply: bytes, payload: bytes, account) -> None:
+    def _deferred(self, handler, *args) -> None:
         """Answer a request from the run loop, right after the publisher's delivery (which
         has then counted the request, as nats-server's figures include it), as nats-server
         answers from its internal receive loop. Synchronous: nothing awaits. A failure is
         contained here (it would otherwise end the run) and reported as an internal error."""
         try:
-            self._answer(handler, reply, payload, account)
+            handler(*args)
         except Exception as exc:
             from .containment import report
 
@@ -186,7 +205,8 @@ class SystemServices:
         except QueryError as error:
             self._error(reply, 500, str(error))
             return
-        self.publish(reply, body)
+        if body is not None:  # (None: this server has nothing to say)
+            self.publish(reply, body)
 
     def _filtered(self, options: dict) -> bool:
         """nats-server's EventFilterOptions: a request may name the servers that answer."""
@@ -217,9 +237,10 @@ class SystemServices:
         stats.out_msgs += delivered
         stats.out_bytes += delivered * (len(data) - 2)
 
-    def _error(self, reply: bytes, code: int, description: str) -> None:
+    def _error(self, reply: bytes, code: int, description: str = "") -> None:
         info = self.server.tracing.server_info()
-        self.publish(reply, {"server": info, "error": {"code": code, "description": description}})
+        error = {"code": code, "description": description} if description else {"code": code}
+        self.publish(reply, {"server": info, "error": error})
 
     def _response(self, data: dict) -> dict:
         """nats-server's ServerAPIResponse."""
@@ -337,6 +358,10 @@ class SystemServices:
         return self._response(disabled.gatewayz(self.server.server_id, {}, clock))
 
     def _leafz(self, options: dict, clock: Clock) -> dict:
+        if self.server.leafnodes is not None:
+            from .monitor.leafz import leafz
+
+            return self._response(leafz(self.server, {}, clock))
         return self._response(disabled.leafz(self.server.server_id, {}, clock))
 
     def _jsz(self, options: dict, clock: Clock) -> dict:
@@ -350,6 +375,47 @@ class SystemServices:
     def _account_subsz(self, account: str, options: dict, clock: Clock) -> dict:
         query = _query(options, _SUBSZ_OPTIONS) | {"acc": account, "subs": "1"}
         return self._response(snapshots.subsz(self.server, query, clock))
+
+    def _account_statz(self, account: str, options: dict, clock: Clock) -> dict | None:
+        """nats-server's AccountStatz: one account's (or, asked as `PING` in the system
+        account, every account's); nothing when none has a connection, unless
+        `include_unused`."""
+        unused = options.get("include_unused")
+        wanted = options.get("accounts")
+        if type(unused) not in (bool, type(None)) or not isinstance(wanted, (list, type(None))):
+            raise QueryError("json: cannot unmarshal into Go struct field AccountStatzOptions")
+        names = set(wanted or ()) if account == "PING" else {account}
+        body = snapshots.accstatz(self.server, {"unused": "1"} if unused else {}, clock)
+        if names:
+            body["account_statz"] = [a for a in body["account_statz"] if a["acc"] in names]
+        if not body["account_statz"] and not unused:
+            return None
+        return self._response(body)
+
+    def _user_info(self, reply: bytes, headers: bytes) -> None:
+        """nats-server's UserInfo of the requester, whom the `Nats-Request-Info` header of
+        the system account's shared import names (no header: nobody)."""
+        info: dict = {}
+        value = header_value(headers, REQUEST_INFO)
+        if value is not None:
+            try:
+                info = gojson.loads(value)
+            except ValueError:
+                info = None
+            if not isinstance(info, dict):
+                self._error(reply, 400)
+                return
+        user, account = info.get("user", ""), info.get("acc", "")
+        data = {"user": user if isinstance(user, str) else "",
+                "account": account if isinstance(account, str) else ""}  # fmt: skip
+        server = self.server
+        if data["account"] in server.accounts:
+            data["account_name"] = data["account"]
+        client = server.clients.get(info.get("id")) if type(info.get("id")) is int else None
+        identity = client.identity if client is not None else None
+        if identity is not None and identity.permissions is not None:
+            data["permissions"] = identity.permissions.public()
+        self.publish(reply, self._response(data))
 
 
 def _query(options: dict, names: dict) -> dict:
@@ -419,7 +485,8 @@ def statsz(server, clock: Clock) -> dict:
     routes = snapshots.routez(server, {}, clock)["routes"]
     if routes:
         body["routes"] = [_route_stat(r) for r in routes]
-    body["active_servers"] = 1 + len(routes)
+    cluster = server.cluster  # (the servers known: us and our peers, however many routes each)
+    body["active_servers"] = 1 + (len(cluster.routes) if cluster is not None else 0)
     body["gomaxprocs"] = figures.get("gomaxprocs", figures["cores"])
     return body
 
@@ -444,6 +511,42 @@ def _client_info(client, clock: Clock, *, stop: bool = False) -> dict:
         info["stop"] = snapshots.rfc3339(clock.wall_ns)
     info |= {"name_tag": account, "kind": "Client", "client_type": "websocket" if websocket else "nats"}
     return {key: value for key, value in info.items() if value}
+
+
+def shared_client_info(server):
+    """The `describe` of shared service imports (core/imports.py): nats-server's detailed
+    ClientInfo of a requesting client, as the `Nats-Request-Info` header carries it."""
+
+    def describe(client, account: str) -> dict:
+        opts = client.opts
+        clock = Clock(time.time_ns(), trio.current_time())
+        info = {
+            "start": snapshots.rfc3339(clock.wall(client.start_time)),
+            "host": client.peer_host,
+            "id": client.cid,
+            "acc": account,
+            "user": client.auth_user,
+            "name": opts.name or "",
+            "lang": opts.lang or "",
+            "ver": opts.version or "",
+            "rtt": round(client.rtt * 1e9),
+            "server": server.name,
+            "cluster": server.cluster.name if server.cluster is not None else "",
+            "kind": "Client",
+            "client_type": "nats" if getattr(client, "websocket", None) is None else "websocket",
+        }
+        return {key: value for key, value in info.items() if value}
+
+    return describe
+
+
+def header_value(headers: bytes, name: bytes) -> bytes | None:
+    """The first value of header `name` in a `NATS/1.0` header block (None: absent)."""
+    for line in headers.split(b"\r\n")[1:]:
+        key, colon, value = line.partition(b":")
+        if colon and key.strip() == name:
+            return value.strip()
+    return None
 
 
 def _route_stat(route: dict) -> dict:

@@ -352,7 +352,7 @@ async def _wait_async(predicate: Callable[[], bool], timeout: float,
 
 
 def _routes_to(cluster, name: str) -> list:
-    return [route for route in list(cluster.routes.values()) if route.remote_name == name]
+    return [route for route in cluster.connections() if route.remote_name == name]
 
 
 def _partition(cluster, name: str) -> None:

@@ -1,6 +1,7 @@
 """Accounts (issue 14, item 1, on one server): the `accounts` block, users landing in their
 account, each account its own subject space, monitoring per account, and what is refused
-until later (routes carrying accounts); exports and imports: test_imports.py."""
+until later; exports and imports: test_imports.py; across routes:
+tests/cluster/test_cluster_accounts.py."""
 
 from __future__ import annotations
 
@@ -92,13 +93,13 @@ def test_features_of_accounts_not_served_yet_are_refused(tmp_path):
         "accounts {\n"
         "  A { users: [ {user: a, password: a} ]\n"
         "      exports: [ {service: a, latency: lat} ]\n"
-        "      imports: [ {service: {account: B, subject: b}, share: true} ] }\n"
+        "      imports: [ {service: {account: B, subject: b}, allow_trace: true} ] }\n"
         "  B { mappings: { x: y }, jetstream: enabled }\n"
         "}\n"
     )
     assert problems(tmp_path, text) == [
         'node.conf:3:31: "latency" is not supported by trionats yet (exports)',
-        'node.conf:4:54: "share" is not supported by trionats yet (imports)',
+        'node.conf:4:54: "allow_trace" is not supported by trionats yet (imports)',
         'node.conf:5:7: "mappings" is not supported by trionats yet (account "B")',
         'node.conf:5:27: "jetstream" is not supported by trionats yet (account "B")',
     ]
@@ -151,13 +152,6 @@ def test_no_auth_user_may_name_an_account_user(tmp_path):
     assert problems(tmp_path, CONF + "no_auth_user: nobody\n") == [
         'no_auth_user: "nobody" not present as user or nkey in authorization block or '
         "account configuration"
-    ]
-
-
-def test_cluster_accounts_stay_refused(tmp_path):
-    assert problems(tmp_path, "cluster { port: -1, accounts: [A] }\naccounts: [A]\n") == [
-        'node.conf:1:21: "cluster.accounts" is not supported by trionats yet: routes carry '
-        "the global account only"
     ]
 
 
@@ -349,10 +343,10 @@ def test_nats_py_clients_in_two_accounts(tmp_path):
         run_nats_py(scenario(server.url))
 
 
-# --- a cluster: routes carry the global account only (until issue 14 item 5) --------------------
+# --- a cluster: routes carry every account (more in tests/cluster/test_cluster_accounts.py) ------
 
 
-async def test_other_accounts_stay_local_while_the_global_account_routes(nursery):
+async def test_each_account_crosses_routes_in_its_own_subject_space(nursery):
     a = await start(nursery, cluster=cluster_options(), server_name="A")
     b = await start(nursery, cluster=cluster_options(a.cluster.port), server_name="B")
     await wait_for(lambda: routed(a, b))
@@ -362,8 +356,9 @@ async def test_other_accounts_stay_local_while_the_global_account_routes(nursery
         await raw.send(b"SUB orders 1\r\nPING\r\n")
         await raw.expect(b"PONG\r\n")
     await wait_for(lambda: has_remote_interest(a, b"orders"))
-    route = a.cluster.routes[b.server_id]
-    assert len(route.remote_subs) == 1  # the $G subscription only: A's never crossed
+    await wait_for(lambda: a.accounts["A"].sublist.match(b"orders").psubs)
+    remote = {key[:2] for route in a.cluster.connections() for key in route.remote_subs}
+    assert remote >= {(b"$G", b"orders"), (b"A", b"orders")}  # (on the pool connection of each)
     g_pub = await connected(a, user="g", **{"pass": "g"})
     a_pub = await connected(a, user="a", **{"pass": "a"})
     await a_pub.send(b"PUB orders 5\r\nlocal\r\nPING\r\n")
@@ -372,7 +367,9 @@ async def test_other_accounts_stay_local_while_the_global_account_routes(nursery
     await g_pub.expect(b"PONG\r\n")
     with trio.fail_after(5):
         await g_sub.expect(b"MSG orders 1 6\r\nglobal\r\n")
-    await a_sub.expect_nothing(0.3)
+        await a_sub.expect(b"MSG orders 1 5\r\nlocal\r\n")
+    # (each got its own account's message and nothing else)
+    assert await g_sub.ping_pong() == b"" and await a_sub.ping_pong() == b""
     for raw in (g_sub, a_sub, g_pub, a_pub):
         await raw.aclose()
     a.shutdown()

@@ -302,6 +302,70 @@ def test_nats_py_request_across_accounts(tmp_path):
         run_nats_py(scenario(server.url))
 
 
+SHARED_CONF = """
+server_name: N1
+accounts {
+  A {
+    users: [ {user: a, password: a} ]
+    exports: [ {service: "svc"}, {service: "plain"}, {stream: "plain"} ]
+  }
+  B {
+    users: [ {user: b, password: b} ]
+    imports: [ {service: {account: A, subject: "svc"}, share: true}
+               {service: {account: A, subject: "plain"}, share: false}
+               {stream: {account: A, subject: "plain"}, share: true} ]
+  }
+}
+"""
+
+
+def test_share_must_be_a_boolean(tmp_path):
+    text = ("accounts {\n  A { imports: [ {service: {account: B, subject: s}, share: 1} ] }\n"
+            "  B {}\n}\n")
+    assert problems(tmp_path, text) == ["node.conf:2:54: share: expected a boolean, got a number"]
+    imports = {(i.kind, i.subject): i.share for i in options(SHARED_CONF).accounts[1].imports}
+    assert imports == {("service", "svc"): True, ("service", "plain"): False,
+                       ("stream", "plain"): False}  # fmt: skip
+
+
+@pytest.mark.interop
+def test_a_shared_import_tells_the_exporter_who_asked(tmp_path):
+    """The `Nats-Request-Info` header, as nats-server writes it: in full when shared."""
+    path = tmp_path / "node.conf"
+    path.write_text(SHARED_CONF)
+
+    async def scenario(url: str) -> list[dict]:
+        a = await nats_connect(url, user="a", password="a")
+        b = await nats_connect(url, user="b", password="b", name="asker")
+        seen = []
+
+        async def respond(msg):
+            seen.append(json.loads(msg.headers["Nats-Request-Info"]))
+            await msg.respond(b"ok")
+
+        await a.subscribe("svc", cb=respond)
+        await a.subscribe("plain", cb=respond)
+        await a.flush()
+        for subject in ("svc", "plain"):
+            assert (await b.request(subject, b"?", timeout=5)).data == b"ok"
+        for nc in (a, b):
+            await nc.close()
+        return seen
+
+    with NatsServerProcess("-c", str(path)) as theirs:
+        expected = run_nats_py(scenario(theirs.url))
+    with TrionatsProcess("-c", str(path)) as ours:
+        got = run_nats_py(scenario(ours.url))
+    for info in expected + got:
+        info.pop("rtt", None)  # (not there until the first PONG has measured it)
+    for shared in (expected[0], got[0]):  # a time, a client id, nats-py's version
+        assert shared.pop("start") and shared.pop("id") and shared.pop("ver")
+    assert got == expected
+    assert got[0] == {"host": "127.0.0.1", "acc": "B", "user": "b", "name": "asker",
+                      "lang": "python3", "server": "N1", "kind": "Client", "client_type": "nats"}
+    assert got[1] == {"acc": "B"}
+
+
 # --- differential: the bytes delivered, against nats-server ----------------------------------
 
 

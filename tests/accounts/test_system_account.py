@@ -224,7 +224,7 @@ async def test_no_system_account_has_no_internal_client(nursery):
 async def test_internal_subscriptions_are_not_counted_or_listed(nursery):
     server = await start(nursery)
     sublist = server.accounts["SYS"].sublist
-    assert sublist.count == 0 and len(sublist.subscriptions()) == 25
+    assert sublist.count == 0 and len(sublist.subscriptions()) == 29
     assert server.system.client.cid is None  # not a connection: never in /connz
 
 
@@ -460,4 +460,108 @@ async def test_monitoring_reads_the_system_account(nursery):
                 response += chunk
         assert response.startswith(b"HTTP/1.1 200"), (target, response)
         assert b"$SYS.REQ" not in response  # internal subscriptions are not listed
+    await raw.aclose()
+
+
+# --- the system services every account imports ----------------------------------------------
+
+IMPORTS_CONF = """
+server_name: N1
+accounts {
+  SYS { users: [ { user: sys, password: sys } ] }
+  A {
+    users: [
+      { user: a, password: a, permissions: {
+          publish: { allow: ["foo.>", "$SYS.REQ.>", "_INBOX.>"], deny: ["foo.secret"] },
+          subscribe: { allow: ["_INBOX.>", "q.* workers"], deny: ["bar"] },
+          allow_responses: { max: 3, expires: "2s" } } }
+      { user: b, password: b }
+    ]
+  }
+}
+system_account: SYS
+"""
+
+#: (user, subject): what each user asks, as `nats account info` and friends do.
+IMPORTED = (
+    ("a", "$SYS.REQ.USER.INFO"),
+    ("b", "$SYS.REQ.USER.INFO"),
+    ("sys", "$SYS.REQ.USER.INFO"),
+    ("sys", "$SYS.REQ.USER.A.INFO"),  # asked directly: no requester to describe
+    ("a", "$SYS.REQ.ACCOUNT.PING.CONNZ"),
+    ("b", "$SYS.REQ.SERVER.PING.CONNZ"),
+    ("a", "$SYS.REQ.ACCOUNT.PING.STATZ"),
+    ("sys", "$SYS.REQ.ACCOUNT.PING.STATZ"),
+)
+
+
+def _account_view(subject: str, data: dict) -> dict:
+    """What must agree, ids and times aside."""
+    if "USER" in subject:
+        return data
+    if "CONNZ" in subject:
+        return {"num_connections": data["num_connections"],
+                "users": sorted(c.get("authorized_user", "") for c in data["connections"] or ())}
+    return {"accounts": sorted((a["acc"], a["conns"]) for a in data["account_statz"])}
+
+
+@pytest.mark.interop
+def test_every_account_reaches_the_system_services_it_imports(tmp_path):
+    path = tmp_path / "node.conf"
+    path.write_text(IMPORTS_CONF)
+
+    async def ask(url: str) -> list:
+        clients = {user: await nats_connect(url, user=user, password=user)
+                   for user in ("a", "b", "sys")}  # fmt: skip
+        answers = []
+        for user, subject in IMPORTED:
+            body = b'{"auth":true}' if "CONNZ" in subject else b""
+            answer = json.loads((await clients[user].request(subject, body, timeout=5)).data)
+            answers.append((list(answer), _account_view(subject, answer["data"])))
+        for nc in clients.values():
+            await nc.close()
+        return answers
+
+    with NatsServerProcess("-c", str(path)) as theirs, TrionatsProcess("-c", str(path)) as ours:
+        expected = run_nats_py(ask(theirs.url))
+        got = run_nats_py(ask(ours.url))
+    for (user, subject), t, o in zip(IMPORTED, expected, got, strict=True):
+        if "permissions" in t[1]:  # (nats-server lists them in its sublist's order)
+            for kind in t[1]["permissions"].values():
+                for key in ("allow", "deny"):
+                    if isinstance(kind, dict) and key in kind:
+                        kind[key].sort()
+        assert t == o, (user, subject)
+    assert got[0][1]["permissions"]["responses"] == {"max": 3, "ttl": 2_000_000_000}
+
+
+async def test_user_info_of_a_requester(nursery):
+    server = await start(nursery, IMPORTS_CONF)
+    a = await connected(server, "a")
+    await a.send(b"SUB _INBOX.1 1\r\nPUB $SYS.REQ.USER.INFO _INBOX.1 0\r\n\r\n")
+    _, body = await read_msg(a)
+    assert list(body) == ["server", "data"]
+    assert body["data"]["user"] == "a" and body["data"]["account"] == "A"
+    assert body["data"]["permissions"]["publish"]["deny"] == ["foo.secret"]
+    assert body["data"]["permissions"]["subscribe"]["allow"] == ["_INBOX.>", "q.* workers"]
+    # The imports are not the account's subscriptions (nats-server counts them; trionats's
+    # figures are its clients', docs/differences.md).
+    assert server.accounts["A"].sublist.count == 1
+    await a.aclose()
+
+
+async def test_a_forged_request_info_header_gets_a_400(nursery):
+    server = await start(nursery)
+    raw = await connected(server, "sys")
+    for value in (b"{bad", b"[1]", b"[" * 20_000):  # (bounded nesting: protocol/gojson.py)
+        block = b"NATS/1.0\r\nNats-Request-Info: " + value + b"\r\n\r\n"
+        await raw.send(b"SUB inbox 1\r\nHPUB $SYS.REQ.USER.A.INFO inbox %d %d\r\n%s\r\n"
+                       % (len(block), len(block), block))  # fmt: skip
+        _, body = await read_msg(raw)
+        assert body["error"] == {"code": 400}
+    block = b'NATS/1.0\r\nNats-Request-Info: {"id":"x","acc":7}\r\n\r\n'  # wrong types
+    await raw.send(b"HPUB $SYS.REQ.USER.A.INFO inbox %d %d\r\n%s\r\n" % (len(block), len(block), block))
+    _, body = await read_msg(raw)
+    assert body["data"] == {"user": "", "account": ""}
+    assert server.stats.internal_errors == 0
     await raw.aclose()

@@ -106,7 +106,8 @@ async def start_ours(nursery, mode: str, **fields):
     password = MODES[mode]
     if password is not None:
         fields["authorization"] = RouteAuthorization(user=USER, password=password)
-    return await start_trionats(nursery, cluster=cluster_options(**fields))
+    # (no system account: a peer by hand would read its interest before what a test is about)
+    return await start_trionats(nursery, cluster=cluster_options(**fields), no_system_account=True)
 
 
 # --- a peer by hand ---------------------------------------------------------------------------
@@ -533,7 +534,8 @@ async def test_verify_and_map(nursery, certs, mapped_reference, case):  # noqa: 
     tls = TLSOptions(cert_file=certs.server_cert, key_file=certs.server_key,
                      ca_file=certs.ca_file, verify_and_map=True)  # fmt: skip
     ours = await start_trionats(nursery, cluster=cluster_options(
-        tls=tls, authorization=RouteAuthorization(user="alice@example.com", password="unused")))
+        tls=tls, authorization=RouteAuthorization(user="alice@example.com", password="unused")),
+        no_system_account=True)  # (nats-server sends its system interest on a route of its own)
     context = certs.client_context(who)
     await assert_same(Ports(ours.port, ours.cluster.port), mapped_reference, data, expected,
                       tls=context)  # fmt: skip

@@ -57,10 +57,11 @@ class FakePeer:
             self.streams.append(stream)
 
     async def answer(self, stream: trio.SocketStream) -> None:
-        """Read the dialer's CONNECT and INFO, then send ours (the route registers)."""
+        """Read the dialer's CONNECT, then send our INFO (the route registers; a pooling
+        dialer sends its INFO once it has ours, naming the pool slot it chose)."""
         received = b""
         with trio.fail_after(5):
-            while b"INFO " not in received:
+            while b"CONNECT " not in received:
                 received += await stream.receive_some(65536)
         fields = {"server_id": self.server_id, "server_name": self.server_id, "cluster": "C"}
         await stream.send_all(b"INFO " + json.dumps(fields).encode() + b"\r\n")

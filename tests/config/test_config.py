@@ -68,7 +68,6 @@ def convert(text: str, filename: str = "node.conf") -> Options:
 def no_refusals(monkeypatch):
     monkeypatch.setattr(loader, "NOT_YET", frozenset())
     monkeypatch.setattr(loader, "NOT_YET_IN", {})
-    monkeypatch.setattr(loader, "ACCOUNT_OPTIONS_IN", {})
     # The example tls blocks name files that do not exist: do not load them (tests/auth/test_tls.py
     # checks that real ones are).
     monkeypatch.setattr(loader, "_check_tls", lambda *args: None)
@@ -203,6 +202,8 @@ BLOCK_KEYS = {"authorization", "tls", "cluster", "websocket", "ws", "accounts"}
 #: Operator mode's keys (and aliases): tests/config/test_operator_config.py.
 BLOCK_KEYS |= {"operator", "operators", "roots", "root", "root_operators", "root_operator",
                "resolver", "account_resolver", "accounts_resolver", "resolver_preload"}
+#: (leafnodes, leaf: tests/leaf/test_leaf_config.py)
+BLOCK_KEYS |= {"leafnodes", "leaf"}
 
 
 def key_of(text: str) -> str:
@@ -247,7 +248,7 @@ def test_a_key_listed_as_not_yet_is_refused(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "key", ["jetstream", "leafnodes", "gateway", "mqtt", "trusted_keys", "store_dir",
+    "key", ["jetstream", "gateway", "mqtt", "trusted_keys", "store_dir",
             "resolver_tls", "mappings", "prof_port", "trace_headers", "server_metadata"],
 )  # fmt: skip
 def test_out_of_scope_options_are_named(tmp_path, key):
@@ -257,12 +258,17 @@ def test_out_of_scope_options_are_named(tmp_path, key):
     ]
 
 
-def test_cluster_accounts_are_refused_until_routes_carry_accounts(tmp_path):
-    # Routes carry the global account only so far (docs/differences.md).
-    assert problems(tmp_path, "cluster { port: 6222, accounts: [A, B] }\n") == [
-        f'{tmp_path}/node.conf:1:23: "cluster.accounts" is not supported by trionats yet: '
-        "routes carry the global account only"
-    ]
+def test_cluster_accounts_are_checked_as_nats_server(tmp_path):
+    assert load(write(tmp_path, "cluster { port: 6222, accounts: [A, B] }\n")).cluster.accounts == (
+        "A", "B")
+    for text, error in [
+        ("pool_size: -1, accounts: [A]", "pool_size cannot be negative if pinned accounts are "
+                                         "specified"),
+        ("accounts: [A, B, A]", 'found duplicate account name "A" in pinned accounts list '
+                                '["A" "B" "A"]'),
+    ]:  # fmt: skip
+        with pytest.raises(ConfigError, match=re.escape(error)):
+            load(write(tmp_path, f"cluster {{ port: 6222, {text} }}\n")).check()
 
 
 def test_integer_durations_are_accepted_with_nats_servers_warning(tmp_path):
@@ -518,7 +524,7 @@ def test_a_refused_block_hides_no_other_problem(tmp_path):
         "jetstream { store_dir: /tmp/js, max_mem: 1G }\n"  # 1
         "max_payload: 100MB\n"  # 2: over max_pending
         "colour: blue\n"  # 3
-        "leafnodes { port: 7422 }\n"  # 4
+        "leafnodes { port: 7422, isolate: true }\n"  # 4
         "ping_interval: soon\n"  # 5
         "websocket { port: 8080 }\n"  # 6: without TLS
         "http_port: 8222\n"  # 7
@@ -530,7 +536,7 @@ def test_a_refused_block_hides_no_other_problem(tmp_path):
     assert problems(tmp_path, text) == [
         f'{f}:1:1: "jetstream" is not supported by trionats',
         f'{f}:3:1: unknown field "colour"',
-        f'{f}:4:1: "leafnodes" is not supported by trionats',
+        f"{f}:4:25: isolate: not supported by trionats yet (interest isolation)",
         f"{f}:5:1: ping_interval: invalid duration 'soon'",
         f'{f}:9:17: "jetstream" is not supported by trionats yet (account "A")',
         f"{f}:10:1: server name cannot contain spaces",

@@ -56,6 +56,8 @@ class Peer:
                 grant=lambda reply, now: self.granted.append(reply),
             )
         self.in_msgs = self.in_bytes = self.out_msgs = self.out_bytes = 0
+        # A route as the global account sees it (routes/accounts.py): its lines name $G.
+        self.token, self.msg_start, self.hmsg_start = b"$G", b"RMSG $G ", b"HMSG $G "
 
     def remove_sub(self, sub: Subscription) -> None:
         if not sub.closed:
@@ -63,7 +65,7 @@ class Peer:
             self.sublist.remove(sub)
 
     def forward(self, subject, reply, queues, header_size, data) -> None:
-        RouteConnection.forward(self, subject, reply, queues, header_size, data)
+        RouteConnection.forward_in(self, self, subject, reply, queues, header_size, data)
 
     def counters(self) -> tuple:
         return (bytes(self.outbound.data), self.granted, self.in_msgs, self.in_bytes,

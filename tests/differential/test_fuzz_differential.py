@@ -87,7 +87,7 @@ def reference_cluster(tmp_path_factory):
 
 async def test_mutated_route_streams_get_nats_servers_replies(reference_cluster, server_factory):
     cluster = ClusterOptions(name=CLUSTER_NAME, host="127.0.0.1", port=-1)
-    ours = await server_factory(cluster=cluster)
+    ours = await server_factory(cluster=cluster, no_system_account=True)  # (as the reference)
     found = await _differences(reference_cluster.cluster_port, ours.cluster.port,
                                _sample("route", ROUTE_SAMPLE), _route_view,
                                reset_cache=False)  # fmt: skip

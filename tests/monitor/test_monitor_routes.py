@@ -31,13 +31,16 @@ ROUTE_KEYS = [
 ]  # fmt: skip
 
 
-async def monitored_node(nursery, *routes: int, server_name: str):
+async def monitored_node(nursery, *routes: int, server_name: str, pooled: bool = False):
+    """A node monitored over HTTP; unless `pooled`, with one route per peer and no system
+    account (`pool_size: -1`), so the figures below are those of a single route."""
     return await start_trionats(
         nursery,
-        cluster=cluster_options(*routes),
+        cluster=cluster_options(*routes, pool_size=3 if pooled else -1),
         server_name=server_name,
         http_host="127.0.0.1",
         http_port=-1,
+        no_system_account=not pooled,
     )
 
 
@@ -132,6 +135,24 @@ async def test_routez_without_a_cluster(server_factory):
     server = await server_factory(http_host="127.0.0.1", http_port=-1)
     body = await get_json(server.monitor.port, "/routez?subs=detail")
     assert (body["num_routes"], body["routes"]) == (0, [])
+
+
+async def test_routez_and_varz_with_route_pools(nursery):
+    """nats-server's defaults: a pool of 3 connections per peer and a pinned $SYS route,
+    each a /routez entry (the pinned one names its `account`), one remote."""
+    a = await monitored_node(nursery, server_name="A", pooled=True)
+    b = await monitored_node(nursery, a.cluster.port, server_name="B", pooled=True)
+    await wait_for(lambda: len(a.cluster.connections()) == len(b.cluster.connections()) == 4)
+    for server in (a, b):
+        routez = await get_json(http(server), "/routez")
+        assert routez["num_routes"] == 4
+        assert [r.get("account") for r in routez["routes"]].count("$SYS") == 1
+        pinned = next(r for r in routez["routes"] if "account" in r)
+        assert list(pinned) == ROUTE_KEYS[:-1] + ["account", "compression"]
+        varz = await get_json(http(server), "/varz")
+        assert (varz["routes"], varz["remotes"], varz["cluster"]["pool_size"]) == (4, 1, 3)
+    a.shutdown()
+    b.shutdown()
 
 
 # --- /varz -----------------------------------------------------------------------------------
@@ -307,7 +328,7 @@ def _json(port: int, target: str) -> dict:
 def _wait_for_routes(http_port: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if _json(http_port, "/routez")["num_routes"]:
+        if _json(http_port, "/routez")["num_routes"] == 4:  # (a pool of 3, the $SYS route)
             return
         time.sleep(0.05)
     raise TimeoutError(f"no route on monitor port {http_port}")
@@ -399,7 +420,7 @@ def test_route_shapes_match_nats_server():
             assert t_route[key] == o_route[key], (node, key)
         for key in ROUTE_KEYS:
             assert type(t_route[key]) is type(o_route[key]), (node, key)
-        # The varz cluster block: same keys in the same order (pool_size differs: -1 here).
+        # The varz cluster block: same keys in the same order, the same pool_size.
         assert list(t["/varz"]["cluster"]) == list(o["/varz"]["cluster"]), node
         for key in ("name", "addr", "auth_timeout", "tls_timeout", "urls"):
             if key == "urls" and node == 0:
@@ -409,10 +430,16 @@ def test_route_shapes_match_nats_server():
                 # Their route port numbers differ, the form is the same: host:port.
                 tv, ov = [u.split(":")[0] for u in tv], [u.split(":")[0] for u in ov]
             assert tv == ov, (node, key)
-        assert o["/varz"]["cluster"]["pool_size"] == -1
+        assert o["/varz"]["cluster"]["pool_size"] == t["/varz"]["cluster"]["pool_size"] == 3
+        # A pool of 3 and the pinned $SYS route, as nats-server's, one entry each.
+        assert t["/routez"]["num_routes"] == o["/routez"]["num_routes"] == 4
+        t_pinned, o_pinned = ([r for r in side["/routez"]["routes"] if "account" in r]
+                              for side in (t, o))  # fmt: skip
+        assert [list(r) for r in t_pinned] == [list(r) for r in o_pinned]
+        assert [r["account"] for r in t_pinned] == [r["account"] for r in o_pinned] == ["$SYS"]
         # Top-level: same keys, in the same order, connect_urls included (and ours only).
         ours = [key for key in o["/varz"] if key not in VARZ_TRIONATS_ONLY]
         assert list(t["/varz"]) == ours, node
-        assert (o["/varz"]["routes"], o["/varz"]["remotes"]) == (1, 1)
-        assert t["/varz"]["remotes"] == 1
+        assert (o["/varz"]["routes"], o["/varz"]["remotes"]) == (4, 1)
+        assert (t["/varz"]["routes"], t["/varz"]["remotes"]) == (4, 1)
         assert len(t["/varz"]["connect_urls"]) == len(o["/varz"]["connect_urls"]) == 2

@@ -22,7 +22,14 @@ import trio
 from tests.clients import test_websocket
 from tests.cluster import test_cluster
 from tests.helpers import RawClient, start_trionats
-from tests.cluster.test_cluster import client, cluster_options, has_remote_interest, routed, wait_for
+from tests.cluster.test_cluster import (
+    carrier,
+    client,
+    cluster_options,
+    has_remote_interest,
+    routed,
+    wait_for,
+)
 from tests.monitor.test_monitor import get, get_json, parse_exposition
 from tests.clients.test_websocket import WS, RawWebSocket
 from trionats import logging as tlog
@@ -318,7 +325,7 @@ async def pair(nursery):
     b = await start_trionats(
         nursery, cluster=cluster_options(a.cluster.port), server_name="B", **MONITORED
     )
-    await wait_for(lambda: routed(a, b))
+    await wait_for(lambda: routed(a, b) and carrier(a, b) and carrier(b, a))  # (pools up)
     yield a, b
     a.shutdown()
     b.shutdown()
@@ -338,7 +345,7 @@ async def assert_route_carries(a, b, subject: bytes) -> None:
 async def test_a_route_whose_rs_plus_raises_is_redialed(pair, monkeypatch, log_file):
     path = log_file()
     a, b = pair
-    old = b.cluster.routes[a.server_id]
+    old = carrier(b, a)
     failed = inject(monkeypatch, RouteConnection, "_on_rsub", lambda event: event[1] == b"boom")
     sub = await client(a)
     await sub.send(b"SUB boom 1\r\n")  # A tells B (RS+ $G boom): B's route raises once
@@ -347,7 +354,7 @@ async def test_a_route_whose_rs_plus_raises_is_redialed(pair, monkeypatch, log_f
     assert failed == [old] and old.closed_reason == "Internal Error"
     assert_reported_once(path, f"127.0.0.1:{old.peer_port} - rid:{old.cid}")
     assert await internal_errors(b) == 1 and await internal_errors(a) == 0
-    await wait_for(lambda: routed(a, b) and b.cluster.routes[a.server_id] is not old)
+    await wait_for(lambda: routed(a, b) and carrier(b, a) not in (None, old))
     # The new route carries the interest again (the dump), and messages flow both ways.
     await wait_for(lambda: has_remote_interest(b, b"boom"))
     pub = await client(b)
@@ -361,7 +368,7 @@ async def test_a_route_whose_rs_plus_raises_is_redialed(pair, monkeypatch, log_f
 async def test_an_accepted_route_whose_rmsg_raises_is_redialed(pair, monkeypatch, log_file):
     path = log_file()
     a, b = pair
-    old = a.cluster.routes[b.server_id]
+    old = carrier(a, b)
     failed = inject(monkeypatch, RouteConnection, "_on_rmsg", lambda event: event[1] == b"boom")
     sub, pub = await client(a), await client(b)
     await sub.send(b"SUB boom 1\r\n")
@@ -374,7 +381,7 @@ async def test_an_accepted_route_whose_rmsg_raises_is_redialed(pair, monkeypatch
     assert_reported_once(path, f"127.0.0.1:{old.peer_port} - rid:{old.cid}")
     assert await internal_errors(a) == 1
     # The route's remote interest went with it, and came back with the new route.
-    await wait_for(lambda: routed(a, b) and a.cluster.routes[b.server_id] is not old)
+    await wait_for(lambda: routed(a, b) and carrier(a, b) not in (None, old))
     assert not old.remote_subs
     await assert_route_carries(a, b, b"boom")
     await assert_serving(a)
@@ -387,10 +394,10 @@ async def test_a_failing_route_close_hook_leaves_nothing_behind(pair, monkeypatc
     await sub.send(b"SUB remote 1\r\n")
     await sub.ping_pong()
     await wait_for(lambda: has_remote_interest(a, b"remote"))
-    route = a.cluster.routes[b.server_id]
-    failed = inject(monkeypatch, RouteTotals, "retire", lambda route: route.server is a)
+    route = carrier(a, b)
+    failed = inject(monkeypatch, RouteTotals, "retire", lambda closing: closing is route)
     b.shutdown()  # A's route reads EOF and closes; its unregister step raises
-    await wait_for(lambda: failed and not a.cluster.routes)
+    await wait_for(lambda: failed and not a.cluster.routes and not a.cluster.pools)
     assert not has_remote_interest(a, b"remote") and a.sublist.count == 0
     assert route.closed_reason is not None
     assert_reported_once(path, f"127.0.0.1:{route.peer_port} - rid:{route.cid}")

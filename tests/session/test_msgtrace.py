@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 import trio
 
+from tests.cluster.test_cluster import carrier
 from tests.helpers import NatsServerProcess, RawClient, free_port, start_trionats
 from trionats.config.load import load as load_config
 from trionats.core import msgtrace
@@ -364,7 +365,7 @@ async def _wait(condition) -> None:
 async def _routed_pair(nursery):
     a = await start_trionats(nursery, cluster=_cluster(), server_name="A")
     b = await start_trionats(nursery, cluster=_cluster(a.cluster.port), server_name="B")
-    await _wait(lambda: a.cluster.routes and b.cluster.routes)
+    await _wait(lambda: carrier(a, b) and carrier(b, a))  # (the pools' $G connections up)
     return a, b
 
 
@@ -392,7 +393,7 @@ async def test_a_routed_trace_reports_both_servers(nursery, only):
     here, there = by_server["A"], by_server["B"]
     assert here["hops"] == 1 and "hops" not in there
     assert here["server"]["cluster"] == "C"
-    route_a = a.cluster.routes[b.server_id]
+    route_a = carrier(a, b)  # (the pool connection carrying $G)
     assert here["events"][1:] == [{"type": "eg", "ts": here["events"][1]["ts"], "kind": 1,
                                    "cid": route_a.cid, "name": "B", "hop": "1"}]  # fmt: skip
     assert there["request"]["header"]["Nats-Trace-Hop"] == ["1"]
@@ -409,7 +410,7 @@ async def test_a_routed_trace_reports_both_servers(nursery, only):
 async def test_a_peer_without_tracing_is_reported(nursery):
     """A route peer at protocol 2 (older servers) is told nothing of a trace-only message."""
     a, b = await _routed_pair(nursery)
-    route = a.cluster.routes[b.server_id]
+    route = carrier(a, b)
     route.remote_info = route.remote_info | {"proto": 2}
     sub = await client(b.port)
     tracer = await client(a.port)

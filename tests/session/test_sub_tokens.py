@@ -109,9 +109,9 @@ async def test_route_interest_is_not_limited(server_factory):
     await peer.send(
         b'CONNECT {"name":"PEER","cluster":"C"}\r\n'
         b'INFO {"server_id":"PEER","server_name":"peer","cluster":"C","port":1}\r\n'
-        b"RS+ $G a.b.c.d\r\nPING\r\n"
+        b"RS+ $G a.b.c.d\r\n"
     )
-    await peer.expect(b"PONG\r\n")
+    await peer.ping_pong()  # (after the system account's interest, sent to the new peer)
     result = server.sublist.match(b"a.b.c.d")
     assert [sub.client.is_route for sub in result.psubs] == [True]
     await peer.stream.aclose()

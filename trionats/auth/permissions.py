@@ -32,6 +32,11 @@ def _entries(patterns) -> tuple[tuple[bytes, bytes], ...]:
     return tuple(out)
 
 
+def _entry_text(entry: tuple[bytes, bytes]) -> str:
+    subject, queue = entry
+    return (subject + b" " + queue).decode() if queue else subject.decode()
+
+
 def _any_match(patterns: tuple[bytes, ...], subject: bytes) -> bool:
     for pattern in patterns:
         if subject_matches(pattern, subject):
@@ -74,6 +79,25 @@ class CompiledPermissions:
                 self.sub_allow = _entries(subscribe.allow)
             self.sub_deny = _entries(subscribe.deny)
         self.delivery_deny = tuple(subject for subject, queue in self.sub_deny if not queue)
+
+    def public(self) -> dict:
+        """nats-server's publicPermissions, as a user-info request shows them: each list
+        present when configured (subscribe entries as "subject [queue]"), sorted."""
+        publish: dict = {}
+        subscribe: dict = {}
+        if self.pub_allow:
+            publish["allow"] = sorted(s.decode() for s in self.pub_allow)
+        if self.pub_deny:
+            publish["deny"] = sorted(s.decode() for s in self.pub_deny)
+        if self.sub_allow:
+            subscribe["allow"] = sorted(_entry_text(e) for e in self.sub_allow)
+        if self.sub_deny:
+            subscribe["deny"] = sorted(_entry_text(e) for e in self.sub_deny)
+        body = {"publish": publish, "subscribe": subscribe}
+        if self.responses is not None:
+            body["responses"] = {"max": self.responses.max_msgs,
+                                 "ttl": round(self.responses.expires * 1e9)}  # fmt: skip
+        return body
 
     def can_publish(self, subject: bytes) -> bool:
         """The static verdict (without allow_responses)."""

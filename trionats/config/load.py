@@ -510,7 +510,7 @@ ACCOUNT_NOT_YET = {
 #: An export's keys beside `stream`/`service` that trionats does not act on: refused.
 EXPORT_NOT_YET = {"latency", "account_token_position", "allow_trace"}
 #: The same for an import.
-IMPORT_NOT_YET = {"share", "allow_trace"}
+IMPORT_NOT_YET = {"allow_trace"}
 
 ROUTE_AUTHORIZATION = Schema.of(
     opts.RouteAuthorization,
@@ -601,6 +601,228 @@ WEBSOCKET = Schema.of(
 )
 
 
+# --- leafnodes {} (trionats/leaf/) ------------------------------------------------------------
+
+
+def _leaf_compression(value: Any) -> str:
+    """leafnodes/remote `compression`: trionats never compresses, so only off is taken (a
+    peer asking for S2 is answered with off, which nats-server accepts)."""
+    if isinstance(value, dict):
+        modes = [item for key, item in value.items() if key.lower() == "mode"]
+        value = modes[-1] if modes else "s2_auto"
+    if value is False or (isinstance(value, str) and value.lower() in ("off", "disabled", "false")):
+        return "off"
+    if isinstance(value, bool) or (isinstance(value, str) and value.lower() in _COMPRESSION_MODES):
+        raise _Bad(f"compression {value!r} is not supported by trionats (only off)")
+    raise _Bad(f"unknown compression mode {value!r}")
+
+
+def _leaf_min_version(value: Any) -> str:
+    """nats-server's checkLeafMinVersionConfig: a version of at least 2.8.0."""
+    text = _str(value)
+    match = re.fullmatch(r"v?(\d+)\.(\d+)\.(\d+)(?:-.*)?", text)
+    if match is None:
+        raise _Bad(f"invalid leafnode's minimum version: invalid semver {text!r}")
+    if tuple(int(part) for part in match.groups()) < (2, 8, 0):
+        raise _Bad("the minimum version should be at least 2.8.0")
+    return text
+
+
+def _leaf_seed(value: Any) -> str:
+    """A remote's `nkey`: a user seed (nats-server's message, without the seed: a secret)."""
+    from ..leaf.credentials import is_user_seed
+
+    seed = _str(value)
+    if not is_user_seed(seed):
+        raise _Bad("Remote leafnode nkey is not a valid seed")
+    return seed
+
+
+def _leaf_public_nkey(value: Any) -> str:
+    from ..auth.nkeys import is_user_nkey
+
+    nkey = _str(value)
+    if not is_user_nkey(nkey):
+        raise _Bad("Not a valid public nkey for leafnode authorization")
+    return nkey
+
+
+def _path(value: Any) -> str:
+    """A file path, `~` expanded (nats-server's expandPath)."""
+    return str(Path(_str(value)).expanduser())
+
+
+def _leaf_urls(value: Any) -> tuple[str, ...]:
+    """A remote's `url`/`urls`: nats://, tls:// (or no scheme); websocket remotes are
+    refused (trionats dials leaves over TCP only)."""
+    urls = _strings(value)
+    for url in urls:
+        text = url.strip()
+        scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+        if scheme in ("ws", "wss"):
+            raise _Bad(f"websocket remote {redact_urls(text)!r} is not supported by trionats")
+        try:
+            parts = urllib.parse.urlsplit(text if "://" in text else f"nats://{text}")
+            parts.port  # noqa: B018 (raises for a bad port)
+        except ValueError:
+            raise _Bad(f'error parsing leafnode url ["{redact_urls(text)}"]') from None
+        if not parts.hostname:
+            raise _Bad(f'error parsing leafnode url ["{redact_urls(text)}"]')
+    return urls
+
+
+def _not_yet(why: str) -> Callable[[Any, dict], None]:
+    """A key nats-server takes and trionats does not act on yet: refused, saying what."""
+
+    def refuse(value: Any, out: dict) -> None:
+        raise _Bad(f"not supported by trionats yet ({why})")
+
+    return refuse
+
+
+LEAF_USER = Schema.of(
+    opts.LeafUser,
+    [
+        (("user", "username"), Field("user", _str)),
+        (("pass", "password"), Field("password", _str)),
+        (("account",), Field("account", _str)),
+    ],
+)
+
+LEAF_AUTHORIZATION = Schema.of(
+    opts.LeafAuthorization,
+    [
+        (("user", "username"), Field("user", _str)),
+        (("pass", "password"), Field("password", _str)),
+        (("users",), Field("users", block=LEAF_USER)),
+        (("account",), Field("account", _str)),
+        (("timeout",), Field("timeout", _seconds)),
+        (("nkey",), Field("nkey", _leaf_public_nkey)),
+        (("proxy_required",), Field("", setter=_not_yet("proxies"))),
+    ],
+)
+
+LEAF_REMOTE = Schema.of(
+    opts.LeafRemote,
+    [
+        (("url", "urls"), Field("urls", _leaf_urls)),
+        (("account", "local"), Field("account", _str)),
+        (("credentials", "creds"), Field("credentials", _path)),
+        (("nkey", "seed"), Field("nkey", _leaf_seed)),
+        (("tls",), Field("tls", block=TLS)),
+        (("deny_imports", "deny_import"), Field("deny_imports", _strings)),
+        (("deny_exports", "deny_export"), Field("deny_exports", _strings)),
+        (("no_randomize", "dont_randomize"), Field("no_randomize", _bool)),
+        (("hub",), Field("hub", _bool)),
+        (("compression",), Field("", setter=lambda value, out: _leaf_compression(value))),
+        (("first_info_timeout",), Field("first_info_timeout", _duration)),
+        (("dial_timeout",), Field("dial_timeout", _duration)),
+        (("disabled",), Field("disabled", _bool)),
+        (("ignore_discovered_servers",), Field("ignore_discovered_servers", _bool)),
+    ],
+)
+
+#: Keys of a remote that nats-server takes and trionats does not act on yet: refused.
+LEAF_REMOTE_NOT_YET = {
+    "ws_compress": "websocket remotes", "ws_compression": "websocket remotes",
+    "websocket_compress": "websocket remotes", "websocket_compression": "websocket remotes",
+    "ws_no_masking": "websocket remotes", "websocket_no_masking": "websocket remotes",
+    "jetstream_cluster_migrate": "JetStream", "js_cluster_migrate": "JetStream",
+    "isolate_leafnode_interest": "interest isolation", "isolate": "interest isolation",
+    "request_isolation": "interest isolation", "proxy": "HTTP proxies",
+}  # fmt: skip
+
+LEAFNODES = Schema.of(
+    opts.LeafnodeOptions,
+    [
+        (("listen",), Field("", setter=_host_port("host", "port"))),
+        (("host", "net"), Field("host", _str)),
+        (("port",), Field("port", _int)),
+        (("advertise", "leafnode_advertise"), Field("advertise", _str)),
+        (("no_advertise",), Field("no_advertise", _bool)),
+        (("authorization",), Field("authorization", block=LEAF_AUTHORIZATION)),
+        (("tls",), Field("tls", block=TLS)),
+        (("reconnect", "reconnect_delay", "reconnect_interval"), Field("reconnect", _duration)),
+        (("dial_timeout",), Field("dial_timeout", _duration)),
+        (("compression",), Field("compression", _leaf_compression)),
+        (("remotes",), Field("remotes", block=LEAF_REMOTE)),
+        (("min_version", "minimum_version"), Field("min_version", _leaf_min_version)),
+        (("write_deadline",), Field("write_deadline", _duration)),
+        (("write_timeout",), Field("write_timeout", _write_timeout)),
+        (("isolate_leafnode_interest", "isolate"), Field("", setter=_not_yet("interest isolation"))),
+    ],
+)
+
+def _convert_leaf_list(schema: Schema, value: Any, problems: list[Problem], key: str) -> list:
+    """`leafnodes.remotes` and `leafnodes.authorization.users`: a list of maps, each walked
+    with its own positions; keys trionats does not act on are refused by name."""
+    if not isinstance(value, list):
+        raise _Bad(f"Expected {key} field to be an array, got {_kind(value)}")
+    entries = []
+    for item in value:
+        if not isinstance(item, dict):
+            raise _Bad(f"Expected {key} entries to be maps, got {_kind(item)}")
+        positions = getattr(item, "positions", {})
+        known = {}
+        for name, inner in item.items():
+            why = LEAF_REMOTE_NOT_YET.get(name.lower()) if schema is LEAF_REMOTE else None
+            if why is not None:
+                text = f'"leafnodes.remotes.{name}" is not supported by trionats yet: {why}'
+                problems.append(Problem(positions.get(name), text))
+            else:
+                known[name] = inner
+        known = ConfMap(known)
+        known.positions = positions
+        known.variables = getattr(item, "variables", set())
+        block: dict = {}
+        _walk(schema, known, block, problems, f" in {key}")
+        if schema is LEAF_REMOTE and not any(name.lower() in ("url", "urls") for name in item):
+            where = next(iter(positions.values()), None)
+            problems.append(Problem(where, "leafnode remote requires at least one url"))
+        entries.append(block)
+    return entries
+
+
+def _check_leafnodes(conf_out: dict, problems: list[Problem], positions: dict) -> None:
+    """nats-server's validateLeafNode rules that span keys: accounts named must exist,
+    one user or a users list, no duplicate remotes, remotes with URLs."""
+    leaf = conf_out.get("leafnodes")
+    if not isinstance(leaf, dict):
+        return
+    where = positions.get("leafnodes")
+    names = {account.get("name") for account in conf_out.get("accounts", ())
+             if isinstance(account, dict)}  # fmt: skip
+    names |= {"", GLOBAL_ACCOUNT}
+    if not conf_out.get("no_system_account") and conf_out.get("system_account", "$SYS") == "$SYS":
+        names.add("$SYS")
+    auth = leaf.get("authorization")
+    if isinstance(auth, dict):
+        if auth.get("users") and (auth.get("user") or auth.get("password")):
+            problems.append(Problem(where, "can not have a single user/pass and a users array"))
+        seen = set()
+        for user in auth.get("users", ()):
+            name = user.get("user", "")
+            if name in seen:
+                problems.append(Problem(where, f'duplicate user "{name}" detected in leafnode authorization'))
+            seen.add(name)
+        accounts = [auth.get("account", "")] + [user.get("account", "") for user in auth.get("users", ())]
+        for account in accounts:
+            if account not in names:
+                problems.append(Problem(where, f'cannot find local account "{account}" specified in leafnode authorization'))
+    seen_remotes = set()
+    for remote in leaf.get("remotes", ()):
+        urls = remote.get("urls", ())
+        account = remote.get("account", "")
+        if account not in names:
+            problems.append(Problem(where, f'cannot find local account "{account}" specified in leafnode remote'))
+        if remote.get("credentials") and remote.get("nkey"):
+            problems.append(Problem(where, "Remote leafnode can not have both creds and nkey defined"))
+        key = (account or GLOBAL_ACCOUNT, tuple(urls))
+        if key in seen_remotes:
+            problems.append(Problem(where, f"duplicate remote {redact_urls(', '.join(urls))}"))
+        seen_remotes.add(key)
+
+
 def _trace_verbose(value: Any, out: dict) -> None:
     """trace_verbose sets trace too, as in nats-server."""
     out["trace_verbose"] = out["trace"] = _bool(value)
@@ -656,6 +878,7 @@ OPTIONS = Schema.of(
         (("allow_non_tls",), Field("allow_non_tls", _bool)),
         (("cluster",), Field("cluster", block=CLUSTER)),
         (("websocket", "ws"), Field("websocket", block=WEBSOCKET)),
+        (("leafnodes", "leaf"), Field("leafnodes", block=LEAFNODES)),
         (("accounts",), Field("accounts", block=ACCOUNT)),
         (("system_account", "system"), Field("system_account", _str)),
         (("no_system_account", "no_system", "no_sys_acc"), Field("no_system_account", _bool)),
@@ -672,7 +895,7 @@ OPTIONS = Schema.of(
 
 #: nats-server features outside trionats' scope: named, so they are not mistaken for typos.
 OUT_OF_SCOPE = {
-    "jetstream", "leafnodes", "leaf", "gateway", "mqtt",
+    "jetstream", "gateway", "mqtt",
     "trusted", "trusted_keys", "system_account_jwt",
     "prof_port", "proxy_protocol", "proxies", "server_metadata", "trace_headers", "ocsp",
     "ocsp_cache", "default_js_domain", "mappings", "maps", "store_dir", "storedir",
@@ -685,10 +908,6 @@ OUT_OF_SCOPE = {
 NOT_YET: set[str] = set()
 #: The same inside blocks: block key -> its keys not acted on yet.
 NOT_YET_IN: dict[str, set[str]] = {}
-#: Options that give accounts their own routes: parsed, then refused, since trionats routes
-#: carry the global account only so far.
-ACCOUNT_OPTIONS_IN = {"cluster": {"accounts"}}
-_ACCOUNTS_ONLY = "routes carry the global account only"
 
 _converter = cattrs.Converter()
 _converter.register_structure_hook(bool | float, lambda value, _: value)
@@ -718,7 +937,7 @@ def _walk(schema: Schema, conf: dict, out: dict, problems: list[Problem], where:
             elif field.block is not None:
                 out[field.name] = _convert_block(field.block, value, problems, key)
                 if field.block is TLS:
-                    if schema is not CLUSTER:
+                    if schema is not CLUSTER and schema is not LEAFNODES and schema is not LEAF_REMOTE:
                         _client_context_only(value, problems)
                     _check_tls(out[field.name], position, problems)
             else:
@@ -760,6 +979,8 @@ def _convert_block(schema: Schema, value: Any, problems: list[Problem], key: str
     """A nested block (a map), or for `users` a list of maps, or the `accounts` block."""
     if schema is ACCOUNT:
         return _convert_accounts(value, problems)
+    if schema is LEAF_REMOTE or schema is LEAF_USER:
+        return _convert_leaf_list(schema, value, problems, key)
     if schema is USER:
         if not isinstance(value, list):
             raise _Bad(f"expected a list of users, got {_kind(value)}")
@@ -953,6 +1174,11 @@ def _convert_imports(value: Any, where, problems: list[Problem]) -> list[dict]:
                 else:
                     entry[lower] = field
                     entry[f"_{lower}_where"] = pos
+            elif lower == "share":
+                if not isinstance(field, bool):  # (nats-server panics on it)
+                    problems.append(Problem(pos, f"share: expected a boolean, got {_kind(field)}"))
+                else:
+                    entry["share"] = field
             elif lower in IMPORT_NOT_YET:
                 problems.append(Problem(pos, f'"{key}" is not supported by trionats yet (imports)'))
             else:
@@ -971,6 +1197,8 @@ def _convert_imports(value: Any, where, problems: list[Problem]) -> list[dict]:
         elif entry.get("kind"):
             if entry["kind"] == "service":
                 entry.pop("prefix", None)  # (nats-server ignores it)
+            else:
+                entry.pop("share", None)  # (so does it `share` on a stream)
             entry["_where"] = at
             imports.append(entry)
     return imports
@@ -1152,6 +1380,7 @@ def _check_rules(conf_out: dict, problems: list[Problem], positions: dict) -> No
             seen.add((kind, name))
     _check_accounts(conf_out, problems, positions)
     _check_operator_mode(conf_out, problems, positions)
+    _check_leafnodes(conf_out, problems, positions)
     name = conf_out.get("server_name", "")
     if " " in name:
         problems.append(Problem(positions.get("server_name"), "server name cannot contain spaces"))
@@ -1216,9 +1445,6 @@ def options_from_conf(
             for name in value:
                 if name.lower() in NOT_YET_IN.get(key.lower(), ()):
                     text = f'"{key}.{name}" is not supported by trionats yet'
-                    problems.append(Problem(inner.get(name), text))
-                elif name.lower() in ACCOUNT_OPTIONS_IN.get(key.lower(), ()):
-                    text = f'"{key}.{name}" is not supported by trionats yet: {_ACCOUNTS_ONLY}'
                     problems.append(Problem(inner.get(name), text))
     problems.sort(key=_problem_order)
     if warnings is not None:

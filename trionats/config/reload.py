@@ -53,6 +53,7 @@ RELOADABLE = frozenset(
 
 #: nats-server's names for options, as its reload errors print them.
 GO_NAMES = {
+    "leafnodes": "LeafNode",
     "host": "Host",
     "port": "Port",
     "server_name": "ServerName",
@@ -141,6 +142,11 @@ def _check_cluster(old: ClusterOptions | None, new: ClusterOptions | None) -> No
         raise ConfigError("config reload not supported for cluster permissions")
     if old.tls != new.tls:
         raise ConfigError("config reload not supported for cluster tls")
+    # (nats-server re-forms its routes for these; trionats' pools are fixed at start)
+    if old.pool_size != new.pool_size:
+        raise ConfigError("config reload not supported for cluster pool_size")
+    if old.accounts != new.accounts:
+        raise ConfigError("config reload not supported for cluster accounts")
 
 
 def reload_lines(
@@ -307,4 +313,8 @@ def _show(value: object, name: str = "") -> str:
         return "[" + " ".join(key for key, _ in value) + "]"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if name == "leafnodes":  # remote URLs may hold passwords (other secrets have repr=False)
+        from ..logging import redact_urls
+
+        return redact_urls(str(value))
     return str(value)

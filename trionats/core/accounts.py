@@ -10,9 +10,9 @@ does not define it.
 
 Traffic figures (/accstatz) are not counted on the PUB path: each client keeps its own; an
 account's figures are its live clients' plus what it kept of those that left (`client_left`),
-less what clients had done before they joined it (`client_joined`). Routes carry
-the global account only (until accounts cross routes): remote interest and routed messages
-live in `$G`'s sublist.
+less what clients had done before they joined it (`client_joined`). Routes carry every
+account: a route's interest in an account lives in that account's sublist
+(routes/accounts.py).
 
 Pure code: no trio, no I/O.
 """

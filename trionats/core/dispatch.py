@@ -9,8 +9,8 @@ A plan is what one sublist match means for one source: the plain targets (encode
 heads per subscription), the queue groups, and flags saying when message-by-message
 delivery matters. A target is a tuple (subscription, outbound, msg_head, hmsg_head or None
 if the subscriber takes no headers). Route interest appears two ways (route-protocol.md §4):
-a server with plain interest is one more plain target, whose heads are `RMSG $G <subject> `
-and `HMSG $G <subject> `, so it gets one copy however many of its subscriptions match; a
+a server with plain interest is one more plain target, whose heads are `RMSG <account> <subject> `
+and `HMSG <account> <subject> ` (the route as that account sees it names it), so it gets one copy however many of its subscriptions match; a
 remote queue group's members are entries whose outbound is None, one per unit of the
 group's weight, and picking one means "forward to that server, naming the group".
 An import between accounts (core/imports.py) appears as a `Bridge`: a subscription's
@@ -133,17 +133,24 @@ class Dispatcher:
     subscribers only, and name the queue groups to serve); `clock` gives the time for
     reply grants. A client sets `echo` from its CONNECT and `may_publish` (its publish
     permission verdict for a subject) from its identity, and calls `forget` then.
-    `tracer` publishes a traced message's record (None: nothing is traced).
+    `tracer` publishes a traced message's record (None: nothing is traced). `local`: the
+    messages go to this server's subscribers only, never to routes (an import's way into
+    another account: peers are sent the message in the account it was published in).
     """
 
     def __init__(self, source, sublist, stats, clock, *, inbound: bool = False,
-                 tracer=None) -> None:  # fmt: skip
+                 tracer=None, local: bool = False) -> None:  # fmt: skip
         self.source = source
         self.tracer = tracer
         self.sublist = sublist
         self.stats = stats
         self.clock = clock
         self.inbound = inbound
+        self.local = local
+        #: Whether this source's messages may go on to routes (a client's; a leaf's whose
+        #: hub we are; never a `local` one's). Leaf connections decide for themselves
+        #: (`reachable_from`).
+        self.to_routes = not inbound and not local
         self.echo = True
         self.may_publish = None
         self._plans: dict[bytes, Plan] = {}
@@ -171,6 +178,7 @@ class Dispatcher:
         result = self.sublist.match(subject)
         source = self.source
         inbound = self.inbound
+        to_routes = self.to_routes
         echo = self.echo
         clock = self.clock
         local = []  # every local target, for the plan's flags
@@ -183,7 +191,10 @@ class Dispatcher:
             if isinstance(client, Bridge):
                 bridges.append(client)
             elif client.is_route:
-                if not inbound:  # a routed message never goes on to another server
+                # A routed message never goes on to another route (one hop); a leaf says
+                # which sources may reach it.
+                if (client.reachable_from(source, subject) if getattr(client, "is_leaf", False)
+                        else to_routes):  # fmt: skip
                     if routes is None:
                         routes = {}
                     routes[client] = None
@@ -201,10 +212,14 @@ class Dispatcher:
         routed = False
         for members in result.qsubs:
             group = []
+            fallback = None  # members behind leaf connections: picked only if nobody else
             for sub in members:
                 client = sub.client
                 if client.is_route:
-                    if not inbound:
+                    if getattr(client, "is_leaf", False):
+                        if client.reachable_from(source, subject):
+                            fallback = (fallback or []) + remote_members(sub)
+                    elif to_routes:
                         group += remote_members(sub)
                         routed = True
                 elif (echo or client is not source) and (
@@ -213,6 +228,9 @@ class Dispatcher:
                     target = local_target(sub, subject, clock)
                     group.append(target)
                     local.append(target)
+            if not group and fallback:
+                group = fallback
+                routed = True
             if group:
                 if inbound:
                     groups[group[0][0].queue] = tuple(group)
@@ -303,7 +321,8 @@ class Dispatcher:
         if not plan.empty:
             tail = msg_tail(reply, size)
             if plan.routed:
-                delivered = self._run_routed(plan, subject, reply, parts, tail, size)
+                groups = plan.queues or self._named(plan, queues)
+                delivered = self._run_routed(plan, groups, subject, reply, parts, tail, size)
             else:
                 delivered = _run_to_plain(plan.plain, parts, tail, size)
                 groups = plan.queues or self._named(plan, queues)
@@ -354,7 +373,7 @@ class Dispatcher:
         published. Counts it; returns how many targets got it (trace-only ones included,
         as nats-server counts them)."""
         if plan.routed:
-            picked, forward = _pick_members(plan.queues)
+            picked, forward = _pick_members(plan.queues or self._named(plan, queues))
         else:
             groups = plan.queues or self._named(plan, queues)
             picked = [t for t in map(pick, groups) if t is not None]
@@ -418,7 +437,7 @@ class Dispatcher:
 
     def _deliver(self, plan, subject, reply, header_size, data, queues) -> int:
         if plan.routed:
-            return self._message_routed(plan, subject, reply, header_size, data)
+            return self._message_routed(plan, subject, reply, header_size, data, queues)
         targets = plan.plain
         groups = plan.queues or self._named(plan, queues)
         if groups:
@@ -437,11 +456,12 @@ class Dispatcher:
         groups = plan.groups
         return [groups[name] for name in queues if name in groups]
 
-    def _message_routed(self, plan, subject, reply, header_size, data) -> int:
+    def _message_routed(self, plan, subject, reply, header_size, data, queues=()) -> int:
         """A client's message when a queue group has members on other servers: each server
         a pick landed on gets one RMSG/HMSG naming those groups, which also serves its plain
-        subscribers (so its plain copy is not sent). The one-hop rule: it goes no further."""
-        picked, forward = _pick_members(plan.queues)
+        subscribers (so its plain copy is not sent). The one-hop rule: it goes no further.
+        (A route's or leaf's message picks among the groups it names.)"""
+        picked, forward = _pick_members(plan.queues or self._named(plan, queues))
         targets = [t for t in plan.plain if t[0].client not in forward] if forward else list(plan.plain)
         targets += picked
         if header_size > 0:
@@ -452,7 +472,7 @@ class Dispatcher:
             route.forward(subject, reply, names, header_size if header_size > 0 else -1, data)
         return delivered + len(forward)
 
-    def _run_routed(self, plan, subject, reply, parts, tail, size) -> int:
+    def _run_routed(self, plan, groups, subject, reply, parts, tail, size) -> int:
         """A run whose queue groups have members on other servers: each message picks its
         members as `_message_routed` does; each connection's bytes are joined and queued once."""
         count = len(parts)
@@ -469,9 +489,9 @@ class Dispatcher:
             delivered += count
         shares: dict[int, list] = {}  # id(local member) -> [member, its payloads...]
         chunks: dict = {}  # route -> [RMSG line, payload, ...]
-        lines: dict[tuple, bytes] = {}  # queue names -> the RMSG line naming them
+        lines: dict[tuple, bytes] = {}  # (account token, queue names...) -> the RMSG line
         for part in parts:
-            picked, forward = _pick_members(plan.queues)
+            picked, forward = _pick_members(groups)
             for target in picked:
                 share = shares.get(id(target))
                 if share is None:
@@ -480,10 +500,15 @@ class Dispatcher:
             for route in plain_routes:
                 forward.setdefault(route, [])  # a queue-form copy serves its plain interest too
             for route, names in forward.items():
-                key = tuple(names)
+                leaf = getattr(route, "is_leaf", False)
+                key = (route if leaf else route.token, *names)
                 line = lines.get(key)
                 if line is None:
-                    line = lines[key] = encode.rmsg_line(b"$G", subject, reply, key, -1, size)
+                    if leaf:  # LMSG, no account
+                        line = route.line(subject, reply, tuple(names), -1, size)
+                    else:
+                        line = encode.rmsg_line(route.token, subject, reply, tuple(names), -1, size)
+                    lines[key] = line
                 route_chunks = chunks.get(route)
                 if route_chunks is None:
                     route_chunks = chunks[route] = []
@@ -581,10 +606,16 @@ def local_target(sub, subject: bytes, clock) -> tuple:
 
 
 def route_target(route, subject: bytes) -> tuple:
-    """A server with plain interest in `subject`, as a plain target (one copy per message)."""
-    hhead = b"HMSG $G " + subject + b" " if route.headers else None
+    """A server with plain interest in `subject`, as a plain target (one copy per message).
+    `route` is the route as the plan's account sees it: its heads name that account
+    (`msg_start`: `RMSG <account> `, routes/accounts.py); a leaf connection renders its own
+    (LMSG, no account)."""
+    if getattr(route, "is_leaf", False):
+        head, hhead = route.heads(subject)
+        return (Subscription(route, subject, None, b""), route.outbound, head, hhead)
+    hhead = route.hmsg_start + subject + b" " if route.headers else None
     return (Subscription(route, subject, None, b""), route.outbound,
-            b"RMSG $G " + subject + b" ", hhead)  # fmt: skip
+            route.msg_start + subject + b" ", hhead)  # fmt: skip
 
 
 def remote_members(sub) -> list:

@@ -121,7 +121,9 @@ class StreamImport(Bridge):
         self.exporter = exporter
         self.importer = importer
         self.map = Transform(subject, to)
-        self.dispatch = Dispatcher(self, importer.sublist, _Counters(), clock)
+        # To this server's subscribers only: a peer gets the exporter's message itself (our
+        # announced interest in the exporter, as nats-server's shadow subscriptions).
+        self.dispatch = Dispatcher(self, importer.sublist, _Counters(), clock, local=True)
         self.subscription = Subscription(self, subject, None, b"")
         self.in_msgs = self.in_bytes = 0
         self._busy = False
@@ -147,7 +149,7 @@ class ServiceImport(Bridge):
     their replies mapped through the exporter's `Responses`."""
 
     def __init__(self, importer, exporter, local: bytes, subject: bytes, responses,
-                 response_type: str, threshold: float, clock) -> None:  # fmt: skip
+                 response_type: str, threshold: float, clock, describe=None) -> None:  # fmt: skip
         self.importer = importer
         self.exporter = exporter
         self.map = Transform(local, subject)
@@ -155,9 +157,15 @@ class ServiceImport(Bridge):
         self.response_type = response_type
         self.threshold = threshold
         self.clock = clock
+        #: A shared import (`share: true`): `describe(source, account)` gives the requester's
+        #: full ClientInfo for the request's header; None: its account and RTT only.
+        self.describe = describe
         self.dispatch = Dispatcher(self, exporter.sublist, _Counters(), clock)
         #: Responses go back into the importer through this one.
         self.back = Dispatcher(self, importer.sublist, _Counters(), clock)
+        # The same for messages that came from a route, which go no further (one hop).
+        self.dispatch_local = Dispatcher(self, exporter.sublist, _Counters(), clock, local=True)
+        self.back_local = Dispatcher(self, importer.sublist, _Counters(), clock, local=True)
         self.subscription = Subscription(self, local, None, b"")
         self.in_msgs = self.in_bytes = 0
         self._busy = False
@@ -172,17 +180,21 @@ class ServiceImport(Bridge):
             if reply:
                 reply = self.responses.add(self, reply)
             header_size, data = set_header(REQUEST_INFO, self._request_info(source), header_size, data)
-            dispatch = self.dispatch
+            dispatch = self.dispatch_local if _routed(source) else self.dispatch
             return dispatch.message(dispatch.plan(mapped), mapped, reply, header_size, data)
         finally:
             self._busy = False
 
     def _request_info(self, source) -> bytes:
-        """nats-server's ClientInfo of the requester, unshared: its account and RTT."""
-        info = {"acc": self.importer.name}
-        rtt = int(getattr(source, "rtt", 0) * 1e9)
-        if rtt:
-            info["rtt"] = rtt
+        """nats-server's ClientInfo of the requester: in full for a shared import (of a
+        client), else its account and RTT."""
+        if self.describe is not None and getattr(source, "cid", None) is not None:
+            info = self.describe(source, self.importer.name)
+        else:
+            info = {"acc": self.importer.name}
+            rtt = int(getattr(source, "rtt", 0) * 1e9)
+            if rtt:
+                info["rtt"] = rtt
         return json.dumps(info, separators=(",", ":")).encode()
 
     def __repr__(self) -> str:
@@ -228,19 +240,46 @@ class Responses(Bridge):
             del self.pending[subject]
             if not single:
                 return 0  # past the threshold: dropped
-        back = service.back
+        back = service.back_local if _routed(source) else service.back
         return back.message(back.plan(original), original, reply, header_size, data)
 
     def __repr__(self) -> str:
         return f"<Responses {self.account.name} {self.prefix!r}>"
 
 
-def install(accounts, options, clock) -> list:
+def _routed(source) -> bool:
+    """Whether a message came from a route (it then goes to local subscribers only)."""
+    return source is not None and source.is_route
+
+
+#: The services every account imports from the system account (nats-server's
+#: registerSystemImports): local subject -> the system account's subject (`%s`: the
+#: importing account's name), response type, shared.
+SYSTEM_IMPORTS = (
+    (b"$SYS.REQ.ACCOUNT.PING.CONNZ", "$SYS.REQ.ACCOUNT.%s.CONNZ", STREAM, False),
+    (b"$SYS.REQ.SERVER.PING.CONNZ", "$SYS.REQ.ACCOUNT.%s.CONNZ", STREAM, False),
+    (b"$SYS.REQ.ACCOUNT.PING.STATZ", "$SYS.REQ.ACCOUNT.%s.STATZ", STREAM, False),
+    (b"$SYS.REQ.USER.INFO", "$SYS.REQ.USER.%s.INFO", SINGLETON, True),
+)
+
+
+def install(accounts, options, clock, describe=None) -> list:
     """Set up the configured imports in `accounts` (core/accounts.py) from `options.accounts`
-    (already checked: every import is allowed and names an account): each bridge's
-    subscription inserted where messages come from. Returns the bridges."""
+    (already checked: every import is allowed and names an account), then the system
+    account's services in every account: each bridge's subscription inserted where messages
+    come from. `describe(client, account)` is a requester's ClientInfo for shared imports.
+    Returns the bridges."""
     bridges: list = []
     responses: dict[str, Responses] = {}
+
+    def router(exporter) -> Responses:
+        found = responses.get(exporter.name)
+        if found is None:
+            found = responses[exporter.name] = Responses(exporter, clock)
+            exporter.sublist.insert(found.subscription)
+            bridges.append(found)
+        return found
+
     exports = {account.name: account.exports for account in options.accounts}
     for account_options in options.accounts:
         importer = accounts[account_options.name]
@@ -256,20 +295,42 @@ def install(accounts, options, clock) -> list:
                 exporter.sublist.insert(bridge.subscription)
             else:
                 export = find_export(exports.get(spec.account, ()), "service", spec.subject)
-                router = responses.get(spec.account)
-                if router is None:
-                    router = responses[spec.account] = Responses(exporter, clock)
-                    exporter.sublist.insert(router.subscription)
-                    bridges.append(router)
                 local = (spec.to or spec.subject).encode()
                 bridge = ServiceImport(
-                    importer, exporter, local, subject, router,
+                    importer, exporter, local, subject, router(exporter),
                     export.response_type if export else SINGLETON,
                     export.response_threshold if export and export.response_threshold
-                    else RESPONSE_THRESHOLD, clock,
+                    else RESPONSE_THRESHOLD, clock, describe if spec.share else None,
                 )  # fmt: skip
                 importer.sublist.insert(bridge.subscription)
             bridges.append(bridge)
+    system = accounts.get(accounts.system_account) if accounts.system_account else None
+    if system is not None:
+        if system.name not in responses:  # (its own reply mapping, uncounted as the imports)
+            router(system)
+            system.sublist.count -= 1
+            system.sublist.inserts -= 1
+        for account in accounts:
+            bridges += _install_system_imports(account, system, router(system), clock, describe)
+    return bridges
+
+
+def _install_system_imports(account, system, router: Responses, clock, describe) -> list:
+    """The system account's services in `account` (the system account itself imports only
+    its user info), not counted as the account's subscriptions: nats-server's figures
+    count them, with its internal client's, and trionats leaves both out."""
+    bridges = []
+    for local, subject, response_type, shared in SYSTEM_IMPORTS:
+        if account is system and not shared:
+            continue
+        bridge = ServiceImport(
+            account, system, local, (subject % account.name).encode(), router,
+            response_type, RESPONSE_THRESHOLD, clock, describe if shared else None,
+        )  # fmt: skip
+        account.sublist.insert(bridge.subscription)
+        account.sublist.count -= 1
+        account.sublist.inserts -= 1
+        bridges.append(bridge)
     return bridges
 
 

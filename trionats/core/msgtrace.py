@@ -37,6 +37,7 @@ TRACE_PROTO = 3
 #: Connection kinds, as nats-server numbers them in events.
 CLIENT = 0
 ROUTER = 1
+LEAF = 4  # (nats-server's kinds: CLIENT, ROUTER, GATEWAY, SYSTEM, LEAF, ...)
 
 #: Egress errors, nats-server's texts.
 ONLY_NO_SUPPORT = "Not delivered because remote does not support message tracing"
@@ -111,7 +112,7 @@ class Trace:
         self.headers = headers
         self.size = len(data) - 2
         #: The account the message was published in: its ingress names it, and the event is
-        #: published there (routes carry `$G` only).
+        #: published there (a route's account is the one its message named).
         self.account = "$G"
         #: The hop this server was reached by (from a route's `Nats-Trace-Hop`), and how
         #: many servers it forwarded the message to.
@@ -234,6 +235,8 @@ def _valid_publish_subject(subject: bytes) -> bool:
 
 
 def _kind(conn) -> int:
+    if getattr(conn, "is_leaf", False):
+        return LEAF
     return ROUTER if conn.is_route else CLIENT
 
 

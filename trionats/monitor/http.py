@@ -28,7 +28,7 @@ from ..containment import contained, report
 from ..listeners import accept_forever
 from ..logging import peer_fields
 from ..protocol import encode
-from . import disabled, gnatsd, metrics, runtime, snapshots
+from . import disabled, gnatsd, leafz, metrics, runtime, snapshots
 from .snapshots import Clock, QueryError
 
 
@@ -133,6 +133,8 @@ class Monitor:
                 return Response(200, [("Content-Type", metrics.CONTENT_TYPE)], text.encode())
             if endpoint == "accstatz":
                 return json_response(snapshots.accstatz(server, query, clock))
+            if endpoint == "leafz" and server.leafnodes is not None:
+                return json_response(leafz.leafz(server, query, clock))
             if endpoint in _FEATURES_OFF:
                 return json_response(_FEATURES_OFF[endpoint](server.server_id, query, clock))
             if endpoint == "ipqueuesz":
@@ -177,7 +179,8 @@ class Monitor:
         }
         for endpoint, health_query in _EXPORTER_HEALTHZ:
             bodies[endpoint] = snapshots.healthz(server, health_query)[1]
-        return metrics.exposition(varz, routez) + gnatsd.exposition(
+        leafs = leafz.leafz(server, {}, clock) if server.leafnodes is not None else None
+        return metrics.exposition(varz, routez, leafs) + gnatsd.exposition(
             bodies, varz["server_id"], namespace
         )
 

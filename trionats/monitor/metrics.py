@@ -34,6 +34,7 @@ FAMILIES = (
     ("out_client_bytes_total", "counter", "out_client_bytes", "Payload bytes sent to clients."),
     ("routes", "gauge", "routes", "Route connections currently open."),
     ("remotes", "gauge", "remotes", "Servers this server has a route to."),
+    ("leafnodes", "gauge", "leafnodes", "Leaf node connections currently open."),
     ("mem_bytes", "gauge", "mem", "Resident memory of the server process in bytes."),
     ("cpu_percent", "gauge", "cpu", "CPU use of the server process in percent."),
     ("uptime_seconds", "gauge", None, "Seconds since the server started."),
@@ -52,11 +53,22 @@ ROUTE_FAMILIES = (
 )  # fmt: skip
 
 
+#: (metric name, type, /leafz leaf field, help text): one sample per leaf node connection.
+LEAF_FAMILIES = (
+    ("leaf_in_msgs_total", "counter", "in_msgs", "Messages received over the leaf connection."),
+    ("leaf_in_bytes_total", "counter", "in_bytes", "Payload bytes received over the leaf connection."),
+    ("leaf_out_msgs_total", "counter", "out_msgs", "Messages sent over the leaf connection."),
+    ("leaf_out_bytes_total", "counter", "out_bytes", "Payload bytes sent over the leaf connection."),
+    ("leaf_subscriptions", "gauge", "subscriptions", "Subjects and queue groups the peer is interested in."),
+    ("leaf_rtt_seconds", "gauge", "rtt", "Round-trip time of the leaf connection's last PING."),
+)  # fmt: skip
+
+
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def exposition(varz: dict, routez: dict | None = None) -> str:
+def exposition(varz: dict, routez: dict | None = None, leafz: dict | None = None) -> str:
     """The metrics text for one /varz snapshot and, if given, the matching /routez one.
 
     A family whose field the snapshot lacks is left out, as are route families without routes.
@@ -89,6 +101,17 @@ def exposition(varz: dict, routez: dict | None = None) -> str:
             route_labels = (f'{labels},remote_id="{_label(route["remote_id"])}",'
                             f'remote_name="{_label(route["remote_name"])}"')  # fmt: skip
             lines.append(f"{PREFIX}{name}{{{route_labels}}} {_number(value)}")
+    leafs = (leafz or {}).get("leafs") or []
+    for name, kind, field, text in LEAF_FAMILIES if leafs else ():
+        lines.append(f"# HELP {PREFIX}{name} {text}")
+        lines.append(f"# TYPE {PREFIX}{name} {kind}")
+        for leaf in leafs:
+            value = leaf[field]
+            if field == "rtt":
+                value = go_duration_seconds(value)
+            leaf_labels = (f'{labels},leaf_id="{leaf["id"]}",leaf_name="{_label(leaf["name"])}",'
+                           f'account="{_label(leaf["account"])}"')  # fmt: skip
+            lines.append(f"{PREFIX}{name}{{{leaf_labels}}} {_number(value)}")
     return "\n".join(lines) + "\n"
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import platform
 import re
+import urllib.parse
 
 from .. import defaults
 from ..protocol.subjects import subject_matches
@@ -20,9 +21,6 @@ from ..protocol.subjects import subject_matches
 DEFAULT_LIST_SIZE = 1024
 
 GLOBAL_ACCOUNT = "$G"
-
-#: The pool_size /varz reports: trionats opens one route per peer, as `pool_size: -1` does.
-NO_ROUTE_POOL = -1
 
 _NS = 1_000_000_000
 
@@ -504,11 +502,11 @@ def subsz(server, query: dict, clock: Clock) -> dict:
 
 
 def open_routes(server) -> list:
-    """The registered route connections by rid: one per peer server (trionats never pools)."""
+    """The registered route connections by rid: every pool connection and pinned route."""
     cluster = getattr(server, "cluster", None)
     if cluster is None:
         return []
-    return sorted(cluster.routes.values(), key=lambda route: route.cid)
+    return sorted(cluster.connections(), key=lambda route: route.cid)
 
 
 def routez(server, query: dict, clock: Clock) -> dict:
@@ -558,6 +556,8 @@ def _route_info(route, clock: Clock, subs: bool, detail: bool) -> dict:
         ]
     elif remote and subs:
         info["subscriptions_list"] = [_text(s.subject) for s in remote]
+    if route.pinned_account:  # a route pinned to one account
+        info["account"] = route.pinned_account
     info["compression"] = "off"  # trionats does not compress routes
     return info
 
@@ -565,7 +565,7 @@ def _route_info(route, clock: Clock, subs: bool, detail: bool) -> dict:
 def _route_sid(sub) -> str:
     """nats-server's key of a remote subscription: `R <account> <subject>[ <queue>]`."""
     queue = " " + _text(sub.queue) if sub.queue else ""
-    return f"R {GLOBAL_ACCOUNT} {_text(sub.subject)}{queue}"
+    return f"R {_text(sub.client.name)} {_text(sub.subject)}{queue}"
 
 
 class RouteTraffic:
@@ -605,8 +605,7 @@ def cluster_varz(server) -> dict:
     if cluster.urls:
         block["urls"] = [url.hostport for url in cluster.urls]
     block["tls_timeout"] = go_float(defaults.TLS_TIMEOUT)  # cluster TLS is not supported yet
-    # One connection per peer: nats-server's pool_size for "pooling disabled".
-    block["pool_size"] = NO_ROUTE_POOL
+    block["pool_size"] = cluster.pool_size  # (-1: pooling off)
     if options.write_deadline:
         block["write_deadline"] = round(options.write_deadline * _NS)
     if options.write_timeout in ("close", "retry"):
@@ -714,7 +713,7 @@ def accstatz(server, query: dict, clock: Clock) -> dict:
 def _accstatz_of_accounts(server, registry, unused: bool, clock: Clock) -> dict:
     """/accstatz with an `accounts` block: each account's figures are its clients' (open
     ones, and what it kept of those gone); the global account has the rest of the server's
-    totals, which is where route traffic is (routes carry `$G` only)."""
+    totals, which is where route traffic is counted."""
     clients: dict[str, list] = {account.name: [] for account in registry}
     for client in list(server.clients.values()):
         clients.setdefault(_account_name(client), []).append(client)
@@ -848,7 +847,7 @@ def varz(server, clock: Clock, *, start_ns: int, process: dict, http_port: int,
     body.update(
         cluster=cluster_varz(server),
         gateway={},
-        leaf={},
+        leaf=_leaf_varz(server),
         mqtt={},
         websocket=websocket_varz(server),
         jetstream={},
@@ -869,7 +868,7 @@ def varz(server, clock: Clock, *, start_ns: int, process: dict, http_port: int,
         total_connections=stats.total_connections,
         routes=len(routes),
         remotes=len({route.remote_id for route in routes}),
-        leafnodes=0,
+        leafnodes=_leaf_count(server),
         in_msgs=stats.in_msgs,
         in_bytes=stats.in_bytes,
         in_client_msgs=max(stats.in_msgs - routed.in_msgs, 0),
@@ -914,6 +913,59 @@ def cpu_percent(cpu_seconds: float, wall_seconds: float) -> float:
     ticks = round(cpu_seconds * 100)
     per_mille = int(ticks * 1000 / 100 / wall_seconds) if wall_seconds > 0 else 0
     return per_mille / 10.0
+
+
+# --- leaf nodes (/varz `leaf`; /leafz is monitor/leafz.py) ------------------------------
+
+
+def _leaf_varz(server) -> dict:
+    """/varz `leaf`: the listener (host, port, timeouts) and each remote (its account, URLs
+    without credentials, its deny rules), empty fields left out as Go's omitempty does."""
+    options = server.options.leafnodes
+    if options is None:
+        return {}
+    body: dict = {}
+    if options.port:
+        nodes = getattr(server, "leafnodes", None)
+        auth = options.authorization
+        body["host"] = options.host
+        body["port"] = nodes.port if nodes is not None and nodes.port else options.port
+        body["auth_timeout"] = go_float(auth.timeout if auth and auth.timeout else defaults.AUTH_TIMEOUT)
+        tls = options.tls
+        body["tls_timeout"] = go_float(tls.timeout if tls and tls.timeout > 0 else defaults.TLS_TIMEOUT)
+        if tls is not None:
+            body["tls_required"] = True
+            if tls.verify or tls.verify_and_map:
+                body["tls_verify"] = True
+    remotes = []
+    for remote in options.remotes:
+        entry: dict = {"local_account": remote.account or "$G",
+                       "urls": [_host_port(url) for url in remote.urls]}  # fmt: skip
+        deny = {}
+        if remote.deny_exports:
+            deny["exports"] = list(remote.deny_exports)
+        if remote.deny_imports:
+            deny["imports"] = list(remote.deny_imports)
+        if deny:
+            entry["deny"] = deny
+        remotes.append(entry)
+    if remotes:
+        body["remotes"] = remotes
+    return body
+
+
+def _host_port(url: str) -> str:
+    """A remote URL as /varz shows it: host:port, never the credentials."""
+    text = url.strip()
+    parts = urllib.parse.urlsplit(text if "://" in text else f"nats://{text}")
+    host = parts.hostname or ""
+    port = parts.port or defaults.LEAF_DEFAULT_PORT
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _leaf_count(server) -> int:
+    nodes = getattr(server, "leafnodes", None)
+    return len(nodes.connections) if nodes is not None else 0
 
 
 def go_float(value: float):

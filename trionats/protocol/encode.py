@@ -154,9 +154,10 @@ def rmsg_line(
     size: int,
 ) -> bytes:
     """The control line of a routed message: RMSG (header_size < 0) or HMSG, in the
-    plain form, or with `+ reply q...` / `| q...` when queue groups are named."""
+    plain form, or with `+ reply q...` / `| q...` when queue groups are named. An empty
+    `account` is left out (a route pinned to one account names none)."""
     op = b"RMSG" if header_size < 0 else b"HMSG"
-    parts = [op, account, subject]
+    parts = [op, account, subject] if account else [op, subject]
     if queues:
         parts += [b"+", reply] if reply else [b"|"]
         parts += list(queues)

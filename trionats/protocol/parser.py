@@ -741,7 +741,9 @@ def _indicated(args: list[bytes], first: int, sizes: int, arg: bytes) -> tuple[b
 class RouteParser(Parser):
     """Parser of what a route peer (another server) sends: RS+/RS-, RMSG/HMSG, LS+/LS-/LMSG.
 
-    Account names are always in the line (trionats opens no pinned-account routes). The
+    Account names are in the line, except on a route pinned to one account (`pin`): its
+    RS+/RS-/RMSG/HMSG lines name none, and are read as naming that one (nats-server puts
+    the route's account in front of the line's arguments). The
     control line may be ROUTE_CONTROL_LINE_FACTOR times the client limit; routed messages
     have no payload limit. A malformed line closes the route without -ERR, as in nats-server.
     `origin_unsubs`: the peer sends LS- with the leaf origin (only if we announced `lnocu`).
@@ -801,6 +803,13 @@ class RouteParser(Parser):
         )
         self.origin_unsubs = origin_unsubs
         self._client_line = (OP_PUB, b"")  # the last client PUB/HPUB line read
+        #: The account of a route pinned to one (its lines name none); b"" otherwise.
+        self.account = b""
+
+    def pin(self, account: bytes) -> None:
+        """From now on the lines name no account: they are `account`'s."""
+        self.account = account
+        self._forget()  # (heads decoded so far named their own)
 
     def _wait_payload(
         self, buf: bytes, start: int, end: int, kind: type, fields: tuple, size: int
@@ -828,6 +837,8 @@ class RouteParser(Parser):
             self._client_line = (op, arg)  # for _wait_payload
             return RMsg, (b"", subject, reply, (), header_size), size
         args = _split_args(arg)
+        if self.account and (op is OP_RMSG or op is OP_HMSG):
+            args.insert(0, self.account)
         count = len(args)
         if op is OP_RMSG:
             if count < 3:
@@ -875,6 +886,8 @@ class RouteParser(Parser):
         if op is OP_UNSUB:
             op = OP_RUNSUB
         args = _split_args(arg)
+        if self.account and (op is OP_RSUB or op is OP_RUNSUB):
+            args.insert(0, self.account)
         count = len(args)
         if op is OP_RSUB:
             if count == 2:

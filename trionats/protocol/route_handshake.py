@@ -1,10 +1,11 @@
 """The route handshake's rules: what trionats says in route INFO/CONNECT, and how it judges a peer's.
 
 Pure functions over decoded JSON fields (no sockets), following route-protocol.md sections 1,
-8 and 13 and nats-server's processRouteConnect. What trionats sends is what interoperates
-with nats-server 2.15 on default settings: protocol 3 (message tracing), no
-`route_pool_size` (one connection per peer carrying every account), no `compression`, no
-`lnoc`, and never a `lang` in CONNECT.
+8 and 13 and nats-server's processRouteConnect and addRoute. What trionats sends is what
+interoperates with nats-server 2.15 on default settings: protocol 3 (message tracing),
+`route_pool_size` (pooling: accounts spread over that many connections per peer by a hash
+of their name, `pool_index`) with `route_pool_idx` and, on a route pinned to one account,
+`route_account`; no `compression`, no `lnoc`, and never a `lang` in CONNECT.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import attrs
 
 from .. import defaults
+from ..errors import go_quote
 
 #: Route protocol level announced: 2 = accounts, 3 = message tracing (core/msgtrace.py): a
 #: peer forwards traced messages, trace-only ones too, and expects this server's own event.
@@ -39,8 +41,12 @@ def route_info(
     ip: str = "",
     permissions=None,
     ws_connect_urls: list[str] = (),
+    pool_size: int = 0,
+    pool_idx: int = 0,
+    account: str = "",
 ) -> dict:
-    """Our route INFO, in nats-server's field order (omitted fields are left out)."""
+    """Our route INFO, in nats-server's field order (omitted fields are left out).
+    `pool_size` <= 0: no pooling (no `route_pool_size`)."""
     info: dict = {
         "server_id": server_id,
         "server_name": server_name,
@@ -72,7 +78,62 @@ def route_info(
                 if block.deny:
                     shown["deny"] = list(block.deny)
                 info[key] = shown
+    if pool_size > 0:
+        info["route_pool_size"] = pool_size
+    if pool_idx:
+        info["route_pool_idx"] = pool_idx
+    if account:
+        info["route_account"] = account
     return info
+
+
+def pool_index(pool_size: int, account: str) -> int:
+    """The pool connection an account's interest and messages take: the same on every
+    server for the same pool size (nats-server's computeRoutePoolIdx: FNV-1a, 32 bits,
+    of the name, modulo the size; 0 without pooling)."""
+    if pool_size <= 1:
+        return 0
+    digest = 0x811C9DC5
+    for byte in account.encode():
+        digest = ((digest ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return digest % pool_size
+
+
+@attrs.frozen
+class Placement:
+    """Where a registered route connection goes (nats-server's addRoute): `error` (the -ERR
+    text, then a Protocol Violation close) or a slot: `pooled` False for a peer that does
+    not pool (one connection, every account), else the pool index, or the pinned account."""
+
+    error: str | None = None
+    pooled: bool = False
+    index: int = 0
+    account: str = ""
+    size: int = 1
+
+
+def place_route(info: dict, *, pool_size: int, solicited: bool, account: str = "") -> Placement:
+    """Judge a peer's first route INFO for pooling, as nats-server's addRoute does.
+
+    `pool_size`: ours (<= 0: no pooling); `account`: the account of a route we dialed
+    pinned to it. A peer that announces no pool size (or our pooling off) gets one
+    connection for every account, and no pinned route; a dialer's pool index must be in
+    range of the larger of both sizes; an acceptor's must not be set."""
+    theirs = info.get("route_pool_size", 0)
+    account = account or (info.get("route_account", "") if not solicited else "")
+    size = max(pool_size, theirs, 1)
+    if theirs <= 0 or pool_size < 0:
+        if account:
+            return Placement(error=f"Not possible to have a dedicated route for account "
+                                   f"{go_quote(account)} between those servers")  # fmt: skip
+        return Placement(pooled=False)
+    index = info.get("route_pool_idx", 0)
+    if solicited:
+        if index != 0:
+            return Placement(error=f"Route pool index should not be set but is set to {index}")
+    elif index < 0 or index >= size:
+        return Placement(error=f"Invalid route pool index: {index} - pool size is {theirs}")
+    return Placement(pooled=True, index=index, account=account, size=size)
 
 
 def route_connect(

@@ -39,7 +39,8 @@ from ..logging import redact_urls
 from ..options import ClusterOptions, Permissions
 from ..protocol import encode
 from ..protocol.route_handshake import route_connect, route_info
-from .connection import GLOBAL_ACCOUNT, RouteConnection
+from ..core.imports import Responses, StreamImport
+from .connection import RouteConnection
 
 if TYPE_CHECKING:
     from ..core.sublist import Subscription
@@ -113,9 +114,23 @@ class Cluster:
         self.name = options.name or ids.random_name()
         self.dynamic = not options.name
         self.port = 0  # the bound route port, once listening
-        #: Registered routes by the peer's server id.
+        #: Registered routes by the peer's server id: one connection per peer (its first,
+        #: which gossip, client URLs and "is it connected" go by); `pools` has them all.
         self.routes: dict[str, RouteConnection] = {}
-        #: Our clients' interest, as routes are told about it.
+        #: Every registered connection by the peer's server id and slot (pool index, or the
+        #: account a connection is pinned to).
+        self.pools: dict[str, dict[int | str, RouteConnection]] = {}
+        #: Route pooling as nats-server's: `pool_size` connections per peer (<= 0: one, and
+        #: no route_pool_size announced), accounts spread over them by a hash of their name;
+        #: `pinned` accounts (cluster.accounts, and the system account) get a route each.
+        self.pool_size = options.pool_size or defaults.ROUTE_POOL_SIZE
+        self.pinned: tuple[str, ...] = ()
+        if self.pool_size > 0:
+            system = server.accounts.system_account
+            self.pinned = tuple(options.accounts) + ((system,) if system and system
+                                                     not in options.accounts else ())  # fmt: skip
+        #: Our clients' interest (and the server's own, `_announce_internal`), in every
+        #: account, as routes are told about it.
         self.interest = LocalInterest()
         self.urls = tuple(RouteURL.parse(url) for url in options.routes)
         server_opts = server.options
@@ -136,7 +151,9 @@ class Cluster:
             self.tls_server = tls.server_context(options.tls, verify=True)
             self.tls_client = tls.client_context(options.tls)
         self._gone: dict[str, trio.Event] = {}
-        self._implicit: set[str] = set()  # server ids an implicit supervisor dials
+        #: Server ids an implicit supervisor dials, and (server id, account) of the pinned
+        #: routes learned by gossip being dialed.
+        self._implicit: set = set()
         #: The cancel scope of each configured URL's supervisor (reload removes routes).
         self._supervisors: dict[RouteURL, trio.CancelScope] = {}
         self._nursery: trio.Nursery | None = None
@@ -145,6 +162,7 @@ class Cluster:
         #: Server names this server refuses routes with: a network partition, injected by
         #: chaos tests (trionats.testing); empty otherwise.
         self.partitioned: set[str] = set()
+        self._announce_internal()
 
     # --- the task tree --------------------------------------------------------------------
 
@@ -164,7 +182,7 @@ class Cluster:
 
     def close(self) -> None:
         """Shutdown: close every route and stop accepting and dialing."""
-        for route in list(self.routes.values()):
+        for route in self.connections():
             route.close(Reason.SERVER_SHUTDOWN, flush=False)
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
@@ -194,12 +212,12 @@ class Cluster:
         if options.authorization != self.options.authorization:
             auth = options.authorization
             self.auth_timeout = auth.timeout if auth and auth.timeout else defaults.AUTH_TIMEOUT
-            for route in list(self.routes.values()):
+            for route in self.connections():
                 route.reauthorize(auth)
         urls = tuple(RouteURL.parse(url) for url in options.routes)
         for url in set(self.urls) - set(urls):
             self.log.info(f"Removing route {url.redacted}")
-            for route in list(self.routes.values()):
+            for route in self.connections():
                 if route.url == url:
                     route.close(Reason.ROUTE_REMOVED, flush=False)
             scope = self._supervisors.pop(url, None)
@@ -292,21 +310,34 @@ class Cluster:
 
     # --- the registry ---------------------------------------------------------------------
 
-    def register(self, route: RouteConnection) -> bool:
-        """Make `route` the route to its server, unless that server already has one.
+    def register(self, route: RouteConnection) -> bool | None:
+        """Give `route` its slot among its server's connections; None if it may not have
+        one (partitioned, a duplicate, or a pool we dialed that is full), else whether it
+        is the server's first connection (the peer is new: gossip and client URLs).
 
-        Two servers dialing each other at once may each keep the other's connection and drop
-        their own: both then close and re-dial, and can collide again. So between a
-        connection we dialed and one the peer dialed, both sides keep the one dialed by the
-        server with the lower id (nats-server keeps whichever came first; with a nats-server
-        peer that may still end in two closes and a re-dial, as between nats-servers).
-        A route that has already carried messages is never replaced, though: what was in
-        flight on it would be lost without a gap anyone could see. Then the first one stays,
-        as in nats-server, and at worst both close and re-dial, a visible outage."""
+        The slot: 0 for a peer that does not pool, the pinned account, the pool index the
+        peer chose for a connection it dialed, or the first free index of one we dialed
+        (nats-server's addRoute). Two servers dialing each other at once may each keep the
+        other's connection and drop their own: both then close and re-dial, and can collide
+        again. So between a connection we dialed and one the peer dialed for the same slot,
+        both sides keep the one dialed by the server with the lower id (nats-server keeps
+        whichever came first; with a nats-server peer that may still end in two closes and
+        a re-dial, as between nats-servers). A connection that has already carried messages
+        is never replaced, though: what was in flight on it would be lost without a gap
+        anyone could see. Then the first one stays, as in nats-server, and at worst both
+        close and re-dial, a visible outage."""
         if route.remote_name in self.partitioned:
             route.log.debug(f"Route to {route.remote_name!r} refused: partitioned (chaos test)")
-            return False
-        existing = self.routes.get(route.remote_id)
+            return None
+        slots = self.pools.get(route.remote_id, {})
+        if route.pooled and not route.pinned_account and route.solicited:
+            free = [i for i in range(route.pool_size) if i not in slots]
+            if not free:
+                route.log.debug(f"Route pool size reached, closing extra connection to "
+                                f"{route.remote_id!r}")  # fmt: skip
+                return None
+            route.slot = free[0]
+        existing = slots.get(route.slot)
         if existing is not None:
             if (
                 existing.solicited == route.solicited
@@ -314,37 +345,101 @@ class Cluster:
                 or existing.out_msgs
                 or self._dialer(route) > self._dialer(existing)
             ):
-                return False
-            self.routes[route.remote_id] = route  # before the close: it must not unregister
+                return None
+            slots[route.slot] = route  # before the close: it must not unregister
+            if self.routes.get(route.remote_id) is existing:
+                self.routes[route.remote_id] = route
             existing.close(Reason.DUPLICATE_ROUTE, flush=False)
-            return True
+            return False
+        self.pools[route.remote_id] = slots
+        slots[route.slot] = route
+        if route.remote_id in self.routes:
+            return False
         self.routes[route.remote_id] = route
+        if route.solicited and route.pooled and self._nursery is not None:
+            self._complete_pool(route)
         return True
 
     def _dialer(self, route: RouteConnection) -> str:
         return self.server.server_id if route.solicited else route.remote_id
 
+    def connections(self) -> list[RouteConnection]:
+        """Every registered route connection (pools and pinned routes included)."""
+        return [route for slots in self.pools.values() for route in slots.values()]
+
     def registered(self, route: RouteConnection) -> None:
         """A new peer: tell the others about it (gossip) and the clients its URLs."""
+        self._gossip(route, "")
+        self.server.cluster_urls_changed()
+
+    def pinned_registered(self, route: RouteConnection) -> None:
+        """A pinned account's route to a known peer: the others are told too (with
+        `route_account`), so they open theirs to it, as nats-server does."""
+        if sum(1 for slots in self.pools.values() if route.pinned_account in slots) > 1:
+            self._gossip(route, route.pinned_account)
+
+    def _gossip(self, route: RouteConnection, account: str) -> None:
         gossip = route.gossip_info()
         if not gossip.get("ip"):
             host = route.peer_host
             host = f"[{host}]" if ":" in host else host
             gossip["ip"] = f"nats-route://{host}:{gossip.get('port', 0)}/"
+        for key in ("route_pool_idx", "route_account"):  # (the peer, not this connection)
+            gossip.pop(key, None)
+        if account:
+            gossip["route_account"] = account
         line = encode.info(gossip)
         for other in self.routes.values():
-            if other is not route:
+            if other.remote_id != route.remote_id:
                 other.outbound.write(line)
-        self.server.cluster_urls_changed()
 
     def unregister(self, route: RouteConnection) -> None:
+        slots = self.pools.get(route.remote_id)
+        if slots is None or slots.get(route.slot) is not route:
+            return
+        del slots[route.slot]
         if self.routes.get(route.remote_id) is route:
-            del self.routes[route.remote_id]
+            if slots:  # the peer is still connected: another connection stands for it
+                self.routes[route.remote_id] = next(iter(slots.values()))
+            else:
+                del self.routes[route.remote_id]
+        if not slots:
+            del self.pools[route.remote_id]
             event = self._gone.pop(route.remote_id, None)
             if event is not None:  # first: a supervisor waits on it to dial again
                 event.set()
-            self.closed_totals.retire(route)
+        self.closed_totals.retire(route)
+        if not slots:
             self.server.cluster_urls_changed()
+
+    def _complete_pool(self, first: RouteConnection) -> None:
+        """The first connection we dialed to a pooling peer is up: dial the rest of its
+        pool and a route for each pinned account, as nats-server does."""
+        extra: list[int | str] = [i for i in range(1, first.pool_size)]
+        extra += list(self.pinned)
+        for slot in extra:
+            self._nursery.start_soon(self._supervise_extra, first.url, first.implicit,
+                                     first.remote_id, slot)  # fmt: skip
+
+    async def _supervise_extra(self, url: RouteURL, implicit: bool, remote_id: str,
+                               slot: int | str) -> None:  # fmt: skip
+        """Keep one more connection to a pooling peer (a pool connection, or the route of a
+        pinned account) while the peer is connected and `url` is still ours to dial. It
+        stops for good when the peer already has that connection (a duplicate, a full
+        pool) or refuses it."""
+        account = slot if isinstance(slot, str) else ""
+        while remote_id in self.routes and (implicit or url in self.urls):
+            with contained(self.log, self.server.stats,
+                           f"Internal error supervising route {url.redacted}"):  # fmt: skip
+                stream = await self._dial(url, 1, implicit)
+                if stream is not None:
+                    route = RouteConnection(self, stream, self.server.next_cid(), (url.host, url.port),
+                                            url=url, implicit=implicit, pinned_account=account)  # fmt: skip
+                    await route.run()
+                    if route.closed_reason in _FINAL or route.remote_id != remote_id:
+                        return
+            await trio.sleep(defaults.ROUTE_CONNECT_RETRY_DELAY
+                             + random.uniform(0, defaults.ROUTE_REDIAL_JITTER))  # fmt: skip
 
     def learn_peer(self, info: dict) -> None:
         """Gossip named a server: dial it unless it is us, known, or configured already.
@@ -352,6 +447,10 @@ class Cluster:
         `info` is decoded as nats-server's Info struct (its values have their Go types), but
         any text may be in it: an address that cannot be dialed is ignored."""
         remote_id = info.get("server_id", "")
+        account = info.get("route_account", "")
+        if account:
+            self._learn_pinned(info, remote_id, account)
+            return
         if (
             not remote_id
             or remote_id == self.server.server_id
@@ -377,6 +476,58 @@ class Cluster:
         self._implicit.add(remote_id)
         self._nursery.start_soon(self._supervise_implicit, url, remote_id)
 
+    def _learn_pinned(self, info: dict, remote_id: str, account: str) -> None:
+        """Gossip named a pinned account's route of a server: open ours to it unless we do
+        not pool, have one, or dial it as configured (nats-server's processImplicitRoute)."""
+        if (
+            self.pool_size <= 0
+            or not remote_id
+            or remote_id == self.server.server_id
+            or account not in self.pinned
+            or account in self.pools.get(remote_id, {})
+            or (remote_id, account) in self._implicit
+            or self._nursery is None
+        ):
+            return
+        url = self._gossiped_url(info)
+        if url is None:
+            return
+        configured = {(u.host, u.port) for u in self.urls}
+        if (url.host, url.port) in configured:
+            return
+        self._implicit.add((remote_id, account))
+        self._nursery.start_soon(self._dial_pinned, url, remote_id, account)
+
+    async def _dial_pinned(self, url: RouteURL, remote_id: str, account: str) -> None:
+        """One pinned route learned by gossip: up to 1 + connect_retries dials."""
+        try:
+            for attempt in range(1, self.options.connect_retries + 2):
+                stream = await self._dial(url, attempt, True)
+                if stream is not None:
+                    route = RouteConnection(self, stream, self.server.next_cid(),
+                                            (url.host, url.port), url=url, implicit=True,
+                                            pinned_account=account)  # fmt: skip
+                    with contained(self.log, self.server.stats,
+                                   f"Internal error on route {url.redacted}"):  # fmt: skip
+                        await route.run()
+                    return
+                await trio.sleep(self._retry_delay(attempt))
+        finally:
+            self._implicit.discard((remote_id, account))
+
+    def _gossiped_url(self, info: dict) -> RouteURL | None:
+        host, port = info.get("host", ""), info.get("port", 0)
+        try:
+            url = RouteURL.parse(info.get("ip") or f"{_bracketed(host)}:{port}")
+        except ValueError:
+            return None
+        if not _dialable(url.host):
+            return None
+        own = self.options.authorization
+        if own is not None and own.user:
+            url = attrs.evolve(url, user=own.user, password=own.password)
+        return url
+
     async def _supervise_implicit(self, url: RouteURL, remote_id: str) -> None:
         try:
             await self._supervise(url, implicit=True)
@@ -389,13 +540,15 @@ class Cluster:
         self.name = name
         self.dynamic = not static
         self.log.info(f"Cluster name updated to {name}")
-        for route in list(self.routes.values()):
+        for route in self.connections():
             if route is not keep:
                 route.close(Reason.CLUSTER_NAME_CONFLICT, flush=False)
 
     # --- our side of the handshake --------------------------------------------------------
 
-    def info_fields(self) -> dict:
+    def info_fields(self, *, pool_idx: int = 0, account: str = "") -> dict:
+        """Our route INFO (for a pool connection we dialed: its slot; for a route we dial
+        for a pinned account: that account)."""
         server = self.server
         options = self.options
         host, port = options.host, self.port
@@ -417,6 +570,9 @@ class Cluster:
             tls_required=options.tls is not None,
             permissions=options.permissions,
             ws_connect_urls=[] if options.no_advertise else server.own_ws_connect_urls(),
+            pool_size=self.pool_size,
+            pool_idx=pool_idx,
+            account=account,
         )
 
     def announce_lame_duck(self) -> None:
@@ -447,24 +603,40 @@ class Cluster:
     # --- interest and client URLs ---------------------------------------------------------
 
     def local_sub_added(self, sub: Subscription) -> None:
-        if sub.client.account is not self.server.accounts.global_account:
-            return  # routes carry the global account only (so far): other accounts stay local
-        if self.permissions is not None and not self.permissions.can_publish(sub.subject):
-            return  # not importable: peers are not asked to send it
-        line = self.interest.add(GLOBAL_ACCOUNT, sub.subject, sub.queue)
-        if line is not None:
-            for route in self.routes.values():
-                route.send_interest(line)
+        self._interest_changed(self.interest.add, sub.client.account.name, sub)
 
     def local_sub_removed(self, sub: Subscription) -> None:
-        if sub.client.account is not self.server.accounts.global_account:
-            return
+        self._interest_changed(self.interest.remove, sub.client.account.name, sub)
+
+    def _interest_changed(self, change, account: str, sub: Subscription) -> None:
         if self.permissions is not None and not self.permissions.can_publish(sub.subject):
-            return
-        line = self.interest.remove(GLOBAL_ACCOUNT, sub.subject, sub.queue)
+            return  # not importable: peers are not asked to send it
+        name = account.encode()
+        line = change(name, sub.subject, sub.queue)
         if line is not None:
-            for route in self.routes.values():
-                route.send_interest(line)
+            for route in self.connections():
+                route.send_interest(name, line)
+
+    def _announce_internal(self) -> None:
+        """The server's own subscriptions that peers must send messages to, announced for
+        as long as the server runs: the system account's requests (every node answers
+        $SYS.REQ.SERVER.PING), each exporter's service replies (`_R_.<token>.>`, where a
+        remote responder's answer comes back), and each stream import's subject in the
+        exporter (where nats-server announces a shadow subscription per importing
+        subscriber, trionats announces the import once: messages then cross even when
+        nobody here subscribes to them)."""
+        server = self.server
+        internal = []
+        system = server.system
+        if system.account is not None:
+            internal += [(system.account.name, sub) for sub in system.announced]
+        for bridge in server.imports:
+            if isinstance(bridge, StreamImport):
+                internal.append((bridge.exporter.name, bridge.subscription))
+            elif isinstance(bridge, Responses):
+                internal.append((bridge.account.name, bridge.subscription))
+        for account, sub in internal:
+            self._interest_changed(self.interest.add, account, sub)
 
     def peer_client_urls(self) -> list[str]:
         urls: list[str] = []
@@ -478,6 +650,12 @@ class Cluster:
         for route in self.routes.values():
             urls += route.client_urls("ws_connect_urls")
         return urls
+
+
+#: Why an extra pool or pinned connection is not dialed again.
+_FINAL = frozenset({Reason.DUPLICATE_ROUTE, Reason.PROTOCOL_VIOLATION, Reason.MISSING_ACCOUNT,
+                    Reason.ROUTE_REMOVED, Reason.SERVER_SHUTDOWN, Reason.DUPLICATE_SERVER_NAME,
+                    Reason.CLUSTER_NAME_CONFLICT})  # fmt: skip
 
 
 def _bracketed(host: str) -> str:

@@ -59,15 +59,16 @@ from ..protocol.route_handshake import (
     SELF,
     check_route_connect,
     check_route_info,
+    place_route,
+    pool_index,
 )
 from ..protocol.structs import CLIENT_OPTS, INFO, ROUTE_CONNECT
 from ..protocol.subjects import is_valid_subject
+from .accounts import RouteAccount
 
 if TYPE_CHECKING:
     from .cluster import Cluster, RouteURL
 
-#: The only account trionats serves; other accounts' interest and messages are ignored.
-GLOBAL_ACCOUNT = b"$G"
 
 
 class RouteConnection(Connection):
@@ -85,6 +86,7 @@ class RouteConnection(Connection):
         *,
         url: RouteURL | None = None,
         implicit: bool = False,
+        pinned_account: str = "",
     ) -> None:
         server = cluster.server
         options = server.options
@@ -112,6 +114,13 @@ class RouteConnection(Connection):
         self.parser = RouteParser(max_control_line=options.max_control_line,
                                   require_connect=not self.solicited)  # fmt: skip
         self.implicit = implicit
+        #: Pooling (nats-server's route pools): the account this connection is pinned to
+        #: ("" if none; a route we dial for it knows from the start, one we accept from the
+        #: peer's INFO), whether the peer pools at all, and the connection's slot among the
+        #: peer's connections once registered (its pool index, or the pinned account).
+        self.pinned_account = pinned_account
+        self.pooled = False
+        self.slot: int | str = 0
         self.remote_id = ""
         self.remote_name = ""
         #: The peer's own INFO, as nats-server's Info struct decodes it.
@@ -132,14 +141,18 @@ class RouteConnection(Connection):
         self.connect_user = self.connect_password = ""
         #: The certificate (DER) of a peer that dialed us over TLS.
         self.peer_cert: bytes | None = None
-        #: Remote interest by (subject, queue): one entry per subject or queue group.
-        self.remote_subs: dict[tuple[bytes, bytes | None], Subscription] = {}
+        #: Remote interest by (account, subject, queue): one entry per subject or queue
+        #: group; each subscription's client is the route as its account sees it.
+        self.remote_subs: dict[tuple[bytes, bytes, bytes | None], Subscription] = {}
+        #: The route as each account it has carried sees it (routes/accounts.py), by name.
+        self.views: dict[bytes, RouteAccount] = {}
         #: A CONNECT (raw, decoded) waiting for its bcrypt check, and the events of its read
         #: after it.
         self._pending_connect: tuple[bytes, dict] | None = None
         self._paused_events = None
         self._password_ok = False
-        #: Where this route's messages go (local subscribers only): plans, deliveries, counts.
+        #: Counts the messages no account takes (an unknown one, or before the route is
+        #: registered); each account's are delivered by its view's dispatcher.
         self.dispatch = Dispatcher(self, self.sublist, server.stats, trio.current_time,
                                    inbound=True, tracer=server.tracing.publish)  # fmt: skip
         #: An accepted route must send its CONNECT within the cluster's auth timeout.
@@ -184,7 +197,9 @@ class RouteConnection(Connection):
             self.log.debug(f"Route connect msg sent to {self.url.redacted}")
             self.outbound.write(b"CONNECT " + json.dumps(cluster.connect_fields(self.url),
                                 separators=(",", ":")).encode() + b"\r\n")  # fmt: skip
-        self.outbound.write(encode.info(cluster.info_fields()))
+            if cluster.pool_size > 0 and not self.pinned_account:
+                return  # a pool connection we dial: our INFO names its slot, once chosen
+        self.outbound.write(encode.info(cluster.info_fields(account=self.pinned_account)))
 
     # --- reading --------------------------------------------------------------------------
 
@@ -422,16 +437,71 @@ class RouteConnection(Connection):
         self.remote_info = info
         self.headers = info.get("headers", False) and not self.server.options.no_header_support
         self.parser.headers = self.headers
-        if not cluster.register(self):
+        if not self._place(info):
+            return
+        first = cluster.register(self)
+        if first is None:
             self.log.debug("Duplicate route, closing")
             self.close(Reason.DUPLICATE_ROUTE, flush=False)
             return
         self.registered = True
+        if self.solicited and self.pooled and not self.pinned_account:  # our INFO, with the slot
+            self.outbound.write(encode.info(cluster.info_fields(pool_idx=self.slot)))
         self.log.info("Route connection created")
-        dump = cluster.interest.dump()
+        dump = [line for line in cluster.interest.dump() if self.carries(_line_account(line))]
         if dump:
-            self.outbound.write(b"".join(dump))
-        cluster.registered(self)
+            self.outbound.write(b"".join(self._own_lines(dump)))
+        if first:
+            cluster.registered(self)
+        elif self.pinned_account:
+            cluster.pinned_registered(self)
+
+    def _place(self, info: dict) -> bool:
+        """Pooling, as nats-server's addRoute judges it: whether the peer pools, and which
+        account a route it dialed is pinned to (it must be one we pin too). False: refused
+        (-ERR, closed as a Protocol Violation or for a missing account)."""
+        cluster = self.cluster
+        account = self.pinned_account or ("" if self.solicited else info.get("route_account", ""))
+        if account and account not in self.server.accounts:
+            text = f"Unable to lookup account {errors.go_quote(account)}: account missing"
+            self.log.error(text)
+            self._refuse(text, Reason.MISSING_ACCOUNT)
+            return False
+        placement = place_route(info, pool_size=cluster.pool_size, solicited=self.solicited,
+                                account=self.pinned_account)  # fmt: skip
+        text = placement.error
+        if text is None and placement.account and placement.account not in cluster.pinned:
+            text = f"No route for account {errors.go_quote(placement.account)}"
+        if text is not None:
+            self.log.error(text)
+            self._refuse(text, Reason.PROTOCOL_VIOLATION)
+            return False
+        self.pooled = placement.pooled
+        self.pool_size = placement.size
+        self.slot = placement.account or placement.index
+        if placement.account:
+            self.pinned_account = placement.account
+            self.parser.pin(placement.account.encode())
+            self.views.clear()  # (one made before would name the account in its lines)
+        return True
+
+    def carries(self, account: str) -> bool:
+        """Whether this connection carries `account`'s interest (and so its messages): all
+        of them to a peer that does not pool; else the pinned one, or those whose pool
+        index is this connection's (accounts we pin take their own route only)."""
+        if not self.pooled:
+            return True
+        if self.pinned_account:
+            return account == self.pinned_account
+        cluster = self.cluster
+        return account not in cluster.pinned and pool_index(cluster.pool_size, account) == self.slot
+
+    def _own_lines(self, lines: list[bytes]) -> list[bytes]:
+        """Interest lines as this connection sends them: without the account when pinned."""
+        if not self.pinned_account:
+            return lines
+        cut = len(self.pinned_account.encode()) + 1
+        return [line[:4] + line[4 + cut :] for line in lines]
 
     def _on_info_update(self, info: dict) -> None:
         """An async INFO from the peer itself: new client URLs, or lame duck mode."""
@@ -459,11 +529,31 @@ class RouteConnection(Connection):
             gossip[key] = base64.b64encode(value).decode() if type(value) is bytes else value
         return gossip
 
+    # --- accounts -------------------------------------------------------------------------
+
+    def view(self, account: bytes) -> RouteAccount | None:
+        """The route as `account` sees it, or None if this server has no such account
+        (nothing is kept for a name a peer made up)."""
+        view = self.views.get(account)
+        if view is None:
+            try:
+                found = self.server.accounts.get(account.decode())
+            except UnicodeDecodeError:
+                found = None
+            if found is None:
+                return None
+            token = b"" if self.pinned_account else account  # (a pinned route's lines name none)
+            view = self.views[account] = RouteAccount(self, found, token)
+        return view
+
     # --- remote interest ------------------------------------------------------------------
 
     def _on_rsub(self, event: RSub) -> None:
         account, subject, queue, weight = event
-        if account != GLOBAL_ACCOUNT:
+        view = self.view(account)
+        if view is None:  # nats-server (static accounts): an error line, the route stays
+            self.log.error(f"Unknown account {errors.go_quote(account)} for remote subject "
+                           f"{errors.go_quote(subject)}")  # fmt: skip
             return
         permissions = self.cluster.permissions
         if permissions is not None and not permissions.can_subscribe(subject, b""):
@@ -477,30 +567,32 @@ class RouteConnection(Connection):
             return
         if not self.registered:
             return
-        key = (subject, queue)
+        key = (account, subject, queue)
         sub = self.remote_subs.get(key)
+        sublist = view.account.sublist
         if sub is not None:
             if queue is not None and weight != sub.weight:
                 sub.weight = max(weight, 1)
-                self.sublist.plans_changed()  # plans spread picks by weight: rebuild them
+                sublist.plans_changed()  # plans spread picks by weight: rebuild them
             return
-        sub = Subscription(self, subject, queue, b"", max(weight, 1))
-        self.sublist.insert(sub)
+        sub = Subscription(view, subject, queue, b"", max(weight, 1))
+        sublist.insert(sub)
         self.remote_subs[key] = sub
 
     def _on_runsub(self, event: RUnsub) -> None:
         account, subject, queue = event
-        if account != GLOBAL_ACCOUNT:
-            return
-        sub = self.remote_subs.pop((subject, queue), None)
+        sub = self.remote_subs.pop((account, subject, queue), None)
         if sub is not None:
             sub.closed = True
-            self.sublist.remove(sub)
+            sub.client.account.sublist.remove(sub)
+        elif account not in self.views and self.view(account) is None:
+            self.log.debug(f"Unknown account {errors.go_quote(account)} for subject "
+                           f"{errors.go_quote(subject)}")  # fmt: skip
 
     def _drop_remote_interest(self) -> None:
         for sub in self.remote_subs.values():
             sub.closed = True
-            self.closing_step(self.sublist.remove, sub)
+            self.closing_step(sub.client.account.sublist.remove, sub)
         self.remote_subs.clear()
 
     def remove_sub(self, sub: Subscription) -> None:
@@ -508,11 +600,23 @@ class RouteConnection(Connection):
 
     # --- routed messages ------------------------------------------------------------------
 
+    def _receiver(self, account: bytes, subject: bytes) -> Dispatcher | None:
+        """The dispatcher of the account a routed message names, or None if it goes to
+        nobody (the route is not registered yet, or the account is unknown here)."""
+        if not self.registered:
+            return None
+        view = self.views.get(account) or self.view(account)
+        if view is None:
+            self.log.debug(f"Unknown account {errors.go_quote(account)} for routed message "
+                           f"on subject: {errors.go_quote(subject)}")  # fmt: skip
+            return None
+        return view.dispatch
+
     def _on_rmsg(self, event: RMsg) -> None:
         account, subject, reply, queues, header_size, data = event
-        dispatch = self.dispatch
-        if account != GLOBAL_ACCOUNT or not self.registered:
-            dispatch.received(1, len(data) - 2)  # counted, delivered to nobody
+        dispatch = self._receiver(account, subject)
+        if dispatch is None:
+            self.dispatch.received(1, len(data) - 2)  # counted, delivered to nobody
             return
         if header_size > 0:
             trace = dispatch.open_trace(subject, header_size, data)
@@ -540,41 +644,44 @@ class RouteConnection(Connection):
         """Identical RMSGs (a publisher's run, forwarded as one): the core queues them with
         one join per target, as `_on_rmsg` would one by one."""
         account, subject, reply, queues, parts = run
-        if account != GLOBAL_ACCOUNT or not self.registered:
-            for event in run.expand():
-                self._on_rmsg(event)
+        dispatch = self._receiver(account, subject)
+        if dispatch is None:
+            self.dispatch.received(len(parts), sum(len(part) - 2 for part in parts))
             return
-        dispatch = self.dispatch
         dispatch.run(dispatch.plan(subject), subject, reply, parts, queues)
 
     def _on_rmsg_span(self, span: RMsgSpan) -> None:
         """RMSGs in canonical form to one subject: the core rewrites the received bytes into
         each local subscriber's MSGs, as a client's span of PUBs is."""
         account, subject, data, size, count = span
-        if account == GLOBAL_ACCOUNT and self.registered:
-            dispatch = self.dispatch
+        dispatch = self._receiver(account, subject)
+        if dispatch is not None:
             line_start = b"RMSG " + account + b" " + subject + b" "
             if dispatch.span(dispatch.plan(subject), data, line_start, count, size) is not None:
                 return
         for event in span.expand():
             self._on_rmsg(event)
 
-    def forward(
-        self, subject: bytes, reply: bytes, queues: list[bytes], header_size: int, data: bytes
-    ) -> None:
-        """Send a local client's message to this server (RMSG, or HMSG if it has headers)."""
+    def forward_in(
+        self, view: RouteAccount, subject: bytes, reply: bytes, queues: list[bytes],
+        header_size: int, data: bytes,
+    ) -> None:  # fmt: skip
+        """Send a local message of `view`'s account to this server (RMSG, or HMSG if it has
+        headers), naming the queue groups it is for."""
         if header_size >= 0 and not self.headers:
             data = data[header_size:]  # the peer cannot take headers: the bare payload
             header_size = -1
         size = len(data) - 2
-        line = encode.rmsg_line(GLOBAL_ACCOUNT, subject, reply, queues, header_size, size)
+        line = encode.rmsg_line(view.token, subject, reply, queues, header_size, size)
         self.outbound.write_msg(line, b"", data, len(line) + len(data))
         self.out_msgs += 1
         self.out_bytes += size
 
-    def send_interest(self, line: bytes) -> None:
-        if self.registered:
-            self.outbound.write(line)
+    def send_interest(self, account: bytes, line: bytes) -> None:
+        """Our interest changed in `account` (`line`: its RS+ or RS-), if this connection
+        carries that account."""
+        if self.registered and self.carries(account.decode()):
+            self.outbound.write(self._own_lines([line])[0])
 
     # --- keepalive and closing ------------------------------------------------------------
 
@@ -608,6 +715,8 @@ class RouteConnection(Connection):
     def on_close(self, reason: str) -> None:
         self._drop_remote_interest()
         self.dispatch.forget()
+        for view in self.views.values():
+            view.dispatch.forget()
         if self.registered:
             self.log.info(f"Route connection closed: {reason}", reason=reason)
             self.closing_step(self.cluster.unregister, self)
@@ -626,6 +735,11 @@ def _negotiates_compression(configured: str) -> bool:
     """Whether nats-server with this `cluster.compression` looks at a peer's mode at all."""
     return configured.lower() not in ("", "off", "disabled", "false", "not supported",
                                       "not_supported")  # fmt: skip
+
+
+def _line_account(line: bytes) -> str:
+    """The account an `RS+ <account> ...` line names."""
+    return line.split(b" ", 2)[1].decode()
 
 
 def _same(given: str, expected: str) -> bool:
