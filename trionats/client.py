@@ -114,6 +114,7 @@ class ClientConnection(Connection):
         self.max_subs = -1
         self.expires_at = math.inf
         self.expiry_error = errors.USER_AUTH_EXPIRED
+        self.claim_expires_at = math.inf  # the user JWT's own end
         if self.auth.enabled:
             self.auth_deadline = self.start_time + self.auth.timeout
             self.next_ping = min(self.next_ping, self.auth_deadline)
@@ -432,6 +433,8 @@ class ClientConnection(Connection):
                             (identity.account_expires_in, errors.ACCOUNT_AUTH_EXPIRED)):  # fmt: skip
             if left is not None and now + left < self.expires_at:
                 self.expires_at, self.expiry_error = now + left, error
+        if identity.expires_in is not None:  # ($SYS.REQ.USER.INFO's `expires`)
+            self.claim_expires_at = now + identity.expires_in
         if self.expires_at != math.inf:
             self.reschedule_ping(min(self.next_ping, self.expires_at))
         return True

@@ -672,3 +672,26 @@ def test_an_account_that_expires_closes_its_clients(tmp_path):
             assert trio.run(replay, server.port, user, token) == (
                 b"-ERR 'Account Authentication Expired'\r\n"
             )
+
+
+def test_user_info_of_a_jwt_user_as_nats_server(world, servers, tmp_path):
+    """`$SYS.REQ.USER.INFO` names the account and user by their JWTs' names and says when
+    the user's JWT expires (whole seconds, in ns)."""
+    user, token = world.op.user("B", exp=int(time.time()) + 3600, tags=["a:1"],
+                                pub={"allow": ["x.>", "$SYS.REQ.USER.INFO"]})  # fmt: skip
+    creds = write_creds(tmp_path, "info", token, user)
+
+    async def main(url: str) -> dict:
+        client = await nats.connect(url, user_credentials=str(creds))
+        reply = await client.request("$SYS.REQ.USER.INFO", b"", timeout=2)
+        await client.close()
+        return json.loads(reply.data)["data"]
+
+    ours, theirs = (asyncio.run(main(server.url)) for server in servers)
+    for data in (ours, theirs):
+        assert 3590e9 <= data.pop("expires") <= 3600e9
+        # (nats-server lists a JWT user's permissions in the JWT's order, trionats sorted:
+        # docs/differences.md)
+        data.pop("permissions")
+    assert list(ours.items()) == list(theirs.items())
+    assert ours["account_name"] == "B" and ours["user_name"] == "U"

@@ -78,16 +78,19 @@ class UserLogin:
 
 
 class JWTDetails:
-    """What /connz (auth=1) shows of a JWT user, as nats-server: the JWT (not a bearer
-    token's), the key that signed it, its tags, and the account's name tag."""
+    """What /connz (auth=1) and `$SYS.REQ.USER.INFO` show of a JWT user, as nats-server: the
+    JWT (not a bearer token's), the key that signed it, its tags, the account's name tag and
+    the user's (the claims' names)."""
 
-    __slots__ = ("token", "issuer_key", "tags", "name_tag")
+    __slots__ = ("token", "issuer_key", "tags", "name_tag", "user_name")
 
-    def __init__(self, token: str, issuer_key: str, tags: list[str], name_tag: str) -> None:
+    def __init__(self, token: str, issuer_key: str, tags: list[str], name_tag: str,
+                 user_name: str = "") -> None:  # fmt: skip
         self.token = token
         self.issuer_key = issuer_key
         self.tags = tags
         self.name_tag = name_tag
+        self.user_name = user_name
 
 
 class OperatorMode:
@@ -309,6 +312,7 @@ class OperatorMode:
             user.issuer if user.issuer_account else account.subject,
             list(user.tags),
             account.name or account.subject,
+            user.name,
         )
         return login
 
