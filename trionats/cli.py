@@ -24,8 +24,15 @@ import trio
 
 from . import __version__, defaults
 from . import logging as tlog
-from .errors import ConfigError
-from .options import Authorization, ClusterOptions, Options, RouteAuthorization, TLSOptions
+from .errors import ConfigError, StartupError
+from .options import (
+    Authorization,
+    ClusterOptions,
+    JetStreamOptions,
+    Options,
+    RouteAuthorization,
+    TLSOptions,
+)
 from .server import Server
 from .syslog import SyslogError
 
@@ -63,6 +70,10 @@ Logging Options:
     -DV                              Debug and trace
     -DVV                             Debug and verbose trace
 
+JetStream Options:
+    -js, --jetstream                 Enable JetStream functionality
+    -sd, --store_dir <dir>           Set the storage directory
+
 Cluster Options:
         --routes <rurl-1, rurl-2>    Routes to solicit and connect
         --cluster <cluster-url>      Cluster URL for solicited routes (nats://host:port)
@@ -90,8 +101,8 @@ Common Options:
 
 # Flags nats-server has that later work will implement; refused clearly until then.
 NOT_YET: set[str] = set()
-# Flags of nats-server features outside trionats' scope (JetStream, the Go profiler port).
-OUT_OF_SCOPE = {"profile", "js", "jetstream", "sd", "store_dir"}
+# Flags of nats-server features outside trionats' scope (the Go profiler port).
+OUT_OF_SCOPE = {"profile"}
 
 
 def tls_help() -> str:
@@ -163,6 +174,8 @@ class _Flags:
         self.cluster: dict[str, object] = {}
         #: --tls* flags: a TLS block from flags alone, replacing the file's (see _tls_block).
         self.tls: dict[str, object] = {}
+        #: -js: JetStream on, over the file's block (its other settings kept).
+        self.jetstream = False
 
 
 def _setter(field: str, convert: Callable[[str], object]) -> Callable[[_Flags, str], None]:
@@ -285,6 +298,8 @@ for _names, _is_bool, _apply in [
     (("cluster_advertise",), False, _cluster_setter("advertise", str)),
     (("no_advertise",), True, _cluster_setter("no_advertise", _parse_bool)),
     (("connect_retries",), False, _cluster_setter("connect_retries", _parse_int)),
+    (("js", "jetstream"), True, _flag("jetstream")),
+    (("sd", "store_dir"), False, _setter("store_dir", str)),
 ]:
     for _name in _names:
         FLAGS[_name] = (_is_bool, _apply)
@@ -355,6 +370,9 @@ def build_options(flags: _Flags, warnings: list | None = None) -> Options:
         flags.overrides["cluster"] = attrs.evolve(base.cluster or ClusterOptions(), **flags.cluster)
     if flags.tls:
         flags.overrides["tls"] = _tls_block(flags.tls)
+    if flags.jetstream:
+        block = base.jetstream or JetStreamOptions()
+        flags.overrides["jetstream"] = attrs.evolve(block, enabled=True)
     try:
         return attrs.evolve(base, **flags.overrides)
     except TypeError as exc:  # pragma: no cover - the flag table and Options agree
@@ -441,6 +459,9 @@ def main(argv: list[str] | None = None) -> int:
         trio.run(_serve, options, flags.overrides)
     except OSError as exc:
         tlog.get_logger().fatal(f"Error listening on port: {exc}")
+        return 1
+    except StartupError as exc:
+        tlog.get_logger().fatal(str(exc))
         return 1
     return 0
 

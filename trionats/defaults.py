@@ -216,3 +216,26 @@ SYSLOG_WRITE_TIMEOUT = 5.0
 SYSLOG_RETRY_INTERVAL = 1.0
 #: At exit or when the destination changes, seconds given to send what is still queued.
 SYSLOG_CLOSE_TIMEOUT = 2.0
+
+
+# --- JetStream --------------------------------------------------------------------------------
+
+#: How often the store forces written data to disk (nats-server's default sync_interval, 2m):
+#: acknowledged messages are in the OS's page cache at once, so a crash of the process alone
+#: loses none; a power loss can lose the last interval unless `sync_interval: always`.
+JS_SYNC_INTERVAL = 120.0
+#: nats-server's JetStream API queue limit (requests waiting to be served).
+JS_REQUEST_QUEUE_LIMIT = 10_000
+#: The JetStream API level this implementation reports (nats-server 2.15's).
+JS_API_LEVEL = 5
+#: Most file storage nats-server reserves by default (1 TB), less when the disk is smaller.
+JS_MAX_FILE_STORE = 1 << 40
+#: Names listed per STREAM.NAMES / CONSUMER.NAMES page, and infos per LIST page (nats-server's).
+JS_NAMES_PAGE = 1024
+JS_LIST_PAGE = 256
+#: A stream's de-duplication window when none is given (2 minutes, nats-server's).
+JS_DUPLICATE_WINDOW = 120.0
+#: Default consumer ack wait (30 s) and a pull request's default expiry when none is given.
+JS_ACK_WAIT = 30.0
+#: nats-server's default limit of consumers per stream shown in /jsz `limits`.
+JS_DEFAULT_MAX_CONSUMERS = 1000

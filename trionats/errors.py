@@ -143,3 +143,7 @@ class ProtocolError(Exception):
 
 class ConfigError(Exception):
     """Options that cannot run; the message lists every problem."""
+
+
+class StartupError(Exception):
+    """The server cannot start (JetStream's storage directory, say): logged as fatal, exit 1."""

@@ -142,6 +142,20 @@ class Import:
 
 
 @attrs.frozen(kw_only=True)
+class AccountJetStream:
+    """An account's `jetstream` limits (nats-server's JetStreamAccountLimits); -1: no limit."""
+
+    max_memory: int = -1
+    max_store: int = -1
+    max_streams: int = -1
+    max_consumers: int = -1
+    max_ack_pending: int = -1
+    memory_max_stream_bytes: int = -1
+    storage_max_stream_bytes: int = -1
+    max_bytes_required: bool = False
+
+
+@attrs.frozen(kw_only=True)
 class AccountOptions:
     """One account of the `accounts {}` block: its users (and nkey users), the
     permissions those without their own get, and its exports and imports."""
@@ -151,6 +165,30 @@ class AccountOptions:
     default_permissions: Permissions | None = None
     exports: tuple[Export, ...] = attrs.field(default=(), converter=tuple)
     imports: tuple[Import, ...] = attrs.field(default=(), converter=tuple)
+    #: JetStream for this account (its limits), None: not enabled.
+    jetstream: AccountJetStream | None = None
+
+
+@attrs.frozen(kw_only=True)
+class JetStreamOptions:
+    """The `jetstream` block (or `-js`): JetStream on this server, standalone.
+
+    Sizes of -1 mean what nats-server picks (75% of memory; the store's disk, at most 1 TB);
+    `sync_interval` is how often the store forces written data to disk (acknowledged
+    messages are in the OS's hands at once: they survive a crash of the process)."""
+
+    enabled: bool = True
+    store_dir: str = ""
+    max_memory_store: int = -1
+    max_file_store: int = -1
+    domain: str = ""
+    sync_interval: float = defaults.JS_SYNC_INTERVAL
+    sync_always: bool = False
+    strict: bool = True
+    unique_tag: str = ""
+    max_buffered_msgs: int = 0
+    max_buffered_size: int = 0
+    request_queue_limit: int = defaults.JS_REQUEST_QUEUE_LIMIT
 
 
 @attrs.frozen(kw_only=True)
@@ -415,6 +453,10 @@ class Options:
     system_account: str = "$SYS"
     no_system_account: bool = False
 
+    # JetStream (trionats/jetstream/): None when not configured
+    jetstream: JetStreamOptions | None = None
+    #: The top-level `store_dir` (or `-sd`): JetStream's, when its block names none.
+    store_dir: str = ""
     # operator mode (auth/operator.py): the trusted operators' JWTs (read from their files by
     # the loader), the account resolver ("MEMORY" is the only one) and its preloaded
     # account JWTs (account public key, JWT); the accounts are then named by public key
@@ -507,10 +549,32 @@ class Options:
         if self.websocket is not None and self.websocket.port:
             problems += self.websocket.problems(operator_mode=bool(self.operators))
             problems += self._websocket_auth_problems()
+        problems += self._jetstream_problems()
         if self.cluster is not None:
             problems += self.cluster.pinned_problems()
         if problems:
             raise ConfigError("\n".join(problems))
+
+    def _jetstream_problems(self) -> list[str]:
+        """JetStream runs on a standalone server only (so far): refused in a cluster rather
+        than half-working; and never in the system account, as nats-server."""
+        js = self.jetstream
+        if js is None or not js.enabled:
+            return []
+        problems = []
+        if js.store_dir and self.store_dir and js.store_dir != self.store_dir:
+            problems.append("Duplicate 'store_dir' configuration")
+        if self.cluster is not None and self.cluster.port:
+            problems.append("jetstream: clustered JetStream is not supported by trionats yet "
+                            "(remove the cluster block or the jetstream block)")  # fmt: skip
+        for account in self.accounts:
+            if account.jetstream is not None and account.name == self.system_account:
+                problems.append("jetstream can not be enabled on the system account")
+        return problems
+
+    @property
+    def jetstream_enabled(self) -> bool:
+        return self.jetstream is not None and self.jetstream.enabled
 
     def user_names(self) -> set[str]:
         """Every configured user name and nkey: `authorization` users and accounts' users."""

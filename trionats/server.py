@@ -5,6 +5,7 @@
       ├── _serve_connections            connections nursery (one task per connection)
       │     └── ClientConnection.run    that connection's nursery: reader, writer, pinger
       ├── serve_heartbeats              system.py: $SYS.SERVER.<id>.STATSZ while subscribed
+      ├── JetStream.serve (with -js)    jetstream/service.py: the store, periodic work
       └── _serve_front                  the front nursery, cancelled first on shutdown
             ├── WebsocketListener.serve (with websocket {}) websocket.py: accepts, upgrades
             ├── _serve_accepts          the accept scope (also cancelled by lame duck mode)
@@ -115,6 +116,12 @@ class Server:
         self.tracing = TracePublisher(self)
         #: The system account's internal client and request handlers (system.py).
         self.system = SystemServices(self)
+        #: JetStream (jetstream/service.py), with a jetstream block or -js.
+        self.jetstream = None
+        if options.jetstream_enabled:
+            from .jetstream.service import JetStream  # its modules: only when enabled
+
+            self.jetstream = JetStream(self)
         self.clients: dict[int, ClientConnection] = {}
         self.port = 0  # the bound client port, once listening
         self.ready = False
@@ -172,6 +179,8 @@ class Server:
         """Run until `shutdown()`; reports the Server through `task_status` once listening."""
         options = self.options
         self._log_banner()
+        if self.jetstream is not None:
+            await self.jetstream.prepare()  # its storage directory, before any listener
         port = 0 if options.port == defaults.RANDOM_PORT else options.port
         listeners = await trio.open_tcp_listeners(port, host=options.host or None)
         route_listeners: list = []
@@ -202,6 +211,8 @@ class Server:
                     self.monitor = await nursery.start(serve_monitor, self, http_listeners)
                 await nursery.start(self._serve_connections)
                 await nursery.start(self.system.serve_heartbeats)
+                if self.jetstream is not None:
+                    await nursery.start(self.jetstream.serve)
                 if route_listeners:
                     self.log.info(f"Cluster name is {self.cluster.name}")
                     if self.cluster.dynamic:
@@ -485,6 +496,8 @@ class Server:
             self.leafnodes.close()
         for client in list(self.clients.values()):
             client.close(Reason.SERVER_SHUTDOWN)
+        if self.jetstream is not None:
+            self.jetstream.close()  # after the clients: what is queued is still written
         deadline = trio.current_time() + defaults.SHUTDOWN_GRACE
         self._connections.cancel_scope.deadline = deadline
         nursery.cancel_scope.deadline = deadline + 1
@@ -529,8 +542,10 @@ class Server:
                 info["tls_verify"] = True
             if not required:
                 info["tls_available"] = True
+        info["max_payload"] = options.max_payload
+        if self.jetstream is not None:
+            info["jetstream"] = True
         info |= {
-            "max_payload": options.max_payload,
             "client_id": client.cid,
             "client_ip": client.peer_host,
         }

@@ -366,6 +366,10 @@ class SystemServices:
         return self._response(disabled.leafz(self.server.server_id, {}, clock))
 
     def _jsz(self, options: dict, clock: Clock) -> dict:
+        if self.server.jetstream is not None:
+            from .jetstream.figures import jsz
+
+            return self._response(jsz(self.server, {}, clock.wall_ns))
         return self._response(disabled.jsz(self.server.server_id, {}, clock))
 
     def _account_connz(self, account: str, options: dict, clock: Clock) -> dict:

@@ -69,7 +69,7 @@ class TracePublisher:
         self.seq += 1
         info |= {
             "feature_flags": dict(defaults.FEATURE_FLAGS),
-            "jetstream": False,
+            "jetstream": server.jetstream is not None,
             "flags": 0,
             "seq": self.seq,
             "time": rfc3339(time.time_ns()),

@@ -18,6 +18,7 @@ from tests.cluster import test_cluster
 from tests.helpers import NatsServerProcess, RawClient, free_port
 from trionats.config.load import options_from_conf
 from trionats.config.natsconf import parse
+from trionats.errors import Reason
 from trionats.server import Server
 
 ACCOUNTS = """
@@ -333,3 +334,72 @@ async def test_a_route_pinned_to_an_account_names_none_in_its_lines(nursery):
     await subscribe(sys_sub, b"UNSUB 1\r\n")
     await peer.expect(b"RS- news\r\n")
     node.shutdown()
+
+
+async def ours_sized(nursery, name: str, pool_size: int, *routes: int) -> Server:
+    options = attrs.evolve(options_from_conf(parse(ACCOUNTS, filename="node.conf")),
+                           host="127.0.0.1", port=-1, server_name=name,
+                           cluster=cluster_options(*routes, pool_size=pool_size))  # fmt: skip
+    return await nursery.start(Server(options).serve)
+
+
+async def check_pair(n1, n2) -> None:
+    """Account A's messages cross both ways; both nodes answer a system PING."""
+    for here, there in ((n1, n2), (n2, n1)):
+        sub, pub = await user(there, "a"), await user(here, "a")
+        await subscribe(sub, b"SUB pair.x 1\r\n")
+        await until_delivered(pub, b"PUB pair.x 2\r\nok\r\n", sub, b"MSG pair.x 1 2\r\nok\r\n")
+    sys = await user(n1, "sys")
+    await subscribe(sys, b"SUB _INBOX.p 2\r\n")
+    with trio.fail_after(TIMEOUT * 2):
+        while True:
+            await sys.send(b"PUB $SYS.REQ.SERVER.PING _INBOX.p 0\r\n\r\n")
+            with trio.move_on_after(0.5):
+                await sys.read_line()
+                await sys.read_line()
+                await sys.read_line()
+                await sys.read_line()  # (two answers: line and body each)
+                break
+
+
+@pytest.mark.parametrize("sizes", [(-1, 3), (3, -1), (5, 3), (1, 3)])
+async def test_pool_sizes_may_differ(nursery, sizes):
+    """As nats-server since 2.11: the larger pool is used; -1 on either side, one connection."""
+    n1 = await ours_sized(nursery, "N1", sizes[0])
+    n2 = await ours_sized(nursery, "N2", sizes[1], n1.cluster.port)
+    connections = 1 if -1 in sizes else max(sizes) + 1  # (+ the pinned SYS route)
+    await wait_for(lambda: len(n1.cluster.connections()) == len(n2.cluster.connections())
+                   == connections)  # fmt: skip
+    await check_pair(n1, n2)
+    n1.shutdown()
+    n2.shutdown()
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize(("size", "slots"), [(5, {0, 1, 2, 3, 4, "SYS"}), (-1, {0})])
+async def test_a_nats_server_with_another_pool_size(nursery, tmp_path, size, slots):
+    n1 = await ours(nursery, "N1")
+    with go(tmp_path, "N2", n1.cluster.port, extra=f", pool_size: {size}") as g:
+        await wait_for(lambda: pool_to(n1, "N2") == slots)
+        await check_pair(n1, g)
+        log = g.log()
+    assert route_complaints(log) == []
+
+
+async def test_every_accounts_interest_is_sent_again_when_routes_come_back(nursery):
+    n1 = await ours(nursery, "N1")
+    n2 = await ours(nursery, "N2", n1.cluster.port)
+    await wait_for(lambda: len(n1.cluster.connections()) == len(n2.cluster.connections()) == 4)
+    a_sub, b_sub, sys_sub = await user(n2, "a"), await user(n2, "b"), await user(n2, "sys")
+    for raw in (a_sub, b_sub, sys_sub):
+        await subscribe(raw, b"SUB again 1\r\n")
+    before = {route.cid for route in n1.cluster.connections()}
+    for route in n2.cluster.connections():  # every connection drops (a network blip)
+        route.close(Reason.READ_ERROR, flush=False)
+    await wait_for(lambda: len(n1.cluster.connections()) == 4
+                   and not before & {route.cid for route in n1.cluster.connections()})  # fmt: skip
+    for name, sub in (("a", a_sub), ("b", b_sub), ("sys", sys_sub)):
+        pub = await user(n1, name)
+        await until_delivered(pub, b"PUB again 2\r\nok\r\n", sub, b"MSG again 1 2\r\nok\r\n")
+    n1.shutdown()
+    n2.shutdown()

@@ -193,12 +193,15 @@ OPTION_CASES = [
     ("system_account: SYS", {"system_account": "SYS"}),
     ("system: SYS", {"system_account": "SYS"}),
     ("no_system_account: true", {"no_system_account": True}),
+    # JetStream (the block's keys: tests/jetstream/test_config.py)
+    ("store_dir: /data", {"store_dir": "/data"}),
+    ("storedir: /data", {"store_dir": "/data"}),
     ("no_system: true", {"no_system_account": True}),
     ("no_sys_acc: true", {"no_system_account": True}),
 ]
 
 #: Block keys, covered by the block tests below.
-BLOCK_KEYS = {"authorization", "tls", "cluster", "websocket", "ws", "accounts"}
+BLOCK_KEYS = {"authorization", "tls", "cluster", "websocket", "ws", "accounts", "jetstream"}
 #: Operator mode's keys (and aliases): tests/config/test_operator_config.py.
 BLOCK_KEYS |= {"operator", "operators", "roots", "root", "root_operators", "root_operator",
                "resolver", "account_resolver", "accounts_resolver", "resolver_preload"}
@@ -248,11 +251,11 @@ def test_a_key_listed_as_not_yet_is_refused(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "key", ["jetstream", "gateway", "mqtt", "trusted_keys", "store_dir",
+    "key", ["gateway", "mqtt", "trusted_keys",
             "resolver_tls", "mappings", "prof_port", "trace_headers", "server_metadata"],
 )  # fmt: skip
 def test_out_of_scope_options_are_named(tmp_path, key):
-    text = f"{key}: {{}}\n" if key == "jetstream" else f"{key}: 1\n"
+    text = f"{key}: 1\n"
     assert problems(tmp_path, text) == [
         f'{tmp_path}/node.conf:1:1: "{key}" is not supported by trionats'
     ]
@@ -499,7 +502,7 @@ def test_all_problems_reported_together_sorted_by_position(tmp_path):
         "cluster { name: C1, nope: 1 }\n"  # 5
         'server_name: "my server"\n'  # 6
         "  ping_interval: soon\n"  # 7
-        "jetstream: {}\n"  # 8
+        "jetstream: maybe\n"  # 8
         "listen: localhost\n"  # 9
         "UNUSED = 1\n"  # 10
     )
@@ -511,7 +514,7 @@ def test_all_problems_reported_together_sorted_by_position(tmp_path):
         f'{f}:5:21: unknown field "nope" in cluster',
         f"{f}:6:1: server name cannot contain spaces",
         f"{f}:7:3: ping_interval: invalid duration 'soon'",
-        f'{f}:8:1: "jetstream" is not supported by trionats',
+        f"{f}:8:1: jetstream: Expected 'enabled' or 'disabled' for string value, got 'maybe'",
         f'{f}:9:1: listen: could not parse address string "localhost"',
         f'{f}:10:1: unknown field "UNUSED"',
     ]
@@ -521,7 +524,7 @@ def test_a_refused_block_hides_no_other_problem(tmp_path):
     """Refused blocks, a bad value, an unknown key, and the rules between keys that only the
     loaded options can tell (Options.check): all in one report."""
     text = (
-        "jetstream { store_dir: /tmp/js, max_mem: 1G }\n"  # 1
+        "jetstream { store_dir: /tmp/js, max_mem: 1G, cipher: aes }\n"  # 1
         "max_payload: 100MB\n"  # 2: over max_pending
         "colour: blue\n"  # 3
         "leafnodes { port: 7422, isolate: true }\n"  # 4
@@ -529,16 +532,16 @@ def test_a_refused_block_hides_no_other_problem(tmp_path):
         "websocket { port: 8080 }\n"  # 6: without TLS
         "http_port: 8222\n"  # 7
         "https_port: 8223\n"  # 8
-        "accounts { A: { jetstream: enabled } }\n"  # 9
+        "accounts { A: { jetstream: sometimes } }\n"  # 9
         'server_name: "a b"\n'  # 10: its rule is reported once, at its line
     )
     f = f"{tmp_path}/node.conf"
     assert problems(tmp_path, text) == [
-        f'{f}:1:1: "jetstream" is not supported by trionats',
+        f'{f}:1:46: "jetstream.cipher" is not supported by trionats yet',
         f'{f}:3:1: unknown field "colour"',
         f"{f}:4:25: isolate: not supported by trionats yet (interest isolation)",
         f"{f}:5:1: ping_interval: invalid duration 'soon'",
-        f'{f}:9:17: "jetstream" is not supported by trionats yet (account "A")',
+        f"{f}:9:17: jetstream: Expected 'enabled' or 'disabled' for string value, got 'sometimes'",
         f"{f}:10:1: server name cannot contain spaces",
         "can't specify both HTTP (8222) and HTTPs (8223) ports",
         "max_payload (104857600) cannot be higher than max_pending (67108864)",

@@ -90,7 +90,12 @@ async def test_binding_sends_the_accounts_interest_and_its_loop_subject(nursery)
     await sub.send(b"SUB a.> 1\r\nSUB q.x grp 2\r\nSUB q.x grp 3\r\nPING\r\n")
     await sub.expect(b"PONG\r\n")
     _, lines = await open_leaf(server)
-    assert sorted(lines[:-1]) == [b"LS+ a.>\r\n", b"LS+ q.x grp 2\r\n"]
+    # (as nats-server: the account's interest, with the system services it imports)
+    assert sorted(lines[:-1]) == [
+        b"LS+ $SYS.REQ.ACCOUNT.PING.CONNZ\r\n", b"LS+ $SYS.REQ.ACCOUNT.PING.STATZ\r\n",
+        b"LS+ $SYS.REQ.SERVER.PING.CONNZ\r\n", b"LS+ $SYS.REQ.USER.INFO\r\n",
+        b"LS+ a.>\r\n", b"LS+ q.x grp 2\r\n",
+    ]
     assert lines[-1].startswith(b"LS+ $LDS.")
     assert len(server.leafnodes.connections) == 1
 

@@ -372,7 +372,7 @@ def _remote_interest(http_port: int, timeout: float = 10.0) -> list[dict]:
     while time.monotonic() < deadline:
         routez = _json(http_port, "/routez?subs=detail")
         found = [d for route in routez["routes"] for d in route.get("subscriptions_list_detail", [])
-                 if not d["subject"].startswith("$")]  # fmt: skip
+                 if not d["subject"].startswith(("$", "_R_."))]  # (internal ones) fmt: skip
         if len(found) == 2:
             return sorted(({**d, "cid": 0} for d in found), key=lambda d: d["subject"])
         time.sleep(0.05)

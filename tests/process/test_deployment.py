@@ -182,7 +182,8 @@ def run_cluster(text: str, names: list[str], tmp_path: Path) -> None:
         for port in http:
             while True:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/routez") as response:
-                    if json.load(response)["num_routes"] == count - 1:
+                    routes = json.load(response)["routes"]  # (pools: several per peer)
+                    if len({route["remote_id"] for route in routes}) == count - 1:
                         break
                 assert time.monotonic() < deadline, [node.log() for node in nodes]
                 time.sleep(0.1)

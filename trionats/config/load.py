@@ -493,18 +493,116 @@ AUTHORIZATION = Schema.of(
     ],
 )
 
+# --- JetStream: `jetstream` (bool, "enabled"/"disabled" or a map), at the top and per account -----
+
+
+def _js_sync(value: Any, out: dict) -> None:
+    """sync_interval: a duration, or "always" (sync after every write)."""
+    if isinstance(value, str) and value.lower() == "always":
+        out["sync_always"] = True
+        return
+    out["sync_interval"] = _duration(value)
+
+
+def _js_size(value: Any) -> int:
+    size = _size(value)
+    if size < -1:
+        raise _Bad("value can not be negative")
+    return size
+
+
+JETSTREAM = Schema.of(
+    opts.JetStreamOptions,
+    [
+        (("enabled", "enable"), Field("enabled", _bool)),
+        (("store_dir", "storedir", "store"), Field("store_dir", _str)),
+        (("max_memory_store", "max_mem_store", "max_mem"), Field("max_memory_store", _js_size)),
+        (("max_file_store", "max_file"), Field("max_file_store", _js_size)),
+        (("domain",), Field("domain", _str)),
+        (("sync_interval", "sync"), Field("", setter=_js_sync)),
+        (("strict",), Field("strict", _bool)),
+        (("unique_tag",), Field("unique_tag", _str)),
+        (("max_buffered_msgs",), Field("max_buffered_msgs", _int)),
+        (("max_buffered_size",), Field("max_buffered_size", _size)),
+        (("request_queue_limit",), Field("request_queue_limit", _int)),
+    ],
+)
+
+#: `jetstream` keys nats-server has that trionats does not act on yet (encryption, TPM,
+#: server-wide account limits, clustering's meta layer): refused, never ignored.
+JETSTREAM_NOT_YET = {
+    "key", "ek", "encryption_key", "prev_key", "prev_ek", "prev_encryption_key", "cipher",
+    "extension_hint", "limits", "tpm", "max_outstanding_catchup", "info_queue_limit",
+    "meta_compact", "meta_compact_size", "meta_compact_sync", "max_concurrent_io",
+}  # fmt: skip
+
+ACCOUNT_JETSTREAM = Schema.of(
+    opts.AccountJetStream,
+    [
+        (("max_memory", "max_mem", "mem", "memory"), Field("max_memory", _js_size)),
+        (("max_store", "max_file", "max_disk", "store", "disk"), Field("max_store", _js_size)),
+        (("max_streams", "streams"), Field("max_streams", _int)),
+        (("max_consumers", "consumers"), Field("max_consumers", _int)),
+        (("max_ack_pending",), Field("max_ack_pending", _int)),
+        (("mem_max_stream_bytes", "memory_max_stream_bytes"),
+         Field("memory_max_stream_bytes", _js_size)),
+        (("disk_max_stream_bytes", "store_max_stream_bytes"),
+         Field("storage_max_stream_bytes", _js_size)),
+        (("max_bytes_required", "max_stream_bytes", "max_bytes"),
+         Field("max_bytes_required", _bool)),
+    ],
+)
+
+
+def _js_switch(value: Any) -> bool | None:
+    """`jetstream: true|false|enabled|disabled` (None: a map follows); nats-server's words."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        word = value.lower()
+        if word in ("enabled", "enable"):
+            return True
+        if word in ("disabled", "disable"):
+            return False
+        raise _Bad(f"Expected 'enabled' or 'disabled' for string value, got '{value}'")
+    if isinstance(value, dict):
+        return None
+    raise _Bad(f"Expected map, bool or string to define JetStream, got {_kind(value)}")
+
+
+def _convert_jetstream(schema: Schema, value: Any, problems: list[Problem], key: str):
+    """A `jetstream` value: None when off, else the block's fields (a switch: defaults)."""
+    switch = _js_switch(value)
+    if switch is not None:
+        return {} if switch else None
+    positions = getattr(value, "positions", {})
+    known = ConfMap()
+    known.positions = positions
+    known.variables = getattr(value, "variables", set())
+    for name, item in value.items():
+        if schema is JETSTREAM and name.lower() in JETSTREAM_NOT_YET:
+            text = f'"{key}.{name}" is not supported by trionats yet'
+            problems.append(Problem(positions.get(name), text))
+        else:
+            known[name] = item
+    block: dict = {}
+    _walk(schema, known, block, problems, f" in {key}")
+    return block
+
+
 ACCOUNT = Schema.of(
     opts.AccountOptions,
     [
         (("users",), Field("users", block=USER)),
         (("default_permissions",), Field("default_permissions", block=PERMISSIONS)),
+        (("jetstream",), Field("jetstream", block=ACCOUNT_JETSTREAM)),
     ],
 )
 
 #: Keys of an account that name features of accounts trionats does not serve yet: refused,
-#: not ignored (they need JetStream, JWTs or subject mappings).
+#: not ignored (they need JWTs or subject mappings).
 ACCOUNT_NOT_YET = {
-    "nkey", "jetstream", "mappings", "maps", "limits", "msg_trace", "trace_dest",
+    "nkey", "mappings", "maps", "limits", "msg_trace", "trace_dest",
 }  # fmt: skip
 
 #: An export's keys beside `stream`/`service` that trionats does not act on: refused.
@@ -882,6 +980,8 @@ OPTIONS = Schema.of(
         (("accounts",), Field("accounts", block=ACCOUNT)),
         (("system_account", "system"), Field("system_account", _str)),
         (("no_system_account", "no_system", "no_sys_acc"), Field("no_system_account", _bool)),
+        (("jetstream",), Field("jetstream", block=JETSTREAM)),
+        (("store_dir", "storedir"), Field("store_dir", _str)),
         (
             ("operator", "operators", "roots", "root", "root_operators", "root_operator"),
             Field("operators", _operators),
@@ -895,10 +995,10 @@ OPTIONS = Schema.of(
 
 #: nats-server features outside trionats' scope: named, so they are not mistaken for typos.
 OUT_OF_SCOPE = {
-    "jetstream", "gateway", "mqtt",
+    "gateway", "mqtt",
     "trusted", "trusted_keys", "system_account_jwt",
     "prof_port", "proxy_protocol", "proxies", "server_metadata", "trace_headers", "ocsp",
-    "ocsp_cache", "default_js_domain", "mappings", "maps", "store_dir", "storedir",
+    "ocsp_cache", "default_js_domain", "mappings", "maps",
     "resolver_tls", "resolver_pinned_accounts", "default_sentinel", "feature_flags",
     "prof_block_rate",
 }  # fmt: skip
@@ -979,6 +1079,8 @@ def _convert_block(schema: Schema, value: Any, problems: list[Problem], key: str
     """A nested block (a map), or for `users` a list of maps, or the `accounts` block."""
     if schema is ACCOUNT:
         return _convert_accounts(value, problems)
+    if schema is JETSTREAM or schema is ACCOUNT_JETSTREAM:
+        return _convert_jetstream(schema, value, problems, key)
     if schema is LEAF_REMOTE or schema is LEAF_USER:
         return _convert_leaf_list(schema, value, problems, key)
     if schema is USER:

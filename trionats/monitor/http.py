@@ -133,6 +133,10 @@ class Monitor:
                 return Response(200, [("Content-Type", metrics.CONTENT_TYPE)], text.encode())
             if endpoint == "accstatz":
                 return json_response(snapshots.accstatz(server, query, clock))
+            if endpoint == "jsz" and getattr(server, "jetstream", None) is not None:
+                from ..jetstream.figures import jsz
+
+                return json_response(jsz(server, query, clock.wall_ns))
             if endpoint == "leafz" and server.leafnodes is not None:
                 return json_response(leafz.leafz(server, query, clock))
             if endpoint in _FEATURES_OFF:

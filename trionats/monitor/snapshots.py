@@ -630,6 +630,9 @@ def healthz(server, query: dict) -> tuple[int, dict]:
         return 400, _health_error('"stream" must not be empty when checking consumer health')
     if not server.ready:
         return 500, _health_error("Client connections not yet accepted")
+    js_problem = _jetstream_health(server)
+    if js_problem:
+        return 503, {"status": "unavailable", "error": js_problem}
     return 200, {"status": "ok"}
 
 
@@ -665,7 +668,7 @@ def accountz(server, query: dict, clock: Clock) -> dict:
     detail.update(
         expired=False,
         complete=True,
-        jetstream_enabled=False,
+        jetstream_enabled=name in getattr(getattr(server, "jetstream", None), "accounts", ()),
         leafnode_connections=0,
         client_connections=sum(
             1 for client in list(server.clients.values()) if _account_name(client) == name
@@ -850,7 +853,7 @@ def varz(server, clock: Clock, *, start_ns: int, process: dict, http_port: int,
         leaf=_leaf_varz(server),
         mqtt={},
         websocket=websocket_varz(server),
-        jetstream={},
+        jetstream=_jetstream_varz(server),
         tls_timeout=go_float(tls.timeout if tls and tls.timeout > 0 else defaults.TLS_TIMEOUT),
         write_deadline=round(options.write_deadline * _NS),
     )
@@ -971,6 +974,19 @@ def _leaf_count(server) -> int:
 def go_float(value: float):
     """A float64 as Go's JSON encoder writes it: no fraction when whole (`2`, not `2.0`)."""
     return int(value) if float(value).is_integer() else float(value)
+
+
+# --- JetStream (its own figures: jetstream/figures.py, through the server's JetStream) ----
+
+
+def _jetstream_varz(server) -> dict:
+    js = getattr(server, "jetstream", None)
+    return js.varz() if js is not None else {}
+
+
+def _jetstream_health(server) -> str:
+    js = getattr(server, "jetstream", None)
+    return js.health_problem() if js is not None else ""
 
 
 # --- the index page --------------------------------------------------------------------

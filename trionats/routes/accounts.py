@@ -11,6 +11,7 @@ messages to local subscribers. Counters are the route's: a view only forwards to
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import trio
@@ -39,6 +40,9 @@ class RouteAccount:
         #: `RMSG <account> ` (or `RMSG ` when pinned): the start of every line we send.
         self.msg_start = b"RMSG " + token + b" " if token else b"RMSG "
         self.hmsg_start = b"H" + self.msg_start[1:]
+        #: `forward(subject, reply, queues, header_size, data)`: a message of this account
+        #: to the peer (a partial: no Python frame of its own on the per-message path).
+        self.forward = functools.partial(route.forward_in, self)
         server = route.server
         #: Where this account's routed messages go (local subscribers only).
         self.dispatch = Dispatcher(self, account.sublist, server.stats, trio.current_time,
@@ -62,8 +66,6 @@ class RouteAccount:
     def closed_reason(self):
         return self.route.closed_reason
 
-    def forward(self, subject: bytes, reply: bytes, queues, header_size: int, data: bytes) -> None:
-        self.route.forward_in(self, subject, reply, queues, header_size, data)
 
     def remove_sub(self, sub) -> None:
         """Route subscriptions never auto-unsubscribe (no max_msgs); kept for the interface."""

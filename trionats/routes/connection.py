@@ -445,7 +445,9 @@ class RouteConnection(Connection):
             self.close(Reason.DUPLICATE_ROUTE, flush=False)
             return
         self.registered = True
-        if self.solicited and self.pooled and not self.pinned_account:  # our INFO, with the slot
+        if self.solicited and cluster.pool_size > 0 and not self.pinned_account:
+            # our INFO, held back in on_start: with the slot chosen (0 for a peer that does
+            # not pool)
             self.outbound.write(encode.info(cluster.info_fields(pool_idx=self.slot)))
         self.log.info("Route connection created")
         dump = [line for line in cluster.interest.dump() if self.carries(_line_account(line))]
@@ -614,7 +616,8 @@ class RouteConnection(Connection):
 
     def _on_rmsg(self, event: RMsg) -> None:
         account, subject, reply, queues, header_size, data = event
-        dispatch = self._receiver(account, subject)
+        view = self.views.get(account) if self.registered else None  # (the common case)
+        dispatch = view.dispatch if view is not None else self._receiver(account, subject)
         if dispatch is None:
             self.dispatch.received(1, len(data) - 2)  # counted, delivered to nobody
             return
