@@ -112,6 +112,18 @@ def user_jwt(user: KeyPair, signer: KeyPair, *, name: str = "U", exp: int = 0, n
     return encode(claims, signer)
 
 
+def activation_jwt(importer: KeyPair, signer: KeyPair, subject: str, kind: str, *,
+                   issuer_account: str = "", exp: int = 0) -> str:
+    """An exporting account's activation token letting `importer` import `subject`."""
+    nats = {"subject": subject, "kind": kind, "type": "activation", "version": 2}
+    if issuer_account:
+        nats["issuer_account"] = issuer_account
+    claims = {"sub": importer.public, "name": subject, "nats": nats}
+    if exp:
+        claims["exp"] = exp
+    return encode(claims, signer)
+
+
 def creds(user_token: str, user: KeyPair) -> str:
     """A .creds file's text in the standard (nsc) format."""
     return (

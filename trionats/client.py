@@ -113,6 +113,8 @@ class ClientConnection(Connection):
         #: A user JWT's subscription limit (-1: the server's) and end (trio time; inf: never).
         self.max_subs = -1
         self.expires_at = math.inf
+        self.expiry_error = errors.USER_AUTH_EXPIRED
+        self.claim_expires_at = math.inf  # the user JWT's own end
         if self.auth.enabled:
             self.auth_deadline = self.start_time + self.auth.timeout
             self.next_ping = min(self.next_ping, self.auth_deadline)
@@ -425,8 +427,15 @@ class ClientConnection(Connection):
         if payload == -1 or payload > options.max_payload:
             payload = options.max_payload
         self.parser.set_limits(max_control_line=options.max_control_line, max_payload=payload)
-        if identity.expires_in is not None:
-            self.expires_at = trio.current_time() + identity.expires_in
+        # The user's end or its account's, whichever comes first, each with its own -ERR.
+        now = trio.current_time()
+        for left, error in ((identity.expires_in, errors.USER_AUTH_EXPIRED),
+                            (identity.account_expires_in, errors.ACCOUNT_AUTH_EXPIRED)):  # fmt: skip
+            if left is not None and now + left < self.expires_at:
+                self.expires_at, self.expiry_error = now + left, error
+        if identity.expires_in is not None:  # ($SYS.REQ.USER.INFO's `expires`)
+            self.claim_expires_at = now + identity.expires_in
+        if self.expires_at != math.inf:
             self.reschedule_ping(min(self.next_ping, self.expires_at))
         return True
 
@@ -639,9 +648,9 @@ class ClientConnection(Connection):
             self.send_err(errors.AUTH_TIMEOUT)
             self.close(Reason.AUTH_TIMEOUT)
             return
-        if now >= self.expires_at:  # a user JWT's `exp` (nats-server's authExpired)
-            self.log.debug(errors.USER_AUTH_EXPIRED)
-            self.send_err(errors.USER_AUTH_EXPIRED)
+        if now >= self.expires_at:  # a user or account JWT's end (nats-server's authExpired)
+            self.log.debug(self.expiry_error)
+            self.send_err(self.expiry_error)
             self.close(Reason.AUTH_EXPIRED)
             return
         interval = self.ping_interval

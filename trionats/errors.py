@@ -28,6 +28,7 @@ INVALID_SUBSCRIPTION = "Invalid Subscription"  # a route's RS+ the sublist refus
 MAX_SUBSCRIPTIONS = "maximum subscriptions exceeded"
 MAX_ACCOUNT_CONNECTIONS = "maximum account active connections exceeded"
 USER_AUTH_EXPIRED = "User Authentication Expired"
+ACCOUNT_AUTH_EXPIRED = "Account Authentication Expired"
 
 
 def go_quote(text: bytes | str) -> str:

@@ -352,7 +352,7 @@ class WebsocketOptions:
     #: Extra headers of the 101 response (name, value), in the configuration's order.
     headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs)
 
-    def problems(self) -> list[str]:
+    def problems(self, operator_mode: bool = False) -> list[str]:
         """What cannot run (nats-server's texts where it has them); nothing if disabled."""
         if self.port == 0:
             return []
@@ -368,8 +368,8 @@ class WebsocketOptions:
                 )
             elif not parts.netloc:
                 problems.append(f'unable to parse allowed origin "{origin}": host is required')
-        if self.jwt_cookie:
-            # nats-server's check: a JWT needs trusted operators, which trionats has not.
+        if self.jwt_cookie and not operator_mode:
+            # nats-server's check: a JWT needs trusted operators.
             problems.append(
                 "trusted operators or trusted keys configuration is required for JWT "
                 f'authentication via cookie "{self.jwt_cookie}"'
@@ -547,7 +547,7 @@ class Options:
         if self.leafnodes is not None:
             problems += self._leafnode_problems()
         if self.websocket is not None and self.websocket.port:
-            problems += self.websocket.problems()
+            problems += self.websocket.problems(operator_mode=bool(self.operators))
             problems += self._websocket_auth_problems()
         problems += self._jetstream_problems()
         if self.cluster is not None:

@@ -23,6 +23,7 @@ of a cluster and each answers.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from typing import TYPE_CHECKING
@@ -417,8 +418,16 @@ class SystemServices:
             data["account_name"] = data["account"]
         client = server.clients.get(info.get("id")) if type(info.get("id")) is int else None
         identity = client.identity if client is not None else None
+        details = getattr(identity, "jwt", None)  # a JWT user (auth/operator.py JWTDetails)
+        if details is not None:
+            data["account_name"] = details.name_tag
+            if details.user_name:
+                data["user_name"] = details.user_name
         if identity is not None and identity.permissions is not None:
             data["permissions"] = identity.permissions.public()
+        left = getattr(client, "claim_expires_at", math.inf) - trio.current_time()
+        if left != math.inf:  # (nats-server: a Go duration in ns, whole seconds)
+            data["expires"] = max(0, int(left)) * 1_000_000_000
         self.publish(reply, self._response(data))
 
 

@@ -206,8 +206,11 @@ class WebsocketListener:
         self.extra_headers = b"".join(
             f"{name}: {value}\r\n".encode() for name, value in options.headers
         )
-        #: Cookies that supply CONNECT credentials (user_cookie, pass_cookie, token_cookie).
-        self.cookie_names = (options.user_cookie, options.pass_cookie, options.token_cookie)
+        #: Cookies that supply CONNECT credentials (user_cookie, pass_cookie, token_cookie,
+        #: and jwt_cookie in operator mode).
+        self.cookie_names = (
+            options.user_cookie, options.pass_cookie, options.token_cookie, options.jwt_cookie
+        )
         self._scope: trio.CancelScope | None = None
         self._auth: Authenticator | None = None
         self._auth_options: Options | None = None

@@ -154,6 +154,37 @@ def test_revocations_cover_jwts_issued_until_then(keys):
     assert everyone.is_revoked(KeyPair("user").public, 500)
 
 
+def test_account_claim_issues(keys):
+    operator, account, _ = keys
+    other = KeyPair("account")
+    token = encode({"sub": other.public, "nats": {"subject": "x.>", "kind": "stream",
+                                                  "type": "activation", "version": 2}}, account)
+    claims = jwt.decode_account(account_jwt(
+        account, operator,
+        limits={"imports": 1, "exports": 5, "wildcards": False},
+        imports=[{"subject": "a.*", "account": other.public, "type": "service"},
+                 {"subject": "a.b", "account": other.public, "type": "service"},
+                 {"subject": "y", "account": other.public, "type": "stream", "token": token}],
+        exports=[{"subject": "e.>", "type": "stream"}],
+        signing_keys=["OBAD"],
+    ))  # fmt: skip
+    assert claims.issues() == [
+        f'overlapping subject namespace for "a.b" and "a.*" in same account "{other.public}"',
+        "activation token doesn't match account for import \"y\"",  # (issued by `account`)
+        "activation token doesn't match account it is being included in, \"y\"",
+        'activation token import subject "x.>" doesn\'t match import "y"',
+        "the account contains more imports than allowed by the operator",
+        "the account contains wildcard exports that are not allowed by the operator",
+        '"OBAD" is not a valid account signing key',
+    ]
+    # (no `limits` at all: Go's zeros, so no import is allowed)
+    bare = encode({"sub": account.public, "nats": {"type": "account", "version": 2, "imports": [
+        {"subject": "a", "account": other.public, "type": "stream"}]}}, operator)
+    assert jwt.decode_account(bare).issues() == [
+        "the account contains more imports than allowed by the operator"
+    ]
+
+
 def test_user_claim_issues(keys):
     _, account, user = keys
     claims = jwt.decode_user(user_jwt(
@@ -260,7 +291,8 @@ def test_mutated_tokens_are_decoded_or_refused(data):
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
         st.sampled_from(["type", "version", "pub", "sub", "allow", "resp", "max", "ttl", "src",
                          "times", "signing_keys", "kind", "key", "template", "limits", "tags",
-                         "revocations", "issuer_account", "x"]), inner, max_size=5),
+                         "revocations", "issuer_account", "imports", "exports", "token",
+                         "account", "subject", "local_subject", "x"]), inner, max_size=5),
     max_leaves=20,
 ))  # fmt: skip
 def test_signed_claims_of_any_shape_are_decoded_or_refused(nats):
@@ -276,6 +308,8 @@ def test_signed_claims_of_any_shape_are_decoded_or_refused(nats):
         if isinstance(claims, jwt.UserClaims):
             claims.issues()
             claims.has_empty_permissions()
+        if isinstance(claims, jwt.AccountClaims):  # (preloaded, but checked all the same)
+            claims.issues()
 
 
 @settings(max_examples=300, deadline=None)

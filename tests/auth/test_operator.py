@@ -9,7 +9,9 @@ import asyncio
 import json
 import re
 import time
+from pathlib import Path
 
+import attrs
 import nats
 import nats.errors
 import pytest
@@ -17,7 +19,14 @@ import trio
 import trio.testing
 
 from tests.helpers import NatsServerProcess, RawClient, TrionatsProcess
-from tests.jwtkit import KeyPair, Operator, account_jwt, user_jwt, write_creds
+from tests.jwtkit import (
+    KeyPair,
+    Operator,
+    account_jwt,
+    activation_jwt,
+    user_jwt,
+    write_creds,
+)
 from tests.session.test_ping_schedule import BytesStream
 from trionats.config.load import load
 from trionats.server import Server
@@ -65,6 +74,13 @@ class World:
             {"name": "private", "subject": "svc.private", "account": self.expa.public,
              "type": "service"},
         ])  # fmt: skip
+        # IMPC holds an activation token for the private service; IMPD one made out to IMPC.
+        impc, impd = KeyPair("account"), KeyPair("account")
+        for name, key, token_for in (("IMPC", impc, impc), ("IMPD", impd, impc)):
+            token = activation_jwt(token_for, self.expa, "svc.private", "service")
+            op.add_account(name, key, imports=[
+                {"name": "private", "subject": "svc.private", "account": self.expa.public,
+                 "type": "service", "token": token}])  # fmt: skip
         # An account issued by another operator, preloaded all the same: not trusted.
         self.rogue_key = KeyPair("account")
         op.accounts["ROGUE"] = (self.rogue_key,
@@ -162,6 +178,7 @@ def _scenarios(w: World) -> dict:
     outside, outside_jwt = op.user("A", times=paris, times_location="Europe/Paris")
     bad_zone, bad_zone_jwt = op.user("A", times=[_window(-60, 60)], times_location="Nowhere/X")
     impb, impb_jwt = op.user("IMPB")
+    impd, impd_jwt = op.user("IMPD")
     expa, expa_jwt = op.user("EXPA")
     return {
         "accepted": [(good_jwt, good, b"SUB foo 1\r\nPUB foo 2\r\nhi\r\n")],
@@ -205,6 +222,7 @@ def _scenarios(w: World) -> dict:
             (impb_jwt, impb, b"SUB ext.> 1\r\nSUB mapped.> 2\r\nSUB news.> 3\r\n"),
             (expa_jwt, expa, b"PUB news.a 1\r\nx\r\n"),
         ],
+        "account with another's activation token": [(impd_jwt, impd, b"")],
         "account isolation": [
             (b_jwt, b_user, b"SUB iso 1\r\n"),
             (good_jwt, good, b"SUB iso 1\r\nPUB iso 1\r\na\r\n"),
@@ -329,11 +347,12 @@ def test_startup_lines_as_nats_servers(world, servers):
     for server in servers:
         assert f"[WRN] Account [{old}] has validation issues:\n" in server.log()
         assert "[WRN]   - claim is expired\n" in server.log()
-    assert (f"[WRN] Account [{world.expa.public}]: private exports (activation tokens) of its "
-            "JWT are not supported by trionats yet and are ignored") in ours.log()  # fmt: skip
     assert '[WRN] Error adding service import "svc.private": service import not authorized\n' in (
         ours.log()
     )
+    for server in servers:  # the account whose activation token is another account's
+        assert ("[WRN]   - activation token doesn't match account it is being included in, "
+                '"svc.private"\n') in server.log()  # fmt: skip
 
 
 def test_service_imports_from_account_jwts(world, servers, tmp_path):
@@ -360,6 +379,37 @@ def test_service_imports_from_account_jwts(world, servers, tmp_path):
             await client.request("svc.private", b"2", timeout=2)
         await service.close()
         await client.close()
+
+    for server in servers:
+        asyncio.run(main(server.url))
+
+
+def test_private_service_exports_need_an_activation_token(world, servers, tmp_path):
+    """IMPC's import carries an activation token made out to it: answered; IMPB has none:
+    no responders. (IMPD's token is made out to IMPC: its account is invalid, its users
+    refused: the scenario "account with another's activation token".) On both servers."""
+    exporter, exporter_jwt = world.op.user("EXPA")
+    exporter_creds = write_creds(tmp_path, "expa", exporter_jwt, exporter)
+    creds = {}
+    for name in ("IMPC", "IMPB"):
+        user, token = world.op.user(name)
+        creds[name] = write_creds(tmp_path, name, token, user)
+
+    async def main(url: str) -> None:
+        service = await nats.connect(url, user_credentials=str(exporter_creds))
+
+        async def answer(msg):
+            await msg.respond(b"private:" + msg.data)
+
+        await service.subscribe("svc.private", cb=answer)
+        await service.flush()
+        allowed = await nats.connect(url, user_credentials=str(creds["IMPC"]))
+        assert (await allowed.request("svc.private", b"1", timeout=2)).data == b"private:1"
+        other = await nats.connect(url, user_credentials=str(creds["IMPB"]))
+        with pytest.raises(nats.errors.NoRespondersError):
+            await other.request("svc.private", b"2", timeout=2)
+        for client in (service, allowed, other):
+            await client.close()
 
     for server in servers:
         asyncio.run(main(server.url))
@@ -559,3 +609,89 @@ def test_an_operator_without_system_account_is_warned_about(tmp_path):
     for process in (TrionatsProcess, NatsServerProcess):
         with process("-c", str(path)) as server:
             assert "[WRN] Trusted Operators should utilize a System Account\n" in server.log()
+
+
+# --- the websocket port ----------------------------------------------------------------------
+
+
+async def test_websocket_jwt_cookie_supplies_the_user_jwt(world, nursery):
+    """`jwt_cookie` names an upgrade cookie holding the user JWT, used when the CONNECT has
+    none (nats-server's wsUpgrade): a bearer token logs in with it alone; any other JWT
+    still needs the nonce signed, so a CONNECT without `sig` is refused."""
+    from tests.clients.test_websocket_cookies import login
+    from tests.helpers import start_trionats
+    from trionats.options import WebsocketOptions
+
+    loaded = load(world.path)
+    server = await start_trionats(
+        nursery, operators=loaded.operators, resolver=loaded.resolver,
+        resolver_preload=loaded.resolver_preload, system_account=loaded.system_account,
+        websocket=WebsocketOptions(host="127.0.0.1", port=-1, no_tls=True, jwt_cookie="jwt"),
+    )  # fmt: skip
+    port = server.websocket.port
+    _, bearer = world.op.user("A", bearer_token=True)
+    _, signed = world.op.user("A")
+    accepted = await login(port, f"jwt={bearer}")
+    assert accepted.received == b"PONG\r\n"
+    refused = await login(port, f"jwt={signed}")
+    assert refused.received == AUTH_VIOLATION
+    nothing = await login(port)
+    assert nothing.received == AUTH_VIOLATION
+    server.shutdown()
+
+
+def test_jwt_cookie_is_accepted_in_operator_mode(world):
+    from trionats.options import WebsocketOptions
+
+    websocket = WebsocketOptions(port=8080, no_tls=True, jwt_cookie="jwt")
+    attrs.evolve(load(world.path), websocket=websocket).check()  # (refused without operator)
+
+
+def test_an_account_that_expires_closes_its_clients(tmp_path):
+    """The account JWT ends before the user's: nats-server's 'Account Authentication
+    Expired' (its own -ERR), on both servers."""
+
+    def conf() -> tuple[Path, KeyPair, str]:
+        op = Operator()
+        op.add_account("A", exp=int(time.time()) + 3)
+        user, token = op.user("A", exp=int(time.time()) + 60)
+        path = tmp_path / "short.conf"
+        path.write_text(op.conf())
+        return path, user, token
+
+    async def replay(port: int, user: KeyPair, token: str) -> bytes:
+        raw = await _session(port, token, user, b"")
+        assert await raw.ping_pong() == b""
+        data = await raw.expect_closed(timeout=6)
+        await raw.aclose()
+        return data.replace(b"PING\r\n", b"")  # (the server's first PING may come first)
+
+    for process in (TrionatsProcess, NatsServerProcess):
+        path, user, token = conf()
+        with process("-c", str(path)) as server:
+            assert trio.run(replay, server.port, user, token) == (
+                b"-ERR 'Account Authentication Expired'\r\n"
+            )
+
+
+def test_user_info_of_a_jwt_user_as_nats_server(world, servers, tmp_path):
+    """`$SYS.REQ.USER.INFO` names the account and user by their JWTs' names and says when
+    the user's JWT expires (whole seconds, in ns)."""
+    user, token = world.op.user("B", exp=int(time.time()) + 3600, tags=["a:1"],
+                                pub={"allow": ["x.>", "$SYS.REQ.USER.INFO"]})  # fmt: skip
+    creds = write_creds(tmp_path, "info", token, user)
+
+    async def main(url: str) -> dict:
+        client = await nats.connect(url, user_credentials=str(creds))
+        reply = await client.request("$SYS.REQ.USER.INFO", b"", timeout=2)
+        await client.close()
+        return json.loads(reply.data)["data"]
+
+    ours, theirs = (asyncio.run(main(server.url)) for server in servers)
+    for data in (ours, theirs):
+        assert 3590e9 <= data.pop("expires") <= 3600e9
+        # (nats-server lists a JWT user's permissions in the JWT's order, trionats sorted:
+        # docs/differences.md)
+        data.pop("permissions")
+    assert list(ours.items()) == list(theirs.items())
+    assert ours["account_name"] == "B" and ours["user_name"] == "U"

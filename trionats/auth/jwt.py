@@ -172,19 +172,20 @@ OPERATOR = Struct({
     **_GENERIC,
 })  # fmt: skip
 
+ACTIVATION = Struct({"subject": STR, "kind": _ExportType(), "issuer_account": STR, **_GENERIC})
+
 _CLAIMS_DATA = {"aud": STR, "exp": INT, "jti": STR, "iat": INT, "iss": STR, "name": STR,
                 "nbf": INT, "sub": STR}  # fmt: skip
 #: Enough of any claims to know its kind and version (jwt's `identifier`).
 _IDENTIFIER = Struct({"type": STR, "nats": Struct(_GENERIC)})
-_CLAIMS = {
-    kind: Struct({**_CLAIMS_DATA, "nats": nats})
-    for kind, nats in (("operator", OPERATOR), ("account", ACCOUNT), ("user", USER))
-}
+_KINDS = (("operator", OPERATOR), ("account", ACCOUNT), ("user", USER), ("activation", ACTIVATION))
+_CLAIMS = {kind: Struct({**_CLAIMS_DATA, "nats": nats}) for kind, nats in _KINDS}
 #: The key kind each claim's issuer must have (jwt's ExpectedPrefixes).
 _ISSUER_PREFIX = {
     "operator": nkeys.PREFIX_OPERATOR,
     "account": nkeys.PREFIX_OPERATOR,
     "user": nkeys.PREFIX_ACCOUNT,
+    "activation": nkeys.PREFIX_ACCOUNT,
 }
 _PREFIX_NAMES = {nkeys.PREFIX_OPERATOR: "[operator]", nkeys.PREFIX_ACCOUNT: "[account]"}
 
@@ -293,6 +294,39 @@ class AccountClaims(Claims):
         jwt.NewAccountClaims writes them (nats-server treats 0 as none for conn too)."""
         return self.limits.get(name, NO_LIMIT)
 
+    def issues(self) -> list[str]:
+        """jwt's Account.Validate errors besides time (what makes nats-server refuse the
+        account: "account validation failed"): imports (activation tokens included),
+        exports, the operator's import/export limits, signing keys, default permissions."""
+        issues = []
+        services: dict[str, list[str]] = {}
+        for entry in self.imports:
+            issues += _import_issues(entry, self.subject, services)
+        for export in self.exports:
+            if export.get("type") not in ("stream", "service"):
+                issues.append(f"invalid export type: {go_quote(export.get('type') or 'unknown')}")
+            issues += _subject_issues(export.get("subject", ""))
+        limits = self.limits
+        if limits.get("imports", 0) != NO_LIMIT and len(self.imports) > limits.get("imports", 0):
+            issues.append("the account contains more imports than allowed by the operator")
+        if limits.get("exports", 0) != NO_LIMIT:
+            if len(self.exports) > limits.get("exports", 0):
+                issues.append("the account contains more exports than allowed by the operator")
+            if not limits.get("wildcards") and any(
+                _has_wildcard(export.get("subject", "")) for export in self.exports
+            ):
+                issues.append("the account contains wildcard exports that are not allowed by "
+                              "the operator")  # fmt: skip
+        for key, scope in self.signing_keys.items():
+            if not nkeys.is_public(key, nkeys.PREFIX_ACCOUNT):
+                issues.append(f"{go_quote(key)} is not a valid account signing key" if scope is None
+                              else f"{key} is not an account public key")  # fmt: skip
+        for which in ("pub", "sub"):
+            permission = self.default_permissions.get(which) or {}
+            for subject in (permission.get("allow") or []) + (permission.get("deny") or []):
+                issues += _permission_issues(subject, permit_queue=which == "sub")
+        return issues
+
     def issuers(self) -> set[str]:
         """Keys that may sign this account's users: its own and its signing keys."""
         return {self.subject, *self.signing_keys}
@@ -365,8 +399,28 @@ class UserClaims(Claims):
         return issues
 
 
+class ActivationClaims(Claims):
+    """An exporting account's permission for one account (`sub`) to import a private
+    export: the subject it may import and the kind (stream or service)."""
+
+    __slots__ = ()
+
+    @property
+    def import_subject(self) -> str:
+        return self.nats.get("subject", "")
+
+    @property
+    def import_type(self) -> str:
+        return self.nats.get("kind", "")
+
+    @property
+    def issuer_account(self) -> str:
+        return self.nats.get("issuer_account", "")
+
+
 _CLOCK = re.compile(r"([01]\d|2[0-3]):[0-5]\d:[0-5]\d")
-_CLASSES = {"operator": OperatorClaims, "account": AccountClaims, "user": UserClaims}
+_CLASSES = {"operator": OperatorClaims, "account": AccountClaims, "user": UserClaims,
+            "activation": ActivationClaims}  # fmt: skip
 
 
 def _permission_issues(subject: str, permit_queue: bool) -> list[str]:
@@ -376,6 +430,65 @@ def _permission_issues(subject: str, permit_queue: bool) -> list[str]:
     issues = [issue for part in parts for issue in _subject_issues(part)]
     if len(parts) == 2 and not permit_queue:
         issues.append(f'Permission Subject "{subject}" is not allowed to contain queue')
+    return issues
+
+
+def _has_wildcard(subject: str) -> bool:
+    return any(token in ("*", ">") for token in subject.split("."))
+
+
+def _contained_in(subject: str, other: str) -> bool:
+    """jwt's Subject.IsContainedIn."""
+    from ..core.imports import is_subset
+
+    return is_subset(subject, other)
+
+
+def _import_issues(entry: dict, account: str, services: dict[str, list[str]]) -> list[str]:
+    """jwt's Import.Validate (and Imports.Validate's overlap check for services)."""
+    issues = []
+    kind, source = entry.get("type"), entry.get("account", "")
+    subject, local, to = entry.get("subject", ""), entry.get("local_subject", ""), entry.get("to", "")
+    if kind == "service":
+        own = to or re.sub(r"(?<![^.])\$\d+(?![^.])", "*", local) or subject
+        for other in services.get(source, []):
+            if other == own:
+                issues.append(f"overlapping subject namespace for {go_quote(own)} in account "
+                              f"{go_quote(source)}")  # fmt: skip
+            elif _contained_in(own, other) or _contained_in(other, own):
+                issues.append(f"overlapping subject namespace for {go_quote(own)} and "
+                              f"{go_quote(other)} in same account {go_quote(source)}")  # fmt: skip
+        services.setdefault(source, []).append(own)
+    if kind not in ("stream", "service"):
+        issues.append(f"invalid import type: {go_quote(kind or 'unknown')}")
+    if kind == "service" and entry.get("allow_trace"):
+        issues.append("AllowTrace only valid for stream import")
+    if not source:
+        issues.append("account to import from is not specified")
+    issues += _subject_issues(subject)
+    if local and to:
+        issues.append("Local Subject replaces To")
+    if entry.get("share") and kind != "service":
+        issues.append("sharing information (for latency tracking) is only valid for services: "
+                      f"{go_quote(subject)}")  # fmt: skip
+    token = entry.get("token")
+    if token:
+        try:
+            activation = decode_activation(token)
+        except JWTError:
+            return [*issues, f"import {go_quote(subject)} contains an invalid activation token"]
+        if source not in (activation.issuer, activation.issuer_account):
+            issues.append(f"activation token doesn't match account for import {go_quote(subject)}")
+        if activation.subject != account:
+            issues.append("activation token doesn't match account it is being included in, "
+                          f"{go_quote(subject)}")  # fmt: skip
+        if activation.import_type != kind:
+            issues.append(f"mismatch between token import type {activation.import_type} and "
+                          f"type of import {kind}")  # fmt: skip
+        wanted = to if kind == "service" and to else subject
+        if not _contained_in(wanted, activation.import_subject):
+            issues.append(f"activation token import subject {go_quote(activation.import_subject)} "
+                          f"doesn't match import {go_quote(subject)}")  # fmt: skip
     return issues
 
 
@@ -473,6 +586,10 @@ def decode_account(token: str) -> AccountClaims:
 
 def decode_user(token: str) -> UserClaims:
     return _decode_kind(token, "user")
+
+
+def decode_activation(token: str) -> ActivationClaims:
+    return _decode_kind(token, "activation")
 
 
 _DECORATED = re.compile(r"\s*(?:(?:-{3,}.*-{3,}\r?\n)([\w\-.=]+)(?:\r?\n-{3,}.*-{3,}(\r?\n|\Z)))")

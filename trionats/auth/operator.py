@@ -6,10 +6,13 @@ issued by one of those keys; a client logs in with a user JWT issued by the acco
 of its signing keys, with `issuer_account` naming the account) and the server's nonce signed
 by the user's nkey (bearer tokens skip the signature). `OperatorMode.login` makes those
 checks in nats-server's order (processClientOrLeafAuthentication); every refusal is the same
-"authentication error" to the client and the log, with the reason at debug level.
+"authentication error" to the client and the log, with the reason logged before it (at debug
+level, or as an error for a bad source address and connect times, as nats-server).
 
 Only the memory resolver exists (`resolver: MEMORY` and `resolver_preload`): the accounts are
-fixed for the server's life, until a reload. Pure code: no trio, no I/O.
+fixed for the server's life (a reload changing them is refused). The accounts' exports and
+imports are handed to core/imports.py as an `accounts` block's would be (`account_blocks`).
+No trio; the only I/O is the time zone database, for a user's `times_location`.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ class UserLogin:
     monitoring shows of it (`monitor`)."""
 
     __slots__ = ("user", "name", "account", "permissions", "max_subs", "max_payload",
-                 "expires_in", "monitor")  # fmt: skip
+                 "expires_in", "account_expires_in", "monitor")  # fmt: skip
 
     def __init__(self, user: str, name: str, account: str, permissions: CompiledPermissions | None,
                  max_subs: int, max_payload: int, expires_in: float | None) -> None:  # fmt: skip
@@ -69,20 +72,25 @@ class UserLogin:
         self.max_subs = max_subs  # -1: no limit
         self.max_payload = max_payload
         self.expires_in = expires_in  # seconds until the login ends (None: never)
+        #: Seconds until the account's JWT expires (None: never): its clients are closed.
+        self.account_expires_in: float | None = None
         self.monitor: JWTDetails | None = None
 
 
 class JWTDetails:
-    """What /connz (auth=1) shows of a JWT user, as nats-server: the JWT (not a bearer
-    token's), the key that signed it, its tags, and the account's name tag."""
+    """What /connz (auth=1) and `$SYS.REQ.USER.INFO` show of a JWT user, as nats-server: the
+    JWT (not a bearer token's), the key that signed it, its tags, the account's name tag and
+    the user's (the claims' names)."""
 
-    __slots__ = ("token", "issuer_key", "tags", "name_tag")
+    __slots__ = ("token", "issuer_key", "tags", "name_tag", "user_name")
 
-    def __init__(self, token: str, issuer_key: str, tags: list[str], name_tag: str) -> None:
+    def __init__(self, token: str, issuer_key: str, tags: list[str], name_tag: str,
+                 user_name: str = "") -> None:  # fmt: skip
         self.token = token
         self.issuer_key = issuer_key
         self.tags = tags
         self.name_tag = name_tag
+        self.user_name = user_name
 
 
 class OperatorMode:
@@ -103,6 +111,9 @@ class OperatorMode:
             claims = jwt.decode_account(token)
             if claims.subject == key:
                 self.accounts[key] = claims
+        #: Accounts whose claims have validation errors: nats-server cannot use them
+        #: ("account validation failed"), so their users are refused.
+        self.invalid = {key for key, claims in self.accounts.items() if claims.issues()}
 
     # --- what the server logs at startup ------------------------------------------------
 
@@ -124,13 +135,11 @@ class OperatorMode:
         what their claims ask for that trionats does not do yet (ignored, so said)."""
         lines = []
         for key, claims in self.accounts.items():
-            issues = claims.time_issues(now)
+            issues = claims.time_issues(now) + claims.issues()
             if issues:
                 lines.append(f"Account [{key}] has validation issues:")
                 lines += [f"  - {issue}" for issue in issues]
             ignored = [name for name in IGNORED_ACCOUNT_CLAIMS if claims.nats.get(name)]
-            if any(export.get("token_req") for export in claims.exports):
-                ignored.append("private exports (activation tokens)")
             if any(export.get("service_latency") for export in claims.exports):
                 ignored.append("service latency")
             limits = claims.limits
@@ -144,49 +153,85 @@ class OperatorMode:
     def account(self, key: str) -> jwt.AccountClaims | None:
         """The account `key` if the resolver has it, issued by a trusted operator key."""
         claims = self.accounts.get(key)
-        if claims is None or claims.issuer not in self.trusted:
+        if claims is None or claims.issuer not in self.trusted or key in self.invalid:
             return None
         return claims
 
     # --- exports and imports ------------------------------------------------------------
 
-    def account_blocks(self) -> list[dict]:
+    def account_blocks(self, now: float | None = None) -> list[dict]:
         """The trusted accounts' exports and imports as an `accounts` block gives them to the
         loader's checks (config/load.py _check_imports), in nats-server's mapping: a stream
         import's `local_subject` is its `to` (else the old `to` is a prefix), a service
         import's `local_subject` the subject its importers use. A private export (token_req)
-        is left out (activation tokens: not yet), and so are the imports it would allow."""
-        blocks = []
+        admits the accounts whose import carries a valid activation token (`allowed_by`)."""
+        blocks = {}
         for key, claims in self.accounts.items():
             if self.account(key) is None:
                 continue
             exports = [
                 {"kind": export["type"], "subject": export.get("subject", ""),
-                 "accounts": None,
+                 "accounts": [] if export.get("token_req") else None,
                  "response_type": _RESPONSE_TYPES.get(export.get("response_type", ""),
                                                       "singleton"),
                  "response_threshold": export.get("response_threshold", 0) / 1e9}
-                for export in claims.exports
-                if export.get("type") and not export.get("token_req")
+                for export in claims.exports if export.get("type")
             ]  # fmt: skip
-            imports = []
-            for entry in claims.imports:
-                kind, local = entry.get("type"), entry.get("local_subject", "")
-                if not kind or not entry.get("account") or self.account(entry["account"]) is None:
-                    continue
-                spec = {"kind": kind, "account": entry["account"],
-                        "subject": entry.get("subject", "")}  # fmt: skip
-                if kind == "stream" and local:
-                    spec["to"] = local
-                elif kind == "stream":  # (the old `to` of a stream import is a prefix)
-                    spec["prefix"] = entry.get("to", "")
-                elif local:
-                    spec["to"] = local
-                elif entry.get("to"):  # the old form: `to` is the exporter's subject
-                    spec.update(subject=entry["to"], to=entry.get("subject", ""))
-                imports.append(spec)
-            blocks.append({"name": key, "exports": exports, "imports": imports})
-        return blocks
+            blocks[key] = {"name": key, "exports": exports, "imports": []}
+        for key in blocks:
+            for entry in self.accounts[key].imports:
+                spec = self._import_spec(key, entry, blocks, now)
+                if spec is not None:
+                    blocks[key]["imports"].append(spec)
+        return list(blocks.values())
+
+    def _import_spec(self, importer: str, entry: dict, blocks: dict, now) -> dict | None:
+        kind, local, exporter = entry.get("type"), entry.get("local_subject", ""), entry.get("account")
+        if not kind or exporter not in blocks:
+            return None
+        spec = {"kind": kind, "account": exporter, "subject": entry.get("subject", "")}
+        if kind == "stream" and local:
+            spec["to"] = local
+        elif kind == "stream":  # (the old `to` of a stream import is a prefix)
+            spec["prefix"] = entry.get("to", "")
+        elif local:
+            spec["to"] = local
+        elif entry.get("to"):  # the old form: `to` is the exporter's subject
+            spec.update(subject=entry["to"], to=entry.get("subject", ""))
+        if entry.get("token"):
+            self._admit(importer, spec, entry["token"], blocks[exporter]["exports"], now)
+        return spec
+
+    def _admit(self, importer: str, spec: dict, token: str, exports: list[dict], now) -> None:
+        """A valid activation token for `spec` admits `importer` to the private export it
+        names (nats-server's checkActivation): issued by the exporter or one of its signing
+        keys, for this account, this kind, a subject covering the import's, in its time and
+        not revoked by the export."""
+        from ..core.imports import is_subset
+
+        exporter = self.accounts[spec["account"]]
+        try:
+            activation = jwt.decode_activation(token)
+        except jwt.JWTError:
+            return
+        issuer_ok = activation.issuer == exporter.subject or (
+            activation.issuer_account == exporter.subject
+            and activation.issuer in exporter.signing_keys
+        )
+        if not (issuer_ok and activation.subject == importer
+                and activation.import_type == spec["kind"]
+                and is_subset(spec["subject"], activation.import_subject)
+                and not activation.time_issues(now)):  # fmt: skip
+            return
+        for export, claims in zip(exports, [e for e in exporter.exports if e.get("type")]):
+            if export["accounts"] is None or export["kind"] != spec["kind"]:
+                continue
+            if not is_subset(spec["subject"], export["subject"]):
+                continue
+            stamp = (claims.get("revocations") or {}).get(importer)
+            if stamp is not None and stamp >= activation.issued_at:
+                continue
+            export["accounts"].append(importer)
 
     # --- a client's login ---------------------------------------------------------------
 
@@ -208,6 +253,8 @@ class OperatorMode:
         account = self.accounts.get(user.account)
         if account is None:
             raise Refused("Account JWT lookup error: account not found")
+        if user.account in self.invalid:
+            raise Refused("Account JWT lookup error: account validation failed")
         if account.issuer not in self.trusted:
             raise Refused("Account JWT not signed by trusted operator")
         if user.issuer not in account.issuers():
@@ -258,11 +305,14 @@ class OperatorMode:
             _min_limit(limits.get("payload", 0), account.limit("payload")),
             _expires_in(user.expires, window_left, now),
         )
+        if account.expires:  # (nats-server's account checkExpiration: whole seconds)
+            login.account_expires_in = float(max(0, account.expires - int(now)))
         login.monitor = JWTDetails(
             "" if limits.get("bearer_token") else token,
             user.issuer if user.issuer_account else account.subject,
             list(user.tags),
             account.name or account.subject,
+            user.name,
         )
         return login
 

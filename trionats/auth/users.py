@@ -46,7 +46,7 @@ class Identity:
     permissions; for a user JWT also its limits and expiry."""
 
     __slots__ = ("user", "permissions", "kind", "account", "max_subs", "max_payload",
-                 "expires_in", "jwt")  # fmt: skip
+                 "expires_in", "account_expires_in", "jwt")  # fmt: skip
 
     def __init__(
         self,
@@ -64,6 +64,7 @@ class Identity:
         self.max_subs = -1
         self.max_payload = -1
         self.expires_in: float | None = None
+        self.account_expires_in: float | None = None  # (its account JWT's `exp`)
         #: A JWT user's details for monitoring (auth/operator.py JWTDetails), else None.
         self.jwt = None
 
@@ -275,6 +276,7 @@ class Authenticator:
         identity.max_subs = login.max_subs
         identity.max_payload = login.max_payload
         identity.expires_in = login.expires_in
+        identity.account_expires_in = login.account_expires_in
         identity.jwt = login.monitor
         return identity
 

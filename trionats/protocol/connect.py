@@ -50,14 +50,16 @@ class Credentials:
     user: str = ""
     password: str = ""
     auth_token: str = ""
+    jwt: str = ""  # a user JWT (operator mode)
 
     def fill(self, opts: ConnectOptions) -> ConnectOptions:
-        """`opts` with its empty user, password and auth_token taken from here."""
+        """`opts` with its empty user, password, auth_token and jwt taken from here."""
         return attrs.evolve(
             opts,
             user=opts.user or self.user,
             password=opts.password or self.password,
             auth_token=opts.auth_token or self.auth_token,
+            jwt=opts.jwt or self.jwt,
         )
 
 

@@ -249,15 +249,18 @@ def parse_cookies(values: list[str]) -> tuple[tuple[str, str], ...]:
 
 
 def cookie_credentials(
-    cookies: tuple[tuple[str, str], ...], user_cookie: str, pass_cookie: str, token_cookie: str
+    cookies: tuple[tuple[str, str], ...], user_cookie: str, pass_cookie: str, token_cookie: str,
+    jwt_cookie: str = "",
 ) -> Credentials:
-    """The user, password and token named by the websocket block's cookie options.
+    """The user, password, token and user JWT named by the websocket block's cookie options.
 
-    As nats-server's wsUpgrade: each cookie goes to the first option naming it (user, then
-    pass, then token), and a later cookie of the same name wins."""
-    found = {"user": "", "password": "", "auth_token": ""}
+    As nats-server's wsUpgrade: each cookie goes to the first option naming it (jwt, then
+    user, then pass, then token), and a later cookie of the same name wins."""
+    found = {"user": "", "password": "", "auth_token": "", "jwt": ""}
     for name, value in cookies:
-        if name == user_cookie:
+        if jwt_cookie and name == jwt_cookie:
+            found["jwt"] = value
+        elif name == user_cookie:
             found["user"] = value
         elif name == pass_cookie:
             found["password"] = value
