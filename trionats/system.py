@@ -504,11 +504,12 @@ def statsz(server, clock: Clock) -> dict:
     return body
 
 
-def _client_info(client, clock: Clock, *, stop: bool = False) -> dict:
-    """nats-server's ClientInfo of an event, its empty fields left out."""
+def _client_info(client, clock: Clock, *, stop: bool = False, shared_by=None) -> dict:
+    """nats-server's ClientInfo, its empty fields left out: of an event (with the account's
+    name tag; at a disconnect with `rtt` and `stop`), or as a shared service import tells
+    its exporter who asked (`shared_by`: this server, named with its cluster; with `rtt`)."""
     opts = client.opts
     account = client.account.name
-    websocket = getattr(client, "websocket", None) is not None
     info = {
         "start": snapshots.rfc3339(clock.wall(client.start_time)),
         "host": client.peer_host,
@@ -519,36 +520,26 @@ def _client_info(client, clock: Clock, *, stop: bool = False) -> dict:
         "lang": opts.lang or "",
         "ver": opts.version or "",
     }
-    if stop:
+    if stop or shared_by is not None:
         info["rtt"] = round(client.rtt * 1e9)
+    if stop:
         info["stop"] = snapshots.rfc3339(clock.wall_ns)
-    info |= {"name_tag": account, "kind": "Client", "client_type": "websocket" if websocket else "nats"}
+    if shared_by is not None:
+        info["server"] = shared_by.name
+        info["cluster"] = shared_by.cluster.name if shared_by.cluster is not None else ""
+    else:
+        info["name_tag"] = account
+    websocket = getattr(client, "websocket", None) is not None
+    info |= {"kind": "Client", "client_type": "websocket" if websocket else "nats"}
     return {key: value for key, value in info.items() if value}
 
 
 def shared_client_info(server):
-    """The `describe` of shared service imports (core/imports.py): nats-server's detailed
-    ClientInfo of a requesting client, as the `Nats-Request-Info` header carries it."""
+    """The `describe` of shared service imports (core/imports.py): a requesting client's
+    ClientInfo, as the `Nats-Request-Info` header carries it."""
 
-    def describe(client, account: str) -> dict:
-        opts = client.opts
-        clock = Clock(time.time_ns(), trio.current_time())
-        info = {
-            "start": snapshots.rfc3339(clock.wall(client.start_time)),
-            "host": client.peer_host,
-            "id": client.cid,
-            "acc": account,
-            "user": client.auth_user,
-            "name": opts.name or "",
-            "lang": opts.lang or "",
-            "ver": opts.version or "",
-            "rtt": round(client.rtt * 1e9),
-            "server": server.name,
-            "cluster": server.cluster.name if server.cluster is not None else "",
-            "kind": "Client",
-            "client_type": "nats" if getattr(client, "websocket", None) is None else "websocket",
-        }
-        return {key: value for key, value in info.items() if value}
+    def describe(client) -> dict:
+        return _client_info(client, Clock(time.time_ns(), trio.current_time()), shared_by=server)
 
     return describe
 

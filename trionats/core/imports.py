@@ -157,7 +157,7 @@ class ServiceImport(Bridge):
         self.response_type = response_type
         self.threshold = threshold
         self.clock = clock
-        #: A shared import (`share: true`): `describe(source, account)` gives the requester's
+        #: A shared import (`share: true`): `describe(source)` gives the requester's
         #: full ClientInfo for the request's header; None: its account and RTT only.
         self.describe = describe
         self.dispatch = Dispatcher(self, exporter.sublist, _Counters(), clock)
@@ -189,7 +189,7 @@ class ServiceImport(Bridge):
         """nats-server's ClientInfo of the requester: in full for a shared import (of a
         client), else its account and RTT."""
         if self.describe is not None and getattr(source, "cid", None) is not None:
-            info = self.describe(source, self.importer.name)
+            info = self.describe(source)
         else:
             info = {"acc": self.importer.name}
             rtt = int(getattr(source, "rtt", 0) * 1e9)
@@ -267,7 +267,7 @@ def install(accounts, options, clock, describe=None) -> list:
     """Set up the configured imports in `accounts` (core/accounts.py) from `options.accounts`
     (already checked: every import is allowed and names an account), then the system
     account's services in every account: each bridge's subscription inserted where messages
-    come from. `describe(client, account)` is a requester's ClientInfo for shared imports.
+    come from. `describe(client)` is a requester's ClientInfo for shared imports.
     Returns the bridges."""
     bridges: list = []
     responses: dict[str, Responses] = {}
