@@ -183,7 +183,9 @@ async def check_accounts_across(n1, n2, n3) -> None:
                     names.add(body["server"]["name"])
     assert names == {"N1", "N2", "N3"}
 
-    # Connect events of the other nodes reach a system client here.
+    # Connect events of the other nodes reach a system client here (a new one: late answers
+    # to the PINGs above may still be coming to the first).
+    sys = await user(n1, "sys")
     await subscribe(sys, b"SUB $SYS.ACCOUNT.A.CONNECT 7\r\n")
     for node, name in ((n2, "N2"), (n3, "N3")):
         with trio.fail_after(TIMEOUT * 2):
