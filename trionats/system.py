@@ -156,24 +156,21 @@ class SystemServices:
         if not reply:  # (the server's own messages have none: no loops)
             return
         handler = self._handlers.get(subject)
-        args: tuple = (reply, payload, None)
-        if handler is None:
+        if handler is not None:
+            call = (self._answer, handler, reply, payload, None)
+        else:
             tokens = subject.split(b".")
             if len(tokens) != 5 or tokens[:2] != [b"$SYS", b"REQ"]:
                 return
             kind, name, endpoint = tokens[2:]
             if kind == b"USER" and endpoint == b"INFO":
-                handler, args = self._user_info, (reply, headers)
-            elif kind == b"ACCOUNT":
-                handler = self._account_handlers.get(endpoint)
-                if handler is None:
-                    return
-                args = (reply, payload, name.decode())
+                call = (self._user_info, reply, headers)
+            elif kind == b"ACCOUNT" and endpoint in self._account_handlers:
+                handler = self._account_handlers[endpoint]
+                call = (self._answer, handler, reply, payload, name.decode())
             else:
                 return
-        if handler != self._user_info:
-            handler, args = self._answer, (handler, *args)
-        trio.lowlevel.current_trio_token().run_sync_soon(self._deferred, handler, *args)
+        trio.lowlevel.current_trio_token().run_sync_soon(self._deferred, *call)
 
     def _deferred(self, handler, *args) -> None:
         """Answer a request from the run loop, right after the publisher's delivery (which

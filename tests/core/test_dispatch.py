@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from trionats.core.dispatch import Dispatcher
 from trionats.core.sublist import Sublist, Subscription
+from trionats.routes.accounts import RouteAccount
 from trionats.routes.connection import RouteConnection
 
 SUBJECTS = [b"a", b"a.b", b"a.*", b"*.b", b">", b"a.>", b"c"]
@@ -58,6 +59,10 @@ class Peer:
         self.in_msgs = self.in_bytes = self.out_msgs = self.out_bytes = 0
         # A route as the global account sees it (routes/accounts.py): its lines name $G.
         self.token, self.msg_start, self.hmsg_start = b"$G", b"RMSG $G ", b"HMSG $G "
+
+    # Its heads and lines are a route view's own (the code under test renders with them).
+    heads = RouteAccount.heads
+    line = RouteAccount.line
 
     def remove_sub(self, sub: Subscription) -> None:
         if not sub.closed:

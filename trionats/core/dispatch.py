@@ -146,7 +146,6 @@ class Dispatcher:
         self.stats = stats
         self.clock = clock
         self.inbound = inbound
-        self.local = local
         #: Whether this source's messages may go on to routes (a client's; a leaf's whose
         #: hub we are; never a `local` one's). Leaf connections decide for themselves
         #: (`reachable_from`).
@@ -489,7 +488,7 @@ class Dispatcher:
             delivered += count
         shares: dict[int, list] = {}  # id(local member) -> [member, its payloads...]
         chunks: dict = {}  # route -> [RMSG line, payload, ...]
-        lines: dict[tuple, bytes] = {}  # (account token, queue names...) -> the RMSG line
+        lines: dict[tuple, bytes] = {}  # (route, queue names...) -> its RMSG/LMSG line
         for part in parts:
             picked, forward = _pick_members(groups)
             for target in picked:
@@ -500,15 +499,10 @@ class Dispatcher:
             for route in plain_routes:
                 forward.setdefault(route, [])  # a queue-form copy serves its plain interest too
             for route, names in forward.items():
-                leaf = getattr(route, "is_leaf", False)
-                key = (route if leaf else route.token, *names)
+                key = (route, *names)
                 line = lines.get(key)
                 if line is None:
-                    if leaf:  # LMSG, no account
-                        line = route.line(subject, reply, tuple(names), -1, size)
-                    else:
-                        line = encode.rmsg_line(route.token, subject, reply, tuple(names), -1, size)
-                    lines[key] = line
+                    line = lines[key] = route.line(subject, reply, key[1:], -1, size)
                 route_chunks = chunks.get(route)
                 if route_chunks is None:
                     route_chunks = chunks[route] = []
@@ -607,15 +601,10 @@ def local_target(sub, subject: bytes, clock) -> tuple:
 
 def route_target(route, subject: bytes) -> tuple:
     """A server with plain interest in `subject`, as a plain target (one copy per message).
-    `route` is the route as the plan's account sees it: its heads name that account
-    (`msg_start`: `RMSG <account> `, routes/accounts.py); a leaf connection renders its own
-    (LMSG, no account)."""
-    if getattr(route, "is_leaf", False):
-        head, hhead = route.heads(subject)
-        return (Subscription(route, subject, None, b""), route.outbound, head, hhead)
-    hhead = route.hmsg_start + subject + b" " if route.headers else None
-    return (Subscription(route, subject, None, b""), route.outbound,
-            route.msg_start + subject + b" ", hhead)  # fmt: skip
+    `route` renders its own heads: a route as the plan's account sees it names that account
+    (`RMSG <account> `, routes/accounts.py), a leaf connection none (LMSG)."""
+    head, hhead = route.heads(subject)
+    return (Subscription(route, subject, None, b""), route.outbound, head, hhead)
 
 
 def remote_members(sub) -> list:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from ..core.dispatch import Dispatcher
+from ..protocol import encode
 
 if TYPE_CHECKING:
     from ..core.accounts import Account
@@ -66,6 +67,15 @@ class RouteAccount:
     def closed_reason(self):
         return self.route.closed_reason
 
+    def heads(self, subject: bytes) -> tuple[bytes, bytes | None]:
+        """The start of this account's message lines to the peer for `subject`: RMSG, and
+        HMSG if it takes headers (a plain target of a delivery plan)."""
+        return (self.msg_start + subject + b" ",
+                self.hmsg_start + subject + b" " if self.headers else None)  # fmt: skip
+
+    def line(self, subject: bytes, reply: bytes, queues, header_size: int, size: int) -> bytes:
+        """A whole RMSG/HMSG line of this account to the peer."""
+        return encode.rmsg_line(self.token, subject, reply, queues, header_size, size)
 
     def remove_sub(self, sub) -> None:
         """Route subscriptions never auto-unsubscribe (no max_msgs); kept for the interface."""
