@@ -306,10 +306,10 @@ def install(accounts, options, clock, describe=None) -> list:
             bridges.append(bridge)
     system = accounts.get(accounts.system_account) if accounts.system_account else None
     if system is not None:
-        if system.name not in responses:  # (its own reply mapping, uncounted as the imports)
-            router(system)
-            system.sublist.count -= 1
-            system.sublist.inserts -= 1
+        if system.name not in responses:  # its own reply mapping, uncounted as the imports
+            responses[system.name] = found = Responses(system, clock)
+            system.sublist.insert_internal(found.subscription)
+            bridges.append(found)
         for account in accounts:
             bridges += _install_system_imports(account, system, router(system), clock, describe)
     return bridges
@@ -327,9 +327,7 @@ def _install_system_imports(account, system, router: Responses, clock, describe)
             account, system, local, (subject % account.name).encode(), router,
             response_type, RESPONSE_THRESHOLD, clock, describe if shared else None,
         )  # fmt: skip
-        account.sublist.insert(bridge.subscription)
-        account.sublist.count -= 1
-        account.sublist.inserts -= 1
+        account.sublist.insert_internal(bridge.subscription)
         bridges.append(bridge)
     return bridges
 

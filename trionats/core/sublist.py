@@ -136,6 +136,21 @@ class Sublist:
         self.inserts += 1
         self._changed(subject, sub)
 
+    def insert_internal(self, sub: Subscription) -> None:
+        """Add a server's own subscription (the system services, imports, JetStream): matched
+        as any other, left out of the figures (`count`, `inserts`), which are the clients'."""
+        self.insert(sub)
+        self.count -= 1
+        self.inserts -= 1
+
+    def remove_internal(self, sub: Subscription) -> bool:
+        """Remove what `insert_internal` added, leaving the figures as they were."""
+        removed = self.remove(sub)
+        if removed:
+            self.count += 1
+            self.removes -= 1
+        return removed
+
     def remove(self, sub: Subscription) -> bool:
         """Remove `sub`; return False if it was not in the index."""
         subject = sub.subject

@@ -113,18 +113,13 @@ class JetStream:
     def _subscribe(self, account: str, receiver, subject: str, sid: str) -> Subscription:
         sublist = self.server.accounts[account].sublist
         sub = Subscription(receiver, subject.encode(), None, sid.encode())
-        sublist.insert(sub)
-        # Not counted in /subsz and /varz (as the system account's internal client).
-        sublist.count -= 1
-        sublist.inserts -= 1
+        sublist.insert_internal(sub)  # (not counted in /subsz and /varz)
         return sub
 
     def _unsubscribe(self, account: str, subs: list[Subscription]) -> None:
         sublist = self.server.accounts[account].sublist
         for sub in subs:
-            if sublist.remove(sub):
-                sublist.count += 1
-                sublist.removes -= 1
+            sublist.remove_internal(sub)
 
     # --- lifecycle ---------------------------------------------------------------------
 
